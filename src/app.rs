@@ -1,0 +1,303 @@
+//! The application edge: turns a parsed command line into a run and the run into an exit code.
+//! Usage, config and catalog errors end here as exit code 2 with a message naming the culprit.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::{CommandFactory, Parser};
+
+use crate::catalog::{self, Catalog, Expect, ProbeSpec, Protocol, Target, adhoc};
+use crate::cli::{self, Cli, Command, ListOutput, NetArgs, Output, ProbeWhat, SelectArgs};
+use crate::context::{self, ConfigFile, Context};
+use crate::net::NetConfig;
+use crate::probe::ProbeEnv;
+use crate::probe::dns::{self, DnsCache};
+use crate::report::{self, Report};
+use crate::runner::{self, Limits};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// A usage, config or catalog error: exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl<E: std::fmt::Display> From<E> for UsageError {
+    fn from(e: E) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, UsageError>;
+
+/// Entry point of the binary.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    crate::log::set_level(cli.log_level);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(UsageError(msg)) => {
+            eprintln!("vnetprobe: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Check(args) => {
+            let plan = Plan::new(&args.select, Some(&args.net))?;
+            let report = runtime()?.block_on(plan.execute())?;
+            emit(&render(&report, args.output), report.exit_code())
+        }
+        Command::Probe(args) => probe(args),
+        Command::Catalog(args) => {
+            let plan = Plan::new(&args.select, None)?;
+            let out = match args.output {
+                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&plan.targets)?),
+                ListOutput::Table => catalog_table(&plan.targets),
+            };
+            emit(&out, 0)
+        }
+        Command::Context(args) => {
+            let (_, ctx) = layer_context(&args.select)?;
+            let sourced = ctx.sourced();
+            let out = match args.output {
+                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&sourced)?),
+                ListOutput::Table => {
+                    let mut s = format!("{:<24} {:<8} VALUE\n", "VARIABLE", "SOURCE");
+                    for (k, v) in &sourced {
+                        s.push_str(&format!("{k:<24} {:<8} {}\n", v.source.as_str(), v.value));
+                    }
+                    s
+                }
+            };
+            emit(&out, 0)
+        }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "vnetprobe", &mut buf);
+            emit(&String::from_utf8_lossy(&buf), 0)
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+            emit(&String::from_utf8_lossy(&buf), 0)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+/// Writes to stdout; a closed pipe (`vnetprobe check | head`) ends quietly.
+fn emit(text: &str, code: u8) -> Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => Err(UsageError(format!("writing the report: {e}"))),
+    }
+}
+
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+pub fn render(report: &Report, output: Output) -> String {
+    match output {
+        Output::Table => report::table::render(report, colour()),
+        Output::Json => report::json::render(report),
+        Output::Prometheus | Output::Junit => report::json::render(report),
+    }
+}
+
+fn env_map() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("VNETPROBE_"))
+        .collect()
+}
+
+/// Flags > environment > config file, for the variables.
+fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context)> {
+    let file = ConfigFile::load(select.config.as_deref())?;
+    let mut vars = Vec::new();
+    if let Some(r) = &select.region {
+        vars.push(context::parse_set(&format!("region={r}")).map_err(|e| e.replace("--set", "--region"))?);
+    }
+    for raw in &select.set {
+        vars.push(context::parse_set(raw)?);
+    }
+    let ctx = Context::build(select.cloud, &vars, &env_map(), &file)?;
+    Ok((file, ctx))
+}
+
+/// Everything a check needs, validated.
+pub struct Plan {
+    pub context: Context,
+    pub targets: Vec<Target>,
+    pub limits: Limits,
+    pub dns_server: Option<std::net::SocketAddr>,
+    pub net: NetConfig,
+}
+
+impl Plan {
+    pub fn new(select: &SelectArgs, net: Option<&NetArgs>) -> Result<Plan> {
+        let (file, ctx) = layer_context(select)?;
+        let catalog_paths: Vec<PathBuf> =
+            if select.catalogs.is_empty() { file.catalog.clone().unwrap_or_default() } else { select.catalogs.clone() };
+        let catalog = if catalog_paths.is_empty() { Catalog::embedded()? } else { Catalog::load(&catalog_paths)? };
+        let profiles =
+            if select.profiles.is_empty() { file.profiles.clone().unwrap_or_default() } else { select.profiles.clone() };
+        catalog.check_profiles(&profiles).map_err(|e| format!("--profile: {e}"))?;
+        let profiles = if profiles.is_empty() { catalog.default_profiles() } else { profiles };
+        let only = select.only.clone().or(file.only.clone());
+        let targets = catalog.expand(&ctx, &profiles, only.as_deref());
+
+        let timeout = match net.and_then(|n| n.timeout) {
+            Some(t) => t,
+            None => match &file.timeout {
+                Some(t) => cli::parse_duration(t.get_ref()).map_err(|e| file.error_at(t, "timeout", &e))?,
+                None => DEFAULT_TIMEOUT,
+            },
+        };
+        let concurrency = match net.and_then(|n| n.concurrency) {
+            Some(c) => c as usize,
+            None => match &file.concurrency {
+                Some(c) if *c.get_ref() == 0 => return Err(file.error_at(c, "concurrency", "must be at least 1").into()),
+                Some(c) => *c.get_ref(),
+                None => DEFAULT_CONCURRENCY,
+            },
+        };
+        let dns_server = match net.and_then(|n| n.dns_server.clone()) {
+            Some(raw) => Some(dns::parse_server(&raw)?),
+            None => match &file.dns_server {
+                Some(raw) => Some(
+                    dns::parse_server(raw.get_ref())
+                        .map_err(|e| file.error_at(raw, "dns-server", &e.replace("--dns-server ", "")))?,
+                ),
+                None => None,
+            },
+        };
+        let mut netcfg = NetConfig {
+            ca_file: net.and_then(|n| n.ca_file.clone()).or(file.ca_file.clone()),
+            public_roots: std::env::var_os("VNETPROBE_PUBLIC_ROOTS").map(PathBuf::from),
+            allow_intercept: net.is_some_and(|n| n.allow_intercept) || file.allow_intercept.unwrap_or(false),
+            proxy: net.and_then(|n| n.proxy.clone()).or(file.proxy.as_ref().map(|p| p.get_ref().clone())),
+            no_proxy: net.is_some_and(|n| n.no_proxy) || file.no_proxy.unwrap_or(false),
+        };
+        if net.is_some_and(|n| n.proxy.is_some()) {
+            netcfg.no_proxy = false;
+        }
+        if let Some(ca) = &netcfg.ca_file
+            && !ca.is_file()
+        {
+            return Err(UsageError(format!("--ca-file {}: no such file", ca.display())));
+        }
+        Ok(Plan {
+            context: ctx,
+            targets,
+            limits: Limits { concurrency, timeout, deadline: None },
+            dns_server,
+            net: netcfg,
+        })
+    }
+
+    /// Runs the plan once: a fresh resolver (no cache across runs), all targets, one report.
+    pub async fn execute(&self) -> Result<Report> {
+        let env = ProbeEnv {
+            dns: DnsCache::new(self.dns_server, self.limits.timeout)?,
+            timeout: self.limits.timeout,
+            net: self.net.clone(),
+        };
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let env = Arc::new(env);
+        let finished = runner::run(self.targets.clone(), env.clone(), self.limits).await;
+        crate::log::debug(&format!("{} targets, {} distinct DNS lookups", finished.len(), env.dns.lookups()));
+        Ok(Report::new(self.context.values(), started, clock.elapsed(), &finished))
+    }
+}
+
+fn probe(args: cli::ProbeArgs) -> Result<u8> {
+    let spec = ProbeSpec::default();
+    let target = match &args.what {
+        ProbeWhat::Dns { name, expect } => {
+            let expect = match expect {
+                cli::DnsExpect::Reachable => Expect::Reachable,
+                cli::DnsExpect::Private => Expect::Private,
+                cli::DnsExpect::Public => Expect::Public,
+            };
+            let (host, _) = adhoc::parse_endpoint(&format!("{name}:53")).map_err(|_| format!("{name:?}: not a host name"))?;
+            adhoc::target(Protocol::Dns, host, None, expect, spec)
+        }
+        ProbeWhat::Tcp { endpoint } | ProbeWhat::Udp { endpoint } | ProbeWhat::Tls { endpoint } => {
+            let (host, port) = adhoc::parse_endpoint(endpoint)?;
+            let protocol = match args.what {
+                ProbeWhat::Tcp { .. } => Protocol::Tcp,
+                ProbeWhat::Udp { .. } => Protocol::Udp,
+                _ => Protocol::Tls,
+            };
+            adhoc::target(protocol, host, Some(port), Expect::Reachable, spec)
+        }
+        ProbeWhat::Http { url } | ProbeWhat::Ws { url } => {
+            let ws = matches!(args.what, ProbeWhat::Ws { .. });
+            let u = adhoc::parse_url(url, ws)?;
+            let protocol = if ws { Protocol::Ws } else { Protocol::Http };
+            adhoc::target(protocol, u.host, Some(u.port), Expect::Reachable, ProbeSpec { tls: u.tls, path: u.path, ..spec })
+        }
+    };
+    let select = SelectArgs {
+        profiles: vec![],
+        set: vec![],
+        region: None,
+        cloud: None,
+        config: None,
+        catalogs: vec![],
+        only: None,
+    };
+    let mut plan = Plan::new(&select, Some(&args.net))?;
+    plan.targets = vec![target];
+    let report = runtime()?.block_on(plan.execute())?;
+    emit(&render(&report, args.output), report.exit_code())
+}
+
+fn catalog_table(targets: &[Target]) -> String {
+    let w_id = targets.iter().map(|t| t.id.len()).max().unwrap_or(2).max(2);
+    let w_ep = targets.iter().map(|t| t.endpoint().len()).max().unwrap_or(8).clamp(8, 64);
+    let mut s = format!("{:<w_id$}  {:<5}  {:<w_ep$}  {:<8}  {:<9}  PROFILES\n", "ID", "PROTO", "ENDPOINT", "REQUIRED", "EXPECT");
+    for t in targets {
+        let ep = match &t.skip {
+            Some(_) => format!("{} (unset)", t.endpoint()),
+            None => t.endpoint(),
+        };
+        s.push_str(&format!(
+            "{:<w_id$}  {:<5}  {:<w_ep$}  {:<8}  {:<9}  {}\n",
+            t.id,
+            t.protocol.as_str(),
+            ep,
+            if t.required { "yes" } else { "no" },
+            t.expect.as_str(),
+            t.profiles.join(",")
+        ));
+    }
+    s.push_str(&format!("{} targets\n", targets.len()));
+    s
+}
+
+#[allow(dead_code)]
+fn _assert_catalog_used(_: catalog::Profile) {}

@@ -1,0 +1,133 @@
+//! Targets made from a command line (`vnetprobe probe tcp HOST:PORT`), not from a catalog.
+
+use super::{Expect, ProbeSpec, Protocol, Target};
+
+/// Splits `host:port` (`[v6]:port` for IPv6); the error names the argument.
+pub fn parse_endpoint(raw: &str) -> Result<(String, u16), String> {
+    let bad = || format!("{raw:?}: expected HOST:PORT (IPv6 as [addr]:port)");
+    let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
+        let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
+        (h, p)
+    } else {
+        let (h, p) = raw.rsplit_once(':').ok_or_else(bad)?;
+        if h.contains(':') {
+            return Err(bad());
+        }
+        (h, p)
+    };
+    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("{raw:?}: bad port {port:?} (1-65535)"))?;
+    check_host(host).map_err(|e| format!("{raw:?}: {e}"))?;
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("empty host".into());
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let ok = host.len() <= 253
+        && host.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok { Ok(()) } else { Err(format!("{host:?} is not a host name or IP address")) }
+}
+
+/// A URL split into what the probes need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Url {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+/// Parses `http://`, `https://`, `ws://` and `wss://` URLs; `ws` says which pair is wanted.
+pub fn parse_url(raw: &str, ws: bool) -> Result<Url, String> {
+    let (scheme, rest) = raw.split_once("://").ok_or_else(|| format!("{raw:?}: expected a URL like https://host/path"))?;
+    let tls = match (scheme.to_ascii_lowercase().as_str(), ws) {
+        ("http", false) | ("ws", true) => false,
+        ("https", false) | ("wss", true) => true,
+        _ => {
+            let want = if ws { "ws or wss" } else { "http or https" };
+            return Err(format!("{raw:?}: scheme {scheme:?} (use {want})"));
+        }
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    if authority.contains('@') {
+        return Err(format!("{raw:?}: credentials in the URL are not supported"));
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let has_port = authority.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']'));
+    let (host, port) = if has_port {
+        parse_endpoint(authority)?
+    } else {
+        let h = authority.trim_start_matches('[').trim_end_matches(']');
+        check_host(h).map_err(|e| format!("{raw:?}: {e}"))?;
+        (h.to_ascii_lowercase(), default_port)
+    };
+    Ok(Url { tls, host, port, path })
+}
+
+/// An ad hoc target: required, expecting `expect`, with a generic fix naming the path.
+pub fn target(protocol: Protocol, host: String, port: Option<u16>, expect: Expect, spec: ProbeSpec) -> Target {
+    let what = match port {
+        Some(p) => format!("{} {p} to {host}", protocol.as_str().to_ascii_uppercase()),
+        None => format!("name resolution of {host}"),
+    };
+    let fix = match protocol {
+        Protocol::Dns => format!(
+            "Check the DNS path for {host}: the VNet's DNS servers, private DNS zone links, and conditional forwarding to 168.63.129.16."
+        ),
+        Protocol::Udp => format!("Allow outbound {what} in the NSG and any firewall on the path."),
+        _ => format!("Allow outbound {what} in the NSG and any firewall on the path, and check the proxy settings."),
+    };
+    Target {
+        id: format!("adhoc-{}", protocol.as_str()),
+        name: format!("ad hoc {} probe", protocol.as_str()),
+        protocol,
+        host,
+        port,
+        profiles: vec!["adhoc".into()],
+        service_tag: None,
+        required: true,
+        expect,
+        why: "asked for on the command line".into(),
+        fix,
+        section: None,
+        spec,
+        skip: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(parse_endpoint("example.org:443").unwrap(), ("example.org".into(), 443));
+        assert_eq!(parse_endpoint("[::1]:8080").unwrap(), ("::1".into(), 8080));
+        assert_eq!(parse_endpoint("10.0.0.4:445").unwrap(), ("10.0.0.4".into(), 445));
+        for bad in ["example.org", "example.org:0", "example.org:70000", ":443", "a b:1", "::1:80", "host:http"] {
+            assert!(parse_endpoint(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let u = parse_url("https://pypi.org/simple/pip/", false).unwrap();
+        assert_eq!(u, Url { tls: true, host: "pypi.org".into(), port: 443, path: "/simple/pip/".into() });
+        let u = parse_url("ws://127.0.0.1:8080", true).unwrap();
+        assert_eq!((u.tls, u.port, u.path.as_str()), (false, 8080, "/"));
+        assert_eq!(parse_url("http://[::1]:81/x", false).unwrap().host, "::1");
+        assert!(parse_url("ftp://x/", false).is_err());
+        assert!(parse_url("wss://x/", false).is_err());
+        assert!(parse_url("https://u:p@x/", false).unwrap_err().contains("credentials"));
+        assert!(parse_url("pypi.org", false).is_err());
+    }
+}

@@ -1,0 +1,617 @@
+//! Probe catalogs: load TOML files, validate them with file and line in every error, expand them
+//! against a context into the targets of one run, and select profiles.
+
+pub mod adhoc;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::context::{Cloud, Context};
+use template::Template;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_catalog.rs"));
+}
+
+/// Profile names that need no declaration.
+pub const BUILTIN_PROFILES: &[&str] =
+    &["no-public-ip", "public-ip", "internet", "private-endpoint", "packages", "vscode", "exfiltration", "sovereign"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Dns,
+    Tcp,
+    Udp,
+    Tls,
+    Http,
+    Ws,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Dns => "dns",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Tls => "tls",
+            Protocol::Http => "http",
+            Protocol::Ws => "ws",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a target must show to pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// The path works (the default).
+    #[default]
+    Reachable,
+    /// A negative check: reaching the target is the failure (exfiltration paths).
+    Blocked,
+    /// DNS must answer with private addresses only.
+    Private,
+    /// DNS must answer with public addresses only.
+    Public,
+}
+
+impl Expect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expect::Reachable => "reachable",
+            Expect::Blocked => "blocked",
+            Expect::Private => "private",
+            Expect::Public => "public",
+        }
+    }
+}
+
+/// An HTTP status, or a class of them ("2xx"), that proves a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StatusMatch {
+    Code(u16),
+    Class(u16),
+}
+
+impl StatusMatch {
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusMatch::Code(c) => c == status,
+            StatusMatch::Class(c) => status / 100 == c,
+        }
+    }
+
+    fn parse(raw: &toml::Value) -> Result<StatusMatch, String> {
+        match raw {
+            toml::Value::Integer(i) if (100..=599).contains(i) => Ok(StatusMatch::Code(*i as u16)),
+            toml::Value::String(s) if s.len() == 3 && s.ends_with("xx") => match s.as_bytes()[0] {
+                c @ b'1'..=b'5' => Ok(StatusMatch::Class(u16::from(c - b'0'))),
+                _ => Err(format!("bad status class {s:?} (use 1xx to 5xx)")),
+            },
+            toml::Value::String(s) => s
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .map(StatusMatch::Code)
+                .ok_or_else(|| format!("bad status {s:?} (a code 100-599 or a class like \"2xx\")")),
+            other => Err(format!("bad status {other:?} (a code 100-599 or a class like \"2xx\")")),
+        }
+    }
+}
+
+/// Protocol-specific settings of a target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeSpec {
+    pub path: String,
+    pub tls: bool,
+    pub method: String,
+    pub accept: Vec<StatusMatch>,
+    pub payload: Vec<u8>,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec {
+            path: "/".into(),
+            tls: true,
+            method: "GET".into(),
+            accept: vec![StatusMatch::Class(2), StatusMatch::Class(3)],
+            payload: Vec::new(),
+        }
+    }
+}
+
+/// One thing to probe, after expansion: one host, at most one port.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    pub id: String,
+    pub name: String,
+    pub protocol: Protocol,
+    pub host: String,
+    pub port: Option<u16>,
+    pub profiles: Vec<String>,
+    pub service_tag: Option<String>,
+    pub required: bool,
+    pub expect: Expect,
+    pub why: String,
+    pub fix: String,
+    pub section: Option<String>,
+    #[serde(skip)]
+    pub spec: ProbeSpec,
+    /// Set when the host could not be expanded: the reason names the flag to set.
+    #[serde(skip)]
+    pub skip: Option<String>,
+}
+
+impl Target {
+    /// `host:port`, or the host alone for DNS targets; IPv6 literals in brackets.
+    pub fn endpoint(&self) -> String {
+        match self.port {
+            Some(p) if self.host.contains(':') => format!("[{}]:{p}", self.host),
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// A catalog error: names the file, the line and the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    profile: BTreeMap<String, RawProfile>,
+    #[serde(default)]
+    target: Vec<Spanned<RawTarget>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    default: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    id: Spanned<String>,
+    name: String,
+    protocol: Protocol,
+    host: Spanned<String>,
+    #[serde(default)]
+    ports: Option<Spanned<Vec<u16>>>,
+    profiles: Spanned<Vec<String>>,
+    #[serde(default)]
+    service_tag: Option<String>,
+    #[serde(default = "yes")]
+    required: bool,
+    #[serde(default)]
+    expect: Option<Spanned<Expect>>,
+    #[serde(default)]
+    clouds: Option<Vec<Cloud>>,
+    #[serde(default)]
+    section: Option<String>,
+    why: String,
+    fix: String,
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    tls: Option<bool>,
+    #[serde(default)]
+    method: Option<Spanned<String>>,
+    #[serde(default)]
+    accept: Option<Spanned<Vec<toml::Value>>>,
+    #[serde(default)]
+    payload: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A profile as declared in a catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub default: bool,
+}
+
+/// A target as written, before expansion.
+#[derive(Debug, Clone)]
+struct TargetSpec {
+    id: String,
+    name: String,
+    protocol: Protocol,
+    host_text: String,
+    host: Template,
+    path: Template,
+    ports: Vec<u16>,
+    profiles: Vec<String>,
+    service_tag: Option<String>,
+    required: bool,
+    expect: Expect,
+    clouds: Vec<Cloud>,
+    section: Option<String>,
+    why: String,
+    fix: String,
+    spec: ProbeSpec,
+}
+
+/// A validated catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    profiles: Vec<Profile>,
+    targets: Vec<TargetSpec>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+impl Catalog {
+    /// The catalog compiled into the binary.
+    pub fn embedded() -> Result<Catalog, CatalogError> {
+        Catalog::from_sources(embedded::EMBEDDED.iter().map(|(n, t)| (n.to_string(), t.to_string())))
+    }
+
+    /// Loads files and folders (every `*.toml` inside, in name order).
+    pub fn load(paths: &[PathBuf]) -> Result<Catalog, CatalogError> {
+        let mut sources = Vec::new();
+        for path in paths {
+            let io_err = |e: std::io::Error| CatalogError {
+                file: path.display().to_string(),
+                line: None,
+                field: None,
+                message: e.to_string(),
+            };
+            if path.is_dir() {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                    .map_err(io_err)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect();
+                files.sort();
+                if files.is_empty() {
+                    return Err(io_err(std::io::Error::other("folder holds no *.toml file")));
+                }
+                for f in files {
+                    sources.push((f.display().to_string(), read(&f)?));
+                }
+            } else {
+                sources.push((path.display().to_string(), read(path)?));
+            }
+        }
+        Catalog::from_sources(sources)
+    }
+
+    /// Parses and validates named TOML texts as one catalog.
+    pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::default();
+        let mut raw_files = Vec::new();
+        for (file, text) in sources {
+            let raw: RawFile = toml::from_str(&text).map_err(|e| CatalogError {
+                file: file.clone(),
+                line: e.span().map(|s| line_of(&text, s.start)),
+                field: None,
+                message: e.message().trim().to_string(),
+            })?;
+            for (name, p) in &raw.profile {
+                if catalog.profiles.iter().any(|q| &q.name == name) {
+                    return Err(CatalogError {
+                        file: file.clone(),
+                        line: None,
+                        field: Some(format!("profile.{name}")),
+                        message: format!("profile {name:?} is declared twice"),
+                    });
+                }
+                catalog.profiles.push(Profile {
+                    name: name.clone(),
+                    description: p.description.clone(),
+                    default: p.default,
+                });
+            }
+            raw_files.push((file, text, raw));
+        }
+        for name in BUILTIN_PROFILES {
+            if !catalog.profiles.iter().any(|p| p.name == *name) {
+                catalog.profiles.push(Profile { name: name.to_string(), description: String::new(), default: false });
+            }
+        }
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (file, text, raw) in raw_files {
+            for t in raw.target {
+                let line = line_of(&text, t.get_ref().id.span().start);
+                let spec = catalog.validate(&file, &text, t.into_inner())?;
+                if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
+                    return Err(CatalogError {
+                        file,
+                        line: Some(line),
+                        field: Some("id".into()),
+                        message: format!("duplicate target id {:?} (first defined at {first})", spec.id),
+                    });
+                }
+                catalog.targets.push(spec);
+            }
+        }
+        Ok(catalog)
+    }
+
+    fn validate(&self, file: &str, text: &str, raw: RawTarget) -> Result<TargetSpec, CatalogError> {
+        let err = |span: std::ops::Range<usize>, field: &str, message: String| CatalogError {
+            file: file.to_string(),
+            line: Some(line_of(text, span.start)),
+            field: Some(field.to_string()),
+            message,
+        };
+        let id = raw.id.get_ref();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(err(raw.id.span(), "id", format!("{id:?} must be lowercase letters, digits and '-'")));
+        }
+        let host = Template::parse(raw.host.get_ref()).map_err(|m| err(raw.host.span(), "host", m))?;
+        if raw.host.get_ref().trim().is_empty() {
+            return Err(err(raw.host.span(), "host", "empty host".into()));
+        }
+        let ports = match &raw.ports {
+            Some(p) => {
+                if p.get_ref().contains(&0) {
+                    return Err(err(p.span(), "ports", "port 0 is not a port".into()));
+                }
+                if raw.protocol == Protocol::Dns && !p.get_ref().is_empty() {
+                    return Err(err(p.span(), "ports", "a dns target takes no ports".into()));
+                }
+                p.get_ref().clone()
+            }
+            None => Vec::new(),
+        };
+        if raw.protocol != Protocol::Dns && ports.is_empty() {
+            return Err(err(raw.id.span(), "ports", format!("a {} target needs ports", raw.protocol)));
+        }
+        if raw.profiles.get_ref().is_empty() {
+            return Err(err(raw.profiles.span(), "profiles", "at least one profile".into()));
+        }
+        for p in raw.profiles.get_ref() {
+            if !self.profiles.iter().any(|q| &q.name == p) {
+                return Err(err(
+                    raw.profiles.span(),
+                    "profiles",
+                    format!("unknown profile {p:?} (known: {})", self.profile_names().join(", ")),
+                ));
+            }
+        }
+        let expect = raw.expect.as_ref().map(|e| *e.get_ref()).unwrap_or_default();
+        if let Some(e) = &raw.expect
+            && matches!(expect, Expect::Private | Expect::Public)
+            && raw.protocol != Protocol::Dns
+        {
+            return Err(err(
+                e.span(),
+                "expect",
+                format!("expect = {:?} applies to dns targets only", expect.as_str()),
+            ));
+        }
+        let mut spec = ProbeSpec::default();
+        let web = matches!(raw.protocol, Protocol::Http | Protocol::Ws);
+        let only = |field: &str, span: std::ops::Range<usize>, ok: bool, what: &str| {
+            if ok { Ok(()) } else { Err(err(span, field, format!("`{field}` applies to {what} targets only"))) }
+        };
+        let path = match &raw.path {
+            Some(p) => {
+                only("path", p.span(), web, "http and ws")?;
+                if !p.get_ref().starts_with('/') {
+                    return Err(err(p.span(), "path", format!("{:?} must start with '/'", p.get_ref())));
+                }
+                Template::parse(p.get_ref()).map_err(|m| err(p.span(), "path", m))?
+            }
+            None => Template::parse("/").expect("literal"),
+        };
+        if let Some(tls) = raw.tls {
+            only("tls", raw.id.span(), web, "http and ws")?;
+            spec.tls = tls;
+        }
+        if let Some(m) = &raw.method {
+            only("method", m.span(), raw.protocol == Protocol::Http, "http")?;
+            let up = m.get_ref().to_ascii_uppercase();
+            if up != "GET" && up != "HEAD" {
+                return Err(err(m.span(), "method", format!("{:?}: GET or HEAD", m.get_ref())));
+            }
+            spec.method = up;
+        }
+        if let Some(a) = &raw.accept {
+            only("accept", a.span(), raw.protocol == Protocol::Http, "http")?;
+            spec.accept =
+                a.get_ref().iter().map(StatusMatch::parse).collect::<Result<_, _>>().map_err(|m| err(a.span(), "accept", m))?;
+            if spec.accept.is_empty() {
+                return Err(err(a.span(), "accept", "an empty list accepts nothing".into()));
+            }
+        }
+        if let Some(p) = &raw.payload {
+            only("payload", p.span(), raw.protocol == Protocol::Udp, "udp")?;
+            spec.payload = parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?;
+        }
+        Ok(TargetSpec {
+            id: id.clone(),
+            name: raw.name,
+            protocol: raw.protocol,
+            host_text: raw.host.get_ref().clone(),
+            host,
+            path,
+            ports,
+            profiles: raw.profiles.into_inner(),
+            service_tag: raw.service_tag,
+            required: raw.required,
+            expect,
+            clouds: raw.clouds.unwrap_or_else(|| Cloud::ALL.to_vec()),
+            section: raw.section,
+            why: raw.why,
+            fix: raw.fix,
+            spec,
+        })
+    }
+
+    pub fn profiles(&self) -> &[Profile] {
+        &self.profiles
+    }
+
+    pub fn profile_names(&self) -> Vec<String> {
+        self.profiles.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// The profiles run when none is asked for (empty: every target).
+    pub fn default_profiles(&self) -> Vec<String> {
+        self.profiles.iter().filter(|p| p.default).map(|p| p.name.clone()).collect()
+    }
+
+    /// Number of targets as written (before ports are split out).
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Checks that every asked-for profile exists; the error names the flag.
+    pub fn check_profiles(&self, asked: &[String]) -> Result<(), String> {
+        for p in asked {
+            if !self.profiles.iter().any(|q| &q.name == p) {
+                return Err(format!("unknown profile {p:?} (known: {})", self.profile_names().join(", ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The targets of one run: selected by profile and id glob, for the context's cloud,
+    /// one per port, with hosts expanded (or a skip reason naming the missing variable's flag).
+    pub fn expand(&self, ctx: &Context, profiles: &[String], only: Option<&str>) -> Vec<Target> {
+        let vars = ctx.template_vars();
+        let mut out = Vec::new();
+        for t in &self.targets {
+            if !t.clouds.contains(&ctx.cloud()) {
+                continue;
+            }
+            if !profiles.is_empty() && !t.profiles.iter().any(|p| profiles.contains(p)) {
+                continue;
+            }
+            if let Some(glob) = only
+                && !glob_match(glob, &t.id)
+            {
+                continue;
+            }
+            let expanded = t.host.expand(&vars).and_then(|h| Ok((h, t.path.expand(&vars)?)));
+            let (host, spec, skip) = match expanded {
+                Ok((host, path)) => (host, ProbeSpec { path, ..t.spec.clone() }, None),
+                Err(var) => (t.host_text.clone(), t.spec.clone(), Some(crate::context::missing_variable_hint(&var))),
+            };
+            let ports: Vec<Option<u16>> =
+                if t.ports.is_empty() { vec![None] } else { t.ports.iter().copied().map(Some).collect() };
+            for port in ports {
+                out.push(Target {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    protocol: t.protocol,
+                    host: host.clone(),
+                    port,
+                    profiles: t.profiles.clone(),
+                    service_tag: t.service_tag.clone(),
+                    required: t.required,
+                    expect: t.expect,
+                    why: t.why.clone(),
+                    fix: t.fix.clone(),
+                    section: t.section.clone(),
+                    spec: spec.clone(),
+                    skip: skip.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn read(path: &Path) -> Result<String, CatalogError> {
+    std::fs::read_to_string(path).map_err(|e| CatalogError {
+        file: path.display().to_string(),
+        line: None,
+        field: None,
+        message: e.to_string(),
+    })
+}
+
+fn parse_payload(s: &str) -> Result<Vec<u8>, String> {
+    match s.strip_prefix("hex:") {
+        Some(hex) => {
+            let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
+            if hex.len() % 2 != 0 {
+                return Err("hex payload needs an even number of digits".into());
+            }
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| format!("bad hex {:?}", &hex[i..i + 2])))
+                .collect()
+        }
+        None => Ok(s.as_bytes().to_vec()),
+    }
+}
+
+/// Shell-style glob with `*` and `?`, matched against a whole id.
+pub fn glob_match(glob: &str, s: &str) -> bool {
+    let (g, s): (Vec<char>, Vec<char>) = (glob.chars().collect(), s.chars().collect());
+    let (mut gi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == s[si]) {
+            gi += 1;
+            si += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some(gi);
+            mark = si;
+            gi += 1;
+        } else if let Some(st) = star {
+            gi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    g[gi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests;

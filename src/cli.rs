@@ -1,0 +1,207 @@
+//! The command line, as clap definitions and nothing else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::context::Cloud;
+use crate::log::Level;
+
+const ABOUT: &str = "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";
+
+const CHECK_LONG: &str = "\
+Runs every selected target of the catalog and reports each one with the fix for its failure.
+
+Profiles: with no --profile, the catalog's default profiles run: no-public-ip, internet and
+private-endpoint. Others: public-ip, packages, vscode, exfiltration (`vnetprobe catalog` lists them).
+
+Exit codes: 0 every required target met its expectation; 1 at least one required target failed;
+2 usage, config or catalog error.";
+
+#[derive(Debug, Parser)]
+#[command(name = "vnetprobe", version, about = ABOUT, propagate_version = true)]
+pub struct Cli {
+    /// Log level (logs go to stderr).
+    #[arg(long, global = true, value_enum, default_value = "warn")]
+    pub log_level: Level,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe every selected target of the catalog.
+    #[command(long_about = CHECK_LONG)]
+    Check(CheckArgs),
+    /// Run one probe ad hoc.
+    Probe(ProbeArgs),
+    /// List the targets after expansion, probing nothing.
+    Catalog(CatalogArgs),
+    /// Print every variable, its value and where it came from.
+    Context(ContextArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Prometheus,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListOutput {
+    Table,
+    Json,
+}
+
+/// Where variables come from and which targets run.
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// Profile to run (repeatable); default: the catalog's default profiles.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Set a template variable: region, workspace_id, workspace_name, storage_account, instance,
+    /// acr, keyvault, batch_account, other_storage_account (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The Azure region, e.g. westeurope (same as --set region=R).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The Azure cloud: it switches the domain suffixes.
+    #[arg(long, value_enum)]
+    pub cloud: Option<Cloud>,
+    /// Config file (default: /etc/vnetprobe/config.toml when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Catalog file or folder of *.toml, replacing the embedded catalog (repeatable).
+    #[arg(long = "catalog", value_name = "PATH")]
+    pub catalogs: Vec<PathBuf>,
+    /// Run only targets whose id matches this glob (* and ?).
+    #[arg(long, value_name = "GLOB")]
+    pub only: Option<String>,
+}
+
+/// How probes behave on the network.
+#[derive(Debug, Clone, Args)]
+pub struct NetArgs {
+    /// DNS server to ask instead of the system's resolv.conf.
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub dns_server: Option<String>,
+    /// Deadline of each network wait, e.g. 5s, 800ms [default: 5s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Probes in flight at once [default: 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: Option<u32>,
+    /// Extra trust anchors (PEM), trusted with the system store: a chain valid only through
+    /// them is reported as tls_intercepted.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Let a TLS-inspecting firewall pass with a warning instead of failing.
+    #[arg(long)]
+    pub allow_intercept: bool,
+    /// Proxy for HTTP, TLS and WebSocket probes, overriding HTTPS_PROXY and friends.
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Ignore proxy variables: connect directly.
+    #[arg(long)]
+    pub no_proxy: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CatalogArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: ListOutput,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ContextArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: ListOutput,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    #[command(subcommand)]
+    pub what: ProbeWhat,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProbeWhat {
+    /// Resolve a name.
+    Dns {
+        name: String,
+        /// What the answer must be.
+        #[arg(long, value_enum, default_value = "reachable")]
+        expect: DnsExpect,
+    },
+    /// Open a TCP connection.
+    Tcp {
+        #[arg(value_name = "HOST:PORT")]
+        endpoint: String,
+    },
+    /// Send a UDP datagram and wait for a reply or a rejection.
+    Udp {
+        #[arg(value_name = "HOST:PORT")]
+        endpoint: String,
+    },
+    /// Complete a TLS handshake and check the chain.
+    Tls {
+        #[arg(value_name = "HOST:PORT")]
+        endpoint: String,
+    },
+    /// Send an HTTP GET.
+    Http {
+        #[arg(value_name = "URL")]
+        url: String,
+    },
+    /// Upgrade to a WebSocket.
+    Ws {
+        #[arg(value_name = "URL")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DnsExpect {
+    Reachable,
+    Private,
+    Public,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 5s, 800ms, 1m)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}

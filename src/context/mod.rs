@@ -1,0 +1,318 @@
+//! Where the variables of a run come from: flags > `VNETPROBE_*` environment > config file >
+//! discovery, each value remembered with its source.
+
+pub mod config;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::catalog::template;
+pub use config::ConfigFile;
+
+/// The Azure cloud: it decides the domain suffixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    #[default]
+    Public,
+    Usgov,
+    China,
+}
+
+impl Cloud {
+    pub const ALL: [Cloud; 3] = [Cloud::Public, Cloud::Usgov, Cloud::China];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Public => "public",
+            Cloud::Usgov => "usgov",
+            Cloud::China => "china",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Cloud> {
+        match s.to_ascii_lowercase().as_str() {
+            "public" | "azurecloud" | "azurepubliccloud" => Some(Cloud::Public),
+            "usgov" | "azureusgovernment" | "azureusgovernmentcloud" => Some(Cloud::Usgov),
+            "china" | "azurechinacloud" => Some(Cloud::China),
+            _ => None,
+        }
+    }
+
+    /// The per-cloud template variables.
+    pub fn suffixes(self) -> [(&'static str, &'static str); 10] {
+        match self {
+            Cloud::Public => [
+                ("aml_domain", "azureml.ms"),
+                ("api_domain", "api.azureml.ms"),
+                ("storage_suffix", "core.windows.net"),
+                ("login_host", "login.microsoftonline.com"),
+                ("arm_host", "management.azure.com"),
+                ("batch_suffix", "batch.azure.com"),
+                ("notebooks_domain", "notebooks.azure.net"),
+                ("vault_domain", "vault.azure.net"),
+                ("acr_domain", "azurecr.io"),
+                ("studio_host", "ml.azure.com"),
+            ],
+            Cloud::Usgov => [
+                ("aml_domain", "azureml.us"),
+                ("api_domain", "api.ml.azure.us"),
+                ("storage_suffix", "core.usgovcloudapi.net"),
+                ("login_host", "login.microsoftonline.us"),
+                ("arm_host", "management.usgovcloudapi.net"),
+                ("batch_suffix", "batch.usgovcloudapi.net"),
+                ("notebooks_domain", "notebooks.usgovcloudapi.net"),
+                ("vault_domain", "vault.usgovcloudapi.net"),
+                ("acr_domain", "azurecr.us"),
+                ("studio_host", "ml.azure.us"),
+            ],
+            Cloud::China => [
+                ("aml_domain", "azureml.cn"),
+                ("api_domain", "api.ml.azure.cn"),
+                ("storage_suffix", "core.chinacloudapi.cn"),
+                ("login_host", "login.chinacloudapi.cn"),
+                ("arm_host", "management.chinacloudapi.cn"),
+                ("batch_suffix", "batch.chinacloudapi.cn"),
+                ("notebooks_domain", "notebooks.chinacloudapi.cn"),
+                ("vault_domain", "vault.azure.cn"),
+                ("acr_domain", "azurecr.cn"),
+                ("studio_host", "studio.ml.azure.cn"),
+            ],
+        }
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Flag,
+    Env,
+    File,
+    Imds,
+    Nbvm,
+    Mlflow,
+    Job,
+    Default,
+    Derived,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::File => "file",
+            Source::Imds => "imds",
+            Source::Nbvm => "nbvm",
+            Source::Mlflow => "mlflow",
+            Source::Job => "job",
+            Source::Default => "default",
+            Source::Derived => "derived",
+        }
+    }
+}
+
+/// A value and its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sourced {
+    pub value: String,
+    pub source: Source,
+}
+
+/// The variables of one run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Context {
+    cloud: Option<Sourced>,
+    vars: BTreeMap<String, Sourced>,
+}
+
+pub fn unknown_variable_message(key: &str) -> String {
+    format!("unknown variable {key:?} (known: {})", template::DEPLOYMENT_VARIABLES.join(", "))
+}
+
+/// The skip reason for a target whose template needs `var`: names the flag that sets it.
+pub fn missing_variable_hint(var: &str) -> String {
+    match var {
+        "region" => "needs {region}: set --region R (or VNETPROBE_REGION)".to_string(),
+        "notebook_label" => {
+            "needs {workspace_name}, {region} and {workspace_id}: set --set workspace_name=..., --region and --set workspace_id=...".to_string()
+        }
+        v if template::DEPLOYMENT_VARIABLES.contains(&v) => {
+            format!("needs {{{v}}}: set --set {v}=VALUE (or VNETPROBE_{})", v.to_ascii_uppercase())
+        }
+        v => format!("needs {{{v}}}"),
+    }
+}
+
+/// Parses one `--set KEY=VALUE`; the error names the flag.
+pub fn parse_set(raw: &str) -> Result<(String, String), String> {
+    let (k, v) = raw.split_once('=').ok_or_else(|| format!("--set {raw:?}: expected KEY=VALUE"))?;
+    let k = k.trim();
+    if !template::DEPLOYMENT_VARIABLES.contains(&k) {
+        return Err(format!("--set {raw:?}: {}", unknown_variable_message(k)));
+    }
+    let v = v.trim();
+    if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("--set {raw:?}: the value must be non-empty, without spaces"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+impl Context {
+    /// Layers values: flags over environment over file. Later layers (discovery) add with `offer`.
+    pub fn build(
+        flag_cloud: Option<Cloud>,
+        flag_vars: &[(String, String)],
+        env: &BTreeMap<String, String>,
+        file: &ConfigFile,
+    ) -> Result<Context, String> {
+        let mut ctx = Context::default();
+        for (k, v) in flag_vars {
+            ctx.vars.insert(k.clone(), Sourced { value: v.clone(), source: Source::Flag });
+        }
+        for var in template::DEPLOYMENT_VARIABLES {
+            let key = format!("VNETPROBE_{}", var.to_ascii_uppercase());
+            if let Some(v) = env.get(&key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                ctx.offer(var, v, Source::Env);
+            }
+        }
+        for (k, v) in &file.set {
+            ctx.offer(k, v.get_ref(), Source::File);
+        }
+        if let Some(c) = flag_cloud {
+            ctx.cloud = Some(Sourced { value: c.as_str().into(), source: Source::Flag });
+        } else if let Some(raw) = env.get("VNETPROBE_CLOUD").filter(|v| !v.is_empty()) {
+            let c = Cloud::parse(raw).ok_or_else(|| format!("VNETPROBE_CLOUD={raw:?}: use public, usgov or china"))?;
+            ctx.cloud = Some(Sourced { value: c.as_str().into(), source: Source::Env });
+        } else if let Some(c) = file.cloud {
+            ctx.cloud = Some(Sourced { value: c.as_str().into(), source: Source::File });
+        }
+        Ok(ctx)
+    }
+
+    /// Sets `var` unless a source of higher precedence already did.
+    pub fn offer(&mut self, var: &str, value: &str, source: Source) {
+        self.vars.entry(var.to_string()).or_insert_with(|| Sourced { value: value.to_string(), source });
+    }
+
+    /// Sets the cloud unless a higher source already did.
+    pub fn offer_cloud(&mut self, cloud: Cloud, source: Source) {
+        if self.cloud.is_none() {
+            self.cloud = Some(Sourced { value: cloud.as_str().into(), source });
+        }
+    }
+
+    pub fn cloud(&self) -> Cloud {
+        self.cloud.as_ref().and_then(|c| Cloud::parse(&c.value)).unwrap_or_default()
+    }
+
+    pub fn get(&self, var: &str) -> Option<&str> {
+        self.vars.get(var).map(|s| s.value.as_str())
+    }
+
+    /// Every variable with its source, the cloud and derived values included.
+    pub fn sourced(&self) -> BTreeMap<String, Sourced> {
+        let mut out = self.vars.clone();
+        out.insert(
+            "cloud".into(),
+            self.cloud.clone().unwrap_or(Sourced { value: Cloud::Public.as_str().into(), source: Source::Default }),
+        );
+        if let Some(label) = self.notebook_label() {
+            out.insert("notebook_label".into(), Sourced { value: label, source: Source::Derived });
+        }
+        out
+    }
+
+    /// Values only, for the JSON report.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        self.sourced().into_iter().map(|(k, v)| (k, v.value)).collect()
+    }
+
+    fn notebook_label(&self) -> Option<String> {
+        Some(template::notebook_label(self.get("workspace_name")?, self.get("region")?, self.get("workspace_id")?))
+    }
+
+    /// What templates expand against: deployment variables, cloud suffixes, derived labels.
+    pub fn template_vars(&self) -> BTreeMap<String, String> {
+        let mut vars: BTreeMap<String, String> =
+            self.vars.iter().map(|(k, v)| (k.clone(), v.value.to_ascii_lowercase())).collect();
+        for (k, v) in self.cloud().suffixes() {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        if let Some(label) = self.notebook_label() {
+            vars.insert("notebook_label".into(), label);
+        }
+        vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file = ConfigFile::parse(
+            Path::new("c.toml"),
+            "cloud = \"china\"\n[set]\nregion = \"fileregion\"\ninstance = \"filevm\"\nacr = \"fileacr\"\n",
+        )
+        .unwrap();
+        let e = env(&[("VNETPROBE_REGION", "envregion"), ("VNETPROBE_INSTANCE", "envvm"), ("VNETPROBE_CLOUD", "usgov")]);
+        let ctx = Context::build(None, &[("region".into(), "flagregion".into())], &e, &file).unwrap();
+        let s = ctx.sourced();
+        assert_eq!((s["region"].value.as_str(), s["region"].source), ("flagregion", Source::Flag));
+        assert_eq!((s["instance"].value.as_str(), s["instance"].source), ("envvm", Source::Env));
+        assert_eq!((s["acr"].value.as_str(), s["acr"].source), ("fileacr", Source::File));
+        assert_eq!(ctx.cloud(), Cloud::Usgov);
+        assert_eq!(s["cloud"].source, Source::Env);
+    }
+
+    #[test]
+    fn discovery_never_overrides() {
+        let mut ctx = Context::build(None, &[("region".into(), "a".into())], &env(&[]), &ConfigFile::default()).unwrap();
+        ctx.offer("region", "b", Source::Imds);
+        ctx.offer("instance", "ci", Source::Nbvm);
+        assert_eq!(ctx.get("region"), Some("a"));
+        assert_eq!(ctx.sourced()["instance"].source, Source::Nbvm);
+    }
+
+    #[test]
+    fn cloud_switches_suffixes() {
+        let ctx = Context::build(Some(Cloud::China), &[], &env(&[]), &ConfigFile::default()).unwrap();
+        assert_eq!(ctx.template_vars()["storage_suffix"], "core.chinacloudapi.cn");
+        assert_eq!(ctx.template_vars()["aml_domain"], "azureml.cn");
+    }
+
+    #[test]
+    fn set_parsing_names_the_flag() {
+        assert_eq!(parse_set("region=westeurope").unwrap(), ("region".into(), "westeurope".into()));
+        assert!(parse_set("region").unwrap_err().contains("KEY=VALUE"));
+        assert!(parse_set("regoin=x").unwrap_err().contains("unknown variable \"regoin\""));
+        assert!(parse_set("region=").unwrap_err().contains("non-empty"));
+    }
+
+    #[test]
+    fn bad_cloud_env_is_an_error() {
+        assert!(Context::build(None, &[], &env(&[("VNETPROBE_CLOUD", "mars")]), &ConfigFile::default()).is_err());
+    }
+
+    #[test]
+    fn missing_hint_names_flag() {
+        assert!(missing_variable_hint("workspace_id").contains("--set workspace_id="));
+        assert!(missing_variable_hint("region").contains("--region"));
+    }
+}

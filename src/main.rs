@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    vnetprobe::app::main(std::env::args_os())
+}

@@ -1,0 +1,76 @@
+//! Probes: one module per protocol, each turning a `Target` into evidence and a verdict.
+//! A probe never prints.
+
+pub mod dns;
+mod outcome;
+pub mod tcp;
+
+use std::time::Duration;
+
+pub use outcome::{CertInfo, ErrorKind, Evidence, Outcome, Phase, ProbeError, Status, TlsEvidence};
+
+use crate::catalog::{Expect, Protocol, Target};
+use crate::net::NetConfig;
+use dns::{DnsCache, Resolved};
+
+/// Everything a probe needs from its run.
+pub struct ProbeEnv {
+    pub dns: DnsCache,
+    /// The deadline of each network wait (DNS lookup, and the connection exchange).
+    pub timeout: Duration,
+    pub net: NetConfig,
+}
+
+/// Resolves a target's host through the run's shared cache, recording the evidence.
+pub async fn resolve(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<Resolved, ProbeError> {
+    match env.dns.resolve(&target.host).await {
+        Ok(r) => {
+            r.record(ev);
+            Ok(r)
+        }
+        Err((e, elapsed)) => {
+            ev.phase(Phase::Dns, elapsed);
+            Err(e)
+        }
+    }
+}
+
+/// Runs one target and judges the result against its expectation.
+pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
+    if let Some(reason) = &target.skip {
+        return Outcome::skip(reason.clone());
+    }
+    let mut ev = Evidence::default();
+    let result = match target.protocol {
+        Protocol::Dns => dns::probe(target, &env.dns, &mut ev).await,
+        Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
+        Protocol::Udp | Protocol::Tls | Protocol::Http | Protocol::Ws => {
+            return Outcome::skip("protocol not implemented yet");
+        }
+    };
+    judge(target, result, ev)
+}
+
+/// Applies the target's expectation to what the probe saw.
+pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence) -> Outcome {
+    let (status, error) = match (target.expect, result) {
+        (Expect::Blocked, Ok(())) => {
+            let what = evidence.peer.map(|p| p.to_string()).unwrap_or_else(|| target.endpoint());
+            (
+                Status::Fail,
+                Some(ProbeError::new(
+                    ErrorKind::UnexpectedlyReachable,
+                    format!("{what} answered, but this path should be blocked"),
+                )),
+            )
+        }
+        (Expect::Blocked, Err(e)) if e.kind.is_blocking() => {
+            let mut evidence = evidence;
+            evidence.note(format!("blocked as expected ({})", e.kind));
+            return Outcome { status: Status::Pass, error: None, skip_reason: None, evidence };
+        }
+        (_, Ok(())) => (Status::Pass, None),
+        (_, Err(e)) => (Status::Fail, Some(e)),
+    };
+    Outcome { status, error, skip_reason: None, evidence }
+}

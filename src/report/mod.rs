@@ -1,0 +1,171 @@
+//! A run's report, one serialisable shape that every renderer reads (table, JSON, Prometheus,
+//! JUnit) and that `merge` reads back.
+
+pub mod json;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::{Phase, Status, TlsEvidence};
+use crate::runner::Finished;
+
+/// The JSON contract's version.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub version: u32,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub context: BTreeMap<String, String>,
+    pub summary: Summary,
+    pub results: Vec<ResultEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub pass: usize,
+    pub fail: usize,
+    pub skip: usize,
+    /// Failures of required targets: these decide the exit code.
+    #[serde(default)]
+    pub required_fail: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorEntry {
+    pub kind: String,
+    pub message: String,
+}
+
+/// One target's result, flattened for readers of the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultEntry {
+    pub id: String,
+    pub name: String,
+    pub protocol: String,
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    #[serde(default)]
+    pub service_tag: Option<String>,
+    pub required: bool,
+    pub expect: String,
+    pub status: Status,
+    pub error: Option<ErrorEntry>,
+    #[serde(default)]
+    pub skip_reason: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub duration_ms: f64,
+    #[serde(default)]
+    pub phases_ms: BTreeMap<Phase, f64>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub private: Option<bool>,
+    #[serde(default)]
+    pub cname_chain: Vec<String>,
+    #[serde(default)]
+    pub peer: Option<String>,
+    pub via_proxy: Option<String>,
+    #[serde(default)]
+    pub tls: Option<TlsEvidence>,
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The fix, for a failed target.
+    pub hint: Option<String>,
+    #[serde(default)]
+    pub why: String,
+}
+
+fn round2(ms: f64) -> f64 {
+    (ms * 100.0).round() / 100.0
+}
+
+impl ResultEntry {
+    pub fn from_finished(f: &Finished) -> ResultEntry {
+        let (t, o) = (&f.target, &f.outcome);
+        let ev = &o.evidence;
+        ResultEntry {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            protocol: t.protocol.as_str().into(),
+            host: t.host.clone(),
+            port: t.port,
+            profiles: t.profiles.clone(),
+            service_tag: t.service_tag.clone(),
+            required: t.required,
+            expect: t.expect.as_str().into(),
+            status: o.status,
+            error: o.error.as_ref().map(|e| ErrorEntry { kind: e.kind.as_str().into(), message: e.message.clone() }),
+            skip_reason: o.skip_reason.clone(),
+            note: ev.note.clone(),
+            duration_ms: round2(f.duration.as_secs_f64() * 1000.0),
+            phases_ms: ev.phases_ms.iter().map(|(p, ms)| (*p, round2(*ms))).collect(),
+            addresses: ev.addresses.iter().map(|a| a.to_string()).collect(),
+            private: ev.private,
+            cname_chain: ev.cname_chain.clone(),
+            peer: ev.peer.map(|p| p.to_string()),
+            via_proxy: ev.via_proxy.clone(),
+            tls: ev.tls.clone(),
+            http_status: ev.http_status,
+            warnings: ev.warnings.clone(),
+            hint: (o.status == Status::Fail).then(|| t.fix.clone()),
+            why: t.why.clone(),
+        }
+    }
+
+    /// `host:port`, or the host alone.
+    pub fn endpoint(&self) -> String {
+        match self.port {
+            Some(p) if self.host.contains(':') => format!("[{}]:{p}", self.host),
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// RFC 3339 in UTC, whole seconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl Report {
+    pub fn new(context: BTreeMap<String, String>, started: SystemTime, took: Duration, finished: &[Finished]) -> Report {
+        let results: Vec<ResultEntry> = finished.iter().map(ResultEntry::from_finished).collect();
+        let mut summary = Summary::default();
+        for r in &results {
+            match r.status {
+                Status::Pass => summary.pass += 1,
+                Status::Fail => {
+                    summary.fail += 1;
+                    if r.required {
+                        summary.required_fail += 1;
+                    }
+                }
+                Status::Skip => summary.skip += 1,
+            }
+        }
+        Report {
+            version: VERSION,
+            started_at: rfc3339(started),
+            duration_ms: took.as_millis() as u64,
+            context,
+            summary,
+            results,
+        }
+    }
+
+    /// The contract: 0 when every required target met its expectation, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self.summary.required_fail > 0 { 1 } else { 0 }
+    }
+}

@@ -1,0 +1,90 @@
+//! The table for people: grouped by profile, one line per target, the fix under each failure,
+//! a one-line summary. Colour only when asked (a terminal without NO_COLOR).
+
+use std::fmt::Write;
+
+use super::{Report, ResultEntry};
+use crate::probe::Status;
+
+const RESET: &str = "\x1b[0m";
+
+fn paint(colour: bool, code: &str, text: &str) -> String {
+    if colour { format!("\x1b[{code}m{text}{RESET}") } else { text.to_string() }
+}
+
+fn time(r: &ResultEntry) -> String {
+    if r.status == Status::Skip {
+        return "-".into();
+    }
+    let ms = r.duration_ms;
+    if ms >= 1000.0 { format!("{:.1} s", ms / 1000.0) } else { format!("{ms:.0} ms") }
+}
+
+fn detail(r: &ResultEntry) -> String {
+    let mut d = match (&r.error, &r.skip_reason) {
+        (Some(e), _) => format!("{}: {}", e.kind, e.message),
+        (None, Some(s)) => s.clone(),
+        (None, None) => r.note.clone().unwrap_or_default(),
+    };
+    if let Some(p) = &r.via_proxy {
+        let _ = write!(d, "{}via proxy {p}", if d.is_empty() { "" } else { "; " });
+    }
+    for w in &r.warnings {
+        let _ = write!(d, "{}warning: {w}", if d.is_empty() { "" } else { "; " });
+    }
+    d
+}
+
+/// Renders the report; `colour` adds ANSI colours.
+pub fn render(report: &Report, colour: bool) -> String {
+    let mut out = String::new();
+    let ctx = &report.context;
+    let mut head = format!("vnetprobe check · cloud {}", ctx.get("cloud").map(String::as_str).unwrap_or("public"));
+    if let Some(region) = ctx.get("region") {
+        let _ = write!(head, " · region {region}");
+    }
+    let _ = writeln!(out, "{head} · {} targets in {} ms", report.results.len(), report.duration_ms);
+
+    let w_id = report.results.iter().map(|r| r.id.len()).max().unwrap_or(6).max(6);
+    let w_ep = report.results.iter().map(|r| r.endpoint().len()).max().unwrap_or(8).clamp(8, 64);
+    let mut groups: Vec<&str> = Vec::new();
+    for r in &report.results {
+        let g = r.profiles.first().map(String::as_str).unwrap_or("other");
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    for group in groups {
+        let _ = writeln!(out, "\n{}", paint(colour, "1", group));
+        let _ = writeln!(out, "  {:<6}  {:<w_id$}  {:<w_ep$}  {:<5}  {:>7}  DETAIL", "STATUS", "TARGET", "ENDPOINT", "PROTO", "TIME");
+        for r in report.results.iter().filter(|r| r.profiles.first().map(String::as_str).unwrap_or("other") == group) {
+            let status = match r.status {
+                Status::Pass => paint(colour, "32", "pass  "),
+                Status::Fail if r.required => paint(colour, "1;31", "FAIL  "),
+                Status::Fail => paint(colour, "33", "fail  "),
+                Status::Skip => paint(colour, "2", "skip  "),
+            };
+            let _ = writeln!(
+                out,
+                "  {status}  {:<w_id$}  {:<w_ep$}  {:<5}  {:>7}  {}",
+                r.id,
+                r.endpoint(),
+                r.protocol,
+                time(r),
+                detail(r)
+            );
+            if let Some(hint) = &r.hint {
+                let pad = " ".repeat(10);
+                let _ = writeln!(out, "{pad}{} {hint}", paint(colour, "1", "fix:"));
+            }
+        }
+    }
+    let s = &report.summary;
+    let verdict = if s.required_fail > 0 {
+        paint(colour, "1;31", &format!("{} required target(s) failing", s.required_fail))
+    } else {
+        paint(colour, "32", "every required target met its expectation")
+    };
+    let _ = writeln!(out, "\nsummary: {} pass, {} fail, {} skip; {verdict}", s.pass, s.fail, s.skip);
+    out
+}

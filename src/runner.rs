@@ -1,0 +1,90 @@
+//! Runs many probes concurrently under a bound, each with its own cap and all under one
+//! overall deadline, so a run never hangs. DNS answers are shared through the run's cache.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::catalog::Target;
+use crate::probe::{self, ErrorKind, Outcome, ProbeEnv, ProbeError};
+
+/// How a run is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub concurrency: usize,
+    /// The deadline of each network wait; a probe is capped at twice this (lookup + exchange).
+    pub timeout: Duration,
+    /// The whole run; by default sized from the number of waves the concurrency allows.
+    pub deadline: Option<Duration>,
+}
+
+impl Limits {
+    pub fn probe_cap(&self) -> Duration {
+        self.timeout * 2 + Duration::from_millis(250)
+    }
+
+    pub fn run_deadline(&self, targets: usize) -> Duration {
+        self.deadline.unwrap_or_else(|| {
+            let waves = targets.div_ceil(self.concurrency.max(1)).max(1) as u32;
+            self.probe_cap() * waves + Duration::from_secs(1)
+        })
+    }
+}
+
+/// One target's result.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub target: Target,
+    pub outcome: Outcome,
+    pub duration: Duration,
+}
+
+/// Runs every target; the results come back in the targets' order.
+pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Vec<Finished> {
+    let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len());
+    let permits = Arc::new(Semaphore::new(limits.concurrency.max(1)));
+    let mut set = JoinSet::new();
+    for (i, target) in targets.iter().cloned().enumerate() {
+        let (env, permits) = (env.clone(), permits.clone());
+        let cap = limits.probe_cap();
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore never closed");
+            let start = Instant::now();
+            let outcome = match tokio::time::timeout(cap, probe::run(&target, &env)).await {
+                Ok(o) => o,
+                Err(_) => timed_out(&target, format!("the probe took longer than its cap of {} ms", cap.as_millis())),
+            };
+            (i, outcome, start.elapsed())
+        });
+    }
+    let mut results: Vec<Option<(Outcome, Duration)>> = vec![None; targets.len()];
+    loop {
+        match tokio::time::timeout_at(deadline, set.join_next()).await {
+            Ok(Some(Ok((i, outcome, took)))) => results[i] = Some((outcome, took)),
+            Ok(Some(Err(e))) => crate::log::error(&format!("a probe task failed: {e}")),
+            Ok(None) => break,
+            Err(_) => {
+                set.abort_all();
+                break;
+            }
+        }
+    }
+    targets
+        .into_iter()
+        .zip(results)
+        .map(|(target, r)| {
+            let (outcome, duration) = r.unwrap_or_else(|| {
+                let why = "the run's overall deadline passed before this probe finished";
+                (timed_out(&target, why.into()), Duration::ZERO)
+            });
+            Finished { target, outcome, duration }
+        })
+        .collect()
+}
+
+/// A probe cut off by a deadline, judged like any other failure (a blocked path may pass).
+fn timed_out(target: &Target, message: String) -> Outcome {
+    probe::judge(target, Err(ProbeError::new(ErrorKind::Timeout, message)), Default::default())
+}
