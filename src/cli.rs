@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::context::Cloud;
 use crate::log::Level;
 
-const ABOUT: &str = "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";
+const ABOUT: &str =
+    "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";
 
 const CHECK_LONG: &str = "\
 Runs every selected target of the catalog and reports each one with the fix for its failure.
@@ -36,6 +37,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one probe ad hoc.
     Probe(ProbeArgs),
+    /// Run as a Prometheus exporter: probe the catalog every interval, serve the latest report.
+    #[command(long_about = SERVE_LONG)]
+    Serve(ServeArgs),
     /// List the targets after expansion, probing nothing.
     Catalog(CatalogArgs),
     /// Print every variable, its value and where it came from.
@@ -126,6 +130,45 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
+    /// Also write the metrics (Prometheus text) to this file, atomically, for node_exporter's
+    /// textfile collector (name it *.prom).
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
+}
+
+/// The default address of `serve`: loopback, port 9834.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9834";
+
+const SERVE_LONG: &str = "\
+Runs the selected targets every interval (with a little jitter, never two runs at once) and serves
+the latest report over HTTP. A scrape never starts a probe.
+
+Endpoints: /metrics (Prometheus text), /results (the JSON report), /healthz (200 once the process
+is up), /readyz (200 once the first run finished, 503 before), / (an index).
+
+Signals: SIGTERM or SIGINT stop within a second; SIGHUP reloads the catalog, the config file and
+the web config file, keeping the old ones (and logging why) when the new ones are invalid.
+
+--web-config-file takes the web config of Prometheus exporters (exporter-toolkit): tls_server_config
+(cert_file, key_file, client_auth_type, client_ca_file, min_version, max_version) and
+basic_auth_users (user: bcrypt hash). /healthz and /readyz answer without authentication.";
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Address to listen on, IP:PORT [default: 127.0.0.1:9834; config: serve.listen].
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Time between the starts of two runs [default: 60s; config: serve.interval].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// TLS and Basic auth settings, in exporter-toolkit's web config format (YAML)
+    /// [config: serve.web-config-file].
+    #[arg(long, value_name = "FILE", visible_alias = "web.config.file")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -196,6 +239,18 @@ pub enum DnsExpect {
     Reachable,
     Private,
     Public,
+}
+
+/// Parses a listen address: an IP and a port (`127.0.0.1:9834`, `[::]:9834`).
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| match s.strip_prefix(':') {
+        Some(port) => {
+            format!("{s:?} needs an address: 0.0.0.0:{port} or [::]:{port} for every interface")
+        }
+        None => {
+            format!("{s:?} is not IP:PORT (examples: 127.0.0.1:9834, [::1]:9834, 0.0.0.0:9834)")
+        }
+    })
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

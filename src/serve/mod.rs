@@ -1,0 +1,430 @@
+//! The daemon: a probe loop that runs the catalog every interval (never two runs at once), HTTP
+//! endpoints over the latest report, and signals (SIGTERM/SIGINT stop, SIGHUP reloads).
+
+mod http;
+pub mod web_config;
+pub mod yaml;
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use hyper::body::Bytes;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, watch};
+
+use crate::app::{Plan, UsageError};
+use crate::cli::{self, ServeArgs};
+use crate::context::ConfigFile;
+use crate::log;
+use crate::report::{self, Report};
+use web_config::WebConfig;
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Where and how often, from flags > config file > defaults.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    listen: SocketAddr,
+    interval: Duration,
+    web_config: Option<PathBuf>,
+}
+
+impl Settings {
+    fn resolve(args: &ServeArgs) -> Result<Settings, UsageError> {
+        let file = ConfigFile::load(args.select.config.as_deref())?;
+        let serve = file.serve.as_ref();
+        let listen = match (args.listen, serve.and_then(|s| s.listen.as_ref())) {
+            (Some(l), _) => l,
+            (None, Some(raw)) => cli::parse_listen(raw.get_ref())
+                .map_err(|e| file.error_at(raw, "serve.listen", &e))?,
+            (None, None) => cli::DEFAULT_LISTEN.parse().expect("a valid default"),
+        };
+        let interval = match (args.interval, serve.and_then(|s| s.interval.as_ref())) {
+            (Some(i), _) => i,
+            (None, Some(raw)) => cli::parse_duration(raw.get_ref())
+                .map_err(|e| file.error_at(raw, "serve.interval", &e))?,
+            (None, None) => DEFAULT_INTERVAL,
+        };
+        let web_config = args
+            .web_config_file
+            .clone()
+            .or_else(|| serve.and_then(|s| s.web_config_file.clone()));
+        Ok(Settings {
+            listen,
+            interval,
+            web_config,
+        })
+    }
+}
+
+/// Everything read from files: what a start needs and a SIGHUP replaces, all or nothing.
+struct Loaded {
+    settings: Settings,
+    plan: Plan,
+    web: WebConfig,
+}
+
+fn load(args: &ServeArgs) -> Result<Loaded, UsageError> {
+    let settings = Settings::resolve(args)?;
+    let plan = Plan::new(&args.select, Some(&args.net))?;
+    let web = match &settings.web_config {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::default(),
+    };
+    Ok(Loaded {
+        settings,
+        plan,
+        web,
+    })
+}
+
+/// The rendered output of one run: every scrape serves these bytes, none renders them again.
+struct Snapshot {
+    metrics: Bytes,
+    results: Bytes,
+}
+
+/// What the probe loop, the HTTP side and the signal handler share.
+pub(crate) struct State {
+    plan: RwLock<Arc<Plan>>,
+    interval: RwLock<Duration>,
+    web: RwLock<WebConfig>,
+    latest: RwLock<Option<Arc<Snapshot>>>,
+    runs: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    last_reload_ok: AtomicBool,
+    /// Wakes the probe loop for a run now (after a reload).
+    wake: Notify,
+}
+
+impl State {
+    fn new(loaded: Loaded) -> State {
+        State {
+            plan: RwLock::new(Arc::new(loaded.plan)),
+            interval: RwLock::new(loaded.settings.interval),
+            web: RwLock::new(loaded.web),
+            latest: RwLock::new(None),
+            runs: AtomicU64::new(0),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            last_reload_ok: AtomicBool::new(true),
+            wake: Notify::new(),
+        }
+    }
+
+    fn web(&self) -> WebConfig {
+        self.web.read().expect("web config lock").clone()
+    }
+
+    fn latest(&self) -> Option<Arc<Snapshot>> {
+        self.latest.read().expect("snapshot lock").clone()
+    }
+
+    fn ready(&self) -> bool {
+        self.latest().is_some()
+    }
+
+    fn publish(&self, report: &Report) {
+        let snapshot = Snapshot {
+            metrics: Bytes::from(report::prometheus::render(report)),
+            results: Bytes::from(report::json::render(report)),
+        };
+        *self.latest.write().expect("snapshot lock") = Some(Arc::new(snapshot));
+        self.runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The body of /metrics: the last run's families (rendered once per run) and the daemon's
+    /// own counters (a few lines, rendered per scrape).
+    fn metrics(&self) -> Bytes {
+        let latest = self.latest();
+        let registry = Registry::new();
+        if latest.is_none() {
+            report::prometheus::register_build_info(&registry);
+        }
+        let runs = IntCounter::new(
+            "vnetprobe_runs_total",
+            "Probe runs finished since the daemon started.",
+        )
+        .expect("valid");
+        runs.inc_by(self.runs.load(Ordering::Relaxed));
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "vnetprobe_reloads_total",
+                "Reloads asked for by SIGHUP, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid");
+        reloads
+            .with_label_values(&["success"])
+            .inc_by(self.reloads_ok.load(Ordering::Relaxed));
+        reloads
+            .with_label_values(&["failure"])
+            .inc_by(self.reloads_failed.load(Ordering::Relaxed));
+        let last_ok = IntGauge::new(
+            "vnetprobe_config_last_reload_successful",
+            "Whether the last reload succeeded (1), or failed and the previous config is still in use (0).",
+        )
+        .expect("valid");
+        last_ok.set(i64::from(self.last_reload_ok.load(Ordering::Relaxed)));
+        for c in [
+            Box::new(runs) as Box<dyn prometheus::core::Collector>,
+            Box::new(reloads),
+            Box::new(last_ok),
+        ] {
+            registry.register(c).expect("distinct families");
+        }
+        let own = report::prometheus::encode(&registry);
+        match latest {
+            Some(s) => {
+                let mut body = Vec::with_capacity(s.metrics.len() + own.len());
+                body.extend_from_slice(&s.metrics);
+                body.extend_from_slice(own.as_bytes());
+                Bytes::from(body)
+            }
+            None => Bytes::from(own),
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; exit code 0 then.
+pub fn run(args: ServeArgs) -> Result<u8, UsageError> {
+    let loaded = load(&args)?;
+    let settings = loaded.settings.clone();
+    let runtime = crate::app::runtime()?;
+    let result = runtime.block_on(daemon(args, settings, loaded));
+    // Connections still open and a bcrypt check in flight must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u8, UsageError> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| UsageError(format!("--listen {}: {e}", settings.listen)))?;
+    let local = listener.local_addr()?;
+    let scheme = if loaded.web.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if !local.ip().is_loopback() && loaded.web.tls.is_none() && loaded.web.auth.is_none() {
+        log::warn(&format!(
+            "listening on {local} beyond loopback without TLS or Basic auth: consider --web-config-file"
+        ));
+    }
+    let targets = loaded.plan.targets.len();
+    let state = Arc::new(State::new(loaded));
+    let (stop_tx, stop) = watch::channel(false);
+    let server = tokio::spawn(http::accept_loop(listener, state.clone(), stop.clone()));
+    let prober = tokio::spawn(probe_loop(state.clone(), stop.clone()));
+    log::info(&format!(
+        "listening on {scheme}://{local}; {targets} targets, a run every {}",
+        humantime::format_duration(settings.interval)
+    ));
+    loop {
+        tokio::select! {
+            _ = term.recv() => { log::info("SIGTERM: stopping"); break; }
+            _ = int.recv() => { log::info("SIGINT: stopping"); break; }
+            _ = hup.recv() => reload(&state, &args, local).await,
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let _ = server.await;
+        let _ = prober.await;
+    })
+    .await;
+    Ok(0)
+}
+
+/// Re-reads catalog, config and web config; on any error keeps the running ones and says why.
+async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
+    let args = args.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // A thread of its own: loading may block (files, and discovery that waits on the network).
+    std::thread::spawn(move || {
+        let _ = tx.send(load(&args));
+    });
+    let loaded = match rx.await {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(UsageError(why))) => {
+            state.reloads_failed.fetch_add(1, Ordering::Relaxed);
+            state.last_reload_ok.store(false, Ordering::Relaxed);
+            log::error(&format!(
+                "SIGHUP: reload failed, still running the previous config: {why}"
+            ));
+            return;
+        }
+        Err(_) => return,
+    };
+    if loaded.settings.listen != listening {
+        log::warn(&format!(
+            "SIGHUP: the listen address changed to {}: restart to apply it",
+            loaded.settings.listen
+        ));
+    }
+    let targets = loaded.plan.targets.len();
+    *state.plan.write().expect("plan lock") = Arc::new(loaded.plan);
+    *state.interval.write().expect("interval lock") = loaded.settings.interval;
+    *state.web.write().expect("web config lock") = loaded.web;
+    state.reloads_ok.fetch_add(1, Ordering::Relaxed);
+    state.last_reload_ok.store(true, Ordering::Relaxed);
+    log::info(&format!(
+        "SIGHUP: reloaded, {targets} targets; running them now"
+    ));
+    state.wake.notify_one();
+}
+
+/// Runs the plan, publishes the report, waits an interval (with jitter) or a wake-up; one run at
+/// a time by construction.
+async fn probe_loop(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let plan = state.plan.read().expect("plan lock").clone();
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = plan.execute() => r,
+            _ = stopped(&mut stop) => return,
+        };
+        match result {
+            Ok(report) => {
+                let s = &report.summary;
+                log::info(&format!(
+                    "run finished in {} ms: {} pass, {} fail ({} required), {} skip",
+                    report.duration_ms, s.pass, s.fail, s.required_fail, s.skip
+                ));
+                state.publish(&report);
+            }
+            Err(UsageError(why)) => {
+                log::error(&format!("run failed, serving the previous report: {why}"))
+            }
+        }
+        let interval = *state.interval.read().expect("interval lock");
+        let wait = jittered(interval).saturating_sub(started.elapsed());
+        if wait.is_zero() {
+            log::warn(&format!(
+                "the run took {} ms, longer than the interval: the next one starts now",
+                started.elapsed().as_millis()
+            ));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.wake.notified() => {}
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Resolves once the daemon is told to stop.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The interval give or take 5% (at most 5 s), so a fleet started together does not probe in
+/// lockstep.
+fn jittered(interval: Duration) -> Duration {
+    let spread = (interval / 10).min(Duration::from_secs(10));
+    let fraction = (RandomState::new().hash_one(Instant::now()) % 10_001) as f64 / 10_000.0;
+    interval - spread / 2 + spread.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_five_percent() {
+        for _ in 0..200 {
+            let d = jittered(Duration::from_secs(60));
+            assert!(
+                d >= Duration::from_secs(57) && d <= Duration::from_secs(63),
+                "{d:?}"
+            );
+        }
+        let long = jittered(Duration::from_secs(3600));
+        assert!(
+            long >= Duration::from_secs(3595) && long <= Duration::from_secs(3605),
+            "{long:?}"
+        );
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        let mut argv = vec!["vnetprobe", "serve"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(argv).command {
+            crate::cli::Command::Serve(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn settings_come_from_flags_then_config_then_defaults() {
+        let dir =
+            std::env::temp_dir().join(format!("vnetprobe-serve-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("config.toml");
+        std::fs::write(&cfg, "[serve]\nlisten = \"127.0.0.1:1234\"\ninterval = \"30s\"\nweb-config-file = \"w.yml\"\n")
+            .unwrap();
+        let c = cfg.to_str().unwrap();
+        let s = Settings::resolve(&args(&["--config", c])).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(s.interval, Duration::from_secs(30));
+        assert_eq!(s.web_config, Some(PathBuf::from("w.yml")));
+        let s = Settings::resolve(&args(&[
+            "--config",
+            c,
+            "--listen",
+            "[::1]:9",
+            "--interval",
+            "2m",
+        ]))
+        .unwrap();
+        assert_eq!(s.listen, "[::1]:9".parse().unwrap());
+        assert_eq!(s.interval, Duration::from_secs(120));
+
+        std::fs::write(&cfg, "[serve]\n\ninterval = \"soon\"\n").unwrap();
+        let e = Settings::resolve(&args(&["--config", c])).unwrap_err();
+        assert!(
+            e.0.contains("config.toml:3: field `serve.interval`"),
+            "{}",
+            e.0
+        );
+        std::fs::write(&cfg, "[serve]\nlisten = \":9834\"\n").unwrap();
+        let e = Settings::resolve(&args(&["--config", c])).unwrap_err();
+        assert!(
+            e.0.contains(":2: field `serve.listen`") && e.0.contains("0.0.0.0:9834"),
+            "{}",
+            e.0
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn defaults_are_loopback_9834_every_minute() {
+        let dir =
+            std::env::temp_dir().join(format!("vnetprobe-serve-defaults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("empty.toml");
+        std::fs::write(&cfg, "").unwrap();
+        let s = Settings::resolve(&args(&["--config", cfg.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            s,
+            Settings {
+                listen: "127.0.0.1:9834".parse().unwrap(),
+                interval: DEFAULT_INTERVAL,
+                web_config: None
+            }
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
