@@ -8,8 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::context::Cloud;
 use crate::log::Level;
 
-const ABOUT: &str =
-    "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";
+const ABOUT: &str = "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";
 
 const CHECK_LONG: &str = "\
 Runs every selected target of the catalog and reports each one with the fix for its failure.
@@ -244,12 +243,8 @@ pub enum DnsExpect {
 /// Parses a listen address: an IP and a port (`127.0.0.1:9834`, `[::]:9834`).
 pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse().map_err(|_| match s.strip_prefix(':') {
-        Some(port) => {
-            format!("{s:?} needs an address: 0.0.0.0:{port} or [::]:{port} for every interface")
-        }
-        None => {
-            format!("{s:?} is not IP:PORT (examples: 127.0.0.1:9834, [::1]:9834, 0.0.0.0:9834)")
-        }
+        Some(port) => format!("{s:?} needs an address: 0.0.0.0:{port} or [::]:{port} for every interface"),
+        None => format!("{s:?} is not IP:PORT (examples: 127.0.0.1:9834, [::1]:9834, 0.0.0.0:9834)"),
     })
 }
 

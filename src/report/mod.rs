@@ -107,18 +107,11 @@ impl ResultEntry {
             required: t.required,
             expect: t.expect.as_str().into(),
             status: o.status,
-            error: o.error.as_ref().map(|e| ErrorEntry {
-                kind: e.kind.as_str().into(),
-                message: e.message.clone(),
-            }),
+            error: o.error.as_ref().map(|e| ErrorEntry { kind: e.kind.as_str().into(), message: e.message.clone() }),
             skip_reason: o.skip_reason.clone(),
             note: ev.note.clone(),
             duration_ms: round2(f.duration.as_secs_f64() * 1000.0),
-            phases_ms: ev
-                .phases_ms
-                .iter()
-                .map(|(p, ms)| (*p, round2(*ms)))
-                .collect(),
+            phases_ms: ev.phases_ms.iter().map(|(p, ms)| (*p, round2(*ms))).collect(),
             addresses: ev.addresses.iter().map(|a| a.to_string()).collect(),
             private: ev.private,
             cname_chain: ev.cname_chain.clone(),
@@ -148,12 +141,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Report {
-    pub fn new(
-        context: BTreeMap<String, String>,
-        started: SystemTime,
-        took: Duration,
-        finished: &[Finished],
-    ) -> Report {
+    pub fn new(context: BTreeMap<String, String>, started: SystemTime, took: Duration, finished: &[Finished]) -> Report {
         let results: Vec<ResultEntry> = finished.iter().map(ResultEntry::from_finished).collect();
         let mut summary = Summary::default();
         for r in &results {

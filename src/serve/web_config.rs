@@ -23,14 +23,8 @@ pub struct WebConfig {
 }
 
 const TOP_KEYS: &[&str] = &["tls_server_config", "basic_auth_users"];
-const TLS_KEYS: &[&str] = &[
-    "cert_file",
-    "key_file",
-    "client_auth_type",
-    "client_ca_file",
-    "min_version",
-    "max_version",
-];
+const TLS_KEYS: &[&str] =
+    &["cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version"];
 /// exporter-toolkit settings we recognise but do not implement: a clearer error than "unknown".
 const UNSUPPORTED: &[&str] = &[
     "http_server_config",
@@ -60,10 +54,7 @@ impl At<'_> {
                 continue;
             }
             let why = if UNSUPPORTED.contains(&e.key.as_str()) {
-                format!(
-                    "`{}` is an exporter-toolkit setting that vnetprobe does not support",
-                    e.key
-                )
+                format!("`{}` is an exporter-toolkit setting that vnetprobe does not support", e.key)
             } else {
                 format!("unknown key `{}`{section}", e.key)
             };
@@ -83,9 +74,7 @@ impl At<'_> {
         match &e.value {
             Value::Map(m) => Ok(m),
             Value::Null => Ok(&[]),
-            Value::Scalar(_) => {
-                Err(self.err(e.line, format!("`{}` needs indented keys below it", e.key)))
-            }
+            Value::Scalar(_) => Err(self.err(e.line, format!("`{}` needs indented keys below it", e.key))),
         }
     }
 }
@@ -123,25 +112,14 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
     let path = |key: &str| -> Result<Option<(PathBuf, usize)>, String> {
         Ok(fields.get(key).map(|(p, line)| (base.join(p), *line)))
     };
-    let (Some((cert_path, cert_line)), Some((key_path, key_line))) =
-        (path("cert_file")?, path("key_file")?)
-    else {
-        return Err(at.err(
-            section.line,
-            "tls_server_config needs both cert_file and key_file",
-        ));
+    let (Some((cert_path, cert_line)), Some((key_path, key_line))) = (path("cert_file")?, path("key_file")?) else {
+        return Err(at.err(section.line, "tls_server_config needs both cert_file and key_file"));
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| at.err(cert_line, format!("cert_file {}: {e}", cert_path.display())))?;
     if certs.is_empty() {
-        return Err(at.err(
-            cert_line,
-            format!(
-                "cert_file {}: no PEM certificate inside",
-                cert_path.display()
-            ),
-        ));
+        return Err(at.err(cert_line, format!("cert_file {}: no PEM certificate inside", cert_path.display())));
     }
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| at.err(key_line, format!("key_file {}: {e}", key_path.display())))?;
@@ -153,25 +131,18 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
         match v.as_str() {
             "TLS12" => Ok(Some(&rustls::version::TLS12)),
             "TLS13" => Ok(Some(&rustls::version::TLS13)),
-            "TLS10" | "TLS11" => Err(at.err(
-                *line,
-                format!("{key} {v}: vnetprobe speaks TLS 1.2 and 1.3 only"),
-            )),
+            "TLS10" | "TLS11" => Err(at.err(*line, format!("{key} {v}: vnetprobe speaks TLS 1.2 and 1.3 only"))),
             _ => Err(at.err(*line, format!("{key} {v:?}: use TLS12 or TLS13"))),
         }
     };
     let min = version("min_version")?.unwrap_or(&rustls::version::TLS12);
     let max = version("max_version")?.unwrap_or(&rustls::version::TLS13);
-    let versions: Vec<&'static SupportedProtocolVersion> =
-        [&rustls::version::TLS12, &rustls::version::TLS13]
-            .into_iter()
-            .filter(|v| rank(v) >= rank(min) && rank(v) <= rank(max))
-            .collect();
+    let versions: Vec<&'static SupportedProtocolVersion> = [&rustls::version::TLS12, &rustls::version::TLS13]
+        .into_iter()
+        .filter(|v| rank(v) >= rank(min) && rank(v) <= rank(max))
+        .collect();
     if versions.is_empty() {
-        let line = fields
-            .get("max_version")
-            .map(|(_, l)| *l)
-            .unwrap_or(section.line);
+        let line = fields.get("max_version").map(|(_, l)| *l).unwrap_or(section.line);
         return Err(at.err(line, "max_version is below min_version"));
     }
 
@@ -189,51 +160,30 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
         ("NoClientCert", _) => builder.with_no_client_auth(),
         (kind @ ("VerifyClientCertIfGiven" | "RequireAndVerifyClientCert"), line) => {
             let Some((ca_file, ca_line)) = ca else {
-                return Err(at.err(
-                    line,
-                    format!("client_auth_type {kind} needs client_ca_file"),
-                ));
+                return Err(at.err(line, format!("client_auth_type {kind} needs client_ca_file")));
             };
             let ca_path = base.join(ca_file);
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(&ca_path).map_err(|e| {
-                at.err(
-                    *ca_line,
-                    format!("client_ca_file {}: {e}", ca_path.display()),
-                )
-            })? {
-                let cert = cert.map_err(|e| {
-                    at.err(
-                        *ca_line,
-                        format!("client_ca_file {}: {e}", ca_path.display()),
-                    )
-                })?;
-                roots.add(cert).map_err(|e| {
-                    at.err(
-                        *ca_line,
-                        format!("client_ca_file {}: {e}", ca_path.display()),
-                    )
-                })?;
+            for cert in CertificateDer::pem_file_iter(&ca_path)
+                .map_err(|e| at.err(*ca_line, format!("client_ca_file {}: {e}", ca_path.display())))?
+            {
+                let cert = cert.map_err(|e| at.err(*ca_line, format!("client_ca_file {}: {e}", ca_path.display())))?;
+                roots.add(cert).map_err(|e| at.err(*ca_line, format!("client_ca_file {}: {e}", ca_path.display())))?;
             }
             if roots.is_empty() {
-                return Err(at.err(
-                    *ca_line,
-                    format!(
-                        "client_ca_file {}: no PEM certificate inside",
-                        ca_path.display()
-                    ),
-                ));
+                return Err(
+                    at.err(*ca_line, format!("client_ca_file {}: no PEM certificate inside", ca_path.display()))
+                );
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if kind == "VerifyClientCertIfGiven" {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
+            let verifier = if kind == "VerifyClientCertIfGiven" { verifier.allow_unauthenticated() } else { verifier };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| at.err(*ca_line, e))?)
         }
         (kind @ ("RequestClientCert" | "RequireAnyClientCert"), line) => {
-            return Err(at.err(line, format!("client_auth_type {kind} (client certificates without verification) is not supported")));
+            return Err(at.err(
+                line,
+                format!("client_auth_type {kind} (client certificates without verification) is not supported"),
+            ));
         }
         (other, line) => {
             return Err(at.err(
@@ -242,9 +192,8 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
             ));
         }
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| at.err(key_line, format!("cert_file and key_file: {e}")))?;
+    let mut config =
+        builder.with_single_cert(certs, key).map_err(|e| at.err(key_line, format!("cert_file and key_file: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -258,23 +207,13 @@ fn users(at: &At, section: &Entry) -> Result<Option<BasicAuth>, String> {
     for e in at.map(section)? {
         let hash = at.string(e)?;
         if e.key.contains(':') {
-            return Err(at.err(
-                e.line,
-                format!(
-                    "user {:?}: a Basic auth user name cannot contain ':'",
-                    e.key
-                ),
-            ));
+            return Err(at.err(e.line, format!("user {:?}: a Basic auth user name cannot contain ':'", e.key)));
         }
         if hash.parse::<bcrypt::HashParts>().is_err() {
             // The hash is not echoed: a password pasted by mistake must not reach a log.
-            return Err(at.err(
-                e.line,
-                format!(
-                    "user {:?}: not a bcrypt hash (make one with `htpasswd -nBC 10 USER`)",
-                    e.key
-                ),
-            ));
+            return Err(
+                at.err(e.line, format!("user {:?}: not a bcrypt hash (make one with `htpasswd -nBC 10 USER`)", e.key))
+            );
         }
         users.insert(e.key.clone(), hash);
     }
@@ -293,11 +232,7 @@ pub struct BasicAuth {
 
 impl BasicAuth {
     fn new(users: BTreeMap<String, String>) -> BasicAuth {
-        BasicAuth {
-            users,
-            verified: Mutex::new(HashMap::new()),
-            slots: Semaphore::new(2),
-        }
+        BasicAuth { users, verified: Mutex::new(HashMap::new()), slots: Semaphore::new(2) }
     }
 
     /// Whether an `Authorization` header value names a user and its password.
@@ -315,21 +250,13 @@ impl BasicAuth {
                 return false;
             }
         };
-        let remembered = self
-            .verified
-            .lock()
-            .expect("auth cache lock")
-            .get(&user)
-            .copied();
+        let remembered = self.verified.lock().expect("auth cache lock").get(&user).copied();
         if remembered.is_some_and(|d| constant_time_eq(&d, &digest)) {
             return true;
         }
         let ok = self.bcrypt(password, hash).await;
         if ok {
-            self.verified
-                .lock()
-                .expect("auth cache lock")
-                .insert(user, digest);
+            self.verified.lock().expect("auth cache lock").insert(user, digest);
         }
         ok
     }
@@ -338,9 +265,7 @@ impl BasicAuth {
         let Ok(_slot) = self.slots.acquire().await else {
             return false;
         };
-        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false)
     }
 }
 
@@ -350,13 +275,8 @@ fn decode(header: &[u8]) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
-    let (user, password) = String::from_utf8(raw)
-        .ok()?
-        .split_once(':')
-        .map(|(u, p)| (u.to_string(), p.to_string()))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let (user, password) = String::from_utf8(raw).ok()?.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))?;
     Some((user, password))
 }
 
@@ -378,26 +298,17 @@ mod tests {
     }
 
     fn header(user: &str, password: &str) -> Vec<u8> {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        )
-        .into_bytes()
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))).into_bytes()
     }
 
     #[tokio::test]
     async fn basic_auth_checks_bcrypt_hashes() {
-        let hash = bcrypt::hash_with_salt("s3cret", 4, [7; 16])
-            .unwrap()
-            .to_string();
+        let hash = bcrypt::hash_with_salt("s3cret", 4, [7; 16]).unwrap().to_string();
         let cfg = parse(&format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
         let auth = cfg.auth.unwrap();
         assert!(cfg.tls.is_none());
         assert!(auth.allows(Some(&header("alice", "s3cret"))).await);
-        assert!(
-            auth.allows(Some(&header("alice", "s3cret"))).await,
-            "remembered"
-        );
+        assert!(auth.allows(Some(&header("alice", "s3cret"))).await, "remembered");
         assert!(!auth.allows(Some(&header("alice", "wrong"))).await);
         assert!(!auth.allows(Some(&header("bob", "s3cret"))).await);
         assert!(!auth.allows(None).await);
@@ -408,43 +319,23 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let cases = [
-            (
-                "basic_auth_users:\n  alice: $2y$10$short\n",
-                ":2: user \"alice\": not a bcrypt hash",
-            ),
+            ("basic_auth_users:\n  alice: $2y$10$short\n", ":2: user \"alice\": not a bcrypt hash"),
             (
                 "tls_server_config:\n  cert_file: a\n  cert_fiel: b\n",
                 ":3: unknown key `cert_fiel` in tls_server_config",
             ),
-            (
-                "\nhttp_server_config:\n  http2: false\n",
-                ":2: `http_server_config` is an exporter-toolkit setting",
-            ),
-            (
-                "tls_server_config:\n  cert_file: a.crt\n",
-                ":1: tls_server_config needs both cert_file and key_file",
-            ),
+            ("\nhttp_server_config:\n  http2: false\n", ":2: `http_server_config` is an exporter-toolkit setting"),
+            ("tls_server_config:\n  cert_file: a.crt\n", ":1: tls_server_config needs both cert_file and key_file"),
             (
                 "tls_server_config:\n  cert_file: none.crt\n  key_file: none.key\n",
                 ":2: cert_file /etc/vnetprobe/none.crt",
             ),
-            (
-                "basic_auth_users: alice\n",
-                ":1: `basic_auth_users` needs indented keys",
-            ),
-            (
-                "basic_auth_users:\n  - alice\n",
-                ":2: lists are not supported",
-            ),
-            (
-                "oops: 1\n",
-                ":1: unknown key `oops` (supported: tls_server_config, basic_auth_users)",
-            ),
+            ("basic_auth_users: alice\n", ":1: `basic_auth_users` needs indented keys"),
+            ("basic_auth_users:\n  - alice\n", ":2: lists are not supported"),
+            ("oops: 1\n", ":1: unknown key `oops` (supported: tls_server_config, basic_auth_users)"),
         ];
         for (text, want) in cases {
-            let e = parse(text)
-                .err()
-                .unwrap_or_else(|| panic!("{text:?} parsed"));
+            let e = parse(text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
             assert!(e.starts_with("/etc/vnetprobe/web.yml:"), "{e}");
             assert!(e.contains(want), "{text:?}: {e}");
         }
@@ -452,9 +343,7 @@ mod tests {
 
     #[test]
     fn a_hash_is_never_echoed() {
-        let e = parse("basic_auth_users:\n  alice: hunter2\n")
-            .err()
-            .unwrap();
+        let e = parse("basic_auth_users:\n  alice: hunter2\n").err().unwrap();
         assert!(!e.contains("hunter2"), "{e}");
     }
 
