@@ -14,6 +14,16 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_vnetprobe");
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
+/// The binary, with discovery off and no proxy from the test's environment.
+fn vnetprobe() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("VNETPROBE_DISCOVER", "0");
+    for v in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+        c.env_remove(v);
+    }
+    c
+}
+
 /// A folder for one test, removed at the end.
 struct Scratch(PathBuf);
 
@@ -125,7 +135,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(BIN)
+        let mut child = vnetprobe()
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--log-level", "info", "--config", "/dev/null"])
             .args(args)
@@ -343,7 +353,7 @@ fn metrics_and_check_output_pass_promtool() {
     let (ok, printed) = promtool(&served);
     assert!(ok && printed.is_empty(), "promtool on /metrics: {printed}\n{served}");
 
-    let out = Command::new(BIN)
+    let out = vnetprobe()
         .args(["check", "--config", "/dev/null", "--catalog", catalog.to_str().unwrap(), "--output", "prometheus"])
         .output()
         .unwrap();
@@ -528,7 +538,7 @@ fn the_textfile_is_never_seen_half_written() {
         })
     };
     for _ in 0..15 {
-        let out = Command::new(BIN)
+        let out = vnetprobe()
             .args(["check", "--config", "/dev/null", "--catalog", catalog.to_str().unwrap(), "--output", "json"])
             .arg("--textfile")
             .arg(&textfile)
@@ -552,7 +562,7 @@ fn the_textfile_is_never_seen_half_written() {
 fn textfile_in_a_missing_folder_exits_2_naming_the_flag() {
     let dir = Scratch::new("textfile-missing");
     let catalog = dir.write("c.toml", &tcp_catalog(&[("down", closed_port(), false)]));
-    let out = Command::new(BIN)
+    let out = vnetprobe()
         .args(["check", "--config", "/dev/null", "--catalog", catalog.to_str().unwrap()])
         .args(["--textfile", "/nonexistent-vnetprobe/x.prom"])
         .output()
@@ -630,7 +640,7 @@ fn web_config_basic_auth_and_tls() {
 fn a_bad_web_config_exits_2_naming_file_and_line() {
     let dir = Scratch::new("bad-web");
     let web = dir.write("web.yml", "tls_server_config:\n  cert_file: a.pem\n  ciphers: x\n");
-    let out = Command::new(BIN)
+    let out = vnetprobe()
         .args(["serve", "--config", "/dev/null", "--listen", "127.0.0.1:0", "--web-config-file"])
         .arg(&web)
         .output()

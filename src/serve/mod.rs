@@ -205,11 +205,18 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
         humantime::format_duration(settings.interval)
     ));
     loop {
-        tokio::select! {
-            _ = term.recv() => { log::info("SIGTERM: stopping"); break; }
-            _ = int.recv() => { log::info("SIGINT: stopping"); break; }
-            _ = hup.recv() => reload(&state, &args, local).await,
-        }
+        let why = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            // A reload may wait on the network (discovery): it must not delay a stop.
+            _ = hup.recv() => tokio::select! {
+                _ = reload(&state, &args, local) => continue,
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+        };
+        log::info(&format!("{why}: stopping"));
+        break;
     }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
@@ -230,13 +237,16 @@ async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
     });
     let loaded = match rx.await {
         Ok(Ok(loaded)) => loaded,
-        Ok(Err(UsageError(why))) => {
+        failed => {
+            let why = match failed {
+                Ok(Err(UsageError(why))) => why,
+                _ => "loading stopped unexpectedly".to_string(),
+            };
             state.reloads_failed.fetch_add(1, Ordering::Relaxed);
             state.last_reload_ok.store(false, Ordering::Relaxed);
             log::error(&format!("SIGHUP: reload failed, still running the previous config: {why}"));
             return;
         }
-        Err(_) => return,
     };
     if loaded.settings.listen != listening {
         log::warn(&format!("SIGHUP: the listen address changed to {}: restart to apply it", loaded.settings.listen));

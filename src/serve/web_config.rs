@@ -109,10 +109,8 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
     for e in entries {
         fields.insert(e.key.as_str(), (at.string(e)?, e.line));
     }
-    let path = |key: &str| -> Result<Option<(PathBuf, usize)>, String> {
-        Ok(fields.get(key).map(|(p, line)| (base.join(p), *line)))
-    };
-    let (Some((cert_path, cert_line)), Some((key_path, key_line))) = (path("cert_file")?, path("key_file")?) else {
+    let path = |key: &str| -> Option<(PathBuf, usize)> { fields.get(key).map(|(p, line)| (base.join(p), *line)) };
+    let (Some((cert_path, cert_line)), Some((key_path, key_line))) = (path("cert_file"), path("key_file")) else {
         return Err(at.err(section.line, "tls_server_config needs both cert_file and key_file"));
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
@@ -339,6 +337,55 @@ mod tests {
             assert!(e.starts_with("/etc/vnetprobe/web.yml:"), "{e}");
             assert!(e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    /// A folder holding a self-signed cert.pem and key.pem for localhost.
+    fn cert_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vnetprobe-webcfg-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(dir.join("cert.pem"), c.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), c.signing_key.serialize_pem()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn tls_settings_are_checked() {
+        let dir = cert_dir("tls");
+        let file = dir.join("web.yml");
+        let tls = |extra: &str| {
+            WebConfig::parse(&file, &format!("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n{extra}"))
+        };
+        assert!(tls("").unwrap().tls.is_some(), "paths are relative to the web config's folder");
+        assert!(tls("  min_version: TLS13\n").is_ok());
+        assert!(tls("  client_ca_file: cert.pem\n").is_ok(), "a client CA alone means RequireAndVerifyClientCert");
+        assert!(tls("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: cert.pem\n").is_ok());
+        let cases = [
+            ("  min_version: TLS13\n  max_version: TLS12\n", ":5: max_version is below min_version"),
+            ("  min_version: TLS10\n", ":4: min_version TLS10: vnetprobe speaks TLS 1.2 and 1.3 only"),
+            ("  max_version: 1.3\n", ":4: max_version \"1.3\": use TLS12 or TLS13"),
+            (
+                "  client_auth_type: RequireAndVerifyClientCert\n",
+                ":4: client_auth_type RequireAndVerifyClientCert needs client_ca_file",
+            ),
+            (
+                "  client_auth_type: RequireAnyClientCert\n",
+                ":4: client_auth_type RequireAnyClientCert (client certificates without verification) is not supported",
+            ),
+            ("  client_auth_type: Maybe\n", ":4: client_auth_type \"Maybe\""),
+            ("  client_ca_file: key.pem\n", ":4: client_ca_file"),
+            (
+                "  cipher_suites: x\n",
+                ":4: `cipher_suites` is an exporter-toolkit setting that vnetprobe does not support",
+            ),
+        ];
+        for (extra, want) in cases {
+            let e = tls(extra).err().unwrap_or_else(|| panic!("{extra:?} was accepted"));
+            assert!(e.contains(want), "{extra:?}: {e}");
+        }
+        let swapped = WebConfig::parse(&file, "tls_server_config:\n  cert_file: key.pem\n  key_file: cert.pem\n");
+        assert!(swapped.err().unwrap().contains(":2: cert_file"), "a key is not a certificate");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! Benchmark of `vnetprobe serve` (not a test: it prints figures and asserts nothing).
+//!
+//! For a 500-target catalog on loopback (400 to a listener that accepts, 100 to a closed port):
+//! CPU seconds per probe run (/proc/PID/stat utime+stime over several runs, no scrapes), the
+//! steady RSS (/proc/PID/status VmRSS), and scrape latency (median, p99) with 50 concurrent
+//! scrapers, each scrape a new connection.
+//!
+//! Run: `cargo bench --bench serve_bench` (release profile).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vnetprobe");
+const OPEN_TARGETS: usize = 400;
+const CLOSED_TARGETS: usize = 100;
+const INTERVAL_S: u64 = 3;
+const MEASURED_RUNS: usize = 8;
+const SCRAPERS: usize = 50;
+const SCRAPES_EACH: usize = 40;
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, without it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("serve_bench: a benchmark; run it with `cargo bench --bench serve_bench`");
+        return;
+    }
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let server = {
+        let (accepted, stop) = (accepted.clone(), stop.clone());
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        })
+    };
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+
+    let dir = std::env::temp_dir().join(format!("vnetprobe-serve-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = dir.join("bench.toml");
+    let mut text = String::new();
+    for i in 0..OPEN_TARGETS + CLOSED_TARGETS {
+        let port = if i < OPEN_TARGETS { open } else { closed };
+        text.push_str(&format!(
+            "[[target]]\nid = \"t{i}\"\nname = \"target {i}\"\nprotocol = \"tcp\"\nhost = \"127.0.0.1\"\n\
+             ports = [{port}]\nprofiles = [\"internet\"]\nrequired = {}\nwhy = \"bench\"\nfix = \"none\"\n\n",
+            i < OPEN_TARGETS
+        ));
+    }
+    std::fs::write(&catalog, text).unwrap();
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", "/dev/null", "--listen", "127.0.0.1:0", "--log-level", "info"])
+        .env("VNETPROBE_DISCOVER", "0")
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["--interval", &format!("{INTERVAL_S}s")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the vnetprobe binary");
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let daemon = Guard(child);
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> String {
+        loop {
+            let line = lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no {what} in 60 s"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    let listening = next("listening on ");
+    let addr: SocketAddr = listening[listening.find("://").unwrap() + 3..listening.find(';').unwrap()].parse().unwrap();
+
+    // CPU per run: from the end of the first run to the end of the last measured one.
+    let first = next("run finished");
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    let mut last = first.clone();
+    for _ in 0..MEASURED_RUNS {
+        last = next("run finished");
+    }
+    let cpu = cpu_seconds(pid) - cpu0;
+    let wall = t0.elapsed();
+    let rss_after_runs = status_kib(pid, "VmRSS:");
+
+    // Scrape latency with 50 concurrent scrapers.
+    let body_len = scrape(addr).1;
+    let cpu_before_scrapes = cpu_seconds(pid);
+    let started = Instant::now();
+    let scrapers: Vec<_> = (0..SCRAPERS)
+        .map(|_| thread::spawn(move || (0..SCRAPES_EACH).map(|_| scrape(addr).0).collect::<Vec<_>>()))
+        .collect();
+    let mut latencies: Vec<Duration> = scrapers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let scrape_wall = started.elapsed();
+    let scrape_cpu = cpu_seconds(pid) - cpu_before_scrapes;
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let rss_after_scrapes = status_kib(pid, "VmRSS:");
+    let hwm = status_kib(pid, "VmHWM:");
+
+    println!(
+        "vnetprobe serve benchmark: {} targets on loopback ({OPEN_TARGETS} open, {CLOSED_TARGETS} refused)",
+        OPEN_TARGETS + CLOSED_TARGETS
+    );
+    println!("  last run log:          {}", last.split(" INFO ").last().unwrap_or(&last));
+    println!(
+        "  CPU per probe run:     {:.4} s  ({cpu:.3} s over {MEASURED_RUNS} runs in {:.1} s, interval {INTERVAL_S}s)",
+        cpu / MEASURED_RUNS as f64,
+        wall.as_secs_f64()
+    );
+    println!(
+        "  steady RSS:            {} KiB after {} runs, {} KiB after the scrapes (peak {} KiB)",
+        rss_after_runs,
+        MEASURED_RUNS + 1,
+        rss_after_scrapes,
+        hwm
+    );
+    println!(
+        "  scrape latency:        median {:.2} ms, p99 {:.2} ms, max {:.2} ms  ({} scrapes by {SCRAPERS} concurrent scrapers in {:.2} s, {} bytes each)",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*latencies.last().unwrap()),
+        latencies.len(),
+        scrape_wall.as_secs_f64(),
+        body_len
+    );
+    println!(
+        "  CPU per scrape:        {:.1} us (serve's CPU during the scrapes, runs included)",
+        scrape_cpu / latencies.len() as f64 * 1e6
+    );
+    println!("  probe connections seen by the loopback server: {}", accepted.load(Ordering::Relaxed));
+
+    drop(daemon);
+    stop.store(true, Ordering::Relaxed);
+    let _ = server.join();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One GET /metrics on a new connection: its latency and body size.
+fn scrape(addr: SocketAddr) -> (Duration, usize) {
+    let start = Instant::now();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.take(64 << 20).read_to_end(&mut raw).unwrap();
+    let took = start.elapsed();
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw[..raw.len().min(200)]));
+    let head = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    (took, raw.len() - head)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let (utime, stime): (f64, f64) = (rest[11].parse().unwrap(), rest[12].parse().unwrap());
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (utime + stime) / ticks
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
