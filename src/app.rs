@@ -199,9 +199,16 @@ impl Plan {
             allow_intercept: net.is_some_and(|n| n.allow_intercept) || file.allow_intercept.unwrap_or(false),
             proxy: net.and_then(|n| n.proxy.clone()).or(file.proxy.as_ref().map(|p| p.get_ref().clone())),
             no_proxy: net.is_some_and(|n| n.no_proxy) || file.no_proxy.unwrap_or(false),
+            proxy_env: crate::net::proxy::process_env(),
         };
         if net.is_some_and(|n| n.proxy.is_some()) {
             netcfg.no_proxy = false;
+        }
+        if net.is_some() {
+            crate::net::proxy::validate(&netcfg).map_err(|e| match (&file.proxy, e.strip_prefix("--proxy: ")) {
+                (Some(p), Some(why)) if net.is_some_and(|n| n.proxy.is_none()) => file.error_at(p, "proxy", why).into(),
+                _ => UsageError(e),
+            })?;
         }
         if let Some(ca) = &netcfg.ca_file
             && !ca.is_file()

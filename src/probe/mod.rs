@@ -2,8 +2,10 @@
 //! A probe never prints.
 
 pub mod dns;
+pub mod http;
 mod outcome;
 pub mod tcp;
+pub mod ws;
 
 use std::time::Duration;
 
@@ -44,7 +46,9 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     let result = match target.protocol {
         Protocol::Dns => dns::probe(target, &env.dns, &mut ev).await,
         Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
-        Protocol::Udp | Protocol::Tls | Protocol::Http | Protocol::Ws => {
+        Protocol::Http => http::probe(target, env, &mut ev).await,
+        Protocol::Ws => ws::probe(target, env, &mut ev).await,
+        Protocol::Udp | Protocol::Tls => {
             return Outcome::skip("protocol not implemented yet");
         }
     };
