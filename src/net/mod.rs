@@ -2,6 +2,7 @@
 //! reach their targets (proxy, trust).
 
 pub mod dial;
+pub mod tls;
 
 use std::path::PathBuf;
 
