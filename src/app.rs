@@ -215,6 +215,14 @@ impl Plan {
         {
             return Err(UsageError(format!("--ca-file {}: no such file", ca.display())));
         }
+        if net.is_some() {
+            // Read now so a bad trust file is a usage error naming it, not a failed probe.
+            for (path, what) in [(&netcfg.ca_file, "--ca-file"), (&netcfg.public_roots, "VNETPROBE_PUBLIC_ROOTS")] {
+                if let Some(path) = path {
+                    crate::net::tls::read_pem(path, what)?;
+                }
+            }
+        }
         Ok(Plan {
             context: ctx,
             targets,
@@ -226,11 +234,7 @@ impl Plan {
 
     /// Runs the plan once: a fresh resolver (no cache across runs), all targets, one report.
     pub async fn execute(&self) -> Result<Report> {
-        let env = ProbeEnv {
-            dns: DnsCache::new(self.dns_server, self.limits.timeout)?,
-            timeout: self.limits.timeout,
-            net: self.net.clone(),
-        };
+        let env = ProbeEnv::new(DnsCache::new(self.dns_server, self.limits.timeout)?, self.limits.timeout, self.net.clone());
         let started = SystemTime::now();
         let clock = Instant::now();
         let env = Arc::new(env);

@@ -50,7 +50,8 @@ fn net(lab: &Lab, vars: &[(&str, &str)]) -> NetConfig {
 }
 
 fn env(net: NetConfig) -> ProbeEnv {
-    ProbeEnv { dns: DnsCache::new(Some(dead_dns()), TIMEOUT).expect("resolver"), timeout: TIMEOUT, net }
+    // A short DNS wait: the dead server never answers, and waiting longer proves nothing.
+    ProbeEnv::new(DnsCache::new(Some(dead_dns()), Duration::from_millis(400)).expect("resolver"), TIMEOUT, net)
 }
 
 fn web_target(protocol: Protocol, host: &str, addr: SocketAddr, tls: bool, path: &str) -> Target {
@@ -123,7 +124,6 @@ async fn https_and_wss_directly_with_a_trusted_test_ca() {
     assert!(o.evidence.phases_ms.contains_key(&Phase::Upgrade) && o.evidence.tls.is_some(), "{o:?}");
     let seen = web::wait_for(&ws_log, 1).await;
     assert_eq!(seen, vec![format!("ua={} close=true", vnetprobe::net::USER_AGENT)], "no polite close");
-
 }
 
 #[tokio::test]
@@ -135,7 +135,7 @@ async fn websocket_upgrades_and_refusals() {
 
     let o = probe(&web_target(Protocol::Ws, "127.0.0.1", ws_addr, false, "/socket"), &env).await;
     assert_eq!(o.status, Status::Pass, "{o:?}");
-    assert_eq!(o.evidence.note.as_deref(), Some("upgraded"));
+    assert!(o.evidence.note.as_deref().is_some_and(|n| n.ends_with("upgraded")), "{o:?}");
 
     let o = probe(&web_target(Protocol::Ws, "127.0.0.1", ws_addr, false, "/refuse"), &env).await;
     assert_eq!(kind(&o), Some(ErrorKind::WsRejected), "{o:?}");
@@ -164,7 +164,10 @@ async fn through_tinyproxy_with_credentials() {
 
     // the local resolver cannot answer for this name; the proxy can
     for (t, extra_phase) in [
-        (web_target(Protocol::Http, proxy::PROXY_ONLY_HOST, https_addr, true, "/status/200"), Some(Phase::ProxyConnect)),
+        (
+            web_target(Protocol::Http, proxy::PROXY_ONLY_HOST, https_addr, true, "/status/200"),
+            Some(Phase::ProxyConnect),
+        ),
         (web_target(Protocol::Http, proxy::PROXY_ONLY_HOST, http_addr, false, "/status/200"), None),
         (web_target(Protocol::Ws, proxy::PROXY_ONLY_HOST, wss_addr, true, "/socket"), Some(Phase::ProxyConnect)),
         (web_target(Protocol::Ws, proxy::PROXY_ONLY_HOST, ws_addr, false, "/socket"), Some(Phase::ProxyConnect)),
@@ -182,7 +185,7 @@ async fn through_tinyproxy_with_credentials() {
     }
     // the plain request went through the proxy in absolute form: tinyproxy added its Via
     let heads = web::wait_for(&http_log, 1).await;
-    assert!(heads[0].to_ascii_lowercase().contains("via: 1.1 tinyproxy"), "{heads:?}");
+    assert!(heads[0].lines().any(|l| l.starts_with("Via: ") && l.contains("tinyproxy")), "{heads:?}");
     assert_eq!(web::wait_for(&wss_log, 1).await, vec![format!("ua={} close=true", vnetprobe::net::USER_AGENT)]);
 }
 
@@ -193,13 +196,20 @@ async fn tls_probes_use_the_https_proxy_and_tcp_stays_direct() {
     let (addr, _) = web::http_server(Some(lab.tls.clone())).await;
     let env = env(net(&lab, &[("https_proxy", &tp.url())]));
 
-    let t = adhoc::target(Protocol::Tls, proxy::PROXY_ONLY_HOST.into(), Some(addr.port()), Expect::Reachable, ProbeSpec::default());
+    let t = adhoc::target(
+        Protocol::Tls,
+        proxy::PROXY_ONLY_HOST.into(),
+        Some(addr.port()),
+        Expect::Reachable,
+        ProbeSpec::default(),
+    );
     let o = probe(&t, &env).await;
     assert_eq!(o.status, Status::Pass, "{o:?}");
     assert_eq!(o.evidence.via_proxy.as_deref(), Some(tp.masked().as_str()));
     assert!(o.evidence.tls.is_some());
 
-    let t = adhoc::target(Protocol::Tcp, "127.0.0.1".into(), Some(addr.port()), Expect::Reachable, ProbeSpec::default());
+    let t =
+        adhoc::target(Protocol::Tcp, "127.0.0.1".into(), Some(addr.port()), Expect::Reachable, ProbeSpec::default());
     let o = probe(&t, &env).await;
     assert_eq!(o.status, Status::Pass, "{o:?}");
     assert_eq!((o.evidence.via_proxy, o.evidence.note.as_deref()), (None, Some("direct")));
@@ -220,7 +230,14 @@ async fn proxy_failures_are_named() {
         (&bare, proxy::PROXY_ONLY_HOST, plain, false, ErrorKind::ProxyAuthRequired, "407"),
         (&tp.url(), proxy::DENIED_HOST, addr, true, ErrorKind::ProxyDenied, "403 Filtered"),
         // tinyproxy reaches nothing on a closed port: 500 from the proxy
-        (&tp.url(), proxy::PROXY_ONLY_HOST, SocketAddr::from(([127, 0, 0, 1], proxy::free_port())), true, ErrorKind::ProxyDenied, "could not reach"),
+        (
+            &tp.url(),
+            proxy::PROXY_ONLY_HOST,
+            SocketAddr::from(([127, 0, 0, 1], proxy::free_port())),
+            true,
+            ErrorKind::ProxyDenied,
+            "could not reach",
+        ),
         (&dead, proxy::PROXY_ONLY_HOST, addr, true, ErrorKind::ProxyUnreachable, "tcp_refused"),
     ];
     for &(proxy_url, host, target_addr, tls, want, text) in cases {
@@ -267,7 +284,11 @@ fn vnetprobe(args: &[&str], vars: &[(&str, &str)], roots: &PathBuf) -> (i32, Str
     }
     cmd.env("VNETPROBE_PUBLIC_ROOTS", roots).envs(vars.iter().copied()).args(args);
     let out = cmd.output().expect("run vnetprobe");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +338,9 @@ async fn binary_goes_through_the_proxy_and_never_prints_the_password() {
 #[test]
 fn binary_rejects_an_unusable_proxy_variable() {
     let lab = lab();
-    for (var, value) in [("HTTPS_PROXY", "socks5://u:hunter2@127.0.0.1:1080"), ("all_proxy", "http://u:hunter2@proxy:port")] {
+    for (var, value) in
+        [("HTTPS_PROXY", "socks5://u:hunter2@127.0.0.1:1080"), ("all_proxy", "http://u:hunter2@proxy:port")]
+    {
         let (code, out, err) =
             vnetprobe(&["probe", "--timeout", "1s", "http", "https://127.0.0.1:1/"], &[(var, value)], &lab.roots);
         assert_eq!(code, 2, "{out}\n{err}");

@@ -4,6 +4,7 @@
 pub mod dial;
 pub mod noproxy;
 pub mod proxy;
+pub mod tls;
 pub mod tunnel;
 
 use std::collections::BTreeMap;

@@ -233,7 +233,7 @@ impl Route {
     pub fn note(&self) -> Option<&'static str> {
         match self {
             Route::Direct => None,
-            Route::Bypassed => Some("direct: NO_PROXY names this host"),
+            Route::Bypassed => Some("NO_PROXY names this host"),
             Route::Proxy(_) => None,
         }
     }

@@ -35,17 +35,11 @@ pub async fn open(target: &Target, scheme: Scheme, env: &ProbeEnv, ev: &mut Evid
         .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
     let proxy = match route {
         Route::Direct | Route::Bypassed => {
-            let resolved = crate::probe::resolve(target, env, ev).await?;
-            let deadline = Instant::now() + env.timeout;
-            let start = std::time::Instant::now();
-            let result = dial::connect_any(&resolved.addrs, port, env.timeout).await;
-            ev.phase(Phase::Connect, start.elapsed());
-            let (stream, peer) = result?;
-            ev.peer = Some(peer);
+            let stream = crate::probe::tcp::connect(target, env, ev).await?;
             if let Some(note) = route.note() {
                 ev.note(note);
             }
-            return Ok(Opened { stream, forward_proxy: None, deadline });
+            return Ok(Opened { stream, forward_proxy: None, deadline: Instant::now() + env.timeout });
         }
         Route::Proxy(p) => p,
     };
@@ -67,6 +61,13 @@ pub async fn open(target: &Target, scheme: Scheme, env: &ProbeEnv, ev: &mut Evid
     ev.phase(Phase::ProxyConnect, start.elapsed());
     result?;
     Ok(Opened { stream, forward_proxy: None, deadline })
+}
+
+/// Runs one step of the exchange (TLS, a request, an upgrade) until the exchange deadline.
+pub async fn within<T>(deadline: Instant, step: impl Future<Output = T>, what: &str) -> Result<T, ProbeError> {
+    timeout_at(deadline, step)
+        .await
+        .map_err(|_| ProbeError::new(ErrorKind::Timeout, format!("{what} not finished before the deadline")))
 }
 
 /// TCP to the proxy; every failure to get there is `proxy_unreachable`.

@@ -43,7 +43,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
         .map_err(|e| ProbeError::new(ErrorKind::Io, format!("building the request for {url}: {e}")))?;
     let deadline = opened.deadline;
     let head = if tls_on {
-        let stream = within(
+        let stream = tunnel::within(
             deadline,
             tls::handshake_with_alpn(opened.stream, &target.host, &[b"http/1.1"], env, ev),
             "TLS handshake",
@@ -54,13 +54,6 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
         exchange(opened.stream, request, deadline, ev).await?
     };
     judge(target, &url, head, opened.forward_proxy.as_ref(), ev)
-}
-
-/// Runs `fut` until the exchange deadline.
-pub(crate) async fn within<T>(deadline: Instant, fut: impl Future<Output = T>, what: &str) -> Result<T, ProbeError> {
-    timeout_at(deadline, fut)
-        .await
-        .map_err(|_| ProbeError::new(ErrorKind::Timeout, format!("{what} not finished before the deadline")))
 }
 
 /// The URL the probe asks for, for messages and the absolute form.

@@ -5,6 +5,8 @@ pub mod dns;
 pub mod http;
 mod outcome;
 pub mod tcp;
+pub mod tls;
+pub mod udp;
 pub mod ws;
 
 use std::time::Duration;
@@ -21,6 +23,14 @@ pub struct ProbeEnv {
     /// The deadline of each network wait (DNS lookup, and the connection exchange).
     pub timeout: Duration,
     pub net: NetConfig,
+    /// The TLS trust, loaded on the first handshake of the run (see `net::tls`).
+    pub(crate) tls: crate::net::tls::TrustCell,
+}
+
+impl ProbeEnv {
+    pub fn new(dns: DnsCache, timeout: Duration, net: NetConfig) -> ProbeEnv {
+        ProbeEnv { dns, timeout, net, tls: Default::default() }
+    }
 }
 
 /// Resolves a target's host through the run's shared cache, recording the evidence.
@@ -46,11 +56,10 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     let result = match target.protocol {
         Protocol::Dns => dns::probe(target, &env.dns, &mut ev).await,
         Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
+        Protocol::Udp => udp::probe(target, env, &mut ev).await,
+        Protocol::Tls => tls::probe(target, env, &mut ev).await,
         Protocol::Http => http::probe(target, env, &mut ev).await,
         Protocol::Ws => ws::probe(target, env, &mut ev).await,
-        Protocol::Udp | Protocol::Tls => {
-            return Outcome::skip("protocol not implemented yet");
-        }
     };
     judge(target, result, ev)
 }

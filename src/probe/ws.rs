@@ -10,7 +10,6 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::http::within;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::catalog::Target;
 use crate::net::proxy::Scheme;
@@ -22,7 +21,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
     let port = target.port.expect("ws targets have a port");
     let url = format!("{}://{}{}", if tls_on { "wss" } else { "ws" }, authority(&target.host, port), target.spec.path);
     if tls_on {
-        let stream = within(
+        let stream = tunnel::within(
             opened.deadline,
             tls::handshake_with_alpn(opened.stream, &target.host, &[b"http/1.1"], env, ev),
             "TLS handshake",
