@@ -42,7 +42,7 @@ impl NoProxy {
             return NoProxy { all: true, entries: Vec::new() };
         }
         let entries =
-            raw.split(|c: char| c == ',' || c == ' ' || c == '\t').filter(|t| !t.is_empty()).map(entry).collect();
+            raw.split([',', ' ', '\t']).filter(|t| !t.is_empty()).map(entry).collect();
         NoProxy { all: false, entries }
     }
 

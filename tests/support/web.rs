@@ -98,6 +98,8 @@ async fn read_head(s: &mut Box<dyn Stream>) -> Option<String> {
 }
 
 /// Each client logs "ua=<User-Agent> close=<true|false>": whether a close frame came.
+// The refusal type is tungstenite's callback contract.
+#[allow(clippy::result_large_err)]
 pub async fn ws_server(tls: Option<Arc<ServerConfig>>) -> (SocketAddr, Log) {
     let (listener, addr, acceptor) = listen(tls).await;
     let log: Log = Default::default();
