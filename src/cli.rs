@@ -109,7 +109,9 @@ pub struct NetArgs {
     /// Let a TLS-inspecting firewall pass with a warning instead of failing.
     #[arg(long)]
     pub allow_intercept: bool,
-    /// Proxy for HTTP, TLS and WebSocket probes, overriding HTTPS_PROXY and friends.
+    /// Proxy (http://[USER:PASS@]HOST[:PORT], port 1080 by default) for HTTP, TLS and WebSocket
+    /// probes. Without it, the proxy curl would pick: https_proxy/HTTPS_PROXY, http_proxy (lower
+    /// case only, as curl), all_proxy/ALL_PROXY; NO_PROXY applies to both.
     #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
     pub proxy: Option<String>,
     /// Ignore proxy variables: connect directly.

@@ -190,6 +190,67 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// A one-shot "proxy" on loopback that answers any request with `answer` (then holds the
+    /// connection open briefly, or stays silent when `answer` is empty); returns what it read.
+    async fn canned(answer: &'static [u8]) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+            if !answer.is_empty() {
+                s.write_all(answer).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(if answer.is_empty() { 1500 } else { 200 })).await;
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn connect_answers_map_to_kinds() {
+        let cases: &[(&[u8], Option<ErrorKind>, &str)] = &[
+            (b"HTTP/1.1 200 Connection established\r\n\r\n", None, ""),
+            (b"HTTP/1.0 200 OK\r\nVia: x\r\n\r\n", None, ""),
+            (
+                b"HTTP/1.1 403 Forbidden\r\nServer: squid\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n\r\n",
+                Some(ErrorKind::ProxyDenied),
+                "403 Forbidden, ERR_ACCESS_DENIED 0 (the proxy's policy",
+            ),
+            (b"HTTP/1.1 503 Service Unavailable\r\n\r\n", Some(ErrorKind::ProxyDenied), "could not reach"),
+            (
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+                Some(ErrorKind::ProxyAuthRequired),
+                "refused the credentials",
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\nunexpected", Some(ErrorKind::ProxyDenied), "sent data before"),
+            (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", Some(ErrorKind::ProxyDenied), "not HTTP"),
+            (b"HTTP/1.1 200", Some(ErrorKind::ProxyDenied), "closed the connection"),
+            (b"", Some(ErrorKind::Timeout), "did not answer"),
+        ];
+        let proxy = ProxyUrl::parse("http://svc:hunter2@127.0.0.1:1").unwrap();
+        for &(answer, want, text) in cases {
+            let (addr, task) = canned(answer).await;
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let deadline = Instant::now() + Duration::from_millis(700);
+            let result = connect(&mut stream, &proxy, "example.org:443", deadline).await;
+            assert_eq!(
+                result.as_ref().err().map(|e| e.kind),
+                want,
+                "{:?}: {result:?}",
+                String::from_utf8_lossy(answer)
+            );
+            if let Err(e) = result {
+                assert!(e.message.contains(text) && !e.message.contains("hunter2"), "{e}");
+            }
+            let request = task.await.unwrap();
+            assert!(request.starts_with("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n"), "{request}");
+            assert!(request.contains("Proxy-Authorization: Basic c3ZjOmh1bnRlcjI=\r\n"), "{request}");
+        }
+    }
 
     #[test]
     fn status_lines() {
