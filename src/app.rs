@@ -86,6 +86,14 @@ fn run(cli: Cli) -> Result<u8> {
             };
             emit(&out, 0)
         }
+        Command::Merge(args) => {
+            let merged = report::merge::merge(&report::merge::load(&args.reports)?);
+            let out = match args.output {
+                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&merged)?),
+                ListOutput::Table => report::merge::render_table(&merged),
+            };
+            emit(&out, merged.exit_code())
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "vnetprobe", &mut buf);
@@ -124,7 +132,8 @@ pub fn render(report: &Report, output: Output) -> String {
     match output {
         Output::Table => report::table::render(report, colour()),
         Output::Json => report::json::render(report),
-        Output::Prometheus | Output::Junit => report::json::render(report),
+        Output::Junit => report::junit::render(report),
+        Output::Prometheus => report::json::render(report),
     }
 }
 

@@ -41,6 +41,8 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Print every variable, its value and where it came from.
     Context(ContextArgs),
+    /// Combine many nodes' JSON reports: which node fails which target.
+    Merge(MergeArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -205,4 +207,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be more than zero".into());
     }
     Ok(d)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// JSON reports written by `check --output json`, one per node.
+    #[arg(value_name = "REPORT.json", required = true)]
+    pub reports: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: ListOutput,
 }

@@ -2,6 +2,8 @@
 //! JUnit) and that `merge` reads back.
 
 pub mod json;
+pub mod junit;
+pub mod merge;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -18,6 +20,9 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub version: u32,
+    /// The host name of the node that ran the check.
+    #[serde(default)]
+    pub node: Option<String>,
     pub started_at: String,
     pub duration_ms: u64,
     pub context: BTreeMap<String, String>,
@@ -145,6 +150,12 @@ impl ResultEntry {
     }
 }
 
+fn node_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// RFC 3339 in UTC, whole seconds.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -173,6 +184,7 @@ impl Report {
         }
         Report {
             version: VERSION,
+            node: node_name(),
             started_at: rfc3339(started),
             duration_ms: took.as_millis() as u64,
             context,
