@@ -8,12 +8,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use support::pki::{self, Ca, Scratch};
 use support::proxy::{self, Tinyproxy};
-use support::web;
+use support::{FakeDns, web};
 use vnetprobe::catalog::{Expect, ProbeSpec, Protocol, StatusMatch, Target, adhoc};
 use vnetprobe::net::NetConfig;
 use vnetprobe::probe::dns::DnsCache;
@@ -21,13 +20,9 @@ use vnetprobe::probe::{ErrorKind, Outcome, Phase, ProbeEnv, Status};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A UDP port on loopback with nothing behind it: lookups fail fast and stay local.
-fn dead_dns() -> SocketAddr {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    sock.local_addr().expect("addr")
-}
-
 struct Lab {
+    /// The run's DNS server: SERVFAIL for every name, so lookups stay local and fail fast.
+    dns: FakeDns,
     _scratch: Scratch,
     roots: PathBuf,
     tls: std::sync::Arc<rustls::ServerConfig>,
@@ -38,7 +33,7 @@ fn lab() -> Lab {
     let ca = Ca::root("vnetprobe test root");
     let roots = ca.write(&scratch, "roots.pem");
     let leaf = ca.leaf(&["localhost", proxy::PROXY_ONLY_HOST, proxy::DENIED_HOST, "127.0.0.1"], false);
-    Lab { tls: pki::server_config(&leaf, &[b"http/1.1"]), roots, _scratch: scratch }
+    Lab { dns: FakeDns::start(true), tls: pki::server_config(&leaf, &[b"http/1.1"]), roots, _scratch: scratch }
 }
 
 fn net(lab: &Lab, vars: &[(&str, &str)]) -> NetConfig {
@@ -49,9 +44,8 @@ fn net(lab: &Lab, vars: &[(&str, &str)]) -> NetConfig {
     }
 }
 
-fn env(net: NetConfig) -> ProbeEnv {
-    // A short DNS wait: the dead server never answers, and waiting longer proves nothing.
-    ProbeEnv::new(DnsCache::new(Some(dead_dns()), Duration::from_millis(400)).expect("resolver"), TIMEOUT, net)
+fn env(lab: &Lab, net: NetConfig) -> ProbeEnv {
+    ProbeEnv::new(DnsCache::new(Some(lab.dns.addr), TIMEOUT).expect("resolver"), TIMEOUT, net)
 }
 
 fn web_target(protocol: Protocol, host: &str, addr: SocketAddr, tls: bool, path: &str) -> Target {
@@ -71,7 +65,7 @@ fn kind(o: &Outcome) -> Option<ErrorKind> {
 async fn http_status_is_held_to_the_accept_list() {
     let lab = lab();
     let (addr, log) = web::http_server(None).await;
-    let env = env(net(&lab, &[]));
+    let env = env(&lab, net(&lab, &[]));
     let cases: &[(&str, &str, &[StatusMatch], Option<ErrorKind>)] = &[
         ("GET", "/status/200", &[], None),
         ("GET", "/status/302", &[], None),
@@ -111,7 +105,7 @@ async fn https_and_wss_directly_with_a_trusted_test_ca() {
     let lab = lab();
     let (http_addr, _) = web::http_server(Some(lab.tls.clone())).await;
     let (ws_addr, ws_log) = web::ws_server(Some(lab.tls.clone())).await;
-    let env = env(net(&lab, &[]));
+    let env = env(&lab, net(&lab, &[]));
 
     let o = probe(&web_target(Protocol::Http, "127.0.0.1", http_addr, true, "/status/204"), &env).await;
     assert_eq!(o.status, Status::Pass, "{o:?}");
@@ -131,7 +125,7 @@ async fn websocket_upgrades_and_refusals() {
     let lab = lab();
     let (ws_addr, ws_log) = web::ws_server(None).await;
     let (http_addr, _) = web::http_server(None).await;
-    let env = env(net(&lab, &[]));
+    let env = env(&lab, net(&lab, &[]));
 
     let o = probe(&web_target(Protocol::Ws, "127.0.0.1", ws_addr, false, "/socket"), &env).await;
     assert_eq!(o.status, Status::Pass, "{o:?}");
@@ -160,9 +154,9 @@ async fn through_tinyproxy_with_credentials() {
     let (wss_addr, wss_log) = web::ws_server(Some(lab.tls.clone())).await;
     let (ws_addr, _) = web::ws_server(None).await;
     let url = tp.url();
-    let env = env(net(&lab, &[("HTTPS_PROXY", &url), ("http_proxy", &url)]));
+    let env = env(&lab, net(&lab, &[("HTTPS_PROXY", &url), ("http_proxy", &url)]));
 
-    // the local resolver cannot answer for this name; the proxy can
+    // the local resolver cannot answer for this name (SERVFAIL); the proxy can
     for (t, extra_phase) in [
         (
             web_target(Protocol::Http, proxy::PROXY_ONLY_HOST, https_addr, true, "/status/200"),
@@ -194,7 +188,7 @@ async fn tls_probes_use_the_https_proxy_and_tcp_stays_direct() {
     let lab = lab();
     let tp = Tinyproxy::start();
     let (addr, _) = web::http_server(Some(lab.tls.clone())).await;
-    let env = env(net(&lab, &[("https_proxy", &tp.url())]));
+    let env = env(&lab, net(&lab, &[("https_proxy", &tp.url())]));
 
     let t = adhoc::target(
         Protocol::Tls,
@@ -241,7 +235,7 @@ async fn proxy_failures_are_named() {
         (&dead, proxy::PROXY_ONLY_HOST, addr, true, ErrorKind::ProxyUnreachable, "tcp_refused"),
     ];
     for &(proxy_url, host, target_addr, tls, want, text) in cases {
-        let env = env(net(&lab, &[("https_proxy", proxy_url), ("http_proxy", proxy_url)]));
+        let env = env(&lab, net(&lab, &[("https_proxy", proxy_url), ("http_proxy", proxy_url)]));
         let o = probe(&web_target(Protocol::Http, host, target_addr, tls, "/"), &env).await;
         let e = o.error.as_ref().unwrap_or_else(|| panic!("{proxy_url} {host}: {o:?}"));
         assert_eq!(e.kind, want, "{host} via {proxy_url}: {e}");
@@ -259,31 +253,30 @@ async fn no_proxy_and_the_flags_decide_the_route() {
     let dead = format!("http://127.0.0.1:{}", proxy::free_port());
     let t = web_target(Protocol::Http, "127.0.0.1", addr, true, "/");
 
-    let bypass = env(net(&lab, &[("HTTPS_PROXY", &dead), ("no_proxy", "example.org, 127.0.0.0/8")]));
+    let bypass = env(&lab, net(&lab, &[("HTTPS_PROXY", &dead), ("no_proxy", "example.org, 127.0.0.0/8")]));
     let o = probe(&t, &bypass).await;
     assert_eq!(o.status, Status::Pass, "{o:?}");
     assert_eq!(o.evidence.via_proxy, None);
     assert!(o.evidence.note.unwrap().contains("NO_PROXY"));
 
-    let off = env(NetConfig { no_proxy: true, ..net(&lab, &[("HTTPS_PROXY", &dead)]) });
+    let off = env(&lab, NetConfig { no_proxy: true, ..net(&lab, &[("HTTPS_PROXY", &dead)]) });
     assert_eq!(probe(&t, &off).await.status, Status::Pass);
 
-    let flag = env(NetConfig { proxy: Some(tp.url()), ..net(&lab, &[("HTTPS_PROXY", &dead)]) });
+    let flag = env(&lab, NetConfig { proxy: Some(tp.url()), ..net(&lab, &[("HTTPS_PROXY", &dead)]) });
     let o = probe(&t, &flag).await;
     assert_eq!((o.status, o.evidence.via_proxy), (Status::Pass, Some(tp.masked())));
 
-    let o = probe(&t, &env(net(&lab, &[("HTTPS_PROXY", &dead)]))).await;
+    let o = probe(&t, &env(&lab, net(&lab, &[("HTTPS_PROXY", &dead)]))).await;
     assert_eq!(kind(&o), Some(ErrorKind::ProxyUnreachable), "{o:?}");
 }
 
 /// The real binary, with proxy variables only in the child's environment.
 fn vnetprobe(args: &[&str], vars: &[(&str, &str)], roots: &PathBuf) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vnetprobe"));
+    let mut cmd = support::command(args);
     for v in vnetprobe::net::proxy::PROXY_VARS {
         cmd.env_remove(v);
     }
-    cmd.env("VNETPROBE_PUBLIC_ROOTS", roots).envs(vars.iter().copied()).args(args);
-    let out = cmd.output().expect("run vnetprobe");
+    let out = cmd.env("VNETPROBE_PUBLIC_ROOTS", roots).envs(vars.iter().copied()).output().expect("run vnetprobe");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -296,7 +289,7 @@ async fn binary_goes_through_the_proxy_and_never_prints_the_password() {
     let lab = lab();
     let tp = Tinyproxy::start();
     let (addr, _) = web::http_server(Some(lab.tls.clone())).await;
-    let dns = dead_dns().to_string();
+    let dns = lab.dns.addr.to_string();
     let url = format!("https://{}:{}/status/200", proxy::PROXY_ONLY_HOST, addr.port());
     let net_flags = ["probe", "--dns-server", dns.as_str(), "--timeout", "3s", "--log-level", "debug", "http"];
     // The child talks to servers on this runtime: keep them running while it blocks.

@@ -1,12 +1,15 @@
 //! A real tinyproxy on a loopback port, for the proxy tests: Basic credentials required, one
-//! host denied by a filter. The process is killed when the guard drops, even on a failed test.
+//! host denied by a filter. The process is killed when the guard drops (`Reaper`), even on a
+//! failed test.
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::Reaper;
+pub use super::free_port;
 use super::pki::Scratch;
 
 pub const USER: &str = "probe";
@@ -20,14 +23,9 @@ pub const DENIED_HOST: &str = "denied.test";
 pub const PROXY_ONLY_HOST: &str = "proxy-only.test";
 
 pub struct Tinyproxy {
-    child: Child,
+    child: Reaper,
     pub addr: SocketAddr,
     scratch: Scratch,
-}
-
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
 impl Tinyproxy {
@@ -55,8 +53,8 @@ impl Tinyproxy {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("tinyproxy is installed (apt-get install tinyproxy)");
-        let mut proxy = Tinyproxy { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), scratch };
+            .expect("unshare runs (util-linux; the proxy tests need root for the mount namespace)");
+        let mut proxy = Tinyproxy { child: Reaper(child), addr: SocketAddr::from(([127, 0, 0, 1], port)), scratch };
         proxy.wait_up();
         proxy
     }
@@ -65,8 +63,8 @@ impl Tinyproxy {
     fn wait_up(&mut self) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("tinyproxy exited with {status}: {}", self.log());
+            if let Ok(Some(status)) = self.child.0.try_wait() {
+                panic!("tinyproxy exited with {status} (installed? root?): {}", self.log());
             }
             if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
                 return;
@@ -96,12 +94,5 @@ impl Tinyproxy {
     /// What reports must show for `url()`.
     pub fn masked(&self) -> String {
         format!("http://{USER}:***@{}", self.addr)
-    }
-}
-
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
