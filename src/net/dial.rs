@@ -101,3 +101,29 @@ pub async fn connect_one(addr: SocketAddr, timeout: Duration) -> Result<TcpStrea
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_map_to_kinds() {
+        let table = [
+            (libc::ECONNREFUSED, ErrorKind::TcpRefused),
+            (libc::ENETUNREACH, ErrorKind::NetUnreachable),
+            (libc::EHOSTUNREACH, ErrorKind::NetUnreachable),
+            (libc::EPERM, ErrorKind::LocalFirewall),
+            (libc::EACCES, ErrorKind::LocalFirewall),
+            (libc::ETIMEDOUT, ErrorKind::TcpTimeout),
+            (libc::EIO, ErrorKind::Io),
+        ];
+        for (errno, kind) in table {
+            assert_eq!(
+                classify_io(&io::Error::from_raw_os_error(errno)),
+                kind,
+                "errno {errno}"
+            );
+        }
+        assert!(describe_io(&io::Error::from_raw_os_error(libc::EPERM)).contains("own firewall"));
+    }
+}
