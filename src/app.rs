@@ -242,9 +242,13 @@ impl Plan {
             netcfg.no_proxy = false;
         }
         if net.is_some() {
-            crate::net::proxy::validate(&netcfg).map_err(|e| match (&file.proxy, e.strip_prefix("--proxy: ")) {
-                (Some(p), Some(why)) if net.is_some_and(|n| n.proxy.is_none()) => file.error_at(p, "proxy", why).into(),
-                _ => UsageError(e),
+            crate::net::proxy::validate(&netcfg).map_err(|e| {
+                match (&file.proxy, e.strip_prefix("--proxy: ")) {
+                    (Some(p), Some(why)) if net.is_some_and(|n| n.proxy.is_none()) => {
+                        file.error_at(p, "proxy", why).into()
+                    }
+                    _ => UsageError(e),
+                }
             })?;
         }
         if let Some(ca) = &netcfg.ca_file
@@ -257,7 +261,10 @@ impl Plan {
         }
         if net.is_some() {
             // Read now so a bad trust file is a usage error naming it, not a failed probe.
-            for (path, what) in [(&netcfg.ca_file, "--ca-file"), (&netcfg.public_roots, "VNETPROBE_PUBLIC_ROOTS")] {
+            for (path, what) in [
+                (&netcfg.ca_file, "--ca-file"),
+                (&netcfg.public_roots, "VNETPROBE_PUBLIC_ROOTS"),
+            ] {
                 if let Some(path) = path {
                     crate::net::tls::read_pem(path, what)?;
                 }
@@ -278,7 +285,11 @@ impl Plan {
 
     /// Runs the plan once: a fresh resolver (no cache across runs), all targets, one report.
     pub async fn execute(&self) -> Result<Report> {
-        let env = ProbeEnv::new(DnsCache::new(self.dns_server, self.limits.timeout)?, self.limits.timeout, self.net.clone());
+        let env = ProbeEnv::new(
+            DnsCache::new(self.dns_server, self.limits.timeout)?,
+            self.limits.timeout,
+            self.net.clone(),
+        );
         let started = SystemTime::now();
         let clock = Instant::now();
         let env = Arc::new(env);

@@ -15,7 +15,11 @@ pub const USER_AGENT: &str = concat!("vnetprobe/", env!("CARGO_PKG_VERSION"));
 
 /// `host:port`, with an IPv6 literal in brackets: the form of CONNECT targets and Host headers.
 pub fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// How probes reach targets, beyond plain sockets. `Debug` masks proxy credentials.
@@ -37,7 +41,11 @@ pub struct NetConfig {
 
 impl std::fmt::Debug for NetConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let env: BTreeMap<&str, String> = self.proxy_env.iter().map(|(k, v)| (k.as_str(), proxy::mask(v))).collect();
+        let env: BTreeMap<&str, String> = self
+            .proxy_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), proxy::mask(v)))
+            .collect();
         f.debug_struct("NetConfig")
             .field("ca_file", &self.ca_file)
             .field("public_roots", &self.public_roots)

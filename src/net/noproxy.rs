@@ -39,11 +39,20 @@ impl NoProxy {
     pub fn parse(raw: &str) -> NoProxy {
         let raw = raw.trim();
         if raw == "*" {
-            return NoProxy { all: true, entries: Vec::new() };
+            return NoProxy {
+                all: true,
+                entries: Vec::new(),
+            };
         }
-        let entries =
-            raw.split([',', ' ', '\t']).filter(|t| !t.is_empty()).map(entry).collect();
-        NoProxy { all: false, entries }
+        let entries = raw
+            .split([',', ' ', '\t'])
+            .filter(|t| !t.is_empty())
+            .map(entry)
+            .collect();
+        NoProxy {
+            all: false,
+            entries,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -58,16 +67,19 @@ impl NoProxy {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let ip = bare.parse::<IpAddr>().ok();
         let name = bare.trim_end_matches('.').to_ascii_lowercase();
-        self.entries.iter().filter(|e| e.port.is_none_or(|p| p == port)).any(|e| match (&e.pattern, ip) {
-            (Pattern::Net(net, bits), Some(ip)) => in_network(ip, *net, *bits),
-            (Pattern::Domain(d), None) => {
-                name == *d
-                    || (name.len() > d.len()
-                        && name.ends_with(d.as_str())
-                        && name[..name.len() - d.len()].ends_with('.'))
-            }
-            _ => false,
-        })
+        self.entries
+            .iter()
+            .filter(|e| e.port.is_none_or(|p| p == port))
+            .any(|e| match (&e.pattern, ip) {
+                (Pattern::Net(net, bits), Some(ip)) => in_network(ip, *net, *bits),
+                (Pattern::Domain(d), None) => {
+                    name == *d
+                        || (name.len() > d.len()
+                            && name.ends_with(d.as_str())
+                            && name[..name.len() - d.len()].ends_with('.'))
+                }
+                _ => false,
+            })
     }
 }
 
@@ -81,7 +93,11 @@ fn entry(token: &str) -> Entry {
         let host = host.strip_prefix('*').unwrap_or(host);
         let host = host.trim_end_matches('.');
         let host = host.strip_prefix('.').unwrap_or(host);
-        if host.is_empty() { Pattern::Never } else { Pattern::Domain(host.to_ascii_lowercase()) }
+        if host.is_empty() {
+            Pattern::Never
+        } else {
+            Pattern::Domain(host.to_ascii_lowercase())
+        }
     };
     Entry { pattern, port }
 }
@@ -192,14 +208,23 @@ mod tests {
         ("[::1]:8080", "::1", 8080, true),
         ("[::1]:8080", "::1", 8081, false),
         // Azure ML shapes
-        (".azureml.ms,.blob.core.windows.net", "westeurope.api.azureml.ms", 443, true),
+        (
+            ".azureml.ms,.blob.core.windows.net",
+            "westeurope.api.azureml.ms",
+            443,
+            true,
+        ),
         ("168.63.129.16,169.254.169.254", "169.254.169.254", 80, true),
     ];
 
     #[test]
     fn curl_rules_table() {
         for &(list, host, port, want) in CASES {
-            assert_eq!(NoProxy::parse(list).matches(host, port), want, "NO_PROXY={list:?} host={host} port={port}");
+            assert_eq!(
+                NoProxy::parse(list).matches(host, port),
+                want,
+                "NO_PROXY={list:?} host={host} port={port}"
+            );
         }
     }
 

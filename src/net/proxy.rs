@@ -42,7 +42,10 @@ pub const DEFAULT_PROXY_PORT: u16 = 1080;
 
 /// The proxy variables of this process, for `NetConfig::proxy_env`.
 pub fn process_env() -> BTreeMap<String, String> {
-    PROXY_VARS.iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect()
+    PROXY_VARS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+        .collect()
 }
 
 /// The scheme a probe's URL would have: what decides which variable applies.
@@ -69,8 +72,21 @@ impl Scheme {
         match self {
             Scheme::Http => &["http_proxy", "all_proxy", "ALL_PROXY"],
             Scheme::Https => &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"],
-            Scheme::Ws => &["ws_proxy", "WS_PROXY", "http_proxy", "all_proxy", "ALL_PROXY"],
-            Scheme::Wss => &["wss_proxy", "WSS_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"],
+            Scheme::Ws => &[
+                "ws_proxy",
+                "WS_PROXY",
+                "http_proxy",
+                "all_proxy",
+                "ALL_PROXY",
+            ],
+            Scheme::Wss => &[
+                "wss_proxy",
+                "WSS_PROXY",
+                "https_proxy",
+                "HTTPS_PROXY",
+                "all_proxy",
+                "ALL_PROXY",
+            ],
         }
     }
 }
@@ -125,7 +141,9 @@ impl ProxyUrl {
                     ));
                 }
                 s => {
-                    return Err(format!("unsupported proxy scheme {s:?} (use http://host:port)"));
+                    return Err(format!(
+                        "unsupported proxy scheme {s:?} (use http://host:port)"
+                    ));
                 }
             },
             None => raw,
@@ -139,14 +157,23 @@ impl ProxyUrl {
             Some(u) => {
                 let (user, password) = u.split_once(':').unwrap_or((u, ""));
                 let decode = |s: &str, what: &str| {
-                    percent_decode(s).ok_or_else(|| format!("the proxy {what} has a bad %-escape or is not UTF-8"))
+                    percent_decode(s).ok_or_else(|| {
+                        format!("the proxy {what} has a bad %-escape or is not UTF-8")
+                    })
                 };
-                Some(Credentials { user: decode(user, "user name")?, password: decode(password, "password")? })
+                Some(Credentials {
+                    user: decode(user, "user name")?,
+                    password: decode(password, "password")?,
+                })
             }
             None => None,
         };
         let (host, port) = split_host_port(hostport)?;
-        Ok(ProxyUrl { host, port, credentials })
+        Ok(ProxyUrl {
+            host,
+            port,
+            credentials,
+        })
     }
 
     pub fn has_credentials(&self) -> bool {
@@ -156,7 +183,8 @@ impl ProxyUrl {
     /// The `Proxy-Authorization` header value, when the URL has credentials.
     pub fn authorization(&self) -> Option<String> {
         self.credentials.as_ref().map(|c| {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.user, c.password));
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", c.user, c.password));
             format!("Basic {token}")
         })
     }
@@ -164,13 +192,18 @@ impl ProxyUrl {
 
 fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (h, tail) = rest.split_once(']').ok_or("the proxy address has an unclosed '['")?;
+        let (h, tail) = rest
+            .split_once(']')
+            .ok_or("the proxy address has an unclosed '['")?;
         if h.parse::<std::net::Ipv6Addr>().is_err() {
             return Err("the proxy address in brackets is not an IPv6 address".into());
         }
         let port = match tail {
             "" => None,
-            t => Some(t.strip_prefix(':').ok_or("unexpected text after the proxy's IPv6 address")?),
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or("unexpected text after the proxy's IPv6 address")?,
+            ),
         };
         (h, port)
     } else {
@@ -181,13 +214,21 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
     };
     let valid = !host.is_empty()
         && (host.parse::<std::net::IpAddr>().is_ok()
-            || host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
     if !valid {
-        return Err("the proxy host is missing or not a host name (expected http://host:port)".into());
+        return Err(
+            "the proxy host is missing or not a host name (expected http://host:port)".into(),
+        );
     }
     let port = match port {
         None | Some("") => DEFAULT_PROXY_PORT,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("the proxy port is not a number from 1 to 65535")?,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or("the proxy port is not a number from 1 to 65535")?,
     };
     Ok((host.to_ascii_lowercase(), port))
 }
@@ -215,7 +256,9 @@ pub fn mask(raw: &str) -> String {
     if !raw.contains('@') {
         return raw.to_string();
     }
-    ProxyUrl::parse(raw).map(|p| p.to_string()).unwrap_or_else(|_| "(unparsable proxy URL)".into())
+    ProxyUrl::parse(raw)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| "(unparsable proxy URL)".into())
 }
 
 /// How a probe reaches its target.
@@ -249,11 +292,15 @@ fn configured(cfg: &NetConfig, scheme: Scheme) -> Result<Option<ProxyUrl>, Strin
         return Ok(None);
     }
     if let Some(raw) = cfg.proxy.as_deref() {
-        return ProxyUrl::parse(raw).map(Some).map_err(|e| format!("--proxy: {e}"));
+        return ProxyUrl::parse(raw)
+            .map(Some)
+            .map_err(|e| format!("--proxy: {e}"));
     }
     for name in scheme.variables() {
         if let Some(raw) = var(&cfg.proxy_env, name) {
-            return ProxyUrl::parse(raw).map(Some).map_err(|e| format!("environment variable {name}: {e}"));
+            return ProxyUrl::parse(raw)
+                .map(Some)
+                .map_err(|e| format!("environment variable {name}: {e}"));
         }
     }
     Ok(None)
@@ -264,7 +311,9 @@ pub fn route(cfg: &NetConfig, scheme: Scheme, host: &str, port: u16) -> Result<R
     let Some(proxy) = configured(cfg, scheme)? else {
         return Ok(Route::Direct);
     };
-    let list = var(&cfg.proxy_env, "no_proxy").or_else(|| var(&cfg.proxy_env, "NO_PROXY")).unwrap_or_default();
+    let list = var(&cfg.proxy_env, "no_proxy")
+        .or_else(|| var(&cfg.proxy_env, "NO_PROXY"))
+        .unwrap_or_default();
     if NoProxy::parse(list).matches(host, port) {
         return Ok(Route::Bypassed);
     }
@@ -286,7 +335,10 @@ mod tests {
 
     fn cfg(vars: &[(&str, &str)]) -> NetConfig {
         NetConfig {
-            proxy_env: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            proxy_env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Default::default()
         }
     }
@@ -301,10 +353,21 @@ mod tests {
     #[test]
     fn parses_proxy_urls_like_curl() {
         let p = ProxyUrl::parse("http://proxy.corp:3128").unwrap();
-        assert_eq!((p.host.as_str(), p.port, p.has_credentials()), ("proxy.corp", 3128, false));
+        assert_eq!(
+            (p.host.as_str(), p.port, p.has_credentials()),
+            ("proxy.corp", 3128, false)
+        );
         assert_eq!(ProxyUrl::parse("proxy.corp").unwrap().port, 1080);
-        assert_eq!(ProxyUrl::parse("HTTP://Proxy.Corp:8080/").unwrap().to_string(), "http://proxy.corp:8080");
-        assert_eq!(ProxyUrl::parse("http://[::1]:3128").unwrap().to_string(), "http://[::1]:3128");
+        assert_eq!(
+            ProxyUrl::parse("HTTP://Proxy.Corp:8080/")
+                .unwrap()
+                .to_string(),
+            "http://proxy.corp:8080"
+        );
+        assert_eq!(
+            ProxyUrl::parse("http://[::1]:3128").unwrap().to_string(),
+            "http://[::1]:3128"
+        );
         assert_eq!(ProxyUrl::parse("http://[fd00::1]").unwrap().port, 1080);
         assert_eq!(ProxyUrl::parse("10.0.0.4:3128").unwrap().host, "10.0.0.4");
     }
@@ -318,9 +381,22 @@ mod tests {
         assert_eq!(p.authorization().unwrap(), format!("Basic {expected}"));
         // A password with an '@' left unescaped: the last '@' ends the user info, like curl.
         let p = ProxyUrl::parse("http://u:a@b@proxy:3128").unwrap();
-        assert_eq!((p.host.as_str(), p.to_string().as_str()), ("proxy", "http://u:***@proxy:3128"));
-        assert!(ProxyUrl::parse("http://u@proxy:1").unwrap().authorization().is_some());
-        assert!(ProxyUrl::parse("http://proxy:1").unwrap().authorization().is_none());
+        assert_eq!(
+            (p.host.as_str(), p.to_string().as_str()),
+            ("proxy", "http://u:***@proxy:3128")
+        );
+        assert!(
+            ProxyUrl::parse("http://u@proxy:1")
+                .unwrap()
+                .authorization()
+                .is_some()
+        );
+        assert!(
+            ProxyUrl::parse("http://proxy:1")
+                .unwrap()
+                .authorization()
+                .is_none()
+        );
     }
 
     #[test]
@@ -335,14 +411,20 @@ mod tests {
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("http://u:***@p:1") && shown.contains("a.example,10.0.0.0/8"), "{shown}");
+        assert!(
+            shown.contains("http://u:***@p:1") && shown.contains("a.example,10.0.0.0/8"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn bad_proxy_urls_are_explained_without_echoing_them() {
         for (raw, want) in [
             ("https://u:hunter2@proxy:443", "https:// proxies"),
-            ("socks5://u:hunter2@proxy:1080", "socks5:// proxies are not supported"),
+            (
+                "socks5://u:hunter2@proxy:1080",
+                "socks5:// proxies are not supported",
+            ),
             ("ftp://u:hunter2@proxy", "unsupported proxy scheme"),
             ("http://u:hunter2@proxy:99999", "port"),
             ("http://u:hunter2@proxy:0", "port"),
@@ -354,43 +436,102 @@ mod tests {
         ] {
             let e = ProxyUrl::parse(raw).unwrap_err();
             assert!(e.contains(want), "{raw}: {e}");
-            assert!(!e.contains("hunter2"), "{raw}: the error repeats the password: {e}");
+            assert!(
+                !e.contains("hunter2"),
+                "{raw}: the error repeats the password: {e}"
+            );
         }
     }
 
     #[test]
     fn picks_the_variable_curl_picks() {
-        let both =
-            cfg(&[("https_proxy", "http://lower:1"), ("HTTPS_PROXY", "http://upper:1"), ("ALL_PROXY", "http://all:1")]);
-        assert_eq!(proxy_of(&both, Scheme::Https, "x").as_deref(), Some("http://lower:1"));
-        assert_eq!(proxy_of(&both, Scheme::Wss, "x").as_deref(), Some("http://lower:1"));
+        let both = cfg(&[
+            ("https_proxy", "http://lower:1"),
+            ("HTTPS_PROXY", "http://upper:1"),
+            ("ALL_PROXY", "http://all:1"),
+        ]);
+        assert_eq!(
+            proxy_of(&both, Scheme::Https, "x").as_deref(),
+            Some("http://lower:1")
+        );
+        assert_eq!(
+            proxy_of(&both, Scheme::Wss, "x").as_deref(),
+            Some("http://lower:1")
+        );
         // http uses only the lower-case http_proxy, then all_proxy
-        assert_eq!(proxy_of(&both, Scheme::Http, "x").as_deref(), Some("http://all:1"));
+        assert_eq!(
+            proxy_of(&both, Scheme::Http, "x").as_deref(),
+            Some("http://all:1")
+        );
         let upper_http = cfg(&[("HTTP_PROXY", "http://upper:1")]);
         assert_eq!(proxy_of(&upper_http, Scheme::Http, "x"), None);
         assert_eq!(proxy_of(&upper_http, Scheme::Ws, "x"), None);
         let http = cfg(&[("http_proxy", "http://h:1"), ("HTTPS_PROXY", "http://s:1")]);
-        assert_eq!(proxy_of(&http, Scheme::Http, "x").as_deref(), Some("http://h:1"));
-        assert_eq!(proxy_of(&http, Scheme::Ws, "x").as_deref(), Some("http://h:1"));
-        assert_eq!(proxy_of(&http, Scheme::Https, "x").as_deref(), Some("http://s:1"));
-        let ws = cfg(&[("ws_proxy", "http://w:1"), ("WSS_PROXY", "http://ws2:1"), ("https_proxy", "http://s:1")]);
-        assert_eq!(proxy_of(&ws, Scheme::Ws, "x").as_deref(), Some("http://w:1"));
-        assert_eq!(proxy_of(&ws, Scheme::Wss, "x").as_deref(), Some("http://ws2:1"));
+        assert_eq!(
+            proxy_of(&http, Scheme::Http, "x").as_deref(),
+            Some("http://h:1")
+        );
+        assert_eq!(
+            proxy_of(&http, Scheme::Ws, "x").as_deref(),
+            Some("http://h:1")
+        );
+        assert_eq!(
+            proxy_of(&http, Scheme::Https, "x").as_deref(),
+            Some("http://s:1")
+        );
+        let ws = cfg(&[
+            ("ws_proxy", "http://w:1"),
+            ("WSS_PROXY", "http://ws2:1"),
+            ("https_proxy", "http://s:1"),
+        ]);
+        assert_eq!(
+            proxy_of(&ws, Scheme::Ws, "x").as_deref(),
+            Some("http://w:1")
+        );
+        assert_eq!(
+            proxy_of(&ws, Scheme::Wss, "x").as_deref(),
+            Some("http://ws2:1")
+        );
         let empty = cfg(&[("https_proxy", " "), ("all_proxy", "http://all:1")]);
-        assert_eq!(proxy_of(&empty, Scheme::Https, "x").as_deref(), Some("http://all:1"));
+        assert_eq!(
+            proxy_of(&empty, Scheme::Https, "x").as_deref(),
+            Some("http://all:1")
+        );
         assert_eq!(proxy_of(&cfg(&[]), Scheme::Https, "x"), None);
     }
 
     #[test]
     fn no_proxy_lower_case_wins_and_applies_to_the_flag() {
-        let c = cfg(&[("https_proxy", "http://p:1"), ("no_proxy", "a.example"), ("NO_PROXY", "b.example")]);
-        assert_eq!(route(&c, Scheme::Https, "a.example", 443).unwrap(), Route::Bypassed);
-        assert!(matches!(route(&c, Scheme::Https, "b.example", 443).unwrap(), Route::Proxy(_)));
+        let c = cfg(&[
+            ("https_proxy", "http://p:1"),
+            ("no_proxy", "a.example"),
+            ("NO_PROXY", "b.example"),
+        ]);
+        assert_eq!(
+            route(&c, Scheme::Https, "a.example", 443).unwrap(),
+            Route::Bypassed
+        );
+        assert!(matches!(
+            route(&c, Scheme::Https, "b.example", 443).unwrap(),
+            Route::Proxy(_)
+        ));
         let c = cfg(&[("NO_PROXY", "b.example")]);
-        let c = NetConfig { proxy: Some("http://flag:3128".into()), ..c };
-        assert_eq!(route(&c, Scheme::Https, "b.example", 443).unwrap(), Route::Bypassed);
-        assert_eq!(proxy_of(&c, Scheme::Http, "c.example").as_deref(), Some("http://flag:3128"));
-        let off = NetConfig { no_proxy: true, ..cfg(&[("https_proxy", "http://p:1")]) };
+        let c = NetConfig {
+            proxy: Some("http://flag:3128".into()),
+            ..c
+        };
+        assert_eq!(
+            route(&c, Scheme::Https, "b.example", 443).unwrap(),
+            Route::Bypassed
+        );
+        assert_eq!(
+            proxy_of(&c, Scheme::Http, "c.example").as_deref(),
+            Some("http://flag:3128")
+        );
+        let off = NetConfig {
+            no_proxy: true,
+            ..cfg(&[("https_proxy", "http://p:1")])
+        };
         assert_eq!(route(&off, Scheme::Https, "x", 443).unwrap(), Route::Direct);
     }
 
@@ -398,14 +539,27 @@ mod tests {
     fn validation_names_the_variable_not_the_value() {
         let c = cfg(&[("HTTPS_PROXY", "socks5://u:hunter2@p:1")]);
         let e = validate(&c).unwrap_err();
-        assert!(e.starts_with("environment variable HTTPS_PROXY: socks5"), "{e}");
+        assert!(
+            e.starts_with("environment variable HTTPS_PROXY: socks5"),
+            "{e}"
+        );
         assert!(!e.contains("hunter2"));
         // shadowed by the lower-case variable: curl would never read it
-        let c = cfg(&[("https_proxy", "http://ok:1"), ("HTTPS_PROXY", "garbage:port"), ("HTTP_PROXY", "garbage:x")]);
+        let c = cfg(&[
+            ("https_proxy", "http://ok:1"),
+            ("HTTPS_PROXY", "garbage:port"),
+            ("HTTP_PROXY", "garbage:x"),
+        ]);
         assert!(validate(&c).is_ok());
-        let c = NetConfig { proxy: Some("https://u:hunter2@p".into()), ..Default::default() };
+        let c = NetConfig {
+            proxy: Some("https://u:hunter2@p".into()),
+            ..Default::default()
+        };
         assert!(validate(&c).unwrap_err().starts_with("--proxy: https://"));
-        let c = NetConfig { no_proxy: true, ..cfg(&[("all_proxy", "socks5://p")]) };
+        let c = NetConfig {
+            no_proxy: true,
+            ..cfg(&[("all_proxy", "socks5://p")])
+        };
         assert!(validate(&c).is_ok());
     }
 }

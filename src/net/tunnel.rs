@@ -29,7 +29,12 @@ pub struct Opened {
 /// Opens the stream for `scheme://target`: direct, or through the proxy. Only plain `http`
 /// goes to the proxy without a tunnel; https, ws and wss (and TLS probes, as https) tunnel,
 /// because forward proxies drop the `Upgrade` header a WebSocket needs.
-pub async fn open(target: &Target, scheme: Scheme, env: &ProbeEnv, ev: &mut Evidence) -> Result<Opened, ProbeError> {
+pub async fn open(
+    target: &Target,
+    scheme: Scheme,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<Opened, ProbeError> {
     let port = target.port.expect("stream targets have a port");
     let route = proxy::route(&env.net, scheme, &target.host, port)
         .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
@@ -39,7 +44,11 @@ pub async fn open(target: &Target, scheme: Scheme, env: &ProbeEnv, ev: &mut Evid
             if let Some(note) = route.note() {
                 ev.note(note);
             }
-            return Ok(Opened { stream, forward_proxy: None, deadline: Instant::now() + env.timeout });
+            return Ok(Opened {
+                stream,
+                forward_proxy: None,
+                deadline: Instant::now() + env.timeout,
+            });
         }
         Route::Proxy(p) => p,
     };
@@ -54,20 +63,41 @@ pub async fn open(target: &Target, scheme: Scheme, env: &ProbeEnv, ev: &mut Evid
     let deadline = Instant::now() + env.timeout;
     let mut stream = dial_proxy(&proxy, env, ev, deadline).await?;
     if scheme == Scheme::Http {
-        return Ok(Opened { stream, forward_proxy: Some(proxy), deadline });
+        return Ok(Opened {
+            stream,
+            forward_proxy: Some(proxy),
+            deadline,
+        });
     }
     let start = std::time::Instant::now();
-    let result = connect(&mut stream, &proxy, &authority(&target.host, port), deadline).await;
+    let result = connect(
+        &mut stream,
+        &proxy,
+        &authority(&target.host, port),
+        deadline,
+    )
+    .await;
     ev.phase(Phase::ProxyConnect, start.elapsed());
     result?;
-    Ok(Opened { stream, forward_proxy: None, deadline })
+    Ok(Opened {
+        stream,
+        forward_proxy: None,
+        deadline,
+    })
 }
 
 /// Runs one step of the exchange (TLS, a request, an upgrade) until the exchange deadline.
-pub async fn within<T>(deadline: Instant, step: impl Future<Output = T>, what: &str) -> Result<T, ProbeError> {
-    timeout_at(deadline, step)
-        .await
-        .map_err(|_| ProbeError::new(ErrorKind::Timeout, format!("{what} not finished before the deadline")))
+pub async fn within<T>(
+    deadline: Instant,
+    step: impl Future<Output = T>,
+    what: &str,
+) -> Result<T, ProbeError> {
+    timeout_at(deadline, step).await.map_err(|_| {
+        ProbeError::new(
+            ErrorKind::Timeout,
+            format!("{what} not finished before the deadline"),
+        )
+    })
 }
 
 /// TCP to the proxy; every failure to get there is `proxy_unreachable`.
@@ -77,8 +107,14 @@ async fn dial_proxy(
     ev: &mut Evidence,
     deadline: Instant,
 ) -> Result<TcpStream, ProbeError> {
-    let unreachable = |why: String| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy {proxy}: {why}"));
-    let addrs = env.dns.resolve(&proxy.host).await.map_err(|(e, _)| unreachable(e.to_string()))?.addrs;
+    let unreachable =
+        |why: String| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy {proxy}: {why}"));
+    let addrs = env
+        .dns
+        .resolve(&proxy.host)
+        .await
+        .map_err(|(e, _)| unreachable(e.to_string()))?
+        .addrs;
     let start = std::time::Instant::now();
     let left = deadline.saturating_duration_since(Instant::now());
     let result = dial::connect_any(&addrs, proxy.port, left).await;
@@ -95,16 +131,28 @@ pub async fn connect(
     target: &str,
     deadline: Instant,
 ) -> Result<(), ProbeError> {
-    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: {USER_AGENT}\r\n");
+    let mut request =
+        format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: {USER_AGENT}\r\n");
     if let Some(auth) = proxy.authorization() {
         request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
     }
     request.push_str("\r\n");
-    let late = || ProbeError::new(ErrorKind::Timeout, format!("proxy {proxy} did not answer CONNECT {target} in time"));
-    let io = |e: std::io::Error| {
-        ProbeError::new(ErrorKind::ProxyDenied, format!("proxy {proxy} during CONNECT {target}: {e}"))
+    let late = || {
+        ProbeError::new(
+            ErrorKind::Timeout,
+            format!("proxy {proxy} did not answer CONNECT {target} in time"),
+        )
     };
-    timeout_at(deadline, stream.write_all(request.as_bytes())).await.map_err(|_| late())?.map_err(io)?;
+    let io = |e: std::io::Error| {
+        ProbeError::new(
+            ErrorKind::ProxyDenied,
+            format!("proxy {proxy} during CONNECT {target}: {e}"),
+        )
+    };
+    timeout_at(deadline, stream.write_all(request.as_bytes()))
+        .await
+        .map_err(|_| late())?
+        .map_err(io)?;
 
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 2048];
@@ -118,7 +166,10 @@ pub async fn connect(
                 format!("proxy {proxy}: CONNECT answer head longer than {MAX_HEAD} bytes"),
             ));
         }
-        let n = timeout_at(deadline, stream.read(&mut chunk)).await.map_err(|_| late())?.map_err(io)?;
+        let n = timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .map_err(|_| late())?
+            .map_err(io)?;
         if n == 0 {
             return Err(ProbeError::new(
                 ErrorKind::ProxyDenied,
@@ -129,16 +180,23 @@ pub async fn connect(
     };
     let text = String::from_utf8_lossy(&head[..end]);
     let Some((code, reason)) = status_line(&text) else {
-        let first = text.lines().next().unwrap_or_default().chars().take(80).collect::<String>();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect::<String>();
         return Err(ProbeError::new(
             ErrorKind::ProxyDenied,
             format!("proxy {proxy} answered CONNECT with something that is not HTTP: {first:?}"),
         ));
     };
     match code {
-        200..=299 if head.len() > end => {
-            Err(ProbeError::new(ErrorKind::ProxyDenied, format!("proxy {proxy} sent data before the tunnel was used")))
-        }
+        200..=299 if head.len() > end => Err(ProbeError::new(
+            ErrorKind::ProxyDenied,
+            format!("proxy {proxy} sent data before the tunnel was used"),
+        )),
         200..=299 => Ok(()),
         // A 401 to CONNECT can only come from the proxy (tinyproxy answers wrong credentials so).
         401 | 407 => {
@@ -153,7 +211,9 @@ pub async fn connect(
             ))
         }
         _ => {
-            let squid = header(&text, "x-squid-error").map(|v| format!(", {v}")).unwrap_or_default();
+            let squid = header(&text, "x-squid-error")
+                .map(|v| format!(", {v}"))
+                .unwrap_or_default();
             let why = match code {
                 403 => " (the proxy's policy does not allow this host or port)",
                 500..=599 => " (the proxy could not reach the target)",
@@ -174,8 +234,19 @@ fn status_line(head: &str) -> Option<(u16, String)> {
     if !parts.next()?.starts_with("HTTP/1.") {
         return None;
     }
-    let code = parts.next()?.parse::<u16>().ok().filter(|c| (100..=599).contains(c))?;
-    let reason: String = parts.next().unwrap_or_default().trim().chars().filter(|c| !c.is_control()).take(80).collect();
+    let code = parts
+        .next()?
+        .parse::<u16>()
+        .ok()
+        .filter(|c| (100..=599).contains(c))?;
+    let reason: String = parts
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(80)
+        .collect();
     Some((code, reason))
 }
 
@@ -194,17 +265,27 @@ mod tests {
 
     /// A one-shot "proxy" on loopback that answers any request with `answer` (then holds the
     /// connection open briefly, or stays silent when `answer` is empty); returns what it read.
-    async fn canned(answer: &'static [u8]) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+    async fn canned(
+        answer: &'static [u8],
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = vec![0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
             if !answer.is_empty() {
                 s.write_all(answer).await.unwrap();
             }
-            tokio::time::sleep(Duration::from_millis(if answer.is_empty() { 1500 } else { 200 })).await;
+            tokio::time::sleep(Duration::from_millis(if answer.is_empty() {
+                1500
+            } else {
+                200
+            }))
+            .await;
             String::from_utf8_lossy(&buf[..n]).into_owned()
         });
         (addr, task)
@@ -244,11 +325,21 @@ mod tests {
                 String::from_utf8_lossy(answer)
             );
             if let Err(e) = result {
-                assert!(e.message.contains(text) && !e.message.contains("hunter2"), "{e}");
+                assert!(
+                    e.message.contains(text) && !e.message.contains("hunter2"),
+                    "{e}"
+                );
             }
             let request = task.await.unwrap();
-            assert!(request.starts_with("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n"), "{request}");
-            assert!(request.contains("Proxy-Authorization: Basic c3ZjOmh1bnRlcjI=\r\n"), "{request}");
+            assert!(
+                request
+                    .starts_with("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n"),
+                "{request}"
+            );
+            assert!(
+                request.contains("Proxy-Authorization: Basic c3ZjOmh1bnRlcjI=\r\n"),
+                "{request}"
+            );
         }
     }
 
@@ -265,7 +356,8 @@ mod tests {
         assert_eq!(status_line("HTTP/1.1 403\r\n"), Some((403, String::new())));
         assert_eq!(status_line("SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(status_line("HTTP/1.1 abc x\r\n"), None);
-        let head = "HTTP/1.1 403 Forbidden\r\nServer: squid\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n\r\n";
+        let head =
+            "HTTP/1.1 403 Forbidden\r\nServer: squid\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n\r\n";
         assert_eq!(header(head, "x-squid-error"), Some("ERR_ACCESS_DENIED 0"));
         assert_eq!(header(head, "via"), None);
     }

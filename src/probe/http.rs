@@ -22,7 +22,13 @@ const MAX_HEAD: usize = 64 * 1024;
 
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
     let tls_on = target.spec.tls;
-    let opened = tunnel::open(target, if tls_on { Scheme::Https } else { Scheme::Http }, env, ev).await?;
+    let opened = tunnel::open(
+        target,
+        if tls_on { Scheme::Https } else { Scheme::Http },
+        env,
+        ev,
+    )
+    .await?;
     let url = url(target);
     let mut builder = Request::builder()
         .method(target.spec.method.as_str())
@@ -33,14 +39,19 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
     builder = match &opened.forward_proxy {
         // Through a forward proxy a plain request names the whole URL.
         Some(proxy) => match proxy.authorization() {
-            Some(auth) => builder.uri(url.as_str()).header(hyper::header::PROXY_AUTHORIZATION, auth),
+            Some(auth) => builder
+                .uri(url.as_str())
+                .header(hyper::header::PROXY_AUTHORIZATION, auth),
             None => builder.uri(url.as_str()),
         },
         None => builder.uri(target.spec.path.as_str()),
     };
-    let request = builder
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ProbeError::new(ErrorKind::Io, format!("building the request for {url}: {e}")))?;
+    let request = builder.body(Empty::<Bytes>::new()).map_err(|e| {
+        ProbeError::new(
+            ErrorKind::Io,
+            format!("building the request for {url}: {e}"),
+        )
+    })?;
     let deadline = opened.deadline;
     let head = if tls_on {
         let stream = tunnel::within(
@@ -91,7 +102,10 @@ where
 {
     let start = Clock::now();
     let result = timeout_at(deadline, async {
-        let (mut sender, conn) = http1::Builder::new().max_buf_size(MAX_HEAD).handshake(TokioIo::new(stream)).await?;
+        let (mut sender, conn) = http1::Builder::new()
+            .max_buf_size(MAX_HEAD)
+            .handshake(TokioIo::new(stream))
+            .await?;
         let mut conn = std::pin::pin!(conn);
         let mut response = std::pin::pin!(sender.send_request(request));
         tokio::select! {
@@ -107,11 +121,18 @@ where
     .await;
     ev.phase(Phase::FirstByte, start.elapsed());
     match result {
-        Err(_) => Err(ProbeError::new(ErrorKind::Timeout, "no HTTP response head before the deadline")),
+        Err(_) => Err(ProbeError::new(
+            ErrorKind::Timeout,
+            "no HTTP response head before the deadline",
+        )),
         Ok(Err(e)) => Err(hyper_error(&e)),
         Ok(Ok(response)) => Ok(Head {
             status: response.status(),
-            squid_error: response.headers().get("x-squid-error").and_then(|v| v.to_str().ok()).map(str::to_string),
+            squid_error: response
+                .headers()
+                .get("x-squid-error")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         }),
     }
 }
@@ -121,7 +142,10 @@ fn hyper_error(e: &hyper::Error) -> ProbeError {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return ProbeError::new(dial::classify_io(io), format!("no HTTP response: {}", dial::describe_io(io)));
+            return ProbeError::new(
+                dial::classify_io(io),
+                format!("no HTTP response: {}", dial::describe_io(io)),
+            );
         }
         source = s.source();
     }
@@ -137,12 +161,19 @@ fn judge(
 ) -> Result<(), ProbeError> {
     let code = head.status.as_u16();
     ev.http_status = Some(code);
-    let status = format!("{code} {}", head.status.canonical_reason().unwrap_or_default()).trim_end().to_string();
+    let status = format!(
+        "{code} {}",
+        head.status.canonical_reason().unwrap_or_default()
+    )
+    .trim_end()
+    .to_string();
     if let Some(proxy) = proxy {
         if code == 407 {
             return Err(ProbeError::new(
                 ErrorKind::ProxyAuthRequired,
-                format!("proxy {proxy} answered {status} for {url}: check the credentials in the proxy URL"),
+                format!(
+                    "proxy {proxy} answered {status} for {url}: check the credentials in the proxy URL"
+                ),
             ));
         }
         if let Some(squid) = head.squid_error.filter(|_| !accepted(target, code)) {
@@ -153,7 +184,9 @@ fn judge(
         }
     }
     if !accepted(target, code) {
-        let via = proxy.map(|p| format!(" (through proxy {p}: the status may be the proxy's)")).unwrap_or_default();
+        let via = proxy
+            .map(|p| format!(" (through proxy {p}: the status may be the proxy's)"))
+            .unwrap_or_default();
         return Err(ProbeError::new(
             ErrorKind::HttpStatus,
             format!(
@@ -189,16 +222,35 @@ mod tests {
     use crate::catalog::{Expect, ProbeSpec, Protocol};
 
     fn target(host: &str, port: u16, tls: bool) -> Target {
-        let spec = ProbeSpec { tls, path: "/x?y=1".into(), ..Default::default() };
-        adhoc::target(Protocol::Http, host.into(), Some(port), Expect::Reachable, spec)
+        let spec = ProbeSpec {
+            tls,
+            path: "/x?y=1".into(),
+            ..Default::default()
+        };
+        adhoc::target(
+            Protocol::Http,
+            host.into(),
+            Some(port),
+            Expect::Reachable,
+            spec,
+        )
     }
 
     #[test]
     fn urls_and_host_headers() {
-        assert_eq!(url(&target("example.org", 443, true)), "https://example.org/x?y=1");
-        assert_eq!(url(&target("example.org", 8080, false)), "http://example.org:8080/x?y=1");
+        assert_eq!(
+            url(&target("example.org", 443, true)),
+            "https://example.org/x?y=1"
+        );
+        assert_eq!(
+            url(&target("example.org", 8080, false)),
+            "http://example.org:8080/x?y=1"
+        );
         assert_eq!(host_header(&target("::1", 80, false)), "[::1]");
         assert_eq!(host_header(&target("::1", 8443, true)), "[::1]:8443");
-        assert_eq!(accept_list(&[StatusMatch::Class(2), StatusMatch::Code(401)]), "2xx or 401");
+        assert_eq!(
+            accept_list(&[StatusMatch::Class(2), StatusMatch::Code(401)]),
+            "2xx or 401"
+        );
     }
 }

@@ -29,7 +29,12 @@ pub struct ProbeEnv {
 
 impl ProbeEnv {
     pub fn new(dns: DnsCache, timeout: Duration, net: NetConfig) -> ProbeEnv {
-        ProbeEnv { dns, timeout, net, tls: Default::default() }
+        ProbeEnv {
+            dns,
+            timeout,
+            net,
+            tls: Default::default(),
+        }
     }
 }
 

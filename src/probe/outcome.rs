@@ -106,7 +106,7 @@ impl ErrorKind {
                  pip and curl read HTTPS_PROXY."
             }
             ProxyUnreachable => {
-                "The proxy in HTTPS_PROXY/HTTP_PROXY (or --proxy) does not answer: check its address and port, and the \
+                "The proxy in https_proxy/HTTPS_PROXY, http_proxy or ALL_PROXY (or --proxy) does not answer: check its address and port, and the \
                  NSG rule to it."
             }
             TlsIntercepted => {

@@ -10,5 +10,7 @@ use crate::net::{tls, tunnel};
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
     // Nothing follows the handshake, so its own wait (the run's timeout) bounds it.
     let opened = tunnel::open(target, Scheme::Https, env, ev).await?;
-    tls::handshake(opened.stream, &target.host, env, ev).await.map(drop)
+    tls::handshake(opened.stream, &target.host, env, ev)
+        .await
+        .map(drop)
 }

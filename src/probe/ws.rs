@@ -17,9 +17,20 @@ use crate::net::{USER_AGENT, authority, dial, tls, tunnel};
 
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
     let tls_on = target.spec.tls;
-    let opened = tunnel::open(target, if tls_on { Scheme::Wss } else { Scheme::Ws }, env, ev).await?;
+    let opened = tunnel::open(
+        target,
+        if tls_on { Scheme::Wss } else { Scheme::Ws },
+        env,
+        ev,
+    )
+    .await?;
     let port = target.port.expect("ws targets have a port");
-    let url = format!("{}://{}{}", if tls_on { "wss" } else { "ws" }, authority(&target.host, port), target.spec.path);
+    let url = format!(
+        "{}://{}{}",
+        if tls_on { "wss" } else { "ws" },
+        authority(&target.host, port),
+        target.spec.path
+    );
     if tls_on {
         let stream = tunnel::within(
             opened.deadline,
@@ -33,20 +44,37 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
     }
 }
 
-async fn upgrade<S>(stream: S, url: &str, deadline: Instant, ev: &mut Evidence) -> Result<(), ProbeError>
+async fn upgrade<S>(
+    stream: S,
+    url: &str,
+    deadline: Instant,
+    ev: &mut Evidence,
+) -> Result<(), ProbeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| ProbeError::new(ErrorKind::Io, format!("building the upgrade request for {url}: {e}")))?;
-    request.headers_mut().insert("User-Agent", HeaderValue::from_static(USER_AGENT));
+    let mut request = url.into_client_request().map_err(|e| {
+        ProbeError::new(
+            ErrorKind::Io,
+            format!("building the upgrade request for {url}: {e}"),
+        )
+    })?;
+    request
+        .headers_mut()
+        .insert("User-Agent", HeaderValue::from_static(USER_AGENT));
     let start = Clock::now();
-    let result = timeout_at(deadline, tokio_tungstenite::client_async_with_config(request, stream, None)).await;
+    let result = timeout_at(
+        deadline,
+        tokio_tungstenite::client_async_with_config(request, stream, None),
+    )
+    .await;
     ev.phase(Phase::Upgrade, start.elapsed());
     let (mut socket, response) = match result {
         Err(_) => {
-            return Err(ProbeError::new(ErrorKind::Timeout, format!("{url}: no upgrade answer before the deadline")));
+            return Err(ProbeError::new(
+                ErrorKind::Timeout,
+                format!("{url}: no upgrade answer before the deadline"),
+            ));
         }
         Ok(Err(e)) => return Err(upgrade_error(url, e, ev)),
         Ok(Ok(done)) => done,
@@ -72,10 +100,14 @@ fn upgrade_error(url: &str, e: WsError, ev: &mut Evidence) -> ProbeError {
                 ),
             )
         }
-        WsError::Io(io) => ProbeError::new(dial::classify_io(&io), format!("{url}: {}", dial::describe_io(&io))),
-        WsError::Protocol(p) => {
-            ProbeError::new(ErrorKind::WsRejected, format!("{url}: not a valid WebSocket upgrade: {p}"))
-        }
+        WsError::Io(io) => ProbeError::new(
+            dial::classify_io(&io),
+            format!("{url}: {}", dial::describe_io(&io)),
+        ),
+        WsError::Protocol(p) => ProbeError::new(
+            ErrorKind::WsRejected,
+            format!("{url}: not a valid WebSocket upgrade: {p}"),
+        ),
         other => ProbeError::new(ErrorKind::WsRejected, format!("{url}: {other}")),
     }
 }

@@ -47,7 +47,12 @@ pub fn json(out: &Output) -> serde_json::Value {
 
 /// The results with this id, in order.
 pub fn results<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
-    report["results"].as_array().expect("results array").iter().filter(|r| r["id"] == id).collect()
+    report["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .filter(|r| r["id"] == id)
+        .collect()
 }
 
 pub fn result<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
@@ -61,7 +66,11 @@ pub fn error_kind(r: &serde_json::Value) -> &str {
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vnetprobe-{tag}-{}-{:?}", std::process::id(), Instant::now()));
+    let dir = std::env::temp_dir().join(format!(
+        "vnetprobe-{tag}-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
     let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':'], "_"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -69,7 +78,10 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
-    std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     p
 }
 
@@ -149,9 +161,14 @@ impl Dnsmasq {
             .spawn()
             .expect("dnsmasq is installed (tests/run.sh installs dnsmasq-base)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let d = Dnsmasq { addr, log, _child: Reaper(child) };
+        let d = Dnsmasq {
+            addr,
+            log,
+            _child: Reaper(child),
+        };
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let mut buf = [0u8; 512];
         for i in 0..50 {
             let _ = sock.send_to(&dns_query(i, "ready.invalid"), addr);
@@ -182,14 +199,17 @@ pub struct FakeDns {
 impl FakeDns {
     pub fn start(answer: bool) -> FakeDns {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let addr = sock.local_addr().unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             let start = Instant::now();
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(120)
+            {
                 if let Ok((n, from)) = sock.recv_from(&mut buf)
                     && answer
                     && n >= 12
@@ -228,7 +248,9 @@ impl Listener {
         let (count, flag) = (accepted.clone(), stop.clone());
         std::thread::spawn(move || {
             let start = Instant::now();
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) && start.elapsed() < Duration::from_secs(300) {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(300)
+            {
                 match l.accept() {
                     Ok(_) => {
                         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -237,7 +259,11 @@ impl Listener {
                 }
             }
         });
-        Listener { port, accepted, stop }
+        Listener {
+            port,
+            accepted,
+            stop,
+        }
     }
 }
 
@@ -260,7 +286,10 @@ impl Netns {
             return None;
         }
         let name = format!("vpt-{tag}-{}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().is_ok_and(|s| s.success());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
         if !ok {
             eprintln!("SKIPPED: {tag}: `ip netns add` failed");
             return None;
@@ -271,8 +300,17 @@ impl Netns {
     }
 
     pub fn exec(&self, cmd: &[&str]) -> Output {
-        let out = Command::new("ip").args(["netns", "exec", &self.name]).args(cmd).output().unwrap();
-        assert!(out.status.success(), "{cmd:?} in {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
@@ -283,9 +321,18 @@ impl Netns {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(ruleset.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ruleset.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The binary run inside the namespace.
@@ -308,6 +355,8 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }

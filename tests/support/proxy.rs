@@ -31,7 +31,10 @@ pub struct Tinyproxy {
 impl Tinyproxy {
     pub fn start() -> Tinyproxy {
         let scratch = Scratch::new("tinyproxy");
-        let filter = scratch.write("filter", &format!("^{}$\n", DENIED_HOST.replace('.', "\\.")));
+        let filter = scratch.write(
+            "filter",
+            &format!("^{}$\n", DENIED_HOST.replace('.', "\\.")),
+        );
         let port = free_port();
         let conf = scratch.write(
             "tinyproxy.conf",
@@ -45,8 +48,11 @@ impl Tinyproxy {
         let log = std::fs::File::create(scratch.0.join("tinyproxy.log")).expect("log file");
         // A private mount namespace gives tinyproxy its own /etc/hosts and leaves the host's
         // alone; `exec` keeps one process, so the guard's kill reaches tinyproxy itself.
-        let script =
-            format!("mount --bind '{}' /etc/hosts && exec tinyproxy -d -c '{}'", hosts.display(), conf.display());
+        let script = format!(
+            "mount --bind '{}' /etc/hosts && exec tinyproxy -d -c '{}'",
+            hosts.display(),
+            conf.display()
+        );
         let child = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", &script])
             .stdin(Stdio::null())
@@ -54,7 +60,11 @@ impl Tinyproxy {
             .stderr(log)
             .spawn()
             .expect("unshare runs (util-linux; the proxy tests need root for the mount namespace)");
-        let mut proxy = Tinyproxy { child: Reaper(child), addr: SocketAddr::from(([127, 0, 0, 1], port)), scratch };
+        let mut proxy = Tinyproxy {
+            child: Reaper(child),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            scratch,
+        };
         proxy.wait_up();
         proxy
     }
@@ -64,14 +74,21 @@ impl Tinyproxy {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(status)) = self.child.0.try_wait() {
-                panic!("tinyproxy exited with {status} (installed? root?): {}", self.log());
+                panic!(
+                    "tinyproxy exited with {status} (installed? root?): {}",
+                    self.log()
+                );
             }
             if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("tinyproxy did not listen on {} within 10 s: {}", self.addr, self.log());
+        panic!(
+            "tinyproxy did not listen on {} within 10 s: {}",
+            self.addr,
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {

@@ -23,7 +23,9 @@ const MAX_CONNECTIONS: usize = 64;
 /// Request heads an HTTP server received, or what a WebSocket server saw per client.
 pub type Log = Arc<Mutex<Vec<String>>>;
 
-async fn listen(tls: Option<Arc<ServerConfig>>) -> (TcpListener, SocketAddr, Option<tokio_rustls::TlsAcceptor>) {
+async fn listen(
+    tls: Option<Arc<ServerConfig>>,
+) -> (TcpListener, SocketAddr, Option<tokio_rustls::TlsAcceptor>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     (listener, addr, tls.map(tokio_rustls::TlsAcceptor::from))
@@ -38,7 +40,9 @@ where
     let serve = Arc::new(serve);
     tokio::spawn(async move {
         for _ in 0..MAX_CONNECTIONS {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let (acceptor, serve) = (acceptor.clone(), serve.clone());
             tokio::spawn(async move {
                 let stream: Box<dyn Stream> = match acceptor {
@@ -65,14 +69,26 @@ pub async fn http_server(tls: Option<Arc<ServerConfig>>) -> (SocketAddr, Log) {
     accept_loop(listener, acceptor, move |mut s| {
         let seen = seen.clone();
         async move {
-            let Some(head) = read_head(&mut s).await else { return };
+            let Some(head) = read_head(&mut s).await else {
+                return;
+            };
             let target = head.split(' ').nth(1).unwrap_or("/").to_string();
             seen.lock().unwrap().push(head);
-            let path =
-                target.split_once("://").map(|(_, rest)| rest.find('/').map_or("/", |i| &rest[i..])).unwrap_or(&target);
-            let code: u16 = path.strip_prefix("/status/").and_then(|c| c.parse().ok()).unwrap_or(200);
-            let reason = StatusCode::from_u16(code).ok().and_then(|c| c.canonical_reason()).unwrap_or("Status");
-            let answer = format!("HTTP/1.1 {code} {reason}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let path = target
+                .split_once("://")
+                .map(|(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]))
+                .unwrap_or(&target);
+            let code: u16 = path
+                .strip_prefix("/status/")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(200);
+            let reason = StatusCode::from_u16(code)
+                .ok()
+                .and_then(|c| c.canonical_reason())
+                .unwrap_or("Status");
+            let answer = format!(
+                "HTTP/1.1 {code} {reason}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
             let _ = s.write_all(answer.as_bytes()).await;
             let _ = s.shutdown().await;
         }
@@ -85,7 +101,10 @@ async fn read_head(s: &mut Box<dyn Stream>) -> Option<String> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while head.len() < 16 * 1024 {
-        let n = tokio::time::timeout(WAIT, s.read(&mut buf)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }
@@ -109,21 +128,30 @@ pub async fn ws_server(tls: Option<Arc<ServerConfig>>) -> (SocketAddr, Log) {
         async move {
             let ua = Arc::new(Mutex::new(String::new()));
             let ua_cb = ua.clone();
-            let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-                *ua_cb.lock().unwrap() =
-                    req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                if req.uri().path() == "/refuse" {
-                    let mut refusal = ErrorResponse::new(Some("no upgrade here".into()));
-                    *refusal.status_mut() = StatusCode::FORBIDDEN;
-                    return Err(refusal);
-                }
-                Ok(resp)
-            };
-            let Ok(Ok(mut ws)) = tokio::time::timeout(WAIT, tokio_tungstenite::accept_hdr_async(s, callback)).await
+            let callback =
+                move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+                    *ua_cb.lock().unwrap() = req
+                        .headers()
+                        .get("user-agent")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    if req.uri().path() == "/refuse" {
+                        let mut refusal = ErrorResponse::new(Some("no upgrade here".into()));
+                        *refusal.status_mut() = StatusCode::FORBIDDEN;
+                        return Err(refusal);
+                    }
+                    Ok(resp)
+                };
+            let Ok(Ok(mut ws)) =
+                tokio::time::timeout(WAIT, tokio_tungstenite::accept_hdr_async(s, callback)).await
             else {
                 return;
             };
-            let closed = matches!(tokio::time::timeout(WAIT, ws.next()).await, Ok(Some(Ok(Message::Close(_)))));
+            let closed = matches!(
+                tokio::time::timeout(WAIT, ws.next()).await,
+                Ok(Some(Ok(Message::Close(_))))
+            );
             let ua = ua.lock().unwrap().clone();
             seen.lock().unwrap().push(format!("ua={ua} close={closed}"));
         }
