@@ -270,3 +270,251 @@ async fn unusable_trust_files_are_errors_that_name_them() {
         assert!(err.contains("empty.pem") || err.contains("missing.pem"), "{err}");
     }
 }
+
+// ---------------------------------------------------------------- UDP
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Peer {
+    Echo,
+    Silent,
+    Closed,
+}
+
+/// A UDP peer on 127.0.0.1 for at most a few datagrams: it echoes, or reads and never answers,
+/// or is a port nobody listens on. Each datagram it reads is reported on the channel.
+async fn udp_peer(kind: Peer) -> (SocketAddr, tokio::sync::mpsc::Receiver<Vec<u8>>) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    if kind == Peer::Closed {
+        return (addr, rx);
+    }
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        for _ in 0..4 {
+            let Ok(Ok((n, from))) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf)).await
+            else {
+                return;
+            };
+            if kind == Peer::Echo {
+                let _ = socket.send_to(&buf[..n], from).await;
+            }
+            let _ = tx.send(buf[..n].to_vec()).await;
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn udp_verdicts_against_real_peers() {
+    let env = env(NetConfig::default());
+    let cases: &[(Peer, Expect, &[u8], Status, Option<ErrorKind>, &str)] = &[
+        (Peer::Echo, Expect::Reachable, b"ping", Status::Pass, None, "answered (4 bytes)"),
+        (Peer::Echo, Expect::Reachable, b"", Status::Pass, None, "answered (0 bytes)"),
+        (Peer::Silent, Expect::Reachable, b"\x00", Status::Pass, None, "open|filtered: no reply and no rejection"),
+        (Peer::Closed, Expect::Reachable, b"", Status::Fail, Some(ErrorKind::UdpRejected), "ICMP port unreachable"),
+        (Peer::Echo, Expect::Blocked, b"ping", Status::Fail, Some(ErrorKind::UnexpectedlyReachable), "answered"),
+        (Peer::Silent, Expect::Blocked, b"ping", Status::Pass, None, "blocked as expected (timeout)"),
+        (Peer::Closed, Expect::Blocked, b"ping", Status::Pass, None, "blocked as expected (udp_rejected)"),
+    ];
+    for &(peer, expect, payload, status, want, says) in cases {
+        let label = format!("{peer:?}/{expect:?}/{payload:?}");
+        let (addr, mut seen) = udp_peer(peer).await;
+        let o = probe::run(&target(Protocol::Udp, addr, expect, payload), &env).await;
+        assert_eq!(o.status, status, "{label}: {:?}", o.error);
+        assert_eq!(kind(&o), want, "{label}");
+        let text = format!("{} {}", message(&o), o.evidence.note.as_deref().unwrap_or(""));
+        assert!(text.contains(says), "{label}: {text:?} lacks {says:?}");
+        assert!(!text.contains("open;") && !text.ends_with("open"), "{label}: silence is never called open");
+        assert!(o.evidence.phases_ms.contains_key(&Phase::Wait), "{label}");
+        if peer != Peer::Closed {
+            assert_eq!(o.evidence.peer, Some(addr), "{label}");
+            assert!(o.evidence.note.as_deref().unwrap_or("").contains("direct"), "{label}");
+            let got = tokio::time::timeout(Duration::from_secs(2), seen.recv()).await.ok().flatten();
+            assert_eq!(got.as_deref(), Some(payload), "{label}: the peer got the target's payload");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the binary
+
+struct Run {
+    code: i32,
+    json: serde_json::Value,
+}
+
+fn vnetprobe(args: &[&str], envs: &[(&str, &str)], netns: Option<&str>) -> Run {
+    let bin = env!("CARGO_BIN_EXE_vnetprobe");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, bin]);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    cmd.args(args).env_remove("VNETPROBE_PUBLIC_ROOTS").env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+    cmd.envs(envs.iter().copied());
+    let out = cmd.output().expect("run vnetprobe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("{args:?}: not JSON ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    Run { code: out.status.code().unwrap_or(-1), json }
+}
+
+fn result(run: &Run) -> &serde_json::Value {
+    &run.json["results"][0]
+}
+
+fn error_kind(run: &Run) -> &str {
+    result(run)["error"]["kind"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn binary_probes_udp_and_reports_json() {
+    let (echo, _) = udp_peer(Peer::Echo).await;
+    let (closed, _) = udp_peer(Peer::Closed).await;
+    let echo_arg = echo.to_string();
+    let closed_arg = closed.to_string();
+    let (ok, rejected) = tokio::task::spawn_blocking(move || {
+        let args = |ep: &str| ["probe", "--timeout", "1s", "udp", ep, "--output", "json"].map(String::from);
+        let run = |ep: &str| vnetprobe(&args(ep).iter().map(String::as_str).collect::<Vec<_>>(), &[], None);
+        (run(&echo_arg), run(&closed_arg))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok.code, 0, "{}", ok.json);
+    assert_eq!(result(&ok)["protocol"], "udp");
+    assert_eq!(result(&ok)["status"], "pass");
+    assert!(result(&ok)["note"].as_str().unwrap().contains("answered"), "{}", ok.json);
+    assert!(result(&ok)["phases_ms"]["wait"].is_number(), "{}", ok.json);
+    assert_eq!(rejected.code, 1, "{}", rejected.json);
+    assert_eq!(error_kind(&rejected), "udp_rejected");
+}
+
+#[tokio::test]
+async fn binary_probes_tls_with_ca_file_and_system_store() {
+    let pki = Pki::new();
+    let leaf = pki.inspection_sub.leaf_with_chain(&["127.0.0.1"]);
+    let (addr, _) = tls_server(server_config(&leaf, &[]), 3).await;
+    let public = pki.public.write(&pki.scratch, "public.pem").display().to_string();
+    let inspection = pki.inspection.write(&pki.scratch, "inspection.pem").display().to_string();
+    let empty_store = pki.scratch.write("empty-store.pem", "").display().to_string();
+    let ep = addr.to_string();
+    let (by_ca_file, allowed, by_system) = tokio::task::spawn_blocking(move || {
+        let publics = ("VNETPROBE_PUBLIC_ROOTS", public.as_str());
+        let with_ca = ["probe", "--ca-file", &inspection, "tls", &ep, "--output", "json"];
+        let allow = ["probe", "--ca-file", &inspection, "--allow-intercept", "tls", &ep, "--output", "json"];
+        let plain = ["probe", "tls", &ep, "--output", "json"];
+        (
+            // An empty system store must not get in the way of --ca-file.
+            vnetprobe(&with_ca, &[publics, ("SSL_CERT_FILE", &empty_store)], None),
+            vnetprobe(&allow, &[publics, ("SSL_CERT_FILE", &empty_store)], None),
+            vnetprobe(&plain, &[publics, ("SSL_CERT_FILE", &inspection)], None),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_ca_file.code, 1, "{}", by_ca_file.json);
+    assert_eq!(error_kind(&by_ca_file), "tls_intercepted");
+    let msg = result(&by_ca_file)["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("'Contoso TLS Inspection CA'") && msg.contains("--ca-file"), "{msg}");
+    assert_eq!(result(&by_ca_file)["tls"]["trusted_by"], "system");
+    assert_eq!(result(&by_ca_file)["tls"]["chain"].as_array().map(Vec::len), Some(2));
+
+    assert_eq!(allowed.code, 0, "{}", allowed.json);
+    assert_eq!(result(&allowed)["status"], "pass");
+
+    assert_eq!(by_system.code, 1, "{}", by_system.json);
+    assert_eq!(error_kind(&by_system), "tls_intercepted");
+    let msg = result(&by_system)["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("the system store"), "{msg}");
+}
+
+// ---------------------------------------------------------------- this host's own firewall
+
+/// A network namespace with only loopback and an nftables output filter, removed on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// None (and a loud note) when this test cannot make one: not root, or no `ip`/`nft`.
+    fn new(rules: &str, hosts: &str) -> Option<Netns> {
+        let root = unsafe { libc::geteuid() } == 0;
+        let tools = ["ip", "nft"].iter().all(|t| {
+            std::process::Command::new(t).arg("-V").output().is_ok_and(|o| o.status.success())
+                || std::process::Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success())
+        });
+        if !root || !tools {
+            eprintln!("SKIPPED: local firewall tests need root, ip(8) and nft(8) (root={root}, tools={tools})");
+            return None;
+        }
+        let ns = Netns { name: format!("vnp-udp-{}", std::process::id()) };
+        // `ip netns exec` mounts /etc/netns/NAME/* over /etc: the namespace gets its own hosts file.
+        let etc = PathBuf::from("/etc/netns").join(&ns.name);
+        std::fs::create_dir_all(&etc).expect("/etc/netns");
+        std::fs::write(etc.join("hosts"), hosts).expect("hosts");
+        std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n").expect("resolv.conf");
+        ns.sh(&["ip", "netns", "add", &ns.name]);
+        ns.sh(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]);
+        let mut nft = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns.name, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft");
+        std::io::Write::write_all(nft.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
+        drop(nft.stdin.take());
+        assert!(nft.wait().unwrap().success(), "nft rules loaded");
+        Some(ns)
+    }
+
+    fn sh(&self, args: &[&str]) {
+        let out = std::process::Command::new(args[0]).args(&args[1..]).output().expect(args[0]);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
+    }
+}
+
+/// Output rules match destination ports below the ephemeral range, so no reply is caught.
+const FIREWALL: &str = "table inet vnetprobe_test {
+    chain out {
+        type filter hook output priority 0;
+        udp dport 5831 drop
+        udp dport 5832 reject
+    }
+}
+";
+
+#[test]
+fn udp_through_this_hosts_own_firewall() {
+    // Both families in the hosts file, so the lookup never needs a DNS server.
+    let hosts = "10.255.255.1 multi.vnetprobe.test\n127.0.0.1 multi.vnetprobe.test\n::1 multi.vnetprobe.test\n";
+    let Some(ns) = Netns::new(FIREWALL, hosts) else { return };
+    let cases = [
+        ("127.0.0.1:5831", "local_firewall", "this host's own firewall"),
+        ("127.0.0.1:5832", "local_firewall", "this host's own firewall"),
+        ("127.0.0.1:5833", "udp_rejected", "ICMP port unreachable"),
+        // No route in the namespace: nothing leaves it.
+        ("10.255.255.1:5833", "net_unreachable", "unreachable"),
+        // The first address has no route and is skipped; the next one decides.
+        ("multi.vnetprobe.test:5833", "udp_rejected", "127.0.0.1:5833"),
+    ];
+    for (endpoint, kind, says) in cases {
+        let run = vnetprobe(&["probe", "--timeout", "1s", "udp", endpoint, "--output", "json"], &[], Some(&ns.name));
+        assert_eq!(run.code, 1, "{endpoint}: {}", run.json);
+        assert_eq!(error_kind(&run), kind, "{endpoint}: {}", run.json);
+        let msg = result(&run)["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(says), "{endpoint}: {msg:?} lacks {says:?}");
+        if endpoint.starts_with("multi") {
+            assert_eq!(result(&run)["warnings"][0], "skipped 10.255.255.1:5833: Network is unreachable (os error 101)");
+        }
+    }
+}

@@ -78,7 +78,7 @@ fn open(addrs: &[IpAddr], port: u16, ev: &mut Evidence) -> Result<(UdpSocket, So
                 if last.kind != ErrorKind::NetUnreachable {
                     break;
                 }
-                ev.warnings.push(format!("skipped {peer}: {}", last.message));
+                ev.warnings.push(format!("skipped {}", last.message));
             }
         }
     }
