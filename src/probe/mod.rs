@@ -27,12 +27,21 @@ pub struct ProbeEnv {
 
 impl ProbeEnv {
     pub fn new(dns: DnsCache, timeout: Duration, net: NetConfig) -> ProbeEnv {
-        ProbeEnv { dns, timeout, net, tls: Default::default() }
+        ProbeEnv {
+            dns,
+            timeout,
+            net,
+            tls: Default::default(),
+        }
     }
 }
 
 /// Resolves a target's host through the run's shared cache, recording the evidence.
-pub async fn resolve(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<Resolved, ProbeError> {
+pub async fn resolve(
+    target: &Target,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<Resolved, ProbeError> {
     match env.dns.resolve(&target.host).await {
         Ok(r) => {
             r.record(ev);
@@ -67,7 +76,10 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
 pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence) -> Outcome {
     let (status, error) = match (target.expect, result) {
         (Expect::Blocked, Ok(())) => {
-            let what = evidence.peer.map(|p| p.to_string()).unwrap_or_else(|| target.endpoint());
+            let what = evidence
+                .peer
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| target.endpoint());
             (
                 Status::Fail,
                 Some(ProbeError::new(
@@ -79,10 +91,20 @@ pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence
         (Expect::Blocked, Err(e)) if e.kind.is_blocking() => {
             let mut evidence = evidence;
             evidence.note(format!("blocked as expected ({})", e.kind));
-            return Outcome { status: Status::Pass, error: None, skip_reason: None, evidence };
+            return Outcome {
+                status: Status::Pass,
+                error: None,
+                skip_reason: None,
+                evidence,
+            };
         }
         (_, Ok(())) => (Status::Pass, None),
         (_, Err(e)) => (Status::Fail, Some(e)),
     };
-    Outcome { status, error, skip_reason: None, evidence }
+    Outcome {
+        status,
+        error,
+        skip_reason: None,
+        evidence,
+    }
 }
