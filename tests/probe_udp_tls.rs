@@ -390,6 +390,31 @@ async fn unusable_trust_files_are_errors_that_name_them() {
             "{err}"
         );
     }
+    // The binary refuses them before probing: exit 2, naming the flag and the file.
+    let empty_arg = empty.display().to_string();
+    let missing_arg = missing.display().to_string();
+    let runs = tokio::task::spawn_blocking(move || {
+        let ca = support::command(&["probe", "tls", "127.0.0.1:1", "--ca-file", &empty_arg])
+            .output()
+            .unwrap();
+        let mut roots = support::command(&["probe", "tls", "127.0.0.1:1"]);
+        let roots = roots
+            .env("VNETPROBE_PUBLIC_ROOTS", &missing_arg)
+            .output()
+            .unwrap();
+        [
+            (ca, "--ca-file", empty_arg),
+            (roots, "VNETPROBE_PUBLIC_ROOTS", missing_arg),
+        ]
+    })
+    .await
+    .unwrap();
+    for (out, names, file) in runs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{names}: {stderr}");
+        assert!(stderr.contains(names) && stderr.contains(&file), "{stderr}");
+        assert!(out.stdout.is_empty(), "nothing probed");
+    }
 }
 
 // ---------------------------------------------------------------- UDP
