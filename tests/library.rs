@@ -37,11 +37,11 @@ fn runner_shares_one_lookup_per_name_and_keeps_target_order() {
         .enable_all()
         .build()
         .unwrap();
-    let env = Arc::new(ProbeEnv {
-        dns: DnsCache::new(Some(dns.addr), Duration::from_secs(1)).unwrap(),
-        timeout: Duration::from_secs(1),
-        net: NetConfig::default(),
-    });
+    let env = Arc::new(ProbeEnv::new(
+        DnsCache::new(Some(dns.addr), Duration::from_secs(1)).unwrap(),
+        Duration::from_secs(1),
+        NetConfig::default(),
+    ));
     let limits = Limits {
         concurrency: 8,
         timeout: Duration::from_secs(1),

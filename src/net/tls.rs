@@ -11,7 +11,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -87,8 +89,13 @@ impl Trust {
                 (Source::PublicFile, verifier(store, &what)?)
             }
             None => {
-                let store = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-                (Source::Public, verifier(store, "the built-in public roots")?)
+                let store = RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                (
+                    Source::Public,
+                    verifier(store, "the built-in public roots")?,
+                )
             }
         };
         let mut local = Vec::new();
@@ -98,7 +105,9 @@ impl Trust {
         }
         let (store, rejected) = store_of(native.certs);
         if rejected > 0 {
-            crate::log::debug(&format!("system certificate store: {rejected} certificates could not be parsed"));
+            crate::log::debug(&format!(
+                "system certificate store: {rejected} certificates could not be parsed"
+            ));
         }
         // An empty store cannot make a verifier; the system store then simply trusts nothing.
         if !store.is_empty() {
@@ -107,11 +116,21 @@ impl Trust {
         if let Some(path) = &net.ca_file {
             let (store, _) = store_of(read_pem(path, "--ca-file")?);
             if store.is_empty() {
-                return Err(format!("--ca-file {}: no usable CA certificate in the file", path.display()));
+                return Err(format!(
+                    "--ca-file {}: no usable CA certificate in the file",
+                    path.display()
+                ));
             }
-            local.push((Source::CaFile, verifier(store, &format!("--ca-file {}", path.display()))?));
+            local.push((
+                Source::CaFile,
+                verifier(store, &format!("--ca-file {}", path.display()))?,
+            ));
         }
-        Ok(Trust { provider, public, local })
+        Ok(Trust {
+            provider,
+            public,
+            local,
+        })
     }
 }
 
@@ -127,7 +146,9 @@ async fn trust(env: &ProbeEnv) -> Result<Arc<Trust>, ProbeError> {
             }
         })
         .await;
-    loaded.clone().map_err(|e| ProbeError::new(ErrorKind::Io, e))
+    loaded
+        .clone()
+        .map_err(|e| ProbeError::new(ErrorKind::Io, e))
 }
 
 /// What the verifier concluded about the chain it was shown.
@@ -156,7 +177,10 @@ struct Recorder {
 }
 
 fn is_unknown_issuer(e: &rustls::Error) -> bool {
-    matches!(e, rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+    )
 }
 
 impl Recorder {
@@ -167,7 +191,9 @@ impl Recorder {
         server_name: &ServerName<'_>,
         now: UnixTime,
     ) -> Verdict {
-        let verify = |v: &WebPkiServerVerifier| v.verify_server_cert(end_entity, intermediates, server_name, &[], now);
+        let verify = |v: &WebPkiServerVerifier| {
+            v.verify_server_cert(end_entity, intermediates, server_name, &[], now)
+        };
         let public_err = match verify(&self.trust.public.1) {
             Ok(_) => return Verdict::Public,
             Err(e) => e,
@@ -175,13 +201,24 @@ impl Recorder {
         // Expiry and name are judged the same way by every trust; only an unknown issuer says
         // the chain may belong to someone else's PKI.
         if !is_unknown_issuer(&public_err) {
-            return Verdict::Rejected { error: public_err, local: None };
+            return Verdict::Rejected {
+                error: public_err,
+                local: None,
+            };
         }
-        let mut verdict = Verdict::Rejected { error: public_err, local: None };
+        let mut verdict = Verdict::Rejected {
+            error: public_err,
+            local: None,
+        };
         for (source, v) in &self.trust.local {
             match verify(v) {
                 Ok(_) => return Verdict::Local(*source),
-                Err(e) if !is_unknown_issuer(&e) => verdict = Verdict::Rejected { error: e, local: Some(*source) },
+                Err(e) if !is_unknown_issuer(&e) => {
+                    verdict = Verdict::Rejected {
+                        error: e,
+                        local: Some(*source),
+                    }
+                }
                 Err(_) => {}
             }
         }
@@ -200,7 +237,10 @@ impl ServerCertVerifier for Recorder {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let verdict = self.judge(end_entity, intermediates, server_name, now);
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.chain = std::iter::once(end_entity).chain(intermediates).map(|c| c.clone().into_owned()).collect();
+        seen.chain = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect();
         seen.verdict = Some(verdict.clone());
         match verdict {
             // Interception is judged after the handshake, so the evidence has the TLS version too.
@@ -215,7 +255,10 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.trust.public.1.verify_tls12_signature(message, cert, dss)
+        self.trust
+            .public
+            .1
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -224,11 +267,17 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.trust.public.1.verify_tls13_signature(message, cert, dss)
+        self.trust
+            .public
+            .1
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.provider.signature_verification_algorithms.supported_schemes()
+        self.trust
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -245,7 +294,9 @@ pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
                 GeneralName::DNSName(d) => Some(d.to_string()),
                 GeneralName::IPAddress(b) => match b.len() {
                     4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).ok()?).to_string()),
-                    16 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).ok()?).to_string()),
+                    16 => {
+                        Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).ok()?).to_string())
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -283,16 +334,25 @@ fn top_issuer(chain: &[CertificateDer<'static>]) -> String {
 
 /// The first certificate of the chain outside its validity period, as "'name' expired on DATE".
 fn out_of_date(chain: &[CertificateDer<'static>], now: i64) -> Option<String> {
-    let date =
-        |t: i64| humantime::format_rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64));
+    let date = |t: i64| {
+        humantime::format_rfc3339(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+        )
+    };
     chain.iter().find_map(|der| {
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-        let (from, until) = (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp());
+        let (from, until) = (
+            cert.validity().not_before.timestamp(),
+            cert.validity().not_after.timestamp(),
+        );
         let who = common_name(cert.subject());
         if until < now {
             Some(format!("'{who}' expired on {}", date(until)))
         } else if from > now {
-            Some(format!("'{who}' is not valid before {} (is this host's clock right?)", date(from)))
+            Some(format!(
+                "'{who}' is not valid before {} (is this host's clock right?)",
+                date(from)
+            ))
         } else {
             None
         }
@@ -316,25 +376,44 @@ fn chain_error(
     trust: &Trust,
 ) -> ProbeError {
     let trusted_note = match local {
-        Some(s) => format!(" (the chain is trusted only by {}: a TLS-inspecting firewall or proxy?)", s.describe()),
+        Some(s) => format!(
+            " (the chain is trusted only by {}: a TLS-inspecting firewall or proxy?)",
+            s.describe()
+        ),
         None => String::new(),
     };
     let rustls::Error::InvalidCertificate(cert_error) = error else {
-        return ProbeError::new(ErrorKind::TlsUntrusted, format!("certificate rejected: {error}{trusted_note}"));
+        return ProbeError::new(
+            ErrorKind::TlsUntrusted,
+            format!("certificate rejected: {error}{trusted_note}"),
+        );
     };
     match cert_error {
         CertificateError::Expired
         | CertificateError::ExpiredContext { .. }
         | CertificateError::NotValidYet
         | CertificateError::NotValidYetContext { .. } => {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
             let what = out_of_date(&seen.chain, now).unwrap_or_else(|| error.to_string());
-            ProbeError::new(ErrorKind::TlsExpired, format!("certificate out of date: {what}{trusted_note}"))
+            ProbeError::new(
+                ErrorKind::TlsExpired,
+                format!("certificate out of date: {what}{trusted_note}"),
+            )
         }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            let names = seen.chain.first().and_then(|c| cert_info(c)).map(|c| c.sans.join(", ")).unwrap_or_default();
-            let names = if names.is_empty() { "other names".to_string() } else { names };
+            let names = seen
+                .chain
+                .first()
+                .and_then(|c| cert_info(c))
+                .map(|c| c.sans.join(", "))
+                .unwrap_or_default();
+            let names = if names.is_empty() {
+                "other names".to_string()
+            } else {
+                names
+            };
             ProbeError::new(
                 ErrorKind::TlsNameMismatch,
                 format!("the certificate is for {names}, not for {server_name}{trusted_note}"),
@@ -349,24 +428,34 @@ fn chain_error(
                 local_names(trust)
             ),
         ),
-        _ => ProbeError::new(ErrorKind::TlsUntrusted, format!("certificate rejected: {error}{trusted_note}")),
+        _ => ProbeError::new(
+            ErrorKind::TlsUntrusted,
+            format!("certificate rejected: {error}{trusted_note}"),
+        ),
     }
 }
 
 /// A handshake failure that is not about the chain: alerts, garbage, a peer that hung up.
 fn handshake_error(e: &std::io::Error) -> ProbeError {
     use std::io::ErrorKind as Io;
-    let message = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    let message = match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(rustls::Error::AlertReceived(alert)) => {
             format!("the server refused the handshake with alert {alert:?}")
         }
         Some(rustls::Error::InvalidMessage(m)) => {
-            format!("the server did not answer with TLS ({m:?}): a plain-text service, or a proxy's error page?")
+            format!(
+                "the server did not answer with TLS ({m:?}): a plain-text service, or a proxy's error page?"
+            )
         }
         Some(other) => format!("handshake failed: {other}"),
         None => match e.kind() {
             Io::UnexpectedEof | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
-                format!("the peer closed the connection during the handshake ({e}): a firewall filtering by SNI?")
+                format!(
+                    "the peer closed the connection during the handshake ({e}): a firewall filtering by SNI?"
+                )
             }
             _ => format!("handshake failed: {e}"),
         },
@@ -420,10 +509,16 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
 ) -> Result<TlsStream<S>, ProbeError> {
     let bare = server_name.trim_start_matches('[').trim_end_matches(']');
     let name = ServerName::try_from(bare.to_string()).map_err(|e| {
-        ProbeError::new(ErrorKind::TlsHandshake, format!("{server_name:?} is not a TLS server name: {e}"))
+        ProbeError::new(
+            ErrorKind::TlsHandshake,
+            format!("{server_name:?} is not a TLS server name: {e}"),
+        )
     })?;
     let trust = trust(env).await?;
-    let recorder = Arc::new(Recorder { trust: trust.clone(), seen: Mutex::new(Seen::default()) });
+    let recorder = Arc::new(Recorder {
+        trust: trust.clone(),
+        seen: Mutex::new(Seen::default()),
+    });
     let mut config = ClientConfig::builder_with_provider(trust.provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ProbeError::new(ErrorKind::Io, format!("TLS configuration: {e}")))?
@@ -433,7 +528,11 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
 
     let start = Instant::now();
-    let result = tokio::time::timeout(env.timeout, TlsConnector::from(Arc::new(config)).connect(name, stream)).await;
+    let result = tokio::time::timeout(
+        env.timeout,
+        TlsConnector::from(Arc::new(config)).connect(name, stream),
+    )
+    .await;
     ev.phase(Phase::Tls, start.elapsed());
     let seen = std::mem::take(&mut *recorder.seen.lock().unwrap_or_else(|p| p.into_inner()));
     let version = match &result {
@@ -447,7 +546,9 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             return Err(match &seen.verdict {
-                Some(Verdict::Rejected { error, local }) => chain_error(error, *local, &seen, bare, &trust),
+                Some(Verdict::Rejected { error, local }) => {
+                    chain_error(error, *local, &seen, bare, &trust)
+                }
                 _ => handshake_error(&e),
             });
         }
@@ -470,7 +571,96 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
         if !env.net.allow_intercept {
             return Err(ProbeError::new(ErrorKind::TlsIntercepted, finding));
         }
-        ev.warnings.push(format!("{finding} (allowed by --allow-intercept)"));
+        ev.warnings
+            .push(format!("{finding} (allowed by --allow-intercept)"));
     }
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(sans: &[&str], ca: &str, not_after: (i32, u8, u8)) -> CertificateDer<'static> {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, ca);
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, sans[0]);
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.signed_by(&key, &issuer).unwrap().der().clone()
+    }
+
+    #[test]
+    fn cert_info_reads_names_sans_and_expiry() {
+        let der = cert(
+            &["ws.example.net", "10.1.2.3", "::1"],
+            "Contoso TLS Inspection CA",
+            (2030, 1, 1),
+        );
+        let info = cert_info(&der).unwrap();
+        assert!(
+            info.subject.contains("CN=ws.example.net"),
+            "{}",
+            info.subject
+        );
+        assert!(
+            info.issuer.contains("CN=Contoso TLS Inspection CA"),
+            "{}",
+            info.issuer
+        );
+        assert_eq!(info.sans, ["ws.example.net", "10.1.2.3", "::1"]);
+        assert_eq!(info.not_after, 1_893_456_000);
+        assert_eq!(top_issuer(&[der]), "Contoso TLS Inspection CA");
+        assert!(cert_info(b"not a certificate").is_none());
+    }
+
+    #[test]
+    fn out_of_date_names_the_certificate_and_the_date() {
+        let chain = [
+            cert(&["a.example"], "CA", (2030, 1, 1)),
+            cert(&["old.example"], "CA", (2021, 6, 30)),
+        ];
+        let now = 1_700_000_000; // November 2023
+        assert_eq!(
+            out_of_date(&chain, now).unwrap(),
+            "'old.example' expired on 2021-06-30T00:00:00Z"
+        );
+        let early = out_of_date(&chain[..1], 1_500_000_000).unwrap();
+        assert!(
+            early.contains("not valid before 2019-01-01") && early.contains("clock"),
+            "{early}"
+        );
+        assert_eq!(out_of_date(&chain[..1], now), None);
+    }
+
+    #[test]
+    fn handshake_failures_say_what_the_peer_did() {
+        use std::io::{Error, ErrorKind as Io};
+        let alert = Error::new(
+            Io::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+        );
+        let eof = Error::new(Io::UnexpectedEof, "tls handshake eof");
+        let reset = Error::from(Io::ConnectionReset);
+        for (e, says) in [
+            (alert, "alert HandshakeFailure"),
+            (eof, "closed the connection"),
+            (reset, "closed the connection"),
+        ] {
+            let p = handshake_error(&e);
+            assert_eq!(p.kind, ErrorKind::TlsHandshake);
+            assert!(p.message.contains(says), "{}", p.message);
+        }
+    }
 }

@@ -12,7 +12,11 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
 }
 
 /// A direct TCP connection to the target, with its DNS and connect phases recorded.
-pub async fn connect(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<TcpStream, ProbeError> {
+pub async fn connect(
+    target: &Target,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<TcpStream, ProbeError> {
     let port = target.port.expect("targets that connect have a port");
     let resolved = super::resolve(target, env, ev).await?;
     let start = std::time::Instant::now();

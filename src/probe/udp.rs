@@ -42,10 +42,14 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
         Heard::Silence if target.expect == Expect::Blocked => {
             return Err(ProbeError::new(
                 ErrorKind::Timeout,
-                format!("no reply within {waited} ms (open|filtered: nothing proves the path open)"),
+                format!(
+                    "no reply within {waited} ms (open|filtered: nothing proves the path open)"
+                ),
             ));
         }
-        Heard::Silence => ev.note(format!("open|filtered: no reply and no rejection within {waited} ms")),
+        Heard::Silence => ev.note(format!(
+            "open|filtered: no reply and no rejection within {waited} ms"
+        )),
     }
     Ok(())
 }
@@ -67,7 +71,11 @@ async fn send_and_wait(
 
 /// A socket connected to the first address with a route. Connecting a UDP socket sends
 /// nothing; it fixes the peer so the kernel reports that peer's ICMP errors to us.
-fn open(addrs: &[IpAddr], port: u16, ev: &mut Evidence) -> Result<(UdpSocket, SocketAddr), ProbeError> {
+fn open(
+    addrs: &[IpAddr],
+    port: u16,
+    ev: &mut Evidence,
+) -> Result<(UdpSocket, SocketAddr), ProbeError> {
     let mut last = ProbeError::new(ErrorKind::NetUnreachable, "no address to send to");
     for ip in addrs {
         let peer = SocketAddr::new(*ip, port);
@@ -78,7 +86,7 @@ fn open(addrs: &[IpAddr], port: u16, ev: &mut Evidence) -> Result<(UdpSocket, So
                 if last.kind != ErrorKind::NetUnreachable {
                     break;
                 }
-                ev.warnings.push(format!("skipped {peer}: {}", last.message));
+                ev.warnings.push(format!("skipped {}", last.message));
             }
         }
     }
@@ -86,7 +94,11 @@ fn open(addrs: &[IpAddr], port: u16, ev: &mut Evidence) -> Result<(UdpSocket, So
 }
 
 fn connect(peer: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(peer), Type::DGRAM, Some(SockProtocol::UDP))?;
+    let socket = Socket::new(
+        Domain::for_address(peer),
+        Type::DGRAM,
+        Some(SockProtocol::UDP),
+    )?;
     socket.set_nonblocking(true)?;
     socket.connect(&peer.into())?;
     UdpSocket::from_std(socket.into())
@@ -110,7 +122,9 @@ fn classify(e: &io::Error, peer: SocketAddr) -> ProbeError {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => ProbeError::new(
             ErrorKind::UdpRejected,
-            format!("{peer}: ICMP port unreachable: nothing listens on UDP {port} there, or a firewall rejects it"),
+            format!(
+                "{peer}: ICMP port unreachable: nothing listens on UDP {port} there, or a firewall rejects it"
+            ),
         ),
         _ => {
             let kind = match dial::classify_io(e) {

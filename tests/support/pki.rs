@@ -6,32 +6,22 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
-/// A directory under the system temp dir, removed on drop.
+/// A scratch directory for PEM files, removed on drop.
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(tag: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vnetprobe-test-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
+        Scratch(super::temp_dir(tag))
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write scratch file");
-        path
+        super::write(&self.0, name, text)
     }
 }
 
@@ -64,17 +54,31 @@ pub struct Leaf {
 
 impl Ca {
     pub fn root(name: &str) -> Ca {
-        let issuer = CertifiedIssuer::self_signed(ca_params(name), KeyPair::generate().expect("key")).expect("root");
+        let issuer =
+            CertifiedIssuer::self_signed(ca_params(name), KeyPair::generate().expect("key"))
+                .expect("root");
         let der = issuer.der().clone();
-        Ca { name: name.into(), issuer, der }
+        Ca {
+            name: name.into(),
+            issuer,
+            der,
+        }
     }
 
     /// An intermediate CA signed by this one.
     pub fn intermediate(&self, name: &str) -> Ca {
-        let issuer = CertifiedIssuer::signed_by(ca_params(name), KeyPair::generate().expect("key"), &self.issuer)
-            .expect("intermediate");
+        let issuer = CertifiedIssuer::signed_by(
+            ca_params(name),
+            KeyPair::generate().expect("key"),
+            &self.issuer,
+        )
+        .expect("intermediate");
         let der = issuer.der().clone();
-        Ca { name: name.into(), issuer, der }
+        Ca {
+            name: name.into(),
+            issuer,
+            der,
+        }
     }
 
     pub fn pem(&self) -> String {
@@ -83,15 +87,22 @@ impl Ca {
 
     /// A leaf for `sans` (names or IPs); `expired` puts its validity in 2020.
     pub fn leaf(&self, sans: &[&str], expired: bool) -> Leaf {
-        let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("leaf");
-        params.distinguished_name.push(DnType::CommonName, sans.first().copied().unwrap_or("leaf"));
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("leaf");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, sans.first().copied().unwrap_or("leaf"));
         if expired {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2020, 12, 31);
         }
         let key = KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
-        Leaf { chain: vec![cert.der().clone()], key: key.serialize_der() }
+        Leaf {
+            chain: vec![cert.der().clone()],
+            key: key.serialize_der(),
+        }
     }
 
     /// A leaf followed by this (intermediate) CA's certificate, as servers send it.
@@ -108,12 +119,13 @@ impl Ca {
 
 pub fn server_config(leaf: &Leaf, alpn: &[&[u8]]) -> Arc<ServerConfig> {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
-    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(leaf.chain.clone(), key)
-        .expect("server cert");
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(leaf.chain.clone(), key)
+            .expect("server cert");
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
@@ -127,7 +139,10 @@ pub struct Hello {
 
 /// A TLS server on 127.0.0.1 for at most `max` connections; it reports each client's SNI and
 /// ALPN on the channel and closes after the handshake.
-pub async fn tls_server(config: Arc<ServerConfig>, max: usize) -> (SocketAddr, tokio::sync::mpsc::Receiver<Hello>) {
+pub async fn tls_server(
+    config: Arc<ServerConfig>,
+    max: usize,
+) -> (SocketAddr, tokio::sync::mpsc::Receiver<Hello>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::mpsc::channel(max.max(1));
@@ -139,7 +154,9 @@ pub async fn tls_server(config: Arc<ServerConfig>, max: usize) -> (SocketAddr, t
             };
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
-                let accepted = tokio::time::timeout(std::time::Duration::from_secs(5), acceptor.accept(tcp)).await;
+                let accepted =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), acceptor.accept(tcp))
+                        .await;
                 if let Ok(Ok(tls)) = accepted {
                     let conn = tls.get_ref().1;
                     let hello = Hello {
