@@ -5,7 +5,7 @@
 //! is not a failure. Everything after the lookup shares one deadline (`env.timeout`), which
 //! the caller carries on through TLS and the request.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
@@ -18,8 +18,8 @@ use crate::probe::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 const MAX_HEAD: usize = 16 * 1024;
 
 /// A connected stream and what the rest of the exchange must know about it.
-pub struct Opened {
-    pub stream: TcpStream,
+pub struct Opened<S = TcpStream> {
+    pub stream: S,
     /// Set when a plain `http://` request goes to this proxy in absolute form (no tunnel).
     pub forward_proxy: Option<ProxyUrl>,
     /// The end of the exchange: the caller's TLS, request and reply must fit before it.
@@ -82,6 +82,38 @@ pub async fn open(
     Ok(Opened {
         stream,
         forward_proxy: None,
+        deadline,
+    })
+}
+
+/// The byte stream of a web exchange: plain TCP, or TLS over TCP.
+pub trait WebStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> WebStream for T {}
+
+/// Opens the stream of an HTTP or WebSocket exchange: `open`, then TLS offering HTTP/1.1 for
+/// https and wss, within the exchange deadline.
+pub async fn open_web(
+    target: &Target,
+    scheme: Scheme,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<Opened<Box<dyn WebStream>>, ProbeError> {
+    let Opened {
+        stream,
+        forward_proxy,
+        deadline,
+    } = open(target, scheme, env, ev).await?;
+    let stream: Box<dyn WebStream> = match scheme {
+        Scheme::Https | Scheme::Wss => {
+            let tls =
+                super::tls::handshake_with_alpn(stream, &target.host, &[b"http/1.1"], env, ev);
+            Box::new(within(deadline, tls, "TLS handshake").await??)
+        }
+        Scheme::Http | Scheme::Ws => Box::new(stream),
+    };
+    Ok(Opened {
+        stream,
+        forward_proxy,
         deadline,
     })
 }

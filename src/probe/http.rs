@@ -15,20 +15,18 @@ use tokio::time::{Instant, timeout_at};
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::catalog::{StatusMatch, Target};
 use crate::net::proxy::{ProxyUrl, Scheme};
-use crate::net::{USER_AGENT, dial, tls, tunnel};
+use crate::net::{USER_AGENT, dial, tunnel};
 
 /// Cap on the bytes hyper buffers while reading a response head.
 const MAX_HEAD: usize = 64 * 1024;
 
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let tls_on = target.spec.tls;
-    let opened = tunnel::open(
-        target,
-        if tls_on { Scheme::Https } else { Scheme::Http },
-        env,
-        ev,
-    )
-    .await?;
+    let scheme = if target.spec.tls {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let opened = tunnel::open_web(target, scheme, env, ev).await?;
     let url = url(target);
     let mut builder = Request::builder()
         .method(target.spec.method.as_str())
@@ -52,18 +50,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
             format!("building the request for {url}: {e}"),
         )
     })?;
-    let deadline = opened.deadline;
-    let head = if tls_on {
-        let stream = tunnel::within(
-            deadline,
-            tls::handshake_with_alpn(opened.stream, &target.host, &[b"http/1.1"], env, ev),
-            "TLS handshake",
-        )
-        .await??;
-        exchange(stream, request, deadline, ev).await?
-    } else {
-        exchange(opened.stream, request, deadline, ev).await?
-    };
+    let head = exchange(opened.stream, request, opened.deadline, ev).await?;
     judge(target, &url, head, opened.forward_proxy.as_ref(), ev)
 }
 

@@ -13,35 +13,23 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::catalog::Target;
 use crate::net::proxy::Scheme;
-use crate::net::{USER_AGENT, authority, dial, tls, tunnel};
+use crate::net::{USER_AGENT, authority, dial, tunnel};
 
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let tls_on = target.spec.tls;
-    let opened = tunnel::open(
-        target,
-        if tls_on { Scheme::Wss } else { Scheme::Ws },
-        env,
-        ev,
-    )
-    .await?;
+    let scheme = if target.spec.tls {
+        Scheme::Wss
+    } else {
+        Scheme::Ws
+    };
+    let opened = tunnel::open_web(target, scheme, env, ev).await?;
     let port = target.port.expect("ws targets have a port");
     let url = format!(
         "{}://{}{}",
-        if tls_on { "wss" } else { "ws" },
+        scheme.as_str(),
         authority(&target.host, port),
         target.spec.path
     );
-    if tls_on {
-        let stream = tunnel::within(
-            opened.deadline,
-            tls::handshake_with_alpn(opened.stream, &target.host, &[b"http/1.1"], env, ev),
-            "TLS handshake",
-        )
-        .await??;
-        upgrade(stream, &url, opened.deadline, ev).await
-    } else {
-        upgrade(opened.stream, &url, opened.deadline, ev).await
-    }
+    upgrade(opened.stream, &url, opened.deadline, ev).await
 }
 
 async fn upgrade<S>(
