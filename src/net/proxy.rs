@@ -445,59 +445,39 @@ mod tests {
 
     #[test]
     fn picks_the_variable_curl_picks() {
-        let both = cfg(&[
+        let both: &[(&str, &str)] = &[
             ("https_proxy", "http://lower:1"),
             ("HTTPS_PROXY", "http://upper:1"),
             ("ALL_PROXY", "http://all:1"),
-        ]);
-        assert_eq!(
-            proxy_of(&both, Scheme::Https, "x").as_deref(),
-            Some("http://lower:1")
-        );
-        assert_eq!(
-            proxy_of(&both, Scheme::Wss, "x").as_deref(),
-            Some("http://lower:1")
-        );
-        // http uses only the lower-case http_proxy, then all_proxy
-        assert_eq!(
-            proxy_of(&both, Scheme::Http, "x").as_deref(),
-            Some("http://all:1")
-        );
-        let upper_http = cfg(&[("HTTP_PROXY", "http://upper:1")]);
-        assert_eq!(proxy_of(&upper_http, Scheme::Http, "x"), None);
-        assert_eq!(proxy_of(&upper_http, Scheme::Ws, "x"), None);
-        let http = cfg(&[("http_proxy", "http://h:1"), ("HTTPS_PROXY", "http://s:1")]);
-        assert_eq!(
-            proxy_of(&http, Scheme::Http, "x").as_deref(),
-            Some("http://h:1")
-        );
-        assert_eq!(
-            proxy_of(&http, Scheme::Ws, "x").as_deref(),
-            Some("http://h:1")
-        );
-        assert_eq!(
-            proxy_of(&http, Scheme::Https, "x").as_deref(),
-            Some("http://s:1")
-        );
-        let ws = cfg(&[
+        ];
+        let upper_http: &[(&str, &str)] = &[("HTTP_PROXY", "http://upper:1")];
+        let http: &[(&str, &str)] = &[("http_proxy", "http://h:1"), ("HTTPS_PROXY", "http://s:1")];
+        let ws: &[(&str, &str)] = &[
             ("ws_proxy", "http://w:1"),
             ("WSS_PROXY", "http://ws2:1"),
             ("https_proxy", "http://s:1"),
-        ]);
-        assert_eq!(
-            proxy_of(&ws, Scheme::Ws, "x").as_deref(),
-            Some("http://w:1")
-        );
-        assert_eq!(
-            proxy_of(&ws, Scheme::Wss, "x").as_deref(),
-            Some("http://ws2:1")
-        );
-        let empty = cfg(&[("https_proxy", " "), ("all_proxy", "http://all:1")]);
-        assert_eq!(
-            proxy_of(&empty, Scheme::Https, "x").as_deref(),
-            Some("http://all:1")
-        );
-        assert_eq!(proxy_of(&cfg(&[]), Scheme::Https, "x"), None);
+        ];
+        let empty: &[(&str, &str)] = &[("https_proxy", " "), ("all_proxy", "http://all:1")];
+        // (variables, scheme, the proxy curl uses)
+        let cases = [
+            (both, Scheme::Https, Some("http://lower:1")),
+            (both, Scheme::Wss, Some("http://lower:1")),
+            // http reads only the lower-case http_proxy, then all_proxy
+            (both, Scheme::Http, Some("http://all:1")),
+            (upper_http, Scheme::Http, None),
+            (upper_http, Scheme::Ws, None),
+            (http, Scheme::Http, Some("http://h:1")),
+            (http, Scheme::Ws, Some("http://h:1")),
+            (http, Scheme::Https, Some("http://s:1")),
+            (ws, Scheme::Ws, Some("http://w:1")),
+            (ws, Scheme::Wss, Some("http://ws2:1")),
+            (empty, Scheme::Https, Some("http://all:1")),
+            (&[], Scheme::Https, None),
+        ];
+        for (vars, scheme, want) in cases {
+            let got = proxy_of(&cfg(vars), scheme, "x");
+            assert_eq!(got.as_deref(), want, "{vars:?} {}", scheme.as_str());
+        }
     }
 
     #[test]
