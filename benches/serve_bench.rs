@@ -56,7 +56,11 @@ fn main() {
             }
         })
     };
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
 
     let dir = std::env::temp_dir().join(format!("vnetprobe-serve-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -73,7 +77,15 @@ fn main() {
     std::fs::write(&catalog, text).unwrap();
 
     let mut child = Command::new(BIN)
-        .args(["serve", "--config", "/dev/null", "--listen", "127.0.0.1:0", "--log-level", "info"])
+        .args([
+            "serve",
+            "--config",
+            "/dev/null",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
         .env("VNETPROBE_DISCOVER", "0")
         .arg("--catalog")
         .arg(&catalog)
@@ -95,14 +107,19 @@ fn main() {
     });
     let next = |what: &str| -> String {
         loop {
-            let line = lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no {what} in 60 s"));
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {what} in 60 s"));
             if line.contains(what) {
                 return line;
             }
         }
     };
     let listening = next("listening on ");
-    let addr: SocketAddr = listening[listening.find("://").unwrap() + 3..listening.find(';').unwrap()].parse().unwrap();
+    let addr: SocketAddr = listening
+        [listening.find("://").unwrap() + 3..listening.find(';').unwrap()]
+        .parse()
+        .unwrap();
 
     // CPU per run: from the end of the first run to the end of the last measured one.
     let first = next("run finished");
@@ -121,13 +138,24 @@ fn main() {
     let cpu_before_scrapes = cpu_seconds(pid);
     let started = Instant::now();
     let scrapers: Vec<_> = (0..SCRAPERS)
-        .map(|_| thread::spawn(move || (0..SCRAPES_EACH).map(|_| scrape(addr).0).collect::<Vec<_>>()))
+        .map(|_| {
+            thread::spawn(move || {
+                (0..SCRAPES_EACH)
+                    .map(|_| scrape(addr).0)
+                    .collect::<Vec<_>>()
+            })
+        })
         .collect();
-    let mut latencies: Vec<Duration> = scrapers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut latencies: Vec<Duration> = scrapers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     let scrape_wall = started.elapsed();
     let scrape_cpu = cpu_seconds(pid) - cpu_before_scrapes;
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
     let rss_after_scrapes = status_kib(pid, "VmRSS:");
     let hwm = status_kib(pid, "VmHWM:");
 
@@ -135,7 +163,10 @@ fn main() {
         "vnetprobe serve benchmark: {} targets on loopback ({OPEN_TARGETS} open, {CLOSED_TARGETS} refused)",
         OPEN_TARGETS + CLOSED_TARGETS
     );
-    println!("  last run log:          {}", last.split(" INFO ").last().unwrap_or(&last));
+    println!(
+        "  last run log:          {}",
+        last.split(" INFO ").last().unwrap_or(&last)
+    );
     println!(
         "  CPU per probe run:     {:.4} s  ({cpu:.3} s over {MEASURED_RUNS} runs in {:.1} s, interval {INTERVAL_S}s)",
         cpu / MEASURED_RUNS as f64,
@@ -161,7 +192,10 @@ fn main() {
         "  CPU per scrape:        {:.1} us (serve's CPU during the scrapes, runs included)",
         scrape_cpu / latencies.len() as f64 * 1e6
     );
-    println!("  probe connections seen by the loopback server: {}", accepted.load(Ordering::Relaxed));
+    println!(
+        "  probe connections seen by the loopback server: {}",
+        accepted.load(Ordering::Relaxed)
+    );
 
     drop(daemon);
     stop.store(true, Ordering::Relaxed);
@@ -178,11 +212,16 @@ fn scrape(addr: SocketAddr) -> (Duration, usize) {
     let start = Instant::now();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut raw = Vec::new();
     s.take(64 << 20).read_to_end(&mut raw).unwrap();
     let took = start.elapsed();
-    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw[..raw.len().min(200)]));
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw[..raw.len().min(200)])
+    );
     let head = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     (took, raw.len() - head)
 }

@@ -2,57 +2,20 @@
 //! promtool on the text, signals, the textfile writer under a concurrent reader, Basic auth and
 //! TLS. Every target is on loopback; every child process is killed by a guard.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vnetprobe");
+use support::pki::Scratch;
+use support::{Listener, Reaper, free_port};
+
 const MAX_BODY: u64 = 16 * 1024 * 1024;
-
-/// The binary, with discovery off and no proxy from the test's environment.
-fn vnetprobe() -> Command {
-    let mut c = Command::new(BIN);
-    c.env("VNETPROBE_DISCOVER", "0");
-    for v in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
-        c.env_remove(v);
-    }
-    c
-}
-
-/// A folder for one test, removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("vnetprobe-serve-{}-{n}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Polls `check` every 50 ms until it gives a value or `limit` passes.
 fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -61,55 +24,11 @@ fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "gave up waiting for {what} after {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what} after {limit:?}"
+        );
         thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A loopback TCP server that accepts and counts connections.
-struct CountingServer {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl CountingServer {
-    fn start() -> CountingServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (accepted, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let (a, s) = (accepted.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok(_) => {
-                        a.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        CountingServer { port, accepted, stop, thread: Some(thread) }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for CountingServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -128,16 +47,23 @@ fn tcp_catalog(targets: &[(&str, u16, bool)]) -> String {
 
 /// A running `vnetprobe serve`, killed on drop; its stderr is collected.
 struct Daemon {
-    child: Child,
+    child: Reaper,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Daemon {
     fn start(args: &[&str]) -> Daemon {
-        let mut child = vnetprobe()
+        let mut child = support::command(&[])
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--log-level", "info", "--config", "/dev/null"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "info",
+                "--config",
+                "/dev/null",
+            ])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -151,14 +77,21 @@ impl Daemon {
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        let mut daemon = Daemon { child, addr: "0.0.0.0:0".parse().unwrap(), stderr };
+        let mut daemon = Daemon {
+            child: Reaper(child),
+            addr: "0.0.0.0:0".parse().unwrap(),
+            stderr,
+        };
         daemon.addr = wait_for(Duration::from_secs(20), "the daemon to listen", || {
             let log = daemon.log();
             let at = log.find("listening on ")?;
             let rest = &log[at..];
             let addr = rest[rest.find("://")? + 3..rest.find(';')?].parse().ok();
             if addr.is_none() {
-                assert!(daemon.child.try_wait().unwrap().is_none(), "serve exited: {log}");
+                assert!(
+                    daemon.child.0.try_wait().unwrap().is_none(),
+                    "serve exited: {log}"
+                );
             }
             addr
         });
@@ -180,23 +113,21 @@ impl Daemon {
     }
 
     fn wait_ready(&self) {
-        wait_for(Duration::from_secs(30), "the first run", || (self.get("/readyz").status == 200).then_some(()));
+        wait_for(Duration::from_secs(30), "the first run", || {
+            (self.get("/readyz").status == 200).then_some(())
+        });
     }
 
     fn signal(&self, sig: i32) {
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+        assert_eq!(unsafe { libc::kill(self.child.0.id() as i32, sig) }, 0);
     }
 
     /// Waits (bounded) for the process to exit and returns its code.
     fn wait_exit(&mut self) -> Option<i32> {
-        wait_for(Duration::from_secs(10), "serve to exit", || self.child.try_wait().unwrap()).code()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wait_for(Duration::from_secs(10), "serve to exit", || {
+            self.child.0.try_wait().unwrap()
+        })
+        .code()
     }
 }
 
@@ -207,17 +138,35 @@ struct Reply {
 }
 
 /// One HTTP/1.1 GET over any stream, `Connection: close`, read to the end (capped).
-fn exchange(mut stream: impl Read + Write, path: &str, auth: Option<&str>) -> std::io::Result<Reply> {
-    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n")?;
+fn exchange(
+    mut stream: impl Read + Write,
+    path: &str,
+    auth: Option<&str>,
+) -> std::io::Result<Reply> {
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n"
+    )?;
     stream.flush()?;
     let mut raw = Vec::new();
     stream.take(MAX_BODY).read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) =
-        text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no HTTP head: {text:?}")))?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok(Reply { status, head: head.to_ascii_lowercase(), body: body.to_string() })
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP head: {text:?}")))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok(Reply {
+        status,
+        head: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    })
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -233,7 +182,10 @@ fn http_get(addr: SocketAddr, path: &str, auth: Option<&str>) -> Reply {
 
 /// The sample value of the series whose line starts with `prefix` (name and labels).
 fn sample(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 fn success_series(id: &str, port: u16) -> String {
@@ -251,15 +203,21 @@ fn promtool(text: &str) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool (Debian package prometheus) is installed");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), printed)
 }
 
 /// A real Prometheus on loopback scraping `target` every second, killed on drop.
 struct Prometheus {
-    child: Child,
+    child: Reaper,
     port: u16,
     _dir: Scratch,
 }
@@ -274,70 +232,104 @@ impl Prometheus {
                  scrape_configs:\n  - job_name: vnetprobe\n    static_configs:\n      - targets: ['{target}']\n"
             ),
         );
-        let port = closed_port();
+        let port = free_port();
         let child = Command::new("/usr/bin/prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus (Debian package prometheus) is installed");
-        Prometheus { child, port, _dir: dir }
+        Prometheus {
+            child: Reaper(child),
+            port,
+            _dir: dir,
+        }
     }
 
     /// The instant vector of `query`, as (labels, value) pairs; None while Prometheus is not up.
     fn query(&mut self, query: &str) -> Option<Vec<(serde_json::Value, String)>> {
-        assert!(self.child.try_wait().unwrap().is_none(), "prometheus exited");
+        assert!(
+            self.child.0.try_wait().unwrap().is_none(),
+            "prometheus exited"
+        );
         let stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let reply = exchange(stream, &format!("/api/v1/query?query={query}"), None).ok()?;
         let json: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
         let result = json["data"]["result"].as_array()?;
-        Some(result.iter().map(|r| (r["metric"].clone(), r["value"][1].as_str().unwrap_or("").to_string())).collect())
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Some(
+            result
+                .iter()
+                .map(|r| {
+                    (
+                        r["metric"].clone(),
+                        r["value"][1].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect(),
+        )
     }
 }
 
 #[test]
 fn prometheus_scrapes_success_and_failure() {
-    let server = CountingServer::start();
+    let server = Listener::start();
     let dir = Scratch::new("scrape");
-    let closed = closed_port();
-    let catalog = dir.write("c.toml", &tcp_catalog(&[("up", server.port, true), ("down", closed, true)]));
+    let closed = free_port();
+    let catalog = dir.write(
+        "c.toml",
+        &tcp_catalog(&[("up", server.port, true), ("down", closed, true)]),
+    );
     let daemon = Daemon::start(&["--catalog", catalog.to_str().unwrap(), "--interval", "1s"]);
     let mut prometheus = Prometheus::start(daemon.addr);
-    let values = wait_for(Duration::from_secs(60), "Prometheus to scrape both targets", || {
-        let result = prometheus.query("vnetprobe_probe_success")?;
-        let value = |id: &str| result.iter().find(|(m, _)| m["target"] == id).map(|(_, v)| v.clone());
-        Some((value("up")?, value("down")?, result))
-    });
+    let values = wait_for(
+        Duration::from_secs(60),
+        "Prometheus to scrape both targets",
+        || {
+            let result = prometheus.query("vnetprobe_probe_success")?;
+            let value = |id: &str| {
+                result
+                    .iter()
+                    .find(|(m, _)| m["target"] == id)
+                    .map(|(_, v)| v.clone())
+            };
+            Some((value("up")?, value("down")?, result))
+        },
+    );
     assert_eq!(values.0, "1", "{:?}", values.2);
     assert_eq!(values.1, "0", "{:?}", values.2);
-    let (labels, _) = values.2.iter().find(|(m, _)| m["target"] == "down").unwrap();
+    let (labels, _) = values
+        .2
+        .iter()
+        .find(|(m, _)| m["target"] == "down")
+        .unwrap();
     assert_eq!(labels["port"], closed.to_string());
     assert_eq!(labels["protocol"], "tcp");
     assert_eq!(labels["required"], "true");
     let kind = wait_for(Duration::from_secs(30), "the error kind series", || {
-        prometheus.query("vnetprobe_probe_error_info")?.into_iter().find(|(m, _)| m["target"] == "down")
+        prometheus
+            .query("vnetprobe_probe_error_info")?
+            .into_iter()
+            .find(|(m, _)| m["target"] == "down")
     });
     assert_eq!(kind.0["kind"], "tcp_refused");
 }
 
 #[test]
 fn metrics_and_check_output_pass_promtool() {
-    let server = CountingServer::start();
+    let server = Listener::start();
     let dir = Scratch::new("promtool");
     let catalog = dir.write(
         "c.toml",
-        &(tcp_catalog(&[("up", server.port, true), ("down", closed_port(), false)])
+        &(tcp_catalog(&[("up", server.port, true), ("down", free_port(), false)])
             + "[[target]]\nid = \"local-name\"\nname = \"n\"\nprotocol = \"dns\"\nhost = \"localhost\"\n\
                profiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n\n\
                [[target]]\nid = \"unset\"\nname = \"n\"\nprotocol = \"tcp\"\nhost = \"{storage_account}.example\"\n\
@@ -346,32 +338,67 @@ fn metrics_and_check_output_pass_promtool() {
     let daemon = Daemon::start(&["--catalog", catalog.to_str().unwrap(), "--interval", "1h"]);
     daemon.wait_ready();
     let served = daemon.metrics();
-    assert!(sample(&served, &success_series("up", server.port)) == Some(1.0), "{served}");
+    assert!(
+        sample(&served, &success_series("up", server.port)) == Some(1.0),
+        "{served}"
+    );
     assert!(served.contains("vnetprobe_probe_skipped{"), "{served}");
-    assert!(served.contains("vnetprobe_dns_private{host=\"localhost\",target=\"local-name\"} 1"), "{served}");
+    assert!(
+        served.contains("vnetprobe_dns_private{host=\"localhost\",target=\"local-name\"} 1"),
+        "{served}"
+    );
     assert_eq!(sample(&served, "vnetprobe_runs_total"), Some(1.0));
     let (ok, printed) = promtool(&served);
-    assert!(ok && printed.is_empty(), "promtool on /metrics: {printed}\n{served}");
+    assert!(
+        ok && printed.is_empty(),
+        "promtool on /metrics: {printed}\n{served}"
+    );
 
-    let out = vnetprobe()
-        .args(["check", "--config", "/dev/null", "--catalog", catalog.to_str().unwrap(), "--output", "prometheus"])
+    let out = support::command(&[])
+        .args([
+            "check",
+            "--config",
+            "/dev/null",
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--output",
+            "prometheus",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("# TYPE vnetprobe_probe_success gauge"), "{text}");
+    assert!(
+        text.contains("# TYPE vnetprobe_probe_success gauge"),
+        "{text}"
+    );
     let (ok, printed) = promtool(&text);
-    assert!(ok && printed.is_empty(), "promtool on check --output prometheus: {printed}\n{text}");
+    assert!(
+        ok && printed.is_empty(),
+        "promtool on check --output prometheus: {printed}\n{text}"
+    );
 }
 
 #[test]
 fn fifty_concurrent_scrapes_start_no_probe() {
-    let server = CountingServer::start();
+    let server = Listener::start();
     let dir = Scratch::new("concurrent");
-    let catalog = dir.write("c.toml", &tcp_catalog(&[("up", server.port, true), ("down", closed_port(), true)]));
+    let catalog = dir.write(
+        "c.toml",
+        &tcp_catalog(&[("up", server.port, true), ("down", free_port(), true)]),
+    );
     let daemon = Daemon::start(&["--catalog", catalog.to_str().unwrap(), "--interval", "1h"]);
     daemon.wait_ready();
-    wait_for(Duration::from_secs(10), "the run's connection at the server", || (server.accepted() == 1).then_some(()));
+    wait_for(
+        Duration::from_secs(10),
+        "the run's connection at the server",
+        || (server.accepted.load(Ordering::SeqCst) == 1).then_some(()),
+    );
     let first = daemon.metrics();
 
     let addr = daemon.addr;
@@ -387,7 +414,10 @@ fn fifty_concurrent_scrapes_start_no_probe() {
             })
         })
         .collect();
-    let replies: Vec<(u16, String)> = scrapers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let replies: Vec<(u16, String)> = scrapers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     assert_eq!(replies.len(), 200);
     for (status, body) in &replies {
         assert_eq!(*status, 200);
@@ -396,7 +426,11 @@ fn fifty_concurrent_scrapes_start_no_probe() {
     // A probe started by a scrape would have connected before its scrape was answered; the
     // pause only lets the counting thread catch up with its backlog.
     thread::sleep(Duration::from_millis(300));
-    assert_eq!(server.accepted(), 1, "scrapes caused probe traffic");
+    assert_eq!(
+        server.accepted.load(Ordering::SeqCst),
+        1,
+        "scrapes caused probe traffic"
+    );
     assert_eq!(sample(&daemon.metrics(), "vnetprobe_runs_total"), Some(1.0));
 }
 
@@ -432,7 +466,11 @@ fn readiness_waits_for_the_first_run_and_sigterm_stops_a_run() {
     assert_eq!(sample(&early, "vnetprobe_runs_total"), Some(0.0));
     assert!(promtool(&early).0);
     let index = daemon.get("/");
-    assert!(index.status == 200 && index.body.contains("href=\"metrics\""), "{}", index.body);
+    assert!(
+        index.status == 200 && index.body.contains("href=\"metrics\""),
+        "{}",
+        index.body
+    );
     assert_eq!(daemon.get("/nope").status, 404);
 
     daemon.signal(libc::SIGTERM);
@@ -442,7 +480,7 @@ fn readiness_waits_for_the_first_run_and_sigterm_stops_a_run() {
 #[test]
 fn sigint_exits_zero() {
     let dir = Scratch::new("sigint");
-    let catalog = dir.write("c.toml", &tcp_catalog(&[("down", closed_port(), true)]));
+    let catalog = dir.write("c.toml", &tcp_catalog(&[("down", free_port(), true)]));
     let mut daemon = Daemon::start(&["--catalog", catalog.to_str().unwrap(), "--interval", "1h"]);
     daemon.wait_ready();
     let results: serde_json::Value = serde_json::from_str(&daemon.get("/results").body).unwrap();
@@ -454,12 +492,15 @@ fn sigint_exits_zero() {
 
 #[test]
 fn sighup_keeps_the_old_catalog_when_the_new_one_is_broken() {
-    let server = CountingServer::start();
+    let server = Listener::start();
     let dir = Scratch::new("sighup");
     let catalog = dir.write("c.toml", &tcp_catalog(&[("alpha", server.port, true)]));
     let mut daemon = Daemon::start(&["--catalog", catalog.to_str().unwrap(), "--interval", "1h"]);
     daemon.wait_ready();
-    assert_eq!(sample(&daemon.metrics(), &success_series("alpha", server.port)), Some(1.0));
+    assert_eq!(
+        sample(&daemon.metrics(), &success_series("alpha", server.port)),
+        Some(1.0)
+    );
 
     std::fs::write(&catalog, "[[target]]\nid = \"beta\"\nnmae = \"typo\"\n").unwrap();
     daemon.signal(libc::SIGHUP);
@@ -467,10 +508,20 @@ fn sighup_keeps_the_old_catalog_when_the_new_one_is_broken() {
         let m = daemon.metrics();
         (sample(&m, "vnetprobe_reloads_total{result=\"failure\"}") == Some(1.0)).then_some(m)
     });
-    assert_eq!(sample(&metrics, &success_series("alpha", server.port)), Some(1.0), "{metrics}");
-    assert_eq!(sample(&metrics, "vnetprobe_config_last_reload_successful"), Some(0.0));
+    assert_eq!(
+        sample(&metrics, &success_series("alpha", server.port)),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "vnetprobe_config_last_reload_successful"),
+        Some(0.0)
+    );
     let log = daemon.log();
-    assert!(log.contains("reload failed") && log.contains(&format!("{}:3", catalog.display())), "{log}");
+    assert!(
+        log.contains("reload failed") && log.contains(&format!("{}:3", catalog.display())),
+        "{log}"
+    );
 
     std::fs::write(&catalog, tcp_catalog(&[("beta", server.port, true)])).unwrap();
     daemon.signal(libc::SIGHUP);
@@ -478,9 +529,18 @@ fn sighup_keeps_the_old_catalog_when_the_new_one_is_broken() {
         let m = daemon.metrics();
         m.contains("target=\"beta\"").then_some(m)
     });
-    assert!(!metrics.contains("target=\"alpha\""), "a removed target left a series: {metrics}");
-    assert_eq!(sample(&metrics, "vnetprobe_reloads_total{result=\"success\"}"), Some(1.0));
-    assert_eq!(sample(&metrics, "vnetprobe_config_last_reload_successful"), Some(1.0));
+    assert!(
+        !metrics.contains("target=\"alpha\""),
+        "a removed target left a series: {metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "vnetprobe_reloads_total{result=\"success\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "vnetprobe_config_last_reload_successful"),
+        Some(1.0)
+    );
 
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
@@ -494,9 +554,14 @@ fn complete(text: &str, n: usize) -> Result<(), String> {
     }
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let value = line.rsplit(' ').next().unwrap_or("");
-        value.parse::<f64>().map_err(|_| format!("bad sample line {line:?}"))?;
+        value
+            .parse::<f64>()
+            .map_err(|_| format!("bad sample line {line:?}"))?;
     }
-    let successes = text.lines().filter(|l| l.starts_with("vnetprobe_probe_success{")).count();
+    let successes = text
+        .lines()
+        .filter(|l| l.starts_with("vnetprobe_probe_success{"))
+        .count();
     if successes != n {
         return Err(format!("{successes} success series, expected {n}"));
     }
@@ -510,11 +575,12 @@ fn complete(text: &str, n: usize) -> Result<(), String> {
 fn the_textfile_is_never_seen_half_written() {
     const TARGETS: usize = 300;
     let dir = Scratch::new("textfile");
-    let closed = closed_port();
+    let closed = free_port();
     let ids: Vec<String> = (0..TARGETS).map(|i| format!("t{i}")).collect();
-    let targets: Vec<(&str, u16, bool)> = ids.iter().map(|id| (id.as_str(), closed, false)).collect();
+    let targets: Vec<(&str, u16, bool)> =
+        ids.iter().map(|id| (id.as_str(), closed, false)).collect();
     let catalog = dir.write("c.toml", &tcp_catalog(&targets));
-    let textfile = dir.path("vnetprobe.prom");
+    let textfile = dir.0.join("vnetprobe.prom");
 
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -530,7 +596,9 @@ fn the_textfile_is_never_seen_half_written() {
                         complete(&text, TARGETS).map_err(|e| format!("read {whole_reads}: {e}"))?;
                         whole_reads += 1;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => thread::sleep(Duration::from_millis(1)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        thread::sleep(Duration::from_millis(1))
+                    }
                     Err(e) => return Err(e.to_string()),
                 }
             }
@@ -538,43 +606,76 @@ fn the_textfile_is_never_seen_half_written() {
         })
     };
     for _ in 0..15 {
-        let out = vnetprobe()
-            .args(["check", "--config", "/dev/null", "--catalog", catalog.to_str().unwrap(), "--output", "json"])
+        let out = support::command(&[])
+            .args([
+                "check",
+                "--config",
+                "/dev/null",
+                "--catalog",
+                catalog.to_str().unwrap(),
+                "--output",
+                "json",
+            ])
             .arg("--textfile")
             .arg(&textfile)
             .stdout(Stdio::null())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     done.store(true, Ordering::Relaxed);
-    let reads = reader.join().unwrap().unwrap_or_else(|e| panic!("a reader saw a partial file: {e}"));
+    let reads = reader
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("a reader saw a partial file: {e}"));
     assert!(reads > 0, "the reader never saw the file");
     let text = std::fs::read_to_string(&textfile).unwrap();
     let (ok, printed) = promtool(&text);
     assert!(ok && printed.is_empty(), "{printed}");
-    let names: Vec<_> =
-        std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert!(!names.iter().any(|n| n.contains(".tmp")), "a temporary file was left: {names:?}");
+    let names: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains(".tmp")),
+        "a temporary file was left: {names:?}"
+    );
 }
 
 #[test]
 fn textfile_in_a_missing_folder_exits_2_naming_the_flag() {
     let dir = Scratch::new("textfile-missing");
-    let catalog = dir.write("c.toml", &tcp_catalog(&[("down", closed_port(), false)]));
-    let out = vnetprobe()
-        .args(["check", "--config", "/dev/null", "--catalog", catalog.to_str().unwrap()])
+    let catalog = dir.write("c.toml", &tcp_catalog(&[("down", free_port(), false)]));
+    let out = support::command(&[])
+        .args([
+            "check",
+            "--config",
+            "/dev/null",
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ])
         .args(["--textfile", "/nonexistent-vnetprobe/x.prom"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--textfile /nonexistent-vnetprobe/x.prom"), "{err}");
+    assert!(
+        err.contains("--textfile /nonexistent-vnetprobe/x.prom"),
+        "{err}"
+    );
 }
 
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 #[test]
@@ -583,14 +684,16 @@ fn web_config_basic_auth_and_tls() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     dir.write("cert.pem", &cert.cert.pem());
     dir.write("key.pem", &cert.signing_key.serialize_pem());
-    let hash = bcrypt::hash_with_salt("correct horse", 4, [9; 16]).unwrap().to_string();
+    let hash = bcrypt::hash_with_salt("correct horse", 4, [9; 16])
+        .unwrap()
+        .to_string();
     let web = dir.write(
         "web.yml",
         &format!(
             "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  alice: '{hash}'\n"
         ),
     );
-    let catalog = dir.write("c.toml", &tcp_catalog(&[("down", closed_port(), true)]));
+    let catalog = dir.write("c.toml", &tcp_catalog(&[("down", free_port(), true)]));
     let daemon = Daemon::start(&[
         "--catalog",
         catalog.to_str().unwrap(),
@@ -599,31 +702,57 @@ fn web_config_basic_auth_and_tls() {
         "--web-config-file",
         web.to_str().unwrap(),
     ]);
-    assert!(daemon.log().contains("listening on https://"), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("listening on https://"),
+        "{}",
+        daemon.log()
+    );
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
     let config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
     );
     let get = |path: &str, auth: Option<&str>| {
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
-        exchange(rustls::StreamOwned::new(conn, connect(daemon.addr)), path, auth).unwrap()
+        exchange(
+            rustls::StreamOwned::new(conn, connect(daemon.addr)),
+            path,
+            auth,
+        )
+        .unwrap()
     };
 
     let denied = get("/metrics", None);
     assert_eq!(denied.status, 401);
-    assert!(denied.head.contains("www-authenticate: basic realm=\"vnetprobe\""), "{}", denied.head);
+    assert!(
+        denied
+            .head
+            .contains("www-authenticate: basic realm=\"vnetprobe\""),
+        "{}",
+        denied.head
+    );
     assert_eq!(get("/metrics", Some(&basic("alice", "wrong"))).status, 401);
-    assert_eq!(get("/metrics", Some(&basic("mallory", "correct horse"))).status, 401);
+    assert_eq!(
+        get("/metrics", Some(&basic("mallory", "correct horse"))).status,
+        401
+    );
     assert_eq!(get("/results", None).status, 401);
-    assert_eq!(get("/healthz", None).status, 200, "liveness needs no credentials");
-    wait_for(Duration::from_secs(30), "the first run", || (get("/readyz", None).status == 200).then_some(()));
+    assert_eq!(
+        get("/healthz", None).status,
+        200,
+        "liveness needs no credentials"
+    );
+    wait_for(Duration::from_secs(30), "the first run", || {
+        (get("/readyz", None).status == 200).then_some(())
+    });
     for _ in 0..2 {
         let ok = get("/metrics", Some(&basic("alice", "correct horse")));
         assert_eq!(ok.status, 200, "{}", ok.body);
@@ -631,21 +760,41 @@ fn web_config_basic_auth_and_tls() {
     }
 
     // Plain HTTP to the TLS listener gets no HTTP answer.
-    let plain = exchange(connect(daemon.addr), "/metrics", Some(&basic("alice", "correct horse")));
+    let plain = exchange(
+        connect(daemon.addr),
+        "/metrics",
+        Some(&basic("alice", "correct horse")),
+    );
     assert!(plain.map(|r| r.status != 200).unwrap_or(true));
-    assert!(!daemon.log().contains("correct horse"), "the password reached the log");
+    assert!(
+        !daemon.log().contains("correct horse"),
+        "the password reached the log"
+    );
 }
 
 #[test]
 fn a_bad_web_config_exits_2_naming_file_and_line() {
     let dir = Scratch::new("bad-web");
-    let web = dir.write("web.yml", "tls_server_config:\n  cert_file: a.pem\n  ciphers: x\n");
-    let out = vnetprobe()
-        .args(["serve", "--config", "/dev/null", "--listen", "127.0.0.1:0", "--web-config-file"])
+    let web = dir.write(
+        "web.yml",
+        "tls_server_config:\n  cert_file: a.pem\n  ciphers: x\n",
+    );
+    let out = support::command(&[])
+        .args([
+            "serve",
+            "--config",
+            "/dev/null",
+            "--listen",
+            "127.0.0.1:0",
+            "--web-config-file",
+        ])
         .arg(&web)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3: unknown key `ciphers`", web.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:3: unknown key `ciphers`", web.display())),
+        "{err}"
+    );
 }

@@ -22,27 +22,38 @@ pub fn render(report: &Report) -> String {
 
 /// `vnetprobe_build_info{version} 1`.
 pub fn register_build_info(registry: &Registry) {
-    let info =
-        gauge_vec(registry, "vnetprobe_build_info", "The vnetprobe build that produced these metrics.", &["version"]);
-    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
+    let info = gauge_vec(
+        registry,
+        "vnetprobe_build_info",
+        "The vnetprobe build that produced these metrics.",
+        &["version"],
+    );
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1.0);
 }
 
 /// Encodes every family of `registry` in the text format (families sorted by name).
 pub fn encode(registry: &Registry) -> String {
     let mut out = String::new();
-    TextEncoder::new().encode_utf8(&registry.gather(), &mut out).expect("our families are always well formed");
+    TextEncoder::new()
+        .encode_utf8(&registry.gather(), &mut out)
+        .expect("our families are always well formed");
     out
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     let vec = GaugeVec::new(Opts::new(name, help), labels).expect("a valid metric name and labels");
-    registry.register(Box::new(vec.clone())).expect("each family is registered once per registry");
+    registry
+        .register(Box::new(vec.clone()))
+        .expect("each family is registered once per registry");
     vec
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
     let g = Gauge::new(name, help).expect("a valid metric name");
-    registry.register(Box::new(g.clone())).expect("each family is registered once per registry");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("each family is registered once per registry");
     g
 }
 
@@ -121,33 +132,56 @@ pub fn register(report: &Report, registry: &Registry) {
             Status::Pass => success.with_label_values(&base).set(1.0),
             Status::Fail => success.with_label_values(&base).set(0.0),
         }
-        duration.with_label_values(&base).set(seconds(r.duration_ms));
+        duration
+            .with_label_values(&base)
+            .set(seconds(r.duration_ms));
         for (p, ms) in &r.phases_ms {
-            phase.with_label_values(&with_extra(&labels, p.as_str())).set(seconds(*ms));
+            phase
+                .with_label_values(&with_extra(&labels, p.as_str()))
+                .set(seconds(*ms));
         }
         if let Some(e) = r.error.as_ref().filter(|_| r.status == Status::Fail) {
-            error.with_label_values(&with_extra(&labels, &e.kind)).set(1.0);
+            error
+                .with_label_values(&with_extra(&labels, &e.kind))
+                .set(1.0);
         }
         if r.protocol == "dns"
             && let Some(private) = r.private
         {
-            dns_private.with_label_values(&[&r.id, &r.host]).set(if private { 1.0 } else { 0.0 });
+            dns_private
+                .with_label_values(&[&r.id, &r.host])
+                .set(if private { 1.0 } else { 0.0 });
         }
         if let Some(at) = r.tls.as_ref().and_then(|t| t.earliest_expiry) {
-            expiry.with_label_values(&[&r.id, &r.host, &labels[3]]).set(at as f64);
+            expiry
+                .with_label_values(&[&r.id, &r.host, &labels[3]])
+                .set(at as f64);
         }
     }
 
-    let targets = gauge_vec(registry, "vnetprobe_targets", "Targets of the last run by status.", &["status"]);
+    let targets = gauge_vec(
+        registry,
+        "vnetprobe_targets",
+        "Targets of the last run by status.",
+        &["status"],
+    );
     let s = &report.summary;
     for (status, n) in [("pass", s.pass), ("fail", s.fail), ("skip", s.skip)] {
         targets.with_label_values(&[status]).set(n as f64);
     }
-    gauge(registry, "vnetprobe_run_duration_seconds", "How long the last run took.")
-        .set(report.duration_ms as f64 / 1000.0);
+    gauge(
+        registry,
+        "vnetprobe_run_duration_seconds",
+        "How long the last run took.",
+    )
+    .set(report.duration_ms as f64 / 1000.0);
     if let Some(end) = finished_at(report) {
-        gauge(registry, "vnetprobe_last_run_timestamp_seconds", "When the last run finished, as a Unix timestamp.")
-            .set(end);
+        gauge(
+            registry,
+            "vnetprobe_last_run_timestamp_seconds",
+            "When the last run finished, as a Unix timestamp.",
+        )
+        .set(end);
     }
 }
 
@@ -203,22 +237,34 @@ mod tests {
     fn report(results: Vec<ResultEntry>) -> Report {
         Report {
             version: 1,
+            node: None,
             started_at: "2026-01-01T00:00:00Z".into(),
             duration_ms: 1500,
             context: BTreeMap::new(),
-            summary: Summary { pass: 1, fail: 1, skip: 1, required_fail: 1 },
+            summary: Summary {
+                pass: 1,
+                fail: 1,
+                skip: 1,
+                required_fail: 1,
+            },
             results,
         }
     }
 
     fn lines(text: &str, prefix: &str) -> Vec<String> {
-        text.lines().filter(|l| l.starts_with(prefix)).map(String::from).collect()
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(String::from)
+            .collect()
     }
 
     #[test]
     fn pass_fail_and_skip_become_the_contract_series() {
         let mut fail = entry("b", "tcp", Some(443), Status::Fail);
-        fail.error = Some(ErrorEntry { kind: "tcp_refused".into(), message: "secret detail".into() });
+        fail.error = Some(ErrorEntry {
+            kind: "tcp_refused".into(),
+            message: "secret detail".into(),
+        });
         let mut dns = entry("d", "dns", None, Status::Pass);
         dns.private = Some(true);
         let text = render(&report(vec![
@@ -229,14 +275,27 @@ mod tests {
         ]));
         let a = r#"{host="h.example",port="443",protocol="tcp",required="true",target="a"}"#;
         let b = r#"{host="h.example",port="443",protocol="tcp",required="true",target="b"}"#;
-        assert!(text.contains(&format!("vnetprobe_probe_success{a} 1\n")), "{text}");
-        assert!(text.contains(&format!("vnetprobe_probe_success{b} 0\n")), "{text}");
+        assert!(
+            text.contains(&format!("vnetprobe_probe_success{a} 1\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("vnetprobe_probe_success{b} 0\n")),
+            "{text}"
+        );
         assert!(text.contains(
             r#"vnetprobe_probe_skipped{host="h.example",port="80",protocol="tcp",required="true",target="c"} 1"#
         ));
-        assert_eq!(lines(&text, "vnetprobe_probe_success{").len(), 3, "skipped targets have no success series");
+        assert_eq!(
+            lines(&text, "vnetprobe_probe_success{").len(),
+            3,
+            "skipped targets have no success series"
+        );
         assert!(text.contains(r#"vnetprobe_probe_error_info{host="h.example",kind="tcp_refused",port="443",protocol="tcp",required="true",target="b"} 1"#));
-        assert!(!text.contains("secret detail"), "messages never become labels");
+        assert!(
+            !text.contains("secret detail"),
+            "messages never become labels"
+        );
         assert!(text.contains(&format!("vnetprobe_probe_duration_seconds{a} 0.0125\n")));
         assert!(text.contains(r#"vnetprobe_probe_phase_seconds{host="h.example",phase="connect",port="443",protocol="tcp",required="true",target="a"} 0.01"#));
         assert!(text.contains(r#"vnetprobe_dns_private{host="h.example",target="d"} 1"#));
@@ -245,23 +304,38 @@ mod tests {
         ));
         assert!(text.contains("vnetprobe_targets{status=\"skip\"} 1\n"));
         assert!(text.contains("vnetprobe_run_duration_seconds 1.5\n"));
-        assert!(text.contains("vnetprobe_last_run_timestamp_seconds 1767225601.5\n"), "{text}");
-        assert!(text.contains(&format!("vnetprobe_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))));
+        assert!(
+            text.contains("vnetprobe_last_run_timestamp_seconds 1767225601.5\n"),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "vnetprobe_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
     }
 
     #[test]
     fn every_family_has_help_and_type() {
         let mut tls = entry("t", "tls", Some(443), Status::Pass);
-        tls.tls = Some(TlsEvidence { earliest_expiry: Some(1_900_000_000), ..Default::default() });
+        tls.tls = Some(TlsEvidence {
+            earliest_expiry: Some(1_900_000_000),
+            ..Default::default()
+        });
         let text = render(&report(vec![tls]));
         assert!(text.contains(
             r#"vnetprobe_tls_cert_expiry_timestamp_seconds{host="h.example",port="443",target="t"} 1900000000"#
         ));
-        let families: std::collections::BTreeSet<&str> =
-            text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split(['{', ' ']).next().unwrap()).collect();
+        let families: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap())
+            .collect();
         for f in families {
             assert!(text.contains(&format!("# HELP {f} ")), "no HELP for {f}");
-            assert!(text.contains(&format!("# TYPE {f} gauge")), "no TYPE for {f}");
+            assert!(
+                text.contains(&format!("# TYPE {f} gauge")),
+                "no TYPE for {f}"
+            );
         }
     }
 

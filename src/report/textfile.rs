@@ -9,9 +9,14 @@ use std::path::{Path, PathBuf};
 /// The temporary file beside `path`: hidden and without the `.prom` suffix, so the collector
 /// never reads it.
 fn temporary(path: &Path) -> io::Result<PathBuf> {
-    let name =
-        path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "names a folder, not a file"))?;
-    Ok(path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id())))
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "names a folder, not a file"))?;
+    Ok(path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 /// Replaces `path` with `text` atomically.
@@ -27,7 +32,13 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
 fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     // create_new refuses an existing file or symlink at the temporary name; one left by a crash
     // of a process with our pid is ours to remove.
-    let open = || OpenOptions::new().write(true).create_new(true).mode(0o644).open(tmp);
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(tmp)
+    };
     let mut file = match open() {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             fs::remove_file(tmp)?;
@@ -40,7 +51,10 @@ fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     drop(file);
     fs::rename(tmp, path)?;
     // The rename itself lasts across a crash only once the folder is synced.
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     File::open(dir)?.sync_all()
 }
 
@@ -49,7 +63,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vnetprobe-textfile-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("vnetprobe-textfile-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
@@ -62,7 +77,10 @@ mod tests {
         write(&path, "a 1\n").unwrap();
         write(&path, "b 2\n").unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "b 2\n");
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("vnetprobe.prom")]);
         fs::remove_dir_all(dir).unwrap();
     }

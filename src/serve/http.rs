@@ -30,7 +30,11 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 const MAX_REQUEST_HEAD: usize = 8192;
 const MAX_HEADERS: usize = 64;
 
-pub(super) async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let slot = tokio::select! {
@@ -54,19 +58,31 @@ pub(super) async fn accept_loop(listener: TcpListener, state: Arc<State>, mut st
             let _slot = slot;
             let tls = state.web().tls;
             let served = match tls {
-                None => tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(stream, state)).await,
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(tls, state)).await,
-                    Ok(Err(e)) => {
-                        return log::debug(&format!("TLS handshake with {peer}: {e}"));
+                None => {
+                    tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(stream, state)).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(tls, state))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            return log::debug(&format!("TLS handshake with {peer}: {e}"));
+                        }
+                        Err(_) => {
+                            return log::debug(&format!(
+                                "TLS handshake with {peer}: no handshake within the deadline"
+                            ));
+                        }
                     }
-                    Err(_) => {
-                        return log::debug(&format!("TLS handshake with {peer}: no handshake within the deadline"));
-                    }
-                },
+                }
             };
             if served.is_err() {
-                log::debug(&format!("connection from {peer} closed after {} s", CONNECTION_LIFETIME.as_secs()));
+                log::debug(&format!(
+                    "connection from {peer} closed after {} s",
+                    CONNECTION_LIFETIME.as_secs()
+                ));
             }
         });
     }
@@ -96,7 +112,8 @@ type Reply = Response<Full<Bytes>>;
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -117,33 +134,55 @@ async fn route(req: &Request<Incoming>, state: &State) -> Reply {
 async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET and HEAD\n");
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     let path = req.uri().path();
     // Liveness and readiness carry nothing secret and must work for probes without credentials.
     if !matches!(path, "/healthz" | "/readyz")
         && let Some(auth) = state.web().auth
-        && !auth.allows(req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes)).await
+        && !auth
+            .allows(
+                req.headers()
+                    .get(header::AUTHORIZATION)
+                    .map(HeaderValue::as_bytes),
+            )
+            .await
     {
-        log::info(&format!("401 for {path}: missing or wrong Basic auth credentials"));
+        log::info(&format!(
+            "401 for {path}: missing or wrong Basic auth credentials"
+        ));
         let mut r = reply(StatusCode::UNAUTHORIZED, TEXT, "unauthorized\n");
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"vnetprobe\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"vnetprobe\""),
+        );
         return r;
     }
     match path {
         "/metrics" => reply(StatusCode::OK, METRICS, state.metrics()),
         "/results" => match state.latest() {
             Some(s) => reply(StatusCode::OK, JSON, s.results.clone()),
-            None => {
-                reply(StatusCode::SERVICE_UNAVAILABLE, JSON, "{\"error\": \"the first run has not finished yet\"}\n")
-            }
+            None => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                JSON,
+                "{\"error\": \"the first run has not finished yet\"}\n",
+            ),
         },
         "/healthz" => reply(StatusCode::OK, TEXT, "ok\n"),
         "/readyz" if state.ready() => reply(StatusCode::OK, TEXT, "ready\n"),
-        "/readyz" => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready: the first run has not finished yet\n"),
+        "/readyz" => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "not ready: the first run has not finished yet\n",
+        ),
         "/" => reply(StatusCode::OK, HTML, INDEX),
-        _ => reply(StatusCode::NOT_FOUND, TEXT, "not found: try /metrics, /results, /healthz or /readyz\n"),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found: try /metrics, /results, /healthz or /readyz\n",
+        ),
     }
 }
 

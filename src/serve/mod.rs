@@ -40,20 +40,25 @@ impl Settings {
         let serve = file.serve.as_ref();
         let listen = match (args.listen, serve.and_then(|s| s.listen.as_ref())) {
             (Some(l), _) => l,
-            (None, Some(raw)) => {
-                cli::parse_listen(raw.get_ref()).map_err(|e| file.error_at(raw, "serve.listen", &e))?
-            }
+            (None, Some(raw)) => cli::parse_listen(raw.get_ref())
+                .map_err(|e| file.error_at(raw, "serve.listen", &e))?,
             (None, None) => cli::DEFAULT_LISTEN.parse().expect("a valid default"),
         };
         let interval = match (args.interval, serve.and_then(|s| s.interval.as_ref())) {
             (Some(i), _) => i,
-            (None, Some(raw)) => {
-                cli::parse_duration(raw.get_ref()).map_err(|e| file.error_at(raw, "serve.interval", &e))?
-            }
+            (None, Some(raw)) => cli::parse_duration(raw.get_ref())
+                .map_err(|e| file.error_at(raw, "serve.interval", &e))?,
             (None, None) => DEFAULT_INTERVAL,
         };
-        let web_config = args.web_config_file.clone().or_else(|| serve.and_then(|s| s.web_config_file.clone()));
-        Ok(Settings { listen, interval, web_config })
+        let web_config = args
+            .web_config_file
+            .clone()
+            .or_else(|| serve.and_then(|s| s.web_config_file.clone()));
+        Ok(Settings {
+            listen,
+            interval,
+            web_config,
+        })
     }
 }
 
@@ -71,7 +76,11 @@ fn load(args: &ServeArgs) -> Result<Loaded, UsageError> {
         Some(path) => WebConfig::load(path)?,
         None => WebConfig::default(),
     };
-    Ok(Loaded { settings, plan, web })
+    Ok(Loaded {
+        settings,
+        plan,
+        web,
+    })
 }
 
 /// The rendered output of one run: every scrape serves these bytes, none renders them again.
@@ -138,23 +147,37 @@ impl State {
         if latest.is_none() {
             report::prometheus::register_build_info(&registry);
         }
-        let runs =
-            IntCounter::new("vnetprobe_runs_total", "Probe runs finished since the daemon started.").expect("valid");
+        let runs = IntCounter::new(
+            "vnetprobe_runs_total",
+            "Probe runs finished since the daemon started.",
+        )
+        .expect("valid");
         runs.inc_by(self.runs.load(Ordering::Relaxed));
         let reloads = IntCounterVec::new(
-            Opts::new("vnetprobe_reloads_total", "Reloads asked for by SIGHUP, by result."),
+            Opts::new(
+                "vnetprobe_reloads_total",
+                "Reloads asked for by SIGHUP, by result.",
+            ),
             &["result"],
         )
         .expect("valid");
-        reloads.with_label_values(&["success"]).inc_by(self.reloads_ok.load(Ordering::Relaxed));
-        reloads.with_label_values(&["failure"]).inc_by(self.reloads_failed.load(Ordering::Relaxed));
+        reloads
+            .with_label_values(&["success"])
+            .inc_by(self.reloads_ok.load(Ordering::Relaxed));
+        reloads
+            .with_label_values(&["failure"])
+            .inc_by(self.reloads_failed.load(Ordering::Relaxed));
         let last_ok = IntGauge::new(
             "vnetprobe_config_last_reload_successful",
             "Whether the last reload succeeded (1), or failed and the previous config is still in use (0).",
         )
         .expect("valid");
         last_ok.set(i64::from(self.last_reload_ok.load(Ordering::Relaxed)));
-        for c in [Box::new(runs) as Box<dyn prometheus::core::Collector>, Box::new(reloads), Box::new(last_ok)] {
+        for c in [
+            Box::new(runs) as Box<dyn prometheus::core::Collector>,
+            Box::new(reloads),
+            Box::new(last_ok),
+        ] {
             registry.register(c).expect("distinct families");
         }
         let own = report::prometheus::encode(&registry);
@@ -189,7 +212,11 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
         .await
         .map_err(|e| UsageError(format!("--listen {}: {e}", settings.listen)))?;
     let local = listener.local_addr()?;
-    let scheme = if loaded.web.tls.is_some() { "https" } else { "http" };
+    let scheme = if loaded.web.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     if !local.ip().is_loopback() && loaded.web.tls.is_none() && loaded.web.auth.is_none() {
         log::warn(&format!(
             "listening on {local} beyond loopback without TLS or Basic auth: consider --web-config-file"
@@ -244,12 +271,17 @@ async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
             };
             state.reloads_failed.fetch_add(1, Ordering::Relaxed);
             state.last_reload_ok.store(false, Ordering::Relaxed);
-            log::error(&format!("SIGHUP: reload failed, still running the previous config: {why}"));
+            log::error(&format!(
+                "SIGHUP: reload failed, still running the previous config: {why}"
+            ));
             return;
         }
     };
     if loaded.settings.listen != listening {
-        log::warn(&format!("SIGHUP: the listen address changed to {}: restart to apply it", loaded.settings.listen));
+        log::warn(&format!(
+            "SIGHUP: the listen address changed to {}: restart to apply it",
+            loaded.settings.listen
+        ));
     }
     let targets = loaded.plan.targets.len();
     *state.plan.write().expect("plan lock") = Arc::new(loaded.plan);
@@ -257,7 +289,9 @@ async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
     *state.web.write().expect("web config lock") = loaded.web;
     state.reloads_ok.fetch_add(1, Ordering::Relaxed);
     state.last_reload_ok.store(true, Ordering::Relaxed);
-    log::info(&format!("SIGHUP: reloaded, {targets} targets; running them now"));
+    log::info(&format!(
+        "SIGHUP: reloaded, {targets} targets; running them now"
+    ));
     state.wake.notify_one();
 }
 
@@ -280,7 +314,9 @@ async fn probe_loop(state: Arc<State>, mut stop: watch::Receiver<bool>) {
                 ));
                 state.publish(&report);
             }
-            Err(UsageError(why)) => log::error(&format!("run failed, serving the previous report: {why}")),
+            Err(UsageError(why)) => {
+                log::error(&format!("run failed, serving the previous report: {why}"))
+            }
         }
         let interval = *state.interval.read().expect("interval lock");
         let wait = jittered(interval).saturating_sub(started.elapsed());
@@ -319,10 +355,16 @@ mod tests {
     fn jitter_stays_within_five_percent() {
         for _ in 0..200 {
             let d = jittered(Duration::from_secs(60));
-            assert!(d >= Duration::from_secs(57) && d <= Duration::from_secs(63), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(57) && d <= Duration::from_secs(63),
+                "{d:?}"
+            );
         }
         let long = jittered(Duration::from_secs(3600));
-        assert!(long >= Duration::from_secs(3595) && long <= Duration::from_secs(3605), "{long:?}");
+        assert!(
+            long >= Duration::from_secs(3595) && long <= Duration::from_secs(3605),
+            "{long:?}"
+        );
     }
 
     fn args(extra: &[&str]) -> ServeArgs {
@@ -337,7 +379,8 @@ mod tests {
 
     #[test]
     fn settings_come_from_flags_then_config_then_defaults() {
-        let dir = std::env::temp_dir().join(format!("vnetprobe-serve-settings-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("vnetprobe-serve-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("config.toml");
         std::fs::write(&cfg, "[serve]\nlisten = \"127.0.0.1:1234\"\ninterval = \"30s\"\nweb-config-file = \"w.yml\"\n")
@@ -347,29 +390,50 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:1234".parse().unwrap());
         assert_eq!(s.interval, Duration::from_secs(30));
         assert_eq!(s.web_config, Some(PathBuf::from("w.yml")));
-        let s = Settings::resolve(&args(&["--config", c, "--listen", "[::1]:9", "--interval", "2m"])).unwrap();
+        let s = Settings::resolve(&args(&[
+            "--config",
+            c,
+            "--listen",
+            "[::1]:9",
+            "--interval",
+            "2m",
+        ]))
+        .unwrap();
         assert_eq!(s.listen, "[::1]:9".parse().unwrap());
         assert_eq!(s.interval, Duration::from_secs(120));
 
         std::fs::write(&cfg, "[serve]\n\ninterval = \"soon\"\n").unwrap();
         let e = Settings::resolve(&args(&["--config", c])).unwrap_err();
-        assert!(e.0.contains("config.toml:3: field `serve.interval`"), "{}", e.0);
+        assert!(
+            e.0.contains("config.toml:3: field `serve.interval`"),
+            "{}",
+            e.0
+        );
         std::fs::write(&cfg, "[serve]\nlisten = \":9834\"\n").unwrap();
         let e = Settings::resolve(&args(&["--config", c])).unwrap_err();
-        assert!(e.0.contains(":2: field `serve.listen`") && e.0.contains("0.0.0.0:9834"), "{}", e.0);
+        assert!(
+            e.0.contains(":2: field `serve.listen`") && e.0.contains("0.0.0.0:9834"),
+            "{}",
+            e.0
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn defaults_are_loopback_9834_every_minute() {
-        let dir = std::env::temp_dir().join(format!("vnetprobe-serve-defaults-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("vnetprobe-serve-defaults-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("empty.toml");
         std::fs::write(&cfg, "").unwrap();
         let s = Settings::resolve(&args(&["--config", cfg.to_str().unwrap()])).unwrap();
         assert_eq!(
             s,
-            Settings { listen: "127.0.0.1:9834".parse().unwrap(), interval: DEFAULT_INTERVAL, web_config: None }
+            Settings {
+                listen: "127.0.0.1:9834".parse().unwrap(),
+                interval: DEFAULT_INTERVAL,
+                web_config: None
+            }
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -23,8 +23,14 @@ pub struct WebConfig {
 }
 
 const TOP_KEYS: &[&str] = &["tls_server_config", "basic_auth_users"];
-const TLS_KEYS: &[&str] =
-    &["cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version"];
+const TLS_KEYS: &[&str] = &[
+    "cert_file",
+    "key_file",
+    "client_auth_type",
+    "client_ca_file",
+    "min_version",
+    "max_version",
+];
 /// exporter-toolkit settings we recognise but do not implement: a clearer error than "unknown".
 const UNSUPPORTED: &[&str] = &[
     "http_server_config",
@@ -54,7 +60,10 @@ impl At<'_> {
                 continue;
             }
             let why = if UNSUPPORTED.contains(&e.key.as_str()) {
-                format!("`{}` is an exporter-toolkit setting that vnetprobe does not support", e.key)
+                format!(
+                    "`{}` is an exporter-toolkit setting that vnetprobe does not support",
+                    e.key
+                )
             } else {
                 format!("unknown key `{}`{section}", e.key)
             };
@@ -74,7 +83,9 @@ impl At<'_> {
         match &e.value {
             Value::Map(m) => Ok(m),
             Value::Null => Ok(&[]),
-            Value::Scalar(_) => Err(self.err(e.line, format!("`{}` needs indented keys below it", e.key))),
+            Value::Scalar(_) => {
+                Err(self.err(e.line, format!("`{}` needs indented keys below it", e.key)))
+            }
         }
     }
 }
@@ -109,15 +120,28 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
     for e in entries {
         fields.insert(e.key.as_str(), (at.string(e)?, e.line));
     }
-    let path = |key: &str| -> Option<(PathBuf, usize)> { fields.get(key).map(|(p, line)| (base.join(p), *line)) };
-    let (Some((cert_path, cert_line)), Some((key_path, key_line))) = (path("cert_file"), path("key_file")) else {
-        return Err(at.err(section.line, "tls_server_config needs both cert_file and key_file"));
+    let path = |key: &str| -> Option<(PathBuf, usize)> {
+        fields.get(key).map(|(p, line)| (base.join(p), *line))
+    };
+    let (Some((cert_path, cert_line)), Some((key_path, key_line))) =
+        (path("cert_file"), path("key_file"))
+    else {
+        return Err(at.err(
+            section.line,
+            "tls_server_config needs both cert_file and key_file",
+        ));
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| at.err(cert_line, format!("cert_file {}: {e}", cert_path.display())))?;
     if certs.is_empty() {
-        return Err(at.err(cert_line, format!("cert_file {}: no PEM certificate inside", cert_path.display())));
+        return Err(at.err(
+            cert_line,
+            format!(
+                "cert_file {}: no PEM certificate inside",
+                cert_path.display()
+            ),
+        ));
     }
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| at.err(key_line, format!("key_file {}: {e}", key_path.display())))?;
@@ -129,18 +153,25 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
         match v.as_str() {
             "TLS12" => Ok(Some(&rustls::version::TLS12)),
             "TLS13" => Ok(Some(&rustls::version::TLS13)),
-            "TLS10" | "TLS11" => Err(at.err(*line, format!("{key} {v}: vnetprobe speaks TLS 1.2 and 1.3 only"))),
+            "TLS10" | "TLS11" => Err(at.err(
+                *line,
+                format!("{key} {v}: vnetprobe speaks TLS 1.2 and 1.3 only"),
+            )),
             _ => Err(at.err(*line, format!("{key} {v:?}: use TLS12 or TLS13"))),
         }
     };
     let min = version("min_version")?.unwrap_or(&rustls::version::TLS12);
     let max = version("max_version")?.unwrap_or(&rustls::version::TLS13);
-    let versions: Vec<&'static SupportedProtocolVersion> = [&rustls::version::TLS12, &rustls::version::TLS13]
-        .into_iter()
-        .filter(|v| rank(v) >= rank(min) && rank(v) <= rank(max))
-        .collect();
+    let versions: Vec<&'static SupportedProtocolVersion> =
+        [&rustls::version::TLS12, &rustls::version::TLS13]
+            .into_iter()
+            .filter(|v| rank(v) >= rank(min) && rank(v) <= rank(max))
+            .collect();
     if versions.is_empty() {
-        let line = fields.get("max_version").map(|(_, l)| *l).unwrap_or(section.line);
+        let line = fields
+            .get("max_version")
+            .map(|(_, l)| *l)
+            .unwrap_or(section.line);
         return Err(at.err(line, "max_version is below min_version"));
     }
 
@@ -158,23 +189,47 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
         ("NoClientCert", _) => builder.with_no_client_auth(),
         (kind @ ("VerifyClientCertIfGiven" | "RequireAndVerifyClientCert"), line) => {
             let Some((ca_file, ca_line)) = ca else {
-                return Err(at.err(line, format!("client_auth_type {kind} needs client_ca_file")));
+                return Err(at.err(
+                    line,
+                    format!("client_auth_type {kind} needs client_ca_file"),
+                ));
             };
             let ca_path = base.join(ca_file);
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(&ca_path)
-                .map_err(|e| at.err(*ca_line, format!("client_ca_file {}: {e}", ca_path.display())))?
-            {
-                let cert = cert.map_err(|e| at.err(*ca_line, format!("client_ca_file {}: {e}", ca_path.display())))?;
-                roots.add(cert).map_err(|e| at.err(*ca_line, format!("client_ca_file {}: {e}", ca_path.display())))?;
+            for cert in CertificateDer::pem_file_iter(&ca_path).map_err(|e| {
+                at.err(
+                    *ca_line,
+                    format!("client_ca_file {}: {e}", ca_path.display()),
+                )
+            })? {
+                let cert = cert.map_err(|e| {
+                    at.err(
+                        *ca_line,
+                        format!("client_ca_file {}: {e}", ca_path.display()),
+                    )
+                })?;
+                roots.add(cert).map_err(|e| {
+                    at.err(
+                        *ca_line,
+                        format!("client_ca_file {}: {e}", ca_path.display()),
+                    )
+                })?;
             }
             if roots.is_empty() {
-                return Err(
-                    at.err(*ca_line, format!("client_ca_file {}: no PEM certificate inside", ca_path.display()))
-                );
+                return Err(at.err(
+                    *ca_line,
+                    format!(
+                        "client_ca_file {}: no PEM certificate inside",
+                        ca_path.display()
+                    ),
+                ));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if kind == "VerifyClientCertIfGiven" { verifier.allow_unauthenticated() } else { verifier };
+            let verifier = if kind == "VerifyClientCertIfGiven" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| at.err(*ca_line, e))?)
         }
         (kind @ ("RequestClientCert" | "RequireAnyClientCert"), line) => {
@@ -190,8 +245,9 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
             ));
         }
     };
-    let mut config =
-        builder.with_single_cert(certs, key).map_err(|e| at.err(key_line, format!("cert_file and key_file: {e}")))?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| at.err(key_line, format!("cert_file and key_file: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -205,13 +261,23 @@ fn users(at: &At, section: &Entry) -> Result<Option<BasicAuth>, String> {
     for e in at.map(section)? {
         let hash = at.string(e)?;
         if e.key.contains(':') {
-            return Err(at.err(e.line, format!("user {:?}: a Basic auth user name cannot contain ':'", e.key)));
+            return Err(at.err(
+                e.line,
+                format!(
+                    "user {:?}: a Basic auth user name cannot contain ':'",
+                    e.key
+                ),
+            ));
         }
         if hash.parse::<bcrypt::HashParts>().is_err() {
             // The hash is not echoed: a password pasted by mistake must not reach a log.
-            return Err(
-                at.err(e.line, format!("user {:?}: not a bcrypt hash (make one with `htpasswd -nBC 10 USER`)", e.key))
-            );
+            return Err(at.err(
+                e.line,
+                format!(
+                    "user {:?}: not a bcrypt hash (make one with `htpasswd -nBC 10 USER`)",
+                    e.key
+                ),
+            ));
         }
         users.insert(e.key.clone(), hash);
     }
@@ -230,7 +296,11 @@ pub struct BasicAuth {
 
 impl BasicAuth {
     fn new(users: BTreeMap<String, String>) -> BasicAuth {
-        BasicAuth { users, verified: Mutex::new(HashMap::new()), slots: Semaphore::new(2) }
+        BasicAuth {
+            users,
+            verified: Mutex::new(HashMap::new()),
+            slots: Semaphore::new(2),
+        }
     }
 
     /// Whether an `Authorization` header value names a user and its password.
@@ -248,13 +318,21 @@ impl BasicAuth {
                 return false;
             }
         };
-        let remembered = self.verified.lock().expect("auth cache lock").get(&user).copied();
+        let remembered = self
+            .verified
+            .lock()
+            .expect("auth cache lock")
+            .get(&user)
+            .copied();
         if remembered.is_some_and(|d| constant_time_eq(&d, &digest)) {
             return true;
         }
         let ok = self.bcrypt(password, hash).await;
         if ok {
-            self.verified.lock().expect("auth cache lock").insert(user, digest);
+            self.verified
+                .lock()
+                .expect("auth cache lock")
+                .insert(user, digest);
         }
         ok
     }
@@ -263,7 +341,9 @@ impl BasicAuth {
         let Ok(_slot) = self.slots.acquire().await else {
             return false;
         };
-        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false)
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false)
     }
 }
 
@@ -273,8 +353,13 @@ fn decode(header: &[u8]) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
-    let (user, password) = String::from_utf8(raw).ok()?.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let (user, password) = String::from_utf8(raw)
+        .ok()?
+        .split_once(':')
+        .map(|(u, p)| (u.to_string(), p.to_string()))?;
     Some((user, password))
 }
 
@@ -296,17 +381,26 @@ mod tests {
     }
 
     fn header(user: &str, password: &str) -> Vec<u8> {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))).into_bytes()
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+        .into_bytes()
     }
 
     #[tokio::test]
     async fn basic_auth_checks_bcrypt_hashes() {
-        let hash = bcrypt::hash_with_salt("s3cret", 4, [7; 16]).unwrap().to_string();
+        let hash = bcrypt::hash_with_salt("s3cret", 4, [7; 16])
+            .unwrap()
+            .to_string();
         let cfg = parse(&format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
         let auth = cfg.auth.unwrap();
         assert!(cfg.tls.is_none());
         assert!(auth.allows(Some(&header("alice", "s3cret"))).await);
-        assert!(auth.allows(Some(&header("alice", "s3cret"))).await, "remembered");
+        assert!(
+            auth.allows(Some(&header("alice", "s3cret"))).await,
+            "remembered"
+        );
         assert!(!auth.allows(Some(&header("alice", "wrong"))).await);
         assert!(!auth.allows(Some(&header("bob", "s3cret"))).await);
         assert!(!auth.allows(None).await);
@@ -317,23 +411,43 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let cases = [
-            ("basic_auth_users:\n  alice: $2y$10$short\n", ":2: user \"alice\": not a bcrypt hash"),
+            (
+                "basic_auth_users:\n  alice: $2y$10$short\n",
+                ":2: user \"alice\": not a bcrypt hash",
+            ),
             (
                 "tls_server_config:\n  cert_file: a\n  cert_fiel: b\n",
                 ":3: unknown key `cert_fiel` in tls_server_config",
             ),
-            ("\nhttp_server_config:\n  http2: false\n", ":2: `http_server_config` is an exporter-toolkit setting"),
-            ("tls_server_config:\n  cert_file: a.crt\n", ":1: tls_server_config needs both cert_file and key_file"),
+            (
+                "\nhttp_server_config:\n  http2: false\n",
+                ":2: `http_server_config` is an exporter-toolkit setting",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a.crt\n",
+                ":1: tls_server_config needs both cert_file and key_file",
+            ),
             (
                 "tls_server_config:\n  cert_file: none.crt\n  key_file: none.key\n",
                 ":2: cert_file /etc/vnetprobe/none.crt",
             ),
-            ("basic_auth_users: alice\n", ":1: `basic_auth_users` needs indented keys"),
-            ("basic_auth_users:\n  - alice\n", ":2: lists are not supported"),
-            ("oops: 1\n", ":1: unknown key `oops` (supported: tls_server_config, basic_auth_users)"),
+            (
+                "basic_auth_users: alice\n",
+                ":1: `basic_auth_users` needs indented keys",
+            ),
+            (
+                "basic_auth_users:\n  - alice\n",
+                ":2: lists are not supported",
+            ),
+            (
+                "oops: 1\n",
+                ":1: unknown key `oops` (supported: tls_server_config, basic_auth_users)",
+            ),
         ];
         for (text, want) in cases {
-            let e = parse(text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            let e = parse(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text:?} parsed"));
             assert!(e.starts_with("/etc/vnetprobe/web.yml:"), "{e}");
             assert!(e.contains(want), "{text:?}: {e}");
         }
@@ -341,7 +455,8 @@ mod tests {
 
     /// A folder holding a self-signed cert.pem and key.pem for localhost.
     fn cert_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vnetprobe-webcfg-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("vnetprobe-webcfg-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         std::fs::write(dir.join("cert.pem"), c.cert.pem()).unwrap();
@@ -354,16 +469,37 @@ mod tests {
         let dir = cert_dir("tls");
         let file = dir.join("web.yml");
         let tls = |extra: &str| {
-            WebConfig::parse(&file, &format!("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n{extra}"))
+            WebConfig::parse(
+                &file,
+                &format!("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n{extra}"),
+            )
         };
-        assert!(tls("").unwrap().tls.is_some(), "paths are relative to the web config's folder");
+        assert!(
+            tls("").unwrap().tls.is_some(),
+            "paths are relative to the web config's folder"
+        );
         assert!(tls("  min_version: TLS13\n").is_ok());
-        assert!(tls("  client_ca_file: cert.pem\n").is_ok(), "a client CA alone means RequireAndVerifyClientCert");
-        assert!(tls("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: cert.pem\n").is_ok());
+        assert!(
+            tls("  client_ca_file: cert.pem\n").is_ok(),
+            "a client CA alone means RequireAndVerifyClientCert"
+        );
+        assert!(
+            tls("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: cert.pem\n")
+                .is_ok()
+        );
         let cases = [
-            ("  min_version: TLS13\n  max_version: TLS12\n", ":5: max_version is below min_version"),
-            ("  min_version: TLS10\n", ":4: min_version TLS10: vnetprobe speaks TLS 1.2 and 1.3 only"),
-            ("  max_version: 1.3\n", ":4: max_version \"1.3\": use TLS12 or TLS13"),
+            (
+                "  min_version: TLS13\n  max_version: TLS12\n",
+                ":5: max_version is below min_version",
+            ),
+            (
+                "  min_version: TLS10\n",
+                ":4: min_version TLS10: vnetprobe speaks TLS 1.2 and 1.3 only",
+            ),
+            (
+                "  max_version: 1.3\n",
+                ":4: max_version \"1.3\": use TLS12 or TLS13",
+            ),
             (
                 "  client_auth_type: RequireAndVerifyClientCert\n",
                 ":4: client_auth_type RequireAndVerifyClientCert needs client_ca_file",
@@ -372,7 +508,10 @@ mod tests {
                 "  client_auth_type: RequireAnyClientCert\n",
                 ":4: client_auth_type RequireAnyClientCert (client certificates without verification) is not supported",
             ),
-            ("  client_auth_type: Maybe\n", ":4: client_auth_type \"Maybe\""),
+            (
+                "  client_auth_type: Maybe\n",
+                ":4: client_auth_type \"Maybe\"",
+            ),
             ("  client_ca_file: key.pem\n", ":4: client_ca_file"),
             (
                 "  cipher_suites: x\n",
@@ -380,17 +519,27 @@ mod tests {
             ),
         ];
         for (extra, want) in cases {
-            let e = tls(extra).err().unwrap_or_else(|| panic!("{extra:?} was accepted"));
+            let e = tls(extra)
+                .err()
+                .unwrap_or_else(|| panic!("{extra:?} was accepted"));
             assert!(e.contains(want), "{extra:?}: {e}");
         }
-        let swapped = WebConfig::parse(&file, "tls_server_config:\n  cert_file: key.pem\n  key_file: cert.pem\n");
-        assert!(swapped.err().unwrap().contains(":2: cert_file"), "a key is not a certificate");
+        let swapped = WebConfig::parse(
+            &file,
+            "tls_server_config:\n  cert_file: key.pem\n  key_file: cert.pem\n",
+        );
+        assert!(
+            swapped.err().unwrap().contains(":2: cert_file"),
+            "a key is not a certificate"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_hash_is_never_echoed() {
-        let e = parse("basic_auth_users:\n  alice: hunter2\n").err().unwrap();
+        let e = parse("basic_auth_users:\n  alice: hunter2\n")
+            .err()
+            .unwrap();
         assert!(!e.contains("hunter2"), "{e}");
     }
 

@@ -28,7 +28,10 @@ pub struct YamlError {
 type Result<T> = std::result::Result<T, YamlError>;
 
 fn err<T>(line: usize, message: impl Into<String>) -> Result<T> {
-    Err(YamlError { line, message: message.into() })
+    Err(YamlError {
+        line,
+        message: message.into(),
+    })
 }
 
 struct Line<'a> {
@@ -45,7 +48,10 @@ pub fn parse(text: &str) -> Result<Vec<Entry>> {
         let body = strip_comment(raw, number)?;
         let trimmed = body.trim_start_matches(' ');
         if trimmed.starts_with('\t') {
-            return err(number, "a tab in the indentation (YAML indents with spaces)");
+            return err(
+                number,
+                "a tab in the indentation (YAML indents with spaces)",
+            );
         }
         let content = trimmed.trim_end();
         if content.is_empty() || (lines.is_empty() && content == "---") {
@@ -57,7 +63,11 @@ pub fn parse(text: &str) -> Result<Vec<Entry>> {
         if content.starts_with('%') && lines.is_empty() {
             return err(number, "YAML directives are not supported");
         }
-        lines.push(Line { number, indent: body.len() - trimmed.len(), text: content });
+        lines.push(Line {
+            number,
+            indent: body.len() - trimmed.len(),
+            text: content,
+        });
     }
     let mut at = 0;
     let Some(first) = lines.first() else {
@@ -81,7 +91,10 @@ fn mapping(lines: &[Line], at: &mut usize, indent: usize) -> Result<Vec<Entry>> 
         }
         let (key, rest) = split_key(line)?;
         if let Some(first) = entries.iter().find(|e| e.key == key) {
-            return err(line.number, format!("key `{key}` repeats (first on line {})", first.line));
+            return err(
+                line.number,
+                format!("key `{key}` repeats (first on line {})", first.line),
+            );
         }
         *at += 1;
         let nested = lines.get(*at).filter(|next| next.indent > indent);
@@ -96,7 +109,11 @@ fn mapping(lines: &[Line], at: &mut usize, indent: usize) -> Result<Vec<Entry>> 
                 value
             }
         };
-        entries.push(Entry { key, line: line.number, value });
+        entries.push(Entry {
+            key,
+            line: line.number,
+            value,
+        });
     }
     Ok(entries)
 }
@@ -112,8 +129,10 @@ fn split_key<'a>(line: &Line<'a>) -> Result<(String, &'a str)> {
     }
     let (key, after) = match t.chars().next() {
         Some(q @ ('\'' | '"')) => {
-            let end =
-                closing_quote(t, q).ok_or_else(|| YamlError { line: line.number, message: "unclosed quote".into() })?;
+            let end = closing_quote(t, q).ok_or_else(|| YamlError {
+                line: line.number,
+                message: "unclosed quote".into(),
+            })?;
             let key = match scalar(&t[..=end], line.number)? {
                 Value::Scalar(s) => s,
                 _ => unreachable!("a quoted scalar is a scalar"),
@@ -168,10 +187,19 @@ fn scalar(raw: &str, line: usize) -> Result<Value> {
                 unescape(inner, line).map(Value::Scalar)
             }
         }
-        '[' | '{' => err(line, "flow collections ([...] or {...}) are not supported: write one key per line"),
-        '|' | '>' => err(line, "block scalars (| or >) are not supported: put the text in a file and name the file"),
+        '[' | '{' => err(
+            line,
+            "flow collections ([...] or {...}) are not supported: write one key per line",
+        ),
+        '|' | '>' => err(
+            line,
+            "block scalars (| or >) are not supported: put the text in a file and name the file",
+        ),
         '&' | '*' | '!' => err(line, "anchors, aliases and tags are not supported"),
-        '@' | '`' => err(line, format!("a plain value cannot start with {first:?}: quote it")),
+        '@' | '`' => err(
+            line,
+            format!("a plain value cannot start with {first:?}: quote it"),
+        ),
         '-' if raw.len() == 1 || raw.starts_with("- ") => err(line, "lists are not supported here"),
         _ if matches!(raw, "~" | "null" | "Null" | "NULL") => Ok(Value::Null),
         _ => Ok(Value::Scalar(raw.to_string())),
@@ -194,7 +222,13 @@ fn unescape(s: &str, line: usize) -> Result<String> {
             Some('t') => out.push('\t'),
             Some('0') => out.push('\0'),
             other => {
-                return err(line, format!("unsupported escape \\{}", other.map(String::from).unwrap_or_default()));
+                return err(
+                    line,
+                    format!(
+                        "unsupported escape \\{}",
+                        other.map(String::from).unwrap_or_default()
+                    ),
+                );
             }
         }
     }
@@ -227,7 +261,10 @@ fn strip_comment(raw: &str, line: usize) -> Result<&str> {
         prev = c;
     }
     match quote {
-        Some(_) => err(line, "unclosed quote (quoted values must end on the same line)"),
+        Some(_) => err(
+            line,
+            "unclosed quote (quoted values must end on the same line)",
+        ),
         None => Ok(raw),
     }
 }
@@ -247,13 +284,28 @@ mod tests {
         assert_eq!(top.len(), 3);
         assert_eq!(top[0].key, "tls_server_config");
         assert_eq!(top[0].line, 3);
-        let Value::Map(tls) = &top[0].value else { panic!() };
-        assert_eq!(tls[0], Entry { key: "cert_file".into(), line: 4, value: s("/etc/x.crt") });
+        let Value::Map(tls) = &top[0].value else {
+            panic!()
+        };
+        assert_eq!(
+            tls[0],
+            Entry {
+                key: "cert_file".into(),
+                line: 4,
+                value: s("/etc/x.crt")
+            }
+        );
         assert_eq!(tls[1].value, s("it's.key"));
-        let Value::Map(users) = &top[1].value else { panic!() };
+        let Value::Map(users) = &top[1].value else {
+            panic!()
+        };
         assert_eq!(users[0].key, "al ice");
         assert_eq!(users[0].value, s("$2y$10$a\\b#c"));
-        assert_eq!(users[1].value, s("$2b$04$x#y"), "a # inside a word is no comment");
+        assert_eq!(
+            users[1].value,
+            s("$2b$04$x#y"),
+            "a # inside a word is no comment"
+        );
         assert_eq!(top[2].value, Value::Null);
     }
 
