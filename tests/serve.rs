@@ -759,6 +759,39 @@ fn web_config_basic_auth_and_tls() {
         assert!(ok.body.contains("vnetprobe_probe_success{"), "{}", ok.body);
     }
 
+    // The daemon's own TLS listener as a `tls` target: the expiry metric carries the
+    // certificate's not-after date.
+    let port = daemon.addr.port();
+    let tls_catalog = dir.write(
+        "tls.toml",
+        &format!(
+            "[[target]]\nid = \"own-tls\"\nname = \"n\"\nprotocol = \"tls\"\nhost = \"localhost\"\n\
+             ports = [{port}]\nprofiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n"
+        ),
+    );
+    let out = support::command(&["check", "--config", "/dev/null", "--output", "prometheus"])
+        .arg("--catalog")
+        .arg(&tls_catalog)
+        .env("VNETPROBE_PUBLIC_ROOTS", dir.0.join("cert.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.cert.der()).unwrap();
+    let series = format!(
+        "vnetprobe_tls_cert_expiry_timestamp_seconds{{host=\"localhost\",port=\"{port}\",target=\"own-tls\"}}"
+    );
+    assert_eq!(
+        sample(&text, &series),
+        Some(parsed.validity().not_after.timestamp() as f64),
+        "{text}"
+    );
+
     // Plain HTTP to the TLS listener gets no HTTP answer.
     let plain = exchange(
         connect(daemon.addr),
