@@ -45,6 +45,29 @@ fn tcp_catalog(targets: &[(&str, u16, bool)]) -> String {
         .collect()
 }
 
+/// `vnetprobe SUBCOMMAND --config /dev/null` (no system config), discovery off.
+fn vnetprobe(subcommand: &str) -> Command {
+    support::command(&[subcommand, "--config", "/dev/null"])
+}
+
+/// `vnetprobe check` on a catalog.
+fn check(catalog: &std::path::Path) -> Command {
+    let mut c = vnetprobe("check");
+    c.arg("--catalog").arg(catalog);
+    c
+}
+
+/// Runs `cmd` and returns its stdout, asserting the exit code.
+fn stdout_of(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(code), "{stdout}{stderr}");
+    stdout.into_owned()
+}
+
 /// A running `vnetprobe serve`, killed on drop; its stderr is collected.
 struct Daemon {
     child: Reaper,
@@ -54,16 +77,8 @@ struct Daemon {
 
 impl Daemon {
     fn start(args: &[&str]) -> Daemon {
-        let mut child = support::command(&[])
-            .arg("serve")
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log-level",
-                "info",
-                "--config",
-                "/dev/null",
-            ])
+        let mut child = vnetprobe("serve")
+            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -194,8 +209,8 @@ fn success_series(id: &str, port: u16) -> String {
     )
 }
 
-/// `promtool check metrics` on `text`: its exit status and everything it printed.
-fn promtool(text: &str) -> (bool, String) {
+/// Asserts that `promtool check metrics` accepts `text` and prints nothing (no lint warning).
+fn assert_promtool_clean(text: &str, what: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -212,7 +227,10 @@ fn promtool(text: &str) -> (bool, String) {
     let out = child.wait_with_output().unwrap();
     let printed =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), printed)
+    assert!(
+        out.status.success() && printed.is_empty(),
+        "promtool on {what}: {printed}\n{text}"
+    );
 }
 
 /// A real Prometheus on loopback scraping `target` every second, killed on drop.
@@ -348,40 +366,14 @@ fn metrics_and_check_output_pass_promtool() {
         "{served}"
     );
     assert_eq!(sample(&served, "vnetprobe_runs_total"), Some(1.0));
-    let (ok, printed) = promtool(&served);
-    assert!(
-        ok && printed.is_empty(),
-        "promtool on /metrics: {printed}\n{served}"
-    );
+    assert_promtool_clean(&served, "/metrics");
 
-    let out = support::command(&[])
-        .args([
-            "check",
-            "--config",
-            "/dev/null",
-            "--catalog",
-            catalog.to_str().unwrap(),
-            "--output",
-            "prometheus",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout_of(check(&catalog).args(["--output", "prometheus"]), 0);
     assert!(
         text.contains("# TYPE vnetprobe_probe_success gauge"),
         "{text}"
     );
-    let (ok, printed) = promtool(&text);
-    assert!(
-        ok && printed.is_empty(),
-        "promtool on check --output prometheus: {printed}\n{text}"
-    );
+    assert_promtool_clean(&text, "check --output prometheus");
 }
 
 #[test]
@@ -464,7 +456,7 @@ fn readiness_waits_for_the_first_run_and_sigterm_stops_a_run() {
     assert!(early.contains("vnetprobe_build_info{"), "{early}");
     assert!(!early.contains("vnetprobe_probe_success"), "{early}");
     assert_eq!(sample(&early, "vnetprobe_runs_total"), Some(0.0));
-    assert!(promtool(&early).0);
+    assert_promtool_clean(&early, "/metrics before the first run");
     let index = daemon.get("/");
     assert!(
         index.status == 200 && index.body.contains("href=\"metrics\""),
@@ -606,27 +598,7 @@ fn the_textfile_is_never_seen_half_written() {
         })
     };
     for _ in 0..15 {
-        let out = support::command(&[])
-            .args([
-                "check",
-                "--config",
-                "/dev/null",
-                "--catalog",
-                catalog.to_str().unwrap(),
-                "--output",
-                "json",
-            ])
-            .arg("--textfile")
-            .arg(&textfile)
-            .stdout(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stdout_of(check(&catalog).arg("--textfile").arg(&textfile), 0);
     }
     done.store(true, Ordering::Relaxed);
     let reads = reader
@@ -635,8 +607,7 @@ fn the_textfile_is_never_seen_half_written() {
         .unwrap_or_else(|e| panic!("a reader saw a partial file: {e}"));
     assert!(reads > 0, "the reader never saw the file");
     let text = std::fs::read_to_string(&textfile).unwrap();
-    let (ok, printed) = promtool(&text);
-    assert!(ok && printed.is_empty(), "{printed}");
+    assert_promtool_clean(&text, "the textfile");
     let names: Vec<_> = std::fs::read_dir(&dir.0)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -651,14 +622,7 @@ fn the_textfile_is_never_seen_half_written() {
 fn textfile_in_a_missing_folder_exits_2_naming_the_flag() {
     let dir = Scratch::new("textfile-missing");
     let catalog = dir.write("c.toml", &tcp_catalog(&[("down", free_port(), false)]));
-    let out = support::command(&[])
-        .args([
-            "check",
-            "--config",
-            "/dev/null",
-            "--catalog",
-            catalog.to_str().unwrap(),
-        ])
+    let out = check(&catalog)
         .args(["--textfile", "/nonexistent-vnetprobe/x.prom"])
         .output()
         .unwrap();
@@ -769,18 +733,11 @@ fn web_config_basic_auth_and_tls() {
              ports = [{port}]\nprofiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n"
         ),
     );
-    let out = support::command(&["check", "--config", "/dev/null", "--output", "prometheus"])
-        .arg("--catalog")
-        .arg(&tls_catalog)
-        .env("VNETPROBE_PUBLIC_ROOTS", dir.0.join("cert.pem"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of(
+        check(&tls_catalog)
+            .args(["--output", "prometheus"])
+            .env("VNETPROBE_PUBLIC_ROOTS", dir.0.join("cert.pem")),
+        0,
     );
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.cert.der()).unwrap();
     let series = format!(
@@ -812,15 +769,8 @@ fn a_bad_web_config_exits_2_naming_file_and_line() {
         "web.yml",
         "tls_server_config:\n  cert_file: a.pem\n  ciphers: x\n",
     );
-    let out = support::command(&[])
-        .args([
-            "serve",
-            "--config",
-            "/dev/null",
-            "--listen",
-            "127.0.0.1:0",
-            "--web-config-file",
-        ])
+    let out = vnetprobe("serve")
+        .args(["--listen", "127.0.0.1:0", "--web-config-file"])
         .arg(&web)
         .output()
         .unwrap();
