@@ -50,12 +50,16 @@ fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()?;
     drop(file);
     fs::rename(tmp, path)?;
-    // The rename itself lasts across a crash only once the folder is synced.
+    // The rename lasts across a crash only once the folder is synced; the file is already
+    // whole either way, so this is best effort (a folder may be writable but not readable).
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    File::open(dir)?.sync_all()
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

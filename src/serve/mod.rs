@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
@@ -83,7 +83,7 @@ fn load(args: &ServeArgs) -> Result<Loaded, UsageError> {
     })
 }
 
-/// The rendered output of one run: every scrape serves these bytes, none renders them again.
+/// The rendered output of one run.
 struct Snapshot {
     metrics: Bytes,
     results: Bytes,
@@ -95,6 +95,10 @@ pub(crate) struct State {
     interval: RwLock<Duration>,
     web: RwLock<WebConfig>,
     latest: RwLock<Option<Arc<Snapshot>>>,
+    /// The body of /metrics, rebuilt when a run ends or a reload happens: a scrape renders
+    /// nothing. The mutex makes rebuilds take turns, so the last one sees every change.
+    metrics: RwLock<Bytes>,
+    rebuild: Mutex<()>,
     runs: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
@@ -110,6 +114,8 @@ impl State {
             interval: RwLock::new(loaded.settings.interval),
             web: RwLock::new(loaded.web),
             latest: RwLock::new(None),
+            metrics: RwLock::new(Bytes::new()),
+            rebuild: Mutex::new(()),
             runs: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
@@ -137,11 +143,16 @@ impl State {
         };
         *self.latest.write().expect("snapshot lock") = Some(Arc::new(snapshot));
         self.runs.fetch_add(1, Ordering::Relaxed);
+        self.rebuild_metrics();
     }
 
-    /// The body of /metrics: the last run's families (rendered once per run) and the daemon's
-    /// own counters (a few lines, rendered per scrape).
     fn metrics(&self) -> Bytes {
+        self.metrics.read().expect("metrics lock").clone()
+    }
+
+    /// The last run's families (rendered once per run) followed by the daemon's own.
+    fn rebuild_metrics(&self) {
+        let _turn = self.rebuild.lock().expect("rebuild lock");
         let latest = self.latest();
         let registry = Registry::new();
         if latest.is_none() {
@@ -181,15 +192,11 @@ impl State {
             registry.register(c).expect("distinct families");
         }
         let own = report::prometheus::encode(&registry);
-        match latest {
-            Some(s) => {
-                let mut body = Vec::with_capacity(s.metrics.len() + own.len());
-                body.extend_from_slice(&s.metrics);
-                body.extend_from_slice(own.as_bytes());
-                Bytes::from(body)
-            }
-            None => Bytes::from(own),
-        }
+        let body = match latest {
+            Some(s) => [&s.metrics[..], own.as_bytes()].concat(),
+            None => own.into_bytes(),
+        };
+        *self.metrics.write().expect("metrics lock") = Bytes::from(body);
     }
 }
 
@@ -224,6 +231,7 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
     }
     let targets = loaded.plan.targets.len();
     let state = Arc::new(State::new(loaded));
+    state.rebuild_metrics();
     let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(http::accept_loop(listener, state.clone(), stop.clone()));
     let prober = tokio::spawn(probe_loop(state.clone(), stop.clone()));
@@ -271,6 +279,7 @@ async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
             };
             state.reloads_failed.fetch_add(1, Ordering::Relaxed);
             state.last_reload_ok.store(false, Ordering::Relaxed);
+            state.rebuild_metrics();
             log::error(&format!(
                 "SIGHUP: reload failed, still running the previous config: {why}"
             ));
@@ -289,6 +298,7 @@ async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
     *state.web.write().expect("web config lock") = loaded.web;
     state.reloads_ok.fetch_add(1, Ordering::Relaxed);
     state.last_reload_ok.store(true, Ordering::Relaxed);
+    state.rebuild_metrics();
     log::info(&format!(
         "SIGHUP: reloaded, {targets} targets; running them now"
     ));
