@@ -135,6 +135,9 @@ fn main() {
 
     // Scrape latency with 50 concurrent scrapers.
     let body_len = scrape(addr).1;
+    // For scale: one scraper alone.
+    let mut alone: Vec<Duration> = (0..100).map(|_| scrape(addr).0).collect();
+    alone.sort();
     let cpu_before_scrapes = cpu_seconds(pid);
     let started = Instant::now();
     let scrapers: Vec<_> = (0..SCRAPERS)
@@ -187,6 +190,11 @@ fn main() {
         latencies.len(),
         scrape_wall.as_secs_f64(),
         body_len
+    );
+    println!(
+        "  one scraper alone:     median {:.2} ms, p99 {:.2} ms  (100 sequential scrapes)",
+        ms(alone[49]),
+        ms(alone[98])
     );
     println!(
         "  CPU per scrape:        {:.1} us (serve's CPU during the scrapes, runs included)",
