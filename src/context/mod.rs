@@ -1,7 +1,9 @@
 //! Where the variables of a run come from: flags > `VNETPROBE_*` environment > config file >
 //! discovery, each value remembered with its source.
 
+pub mod auto;
 pub mod config;
+pub mod discover;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -101,6 +103,10 @@ pub enum Source {
     Nbvm,
     Mlflow,
     Job,
+    /// `CI_*` variables of a compute instance.
+    Ci,
+    /// `AZ_BATCH_*` variables of the Batch node under Azure ML compute.
+    Batch,
     Default,
     Derived,
 }
@@ -115,6 +121,8 @@ impl Source {
             Source::Nbvm => "nbvm",
             Source::Mlflow => "mlflow",
             Source::Job => "job",
+            Source::Ci => "ci",
+            Source::Batch => "batch",
             Source::Default => "default",
             Source::Derived => "derived",
         }
@@ -209,6 +217,11 @@ impl Context {
         if self.cloud.is_none() {
             self.cloud = Some(Sourced { value: cloud.as_str().into(), source });
         }
+    }
+
+    /// Whether some source set the cloud (otherwise it is the default, public).
+    pub fn has_cloud(&self) -> bool {
+        self.cloud.is_some()
     }
 
     pub fn cloud(&self) -> Cloud {

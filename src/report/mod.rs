@@ -21,6 +21,9 @@ pub struct Report {
     pub started_at: String,
     pub duration_ms: u64,
     pub context: BTreeMap<String, String>,
+    /// Where each `context` value came from (flag, env, file, imds, nbvm, mlflow, ...).
+    #[serde(default)]
+    pub context_sources: BTreeMap<String, String>,
     pub summary: Summary,
     pub results: Vec<ResultEntry>,
 }
@@ -159,6 +162,7 @@ impl Report {
             started_at: rfc3339(started),
             duration_ms: took.as_millis() as u64,
             context,
+            context_sources: BTreeMap::new(),
             summary,
             results,
         }
