@@ -33,7 +33,8 @@ batch, imds, derived, default). Sources, highest first: flags; VNETPROBE_* varia
 file; then discovery, unless --no-discover, VNETPROBE_DISCOVER=0 or `discover = false`:
   job     AZUREML_ARM_WORKSPACE_NAME, AZUREML_WORKSPACE_ID, AZUREML_SERVICE_ENDPOINT (region),
           AZUREML_ARM_SUBSCRIPTION, AZUREML_ARM_RESOURCEGROUP
-  ci      CI_NAME (instance), CI_WORKSPACE (workspace_name), CI_RESOURCE_GROUP
+  ci      CI_NAME (instance), CI_WORKSPACE (workspace_name), CI_RESOURCE_GROUP; only when
+          CI_NAME and CI_WORKSPACE are both set, as on a compute instance
   nbvm    key=value lines of {node-root}/mnt/azmnt/.nbvm: instance, workspace (or workspace_name),
           workspace_id, region (or location), resource_group, subscription
   mlflow  MLFLOW_TRACKING_URI=azureml://{region}.api.azureml.ms/...: region, cloud, workspace name

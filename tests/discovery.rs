@@ -339,6 +339,9 @@ fn compute_instance_variables() {
     assert_eq!(pair(&ctx, "instance"), p("ci-bob", "ci"));
     assert_eq!(pair(&ctx, "workspace_name"), p("ws-ci", "ci"));
     assert_eq!(pair(&ctx, "resource_group"), p("rg-ci", "ci"));
+    // A build system's CI_NAME alone is not a compute instance.
+    let (ctx, _) = context(&["--imds-endpoint", CLOSED], &[("CI_NAME", "codeship"), ("CI_RESOURCE_GROUP", "rg")]);
+    assert!(!ctx.contains_key("instance") && !ctx.contains_key("resource_group"), "{ctx:?}");
 }
 
 #[test]
@@ -375,6 +378,7 @@ fn malformed_variables_warn_and_never_crash() {
         ("AZUREML_WORKSPACE_ID", "not-a-guid"),
         ("AZUREML_SERVICE_ENDPOINT", "eastus2"),
         ("CI_NAME", "bad name"),
+        ("CI_WORKSPACE", "ws-ok"),
         ("MLFLOW_TRACKING_URI", "azureml://user:hunter2@westeurope.api.azureml.ms/x"),
         ("AZ_BATCH_ACCOUNT_URL", "https://"),
     ];
@@ -395,7 +399,13 @@ fn precedence_flag_env_file_then_discovery() {
     let dir = TempDir::new("prec");
     let cfg = dir.file("c.toml", "[set]\nworkspace_name = \"ws-file\"\ninstance = \"ci-file\"\n");
     let root = TempDir::node_root("prec", "instance=ci-nbvm\nworkspace=ws-nbvm\nregion=uksouth\n");
-    let env = [("VNETPROBE_WORKSPACE_NAME", "ws-env"), ("MLFLOW_TRACKING_URI", MLFLOW), ("CI_RESOURCE_GROUP", "rg-ci")];
+    let env = [
+        ("VNETPROBE_WORKSPACE_NAME", "ws-env"),
+        ("MLFLOW_TRACKING_URI", MLFLOW),
+        ("CI_RESOURCE_GROUP", "rg-ci"),
+        ("CI_NAME", "ci-env"),
+        ("CI_WORKSPACE", "ws-ci"),
+    ];
     let args = [
         "--config",
         cfg.to_str().unwrap(),
@@ -562,7 +572,7 @@ fn profiles_follow_the_discovered_context() {
     assert_eq!(catalog_ids(&["--catalog", c, "--region", "westeurope"], &[]), ["tundra"]);
     // A compute instance: its names join.
     assert_eq!(
-        catalog_ids(&["--catalog", c], &[("CI_NAME", "ci1"), ("MLFLOW_TRACKING_URI", MLFLOW)]),
+        catalog_ids(&["--catalog", c], &[("CI_NAME", "ci1"), ("CI_WORKSPACE", "ws"), ("MLFLOW_TRACKING_URI", MLFLOW)]),
         ["tundra", "instance"]
     );
     // A job that knows its workspace id: the private-endpoint names join.

@@ -9,7 +9,8 @@
 //! 1. job: `AZUREML_ARM_WORKSPACE_NAME`, `AZUREML_WORKSPACE_ID`, `AZUREML_SERVICE_ENDPOINT`
 //!    (`https://{region}.api.azureml.ms`: region and cloud), `AZUREML_ARM_SUBSCRIPTION`,
 //!    `AZUREML_ARM_RESOURCEGROUP`;
-//! 2. ci: `CI_NAME` (instance), `CI_WORKSPACE` (workspace_name), `CI_RESOURCE_GROUP`;
+//! 2. ci: `CI_NAME` (instance), `CI_WORKSPACE` (workspace_name), `CI_RESOURCE_GROUP`, read only
+//!    when `CI_NAME` and `CI_WORKSPACE` are both set (build systems set `CI_NAME` too);
 //! 3. nbvm: `key=value` lines of `{node-root}/mnt/azmnt/.nbvm` (keys in [`NBVM_KEYS`]);
 //! 4. mlflow: `MLFLOW_TRACKING_URI=azureml://{region}.api.azureml.ms/mlflow/v1.0/subscriptions/
 //!    {sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{name}`;
@@ -325,8 +326,16 @@ fn job_env(env: &BTreeMap<String, String>) -> Findings {
     f
 }
 
+/// Read only when `CI_NAME` and `CI_WORKSPACE` are both set, as on a compute instance: build
+/// systems set `CI_NAME` too (Codeship sets it to its own name).
 fn ci_env(env: &BTreeMap<String, String>) -> Findings {
     let mut f = Findings::default();
+    if non_empty(env, "CI_NAME").is_none() || non_empty(env, "CI_WORKSPACE").is_none() {
+        if non_empty(env, "CI_NAME").is_some() {
+            log::debug("CI_NAME without CI_WORKSPACE: not a compute instance, CI_* not used");
+        }
+        return f;
+    }
     for (key, var) in
         [("CI_NAME", "instance"), ("CI_WORKSPACE", "workspace_name"), ("CI_RESOURCE_GROUP", "resource_group")]
     {
@@ -550,6 +559,7 @@ mod tests {
         ]));
         assert_eq!(f, Findings::default());
         assert!(ci_env(&env(&[("CI_NAME", "bad name"), ("CI_WORKSPACE", "ws/..")])).vars.is_empty());
+        assert!(ci_env(&env(&[("CI_NAME", "codeship"), ("CI_RESOURCE_GROUP", "rg")])).vars.is_empty());
         assert!(batch_env(&env(&[("AZ_BATCH_ACCOUNT_URL", "::")])).vars.is_empty());
     }
 
