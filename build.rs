@@ -14,8 +14,15 @@ fn main() {
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
         let name = f.file_name().unwrap().to_string_lossy();
-        out.push_str(&format!("    (\"probes/{name}\", include_str!({:?})),\n", f.display().to_string()));
+        out.push_str(&format!(
+            "    (\"probes/{name}\", include_str!({:?})),\n",
+            f.display().to_string()
+        ));
     }
     out.push_str("];\n");
-    fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("embedded_catalog.rs"), out).unwrap();
+    fs::write(
+        PathBuf::from(env::var("OUT_DIR").unwrap()).join("embedded_catalog.rs"),
+        out,
+    )
+    .unwrap();
 }

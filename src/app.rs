@@ -86,6 +86,14 @@ fn run(cli: Cli) -> Result<u8> {
             };
             emit(&out, 0)
         }
+        Command::Merge(args) => {
+            let merged = report::merge::merge(&report::merge::load(&args.reports)?);
+            let out = match args.output {
+                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&merged)?),
+                ListOutput::Table => report::merge::render_table(&merged),
+            };
+            emit(&out, merged.exit_code())
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "vnetprobe", &mut buf);
@@ -100,7 +108,10 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 /// Writes to stdout; a closed pipe (`vnetprobe check | head`) ends quietly.
@@ -121,7 +132,8 @@ pub fn render(report: &Report, output: Output) -> String {
     match output {
         Output::Table => report::table::render(report, colour()),
         Output::Json => report::json::render(report),
-        Output::Prometheus | Output::Junit => report::json::render(report),
+        Output::Junit => report::junit::render(report),
+        Output::Prometheus => report::json::render(report),
     }
 }
 
@@ -137,7 +149,10 @@ fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context)> {
     let file = ConfigFile::load(select.config.as_deref())?;
     let mut vars = Vec::new();
     if let Some(r) = &select.region {
-        vars.push(context::parse_set(&format!("region={r}")).map_err(|e| e.replace("--set", "--region"))?);
+        vars.push(
+            context::parse_set(&format!("region={r}"))
+                .map_err(|e| e.replace("--set", "--region"))?,
+        );
     }
     for raw in &select.set {
         vars.push(context::parse_set(raw)?);
@@ -166,12 +181,24 @@ pub struct Plan {
 impl Plan {
     pub fn new(select: &SelectArgs, net: Option<&NetArgs>) -> Result<Plan> {
         let (file, ctx) = layer_context(select)?;
-        let catalog_paths: Vec<PathBuf> =
-            if select.catalogs.is_empty() { file.catalog.clone().unwrap_or_default() } else { select.catalogs.clone() };
-        let catalog = if catalog_paths.is_empty() { Catalog::embedded()? } else { Catalog::load(&catalog_paths)? };
-        let profiles =
-            if select.profiles.is_empty() { file.profiles.clone().unwrap_or_default() } else { select.profiles.clone() };
-        catalog.check_profiles(&profiles).map_err(|e| format!("--profile: {e}"))?;
+        let catalog_paths: Vec<PathBuf> = if select.catalogs.is_empty() {
+            file.catalog.clone().unwrap_or_default()
+        } else {
+            select.catalogs.clone()
+        };
+        let catalog = if catalog_paths.is_empty() {
+            Catalog::embedded()?
+        } else {
+            Catalog::load(&catalog_paths)?
+        };
+        let profiles = if select.profiles.is_empty() {
+            file.profiles.clone().unwrap_or_default()
+        } else {
+            select.profiles.clone()
+        };
+        catalog
+            .check_profiles(&profiles)
+            .map_err(|e| format!("--profile: {e}"))?;
         let chosen = profiles.is_empty();
         let profiles = if chosen {
             auto::choose_profiles(&ctx, &catalog.default_profiles(), &catalog.profile_names())
@@ -181,21 +208,28 @@ impl Plan {
         let only = select.only.clone().or(file.only.clone());
         let mut targets = catalog.expand(&ctx, &profiles, only.as_deref());
         if chosen {
-            crate::log::info(&format!("profiles chosen from the context: {}", profiles.join(", ")));
+            crate::log::info(&format!(
+                "profiles chosen from the context: {}",
+                profiles.join(", ")
+            ));
             targets.retain(|t| auto::applies(&ctx, t));
         }
 
         let timeout = match net.and_then(|n| n.timeout) {
             Some(t) => t,
             None => match &file.timeout {
-                Some(t) => cli::parse_duration(t.get_ref()).map_err(|e| file.error_at(t, "timeout", &e))?,
+                Some(t) => {
+                    cli::parse_duration(t.get_ref()).map_err(|e| file.error_at(t, "timeout", &e))?
+                }
                 None => DEFAULT_TIMEOUT,
             },
         };
         let concurrency = match net.and_then(|n| n.concurrency) {
             Some(c) => c as usize,
             None => match &file.concurrency {
-                Some(c) if *c.get_ref() == 0 => return Err(file.error_at(c, "concurrency", "must be at least 1").into()),
+                Some(c) if *c.get_ref() == 0 => {
+                    return Err(file.error_at(c, "concurrency", "must be at least 1").into());
+                }
                 Some(c) => *c.get_ref(),
                 None => DEFAULT_CONCURRENCY,
             },
@@ -203,32 +237,63 @@ impl Plan {
         let dns_server = match net.and_then(|n| n.dns_server.clone()) {
             Some(raw) => Some(dns::parse_server(&raw)?),
             None => match &file.dns_server {
-                Some(raw) => Some(
-                    dns::parse_server(raw.get_ref())
-                        .map_err(|e| file.error_at(raw, "dns-server", &e.replace("--dns-server ", "")))?,
-                ),
+                Some(raw) => Some(dns::parse_server(raw.get_ref()).map_err(|e| {
+                    file.error_at(raw, "dns-server", &e.replace("--dns-server ", ""))
+                })?),
                 None => None,
             },
         };
         let mut netcfg = NetConfig {
             ca_file: net.and_then(|n| n.ca_file.clone()).or(file.ca_file.clone()),
             public_roots: std::env::var_os("VNETPROBE_PUBLIC_ROOTS").map(PathBuf::from),
-            allow_intercept: net.is_some_and(|n| n.allow_intercept) || file.allow_intercept.unwrap_or(false),
-            proxy: net.and_then(|n| n.proxy.clone()).or(file.proxy.as_ref().map(|p| p.get_ref().clone())),
+            allow_intercept: net.is_some_and(|n| n.allow_intercept)
+                || file.allow_intercept.unwrap_or(false),
+            proxy: net
+                .and_then(|n| n.proxy.clone())
+                .or(file.proxy.as_ref().map(|p| p.get_ref().clone())),
             no_proxy: net.is_some_and(|n| n.no_proxy) || file.no_proxy.unwrap_or(false),
+            proxy_env: crate::net::proxy::process_env(),
         };
         if net.is_some_and(|n| n.proxy.is_some()) {
             netcfg.no_proxy = false;
         }
+        if net.is_some() {
+            crate::net::proxy::validate(&netcfg).map_err(|e| {
+                match (&file.proxy, e.strip_prefix("--proxy: ")) {
+                    (Some(p), Some(why)) if net.is_some_and(|n| n.proxy.is_none()) => {
+                        file.error_at(p, "proxy", why).into()
+                    }
+                    _ => UsageError(e),
+                }
+            })?;
+        }
         if let Some(ca) = &netcfg.ca_file
             && !ca.is_file()
         {
-            return Err(UsageError(format!("--ca-file {}: no such file", ca.display())));
+            return Err(UsageError(format!(
+                "--ca-file {}: no such file",
+                ca.display()
+            )));
+        }
+        if net.is_some() {
+            // Read now so a bad trust file is a usage error naming it, not a failed probe.
+            for (path, what) in [
+                (&netcfg.ca_file, "--ca-file"),
+                (&netcfg.public_roots, "VNETPROBE_PUBLIC_ROOTS"),
+            ] {
+                if let Some(path) = path {
+                    crate::net::tls::read_pem(path, what)?;
+                }
+            }
         }
         Ok(Plan {
             context: ctx,
             targets,
-            limits: Limits { concurrency, timeout, deadline: None },
+            limits: Limits {
+                concurrency,
+                timeout,
+                deadline: None,
+            },
             dns_server,
             net: netcfg,
         })
@@ -236,19 +301,27 @@ impl Plan {
 
     /// Runs the plan once: a fresh resolver (no cache across runs), all targets, one report.
     pub async fn execute(&self) -> Result<Report> {
-        let env = ProbeEnv {
-            dns: DnsCache::new(self.dns_server, self.limits.timeout)?,
-            timeout: self.limits.timeout,
-            net: self.net.clone(),
-        };
+        let env = ProbeEnv::new(
+            DnsCache::new(self.dns_server, self.limits.timeout)?,
+            self.limits.timeout,
+            self.net.clone(),
+        );
         let started = SystemTime::now();
         let clock = Instant::now();
         let env = Arc::new(env);
         let finished = runner::run(self.targets.clone(), env.clone(), self.limits).await;
-        crate::log::debug(&format!("{} targets, {} distinct DNS lookups", finished.len(), env.dns.lookups()));
+        crate::log::debug(&format!(
+            "{} targets, {} distinct DNS lookups",
+            finished.len(),
+            env.dns.lookups()
+        ));
         let mut report = Report::new(self.context.values(), started, clock.elapsed(), &finished);
-        report.context_sources =
-            self.context.sourced().into_iter().map(|(k, v)| (k, v.source.as_str().into())).collect();
+        report.context_sources = self
+            .context
+            .sourced()
+            .into_iter()
+            .map(|(k, v)| (k, v.source.as_str().into()))
+            .collect();
         Ok(report)
     }
 }
@@ -262,7 +335,8 @@ fn probe(args: cli::ProbeArgs) -> Result<u8> {
                 cli::DnsExpect::Private => Expect::Private,
                 cli::DnsExpect::Public => Expect::Public,
             };
-            let (host, _) = adhoc::parse_endpoint(&format!("{name}:53")).map_err(|_| format!("{name:?}: not a host name"))?;
+            let (host, _) = adhoc::parse_endpoint(&format!("{name}:53"))
+                .map_err(|_| format!("{name:?}: not a host name"))?;
             adhoc::target(Protocol::Dns, host, None, expect, spec)
         }
         ProbeWhat::Tcp { endpoint } | ProbeWhat::Udp { endpoint } | ProbeWhat::Tls { endpoint } => {
@@ -278,7 +352,17 @@ fn probe(args: cli::ProbeArgs) -> Result<u8> {
             let ws = matches!(args.what, ProbeWhat::Ws { .. });
             let u = adhoc::parse_url(url, ws)?;
             let protocol = if ws { Protocol::Ws } else { Protocol::Http };
-            adhoc::target(protocol, u.host, Some(u.port), Expect::Reachable, ProbeSpec { tls: u.tls, path: u.path, ..spec })
+            adhoc::target(
+                protocol,
+                u.host,
+                Some(u.port),
+                Expect::Reachable,
+                ProbeSpec {
+                    tls: u.tls,
+                    path: u.path,
+                    ..spec
+                },
+            )
         }
     };
     let select = SelectArgs {
@@ -302,8 +386,16 @@ fn probe(args: cli::ProbeArgs) -> Result<u8> {
 
 fn catalog_table(targets: &[Target]) -> String {
     let w_id = targets.iter().map(|t| t.id.len()).max().unwrap_or(2).max(2);
-    let w_ep = targets.iter().map(|t| t.endpoint().len()).max().unwrap_or(8).clamp(8, 64);
-    let mut s = format!("{:<w_id$}  {:<5}  {:<w_ep$}  {:<8}  {:<9}  PROFILES\n", "ID", "PROTO", "ENDPOINT", "REQUIRED", "EXPECT");
+    let w_ep = targets
+        .iter()
+        .map(|t| t.endpoint().len())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 64);
+    let mut s = format!(
+        "{:<w_id$}  {:<5}  {:<w_ep$}  {:<8}  {:<9}  PROFILES\n",
+        "ID", "PROTO", "ENDPOINT", "REQUIRED", "EXPECT"
+    );
     for t in targets {
         let ep = match &t.skip {
             Some(_) => format!("{} (unset)", t.endpoint()),

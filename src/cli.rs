@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::context::Cloud;
 use crate::log::Level;
 
-const ABOUT: &str = "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";
+const ABOUT: &str =
+    "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";
 
 const CHECK_LONG: &str = "\
 Runs every selected target of the catalog and reports each one with the fix for its failure.
@@ -65,6 +66,8 @@ pub enum Command {
     /// Print every variable, its value and where it came from.
     #[command(long_about = CONTEXT_LONG)]
     Context(ContextArgs),
+    /// Combine many nodes' JSON reports: which node fails which target.
+    Merge(MergeArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -130,26 +133,28 @@ pub struct SelectArgs {
 #[derive(Debug, Clone, Args)]
 pub struct NetArgs {
     /// DNS server to ask instead of the system's resolv.conf.
-    #[arg(long, value_name = "IP[:PORT]")]
+    #[arg(long, value_name = "IP[:PORT]", global = true)]
     pub dns_server: Option<String>,
     /// Deadline of each network wait, e.g. 5s, 800ms [default: 5s].
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, global = true)]
     pub timeout: Option<Duration>,
     /// Probes in flight at once [default: 32].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096), global = true)]
     pub concurrency: Option<u32>,
     /// Extra trust anchors (PEM), trusted with the system store: a chain valid only through
     /// them is reported as tls_intercepted.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", global = true)]
     pub ca_file: Option<PathBuf>,
     /// Let a TLS-inspecting firewall pass with a warning instead of failing.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub allow_intercept: bool,
-    /// Proxy for HTTP, TLS and WebSocket probes, overriding HTTPS_PROXY and friends.
-    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    /// Proxy (http://[USER:PASS@]HOST[:PORT], port 1080 by default) for HTTP, TLS and WebSocket
+    /// probes. Without it, the proxy curl would pick: https_proxy/HTTPS_PROXY, http_proxy (lower
+    /// case only, as curl), all_proxy/ALL_PROXY; NO_PROXY applies to both.
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy", global = true)]
     pub proxy: Option<String>,
     /// Ignore proxy variables: connect directly.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_proxy: bool,
 }
 
@@ -240,4 +245,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be more than zero".into());
     }
     Ok(d)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// JSON reports written by `check --output json`, one per node.
+    #[arg(value_name = "REPORT.json", required = true)]
+    pub reports: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: ListOutput,
 }

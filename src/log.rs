@@ -30,7 +30,10 @@ fn emit(level: Level, msg: &str) {
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         eprintln!("<{prio}>{msg}");
     } else {
-        eprintln!("{} {name} {msg}", humantime::format_rfc3339_seconds(std::time::SystemTime::now()));
+        eprintln!(
+            "{} {name} {msg}",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        );
     }
 }
 

@@ -50,11 +50,20 @@ pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Ve
         let (env, permits) = (env.clone(), permits.clone());
         let cap = limits.probe_cap();
         set.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
             let start = Instant::now();
             let outcome = match tokio::time::timeout(cap, probe::run(&target, &env)).await {
                 Ok(o) => o,
-                Err(_) => timed_out(&target, format!("the probe took longer than its cap of {} ms", cap.as_millis())),
+                Err(_) => timed_out(
+                    &target,
+                    format!(
+                        "the probe took longer than its cap of {} ms",
+                        cap.as_millis()
+                    ),
+                ),
             };
             (i, outcome, start.elapsed())
         });
@@ -79,12 +88,20 @@ pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Ve
                 let why = "the run's overall deadline passed before this probe finished";
                 (timed_out(&target, why.into()), Duration::ZERO)
             });
-            Finished { target, outcome, duration }
+            Finished {
+                target,
+                outcome,
+                duration,
+            }
         })
         .collect()
 }
 
 /// A probe cut off by a deadline, judged like any other failure (a blocked path may pass).
 fn timed_out(target: &Target, message: String) -> Outcome {
-    probe::judge(target, Err(ProbeError::new(ErrorKind::Timeout, message)), Default::default())
+    probe::judge(
+        target,
+        Err(ProbeError::new(ErrorKind::Timeout, message)),
+        Default::default(),
+    )
 }

@@ -62,7 +62,11 @@ impl FakeImds {
                 }
             }
         });
-        FakeImds { addr, connections, requests }
+        FakeImds {
+            addr,
+            connections,
+            requests,
+        }
     }
 
     fn url(&self) -> String {
@@ -76,7 +80,9 @@ impl FakeImds {
 
 fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Mutex<Vec<String>>) {
     stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
@@ -85,9 +91,14 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Mutex<Vec<String>>)
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+    seen.lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&head).into_owned());
     let ok = |body: &str| {
-        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
     };
     let answer = match behaviour {
         Behaviour::Json(body) => ok(body),
@@ -96,7 +107,9 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Mutex<Vec<String>>)
             ok(VALID)
         }
         Behaviour::Garbage => "SSH-2.0-OpenSSH_9.2\r\n\r\n".to_string(),
-        Behaviour::NotFound => "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found".to_string(),
+        Behaviour::NotFound => {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found".to_string()
+        }
     };
     let _ = stream.write_all(answer.as_bytes());
 }
@@ -169,14 +182,22 @@ fn context(args: &[&str], env: &[(&str, &str)]) -> (BTreeMap<String, (String, St
         .unwrap()
         .iter()
         .map(|(k, e)| {
-            (k.clone(), (e["value"].as_str().unwrap().to_string(), e["source"].as_str().unwrap().to_string()))
+            (
+                k.clone(),
+                (
+                    e["value"].as_str().unwrap().to_string(),
+                    e["source"].as_str().unwrap().to_string(),
+                ),
+            )
         })
         .collect();
     (map, stderr(&out))
 }
 
 fn pair(m: &BTreeMap<String, (String, String)>, k: &str) -> (String, String) {
-    m.get(k).cloned().unwrap_or_else(|| panic!("{k} missing from {m:?}"))
+    m.get(k)
+        .cloned()
+        .unwrap_or_else(|| panic!("{k} missing from {m:?}"))
 }
 
 fn p(value: &str, source: &str) -> (String, String) {
@@ -193,7 +214,10 @@ fn imds_answer_gives_region_and_cloud() {
     assert_eq!(pair(&ctx, "cloud"), p("public", "imds"));
     assert_eq!(imds.connections(), 1);
     let head = imds.requests.lock().unwrap()[0].to_ascii_lowercase();
-    assert!(head.starts_with("get /metadata/instance?api-version=2021-02-01 http/1.1\r\n"), "{head}");
+    assert!(
+        head.starts_with("get /metadata/instance?api-version=2021-02-01 http/1.1\r\n"),
+        "{head}"
+    );
     assert!(head.contains("\r\nmetadata: true\r\n"), "{head}");
 }
 
@@ -211,7 +235,11 @@ fn imds_sovereign_cloud() {
 fn imds_is_asked_directly_even_with_a_proxy_set() {
     let imds = FakeImds::start(Behaviour::Json(VALID));
     let dead_proxy = "http://127.0.0.1:1";
-    let env = [("HTTP_PROXY", dead_proxy), ("http_proxy", dead_proxy), ("ALL_PROXY", dead_proxy)];
+    let env = [
+        ("HTTP_PROXY", dead_proxy),
+        ("http_proxy", dead_proxy),
+        ("ALL_PROXY", dead_proxy),
+    ];
     let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &env);
     assert_eq!(pair(&ctx, "region"), p("westeurope", "imds"));
 }
@@ -233,15 +261,27 @@ fn imds_garbage_404_and_bad_json_warn_and_are_ignored() {
         ("garbage", Behaviour::Garbage),
         ("404", Behaviour::NotFound),
         ("html", Behaviour::Json("<html>hello</html>")),
-        ("wrong types", Behaviour::Json(r#"{"compute":{"location":42}}"#)),
-        ("bad region", Behaviour::Json(r#"{"compute":{"location":"West Europe!"}}"#)),
-        ("unknown cloud", Behaviour::Json(r#"{"compute":{"azEnvironment":"AzureStackCloud"}}"#)),
+        (
+            "wrong types",
+            Behaviour::Json(r#"{"compute":{"location":42}}"#),
+        ),
+        (
+            "bad region",
+            Behaviour::Json(r#"{"compute":{"location":"West Europe!"}}"#),
+        ),
+        (
+            "unknown cloud",
+            Behaviour::Json(r#"{"compute":{"azEnvironment":"AzureStackCloud"}}"#),
+        ),
     ] {
         let imds = FakeImds::start(behaviour);
         let (ctx, err) = context(&["--imds-endpoint", &imds.url()], &[]);
         assert!(!ctx.contains_key("region"), "{name}: {ctx:?}");
         assert_eq!(pair(&ctx, "cloud"), p("public", "default"), "{name}");
-        assert!(err.contains("WARN") && err.contains("Instance Metadata Service"), "{name}: {err}");
+        assert!(
+            err.contains("WARN") && err.contains("Instance Metadata Service"),
+            "{name}: {err}"
+        );
     }
 }
 
@@ -256,9 +296,15 @@ fn imds_missing_fields_are_fine() {
 #[test]
 fn imds_not_asked_when_the_region_is_known() {
     let imds = FakeImds::start(Behaviour::Json(VALID));
-    let (ctx, _) = context(&["--imds-endpoint", &imds.url(), "--region", "swedencentral"], &[]);
+    let (ctx, _) = context(
+        &["--imds-endpoint", &imds.url(), "--region", "swedencentral"],
+        &[],
+    );
     assert_eq!(pair(&ctx, "region"), p("swedencentral", "flag"));
-    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &[("MLFLOW_TRACKING_URI", MLFLOW)]);
+    let (ctx, _) = context(
+        &["--imds-endpoint", &imds.url()],
+        &[("MLFLOW_TRACKING_URI", MLFLOW)],
+    );
     assert_eq!(pair(&ctx, "region"), p("northeurope", "mlflow"));
     assert_eq!(imds.connections(), 0);
 }
@@ -279,37 +325,82 @@ fn nbvm_fixture_gives_instance_workspace_and_region() {
         "# written by the fixture\ninstance=ci-alice\nworkspace=ws-nbvm\nworkspace_id=0F8FAD5B-D9CB-469F-A165-70867728950E\nlocation=francecentral\nsomething_else=1\n",
     );
     let imds = FakeImds::start(Behaviour::Json(VALID));
-    let (ctx, err) = context(&["--imds-endpoint", &imds.url(), "--node-root", root.0.to_str().unwrap()], &[]);
+    let (ctx, err) = context(
+        &[
+            "--imds-endpoint",
+            &imds.url(),
+            "--node-root",
+            root.0.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(pair(&ctx, "instance"), p("ci-alice", "nbvm"));
     assert_eq!(pair(&ctx, "workspace_name"), p("ws-nbvm", "nbvm"));
     assert_eq!(pair(&ctx, "workspace_id"), p(GUID, "nbvm"));
     assert_eq!(pair(&ctx, "region"), p("francecentral", "nbvm"));
-    assert_eq!(pair(&ctx, "notebook_label"), p(&format!("ml-ws-nbvm-francecentral-{GUID}"), "derived"));
+    assert_eq!(
+        pair(&ctx, "notebook_label"),
+        p(&format!("ml-ws-nbvm-francecentral-{GUID}"), "derived")
+    );
     assert!(!err.contains("WARN"), "{err}");
-    assert_eq!(imds.connections(), 0, "region known from .nbvm: IMDS has nothing to add");
+    assert_eq!(
+        imds.connections(),
+        0,
+        "region known from .nbvm: IMDS has nothing to add"
+    );
 }
 
 #[test]
 fn nbvm_malformed_lines_warn_with_file_and_line() {
-    let root = TempDir::node_root("bad", "instance=ci ok?\nthis line has no equals sign\nworkspace=ws-good\n");
-    let (ctx, err) = context(&["--imds-endpoint", CLOSED, "--node-root", root.0.to_str().unwrap()], &[]);
+    let root = TempDir::node_root(
+        "bad",
+        "instance=ci ok?\nthis line has no equals sign\nworkspace=ws-good\n",
+    );
+    let (ctx, err) = context(
+        &[
+            "--imds-endpoint",
+            CLOSED,
+            "--node-root",
+            root.0.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(pair(&ctx, "workspace_name"), p("ws-good", "nbvm"));
     assert!(!ctx.contains_key("instance"), "{ctx:?}");
     let nbvm = root.0.join("mnt/azmnt/.nbvm").display().to_string();
-    assert!(err.contains(&format!("{nbvm}:1: instance \"ci ok?\" ignored")), "{err}");
-    assert!(err.contains(&format!("{nbvm}:2: expected key=value")), "{err}");
+    assert!(
+        err.contains(&format!("{nbvm}:1: instance \"ci ok?\" ignored")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{nbvm}:2: expected key=value")),
+        "{err}"
+    );
 }
 
 #[test]
 fn nbvm_that_is_not_text_or_too_big_is_ignored() {
     let root = TempDir::new("binary");
     std::fs::create_dir_all(root.0.join("mnt/azmnt")).unwrap();
-    std::fs::write(root.0.join("mnt/azmnt/.nbvm"), [0xffu8, 0xfe, 0x00, b'=', 0x80]).unwrap();
-    let args = ["--imds-endpoint", CLOSED, "--node-root", root.0.to_str().unwrap()];
+    std::fs::write(
+        root.0.join("mnt/azmnt/.nbvm"),
+        [0xffu8, 0xfe, 0x00, b'=', 0x80],
+    )
+    .unwrap();
+    let args = [
+        "--imds-endpoint",
+        CLOSED,
+        "--node-root",
+        root.0.to_str().unwrap(),
+    ];
     let (ctx, err) = context(&args, &[]);
     assert!(!ctx.contains_key("instance"));
     assert!(err.contains("not UTF-8"), "{err}");
-    std::fs::write(root.0.join("mnt/azmnt/.nbvm"), format!("instance=big\n{}", "#".repeat(70_000))).unwrap();
+    std::fs::write(
+        root.0.join("mnt/azmnt/.nbvm"),
+        format!("instance=big\n{}", "#".repeat(70_000)),
+    )
+    .unwrap();
     let (ctx, err) = context(&args, &[]);
     assert!(!ctx.contains_key("instance"));
     assert!(err.contains("larger than"), "{err}");
@@ -317,37 +408,67 @@ fn nbvm_that_is_not_text_or_too_big_is_ignored() {
 
 #[test]
 fn bad_node_root_or_imds_endpoint_is_a_usage_error() {
-    let out = run(&["context", "--node-root", "/nonexistent/vnetprobe-root"], &[]);
+    let out = run(
+        &["context", "--node-root", "/nonexistent/vnetprobe-root"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--node-root /nonexistent/vnetprobe-root: not a directory"), "{}", stderr(&out));
-    let out = run(&["context", "--imds-endpoint", "http://metadata.example"], &[]);
+    assert!(
+        stderr(&out).contains("--node-root /nonexistent/vnetprobe-root: not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &["context", "--imds-endpoint", "http://metadata.example"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--imds-endpoint"), "{}", stderr(&out));
     let dir = TempDir::new("badcfg");
-    let cfg = dir.file("c.toml", "# comment\nimds-endpoint = \"https://169.254.169.254\"\n");
+    let cfg = dir.file(
+        "c.toml",
+        "# comment\nimds-endpoint = \"https://169.254.169.254\"\n",
+    );
     let out = run(&["context", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains(":2: field `imds-endpoint`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(":2: field `imds-endpoint`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ---- environment ----
 
 #[test]
 fn compute_instance_variables() {
-    let env = [("CI_NAME", "ci-bob"), ("CI_WORKSPACE", "ws-ci"), ("CI_RESOURCE_GROUP", "rg-ci")];
+    let env = [
+        ("CI_NAME", "ci-bob"),
+        ("CI_WORKSPACE", "ws-ci"),
+        ("CI_RESOURCE_GROUP", "rg-ci"),
+    ];
     let (ctx, _) = context(&["--imds-endpoint", CLOSED], &env);
     assert_eq!(pair(&ctx, "instance"), p("ci-bob", "ci"));
     assert_eq!(pair(&ctx, "workspace_name"), p("ws-ci", "ci"));
     assert_eq!(pair(&ctx, "resource_group"), p("rg-ci", "ci"));
     // A build system's CI_NAME alone is not a compute instance.
-    let (ctx, _) = context(&["--imds-endpoint", CLOSED], &[("CI_NAME", "codeship"), ("CI_RESOURCE_GROUP", "rg")]);
-    assert!(!ctx.contains_key("instance") && !ctx.contains_key("resource_group"), "{ctx:?}");
+    let (ctx, _) = context(
+        &["--imds-endpoint", CLOSED],
+        &[("CI_NAME", "codeship"), ("CI_RESOURCE_GROUP", "rg")],
+    );
+    assert!(
+        !ctx.contains_key("instance") && !ctx.contains_key("resource_group"),
+        "{ctx:?}"
+    );
 }
 
 #[test]
 fn mlflow_tracking_uri() {
     let imds = FakeImds::start(Behaviour::Json(VALID));
-    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &[("MLFLOW_TRACKING_URI", MLFLOW)]);
+    let (ctx, _) = context(
+        &["--imds-endpoint", &imds.url()],
+        &[("MLFLOW_TRACKING_URI", MLFLOW)],
+    );
     assert_eq!(pair(&ctx, "region"), p("northeurope", "mlflow"));
     assert_eq!(pair(&ctx, "cloud"), p("public", "mlflow"));
     assert_eq!(pair(&ctx, "workspace_name"), p("ws-mlflow", "mlflow"));
@@ -361,15 +482,28 @@ fn job_variables() {
         ("AZUREML_ARM_WORKSPACE_NAME", "ws-job"),
         ("AZUREML_WORKSPACE_ID", GUID),
         ("AZUREML_SERVICE_ENDPOINT", "https://eastus2.api.azureml.ms"),
-        ("AZ_BATCH_ACCOUNT_URL", "https://amlbatch01.eastus2.batch.azure.com"),
+        (
+            "AZ_BATCH_ACCOUNT_URL",
+            "https://amlbatch01.eastus2.batch.azure.com",
+        ),
         ("MLFLOW_TRACKING_URI", MLFLOW),
     ];
     let (ctx, _) = context(&["--imds-endpoint", CLOSED], &env);
     assert_eq!(pair(&ctx, "workspace_name"), p("ws-job", "job"));
     assert_eq!(pair(&ctx, "workspace_id"), p(GUID, "job"));
-    assert_eq!(pair(&ctx, "region"), p("eastus2", "job"), "the job's own variables beat MLflow's");
-    assert_eq!(pair(&ctx, "batch_account"), p("amlbatch01.eastus2.batch.azure.com", "batch"));
-    assert_eq!(pair(&ctx, "notebook_label"), p(&format!("ml-ws-job-eastus2-{GUID}"), "derived"));
+    assert_eq!(
+        pair(&ctx, "region"),
+        p("eastus2", "job"),
+        "the job's own variables beat MLflow's"
+    );
+    assert_eq!(
+        pair(&ctx, "batch_account"),
+        p("amlbatch01.eastus2.batch.azure.com", "batch")
+    );
+    assert_eq!(
+        pair(&ctx, "notebook_label"),
+        p(&format!("ml-ws-job-eastus2-{GUID}"), "derived")
+    );
 }
 
 #[test]
@@ -379,16 +513,23 @@ fn malformed_variables_warn_and_never_crash() {
         ("AZUREML_SERVICE_ENDPOINT", "eastus2"),
         ("CI_NAME", "bad name"),
         ("CI_WORKSPACE", "ws-ok"),
-        ("MLFLOW_TRACKING_URI", "azureml://user:hunter2@westeurope.api.azureml.ms/x"),
+        (
+            "MLFLOW_TRACKING_URI",
+            "azureml://user:hunter2@westeurope.api.azureml.ms/x",
+        ),
         ("AZ_BATCH_ACCOUNT_URL", "https://"),
     ];
     let (ctx, err) = context(&["--imds-endpoint", CLOSED], &env);
     for k in ["workspace_id", "region", "instance", "batch_account"] {
         assert!(!ctx.contains_key(k), "{k}: {ctx:?}");
     }
-    for key in
-        ["AZUREML_WORKSPACE_ID", "AZUREML_SERVICE_ENDPOINT", "CI_NAME", "MLFLOW_TRACKING_URI", "AZ_BATCH_ACCOUNT_URL"]
-    {
+    for key in [
+        "AZUREML_WORKSPACE_ID",
+        "AZUREML_SERVICE_ENDPOINT",
+        "CI_NAME",
+        "MLFLOW_TRACKING_URI",
+        "AZ_BATCH_ACCOUNT_URL",
+    ] {
         assert!(err.contains(key), "{key}: {err}");
     }
     assert!(!err.contains("hunter2"), "a credential leaked: {err}");
@@ -397,8 +538,14 @@ fn malformed_variables_warn_and_never_crash() {
 #[test]
 fn precedence_flag_env_file_then_discovery() {
     let dir = TempDir::new("prec");
-    let cfg = dir.file("c.toml", "[set]\nworkspace_name = \"ws-file\"\ninstance = \"ci-file\"\n");
-    let root = TempDir::node_root("prec", "instance=ci-nbvm\nworkspace=ws-nbvm\nregion=uksouth\n");
+    let cfg = dir.file(
+        "c.toml",
+        "[set]\nworkspace_name = \"ws-file\"\ninstance = \"ci-file\"\n",
+    );
+    let root = TempDir::node_root(
+        "prec",
+        "instance=ci-nbvm\nworkspace=ws-nbvm\nregion=uksouth\n",
+    );
     let env = [
         ("VNETPROBE_WORKSPACE_NAME", "ws-env"),
         ("MLFLOW_TRACKING_URI", MLFLOW),
@@ -420,8 +567,16 @@ fn precedence_flag_env_file_then_discovery() {
     assert_eq!(pair(&ctx, "acr"), p("flagacr", "flag"));
     assert_eq!(pair(&ctx, "workspace_name"), p("ws-env", "env"));
     assert_eq!(pair(&ctx, "instance"), p("ci-file", "file"));
-    assert_eq!(pair(&ctx, "resource_group"), p("rg-ci", "ci"), "ci beats nbvm and mlflow");
-    assert_eq!(pair(&ctx, "region"), p("uksouth", "nbvm"), "nbvm beats mlflow");
+    assert_eq!(
+        pair(&ctx, "resource_group"),
+        p("rg-ci", "ci"),
+        "ci beats nbvm and mlflow"
+    );
+    assert_eq!(
+        pair(&ctx, "region"),
+        p("uksouth", "nbvm"),
+        "nbvm beats mlflow"
+    );
     assert_eq!(pair(&ctx, "subscription"), p(GUID, "mlflow"));
 }
 
@@ -433,7 +588,12 @@ fn every_way_to_switch_discovery_off() {
     let root = TempDir::node_root("off", "instance=ci-nbvm\n");
     let dir = TempDir::new("off");
     let cfg = dir.file("c.toml", "discover = false\n");
-    let base = ["--imds-endpoint", &imds.url(), "--node-root", root.0.to_str().unwrap()];
+    let base = [
+        "--imds-endpoint",
+        &imds.url(),
+        "--node-root",
+        root.0.to_str().unwrap(),
+    ];
     let env = [("CI_WORKSPACE", "ws-ci"), ("MLFLOW_TRACKING_URI", MLFLOW)];
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
     let cases: Vec<Case> = vec![
@@ -448,7 +608,11 @@ fn every_way_to_switch_discovery_off() {
         let mut e = env.to_vec();
         e.extend(more_env.iter());
         let (ctx, _) = context(&args, &e);
-        assert_eq!(ctx.keys().collect::<Vec<_>>(), ["cloud"], "{extra:?} {more_env:?}: {ctx:?}");
+        assert_eq!(
+            ctx.keys().collect::<Vec<_>>(),
+            ["cloud"],
+            "{extra:?} {more_env:?}: {ctx:?}"
+        );
     }
     assert_eq!(imds.connections(), 0);
     // VNETPROBE_DISCOVER=1 overrides the file's `discover = false`.
@@ -456,11 +620,22 @@ fn every_way_to_switch_discovery_off() {
     args.extend(["--config", cfg.to_str().unwrap()]);
     let (ctx, _) = context(&args, &[("VNETPROBE_DISCOVER", "1")]);
     assert_eq!(pair(&ctx, "instance"), p("ci-nbvm", "nbvm"));
-    let out = run(&["context", "--no-discover"], &[("VNETPROBE_DISCOVER", "maybe")]);
-    assert_eq!(out.status.code(), Some(0), "the flag wins; the variable is not read");
+    let out = run(
+        &["context", "--no-discover"],
+        &[("VNETPROBE_DISCOVER", "maybe")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the flag wins; the variable is not read"
+    );
     let out = run(&["context"], &[("VNETPROBE_DISCOVER", "maybe")]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("VNETPROBE_DISCOVER=\"maybe\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("VNETPROBE_DISCOVER=\"maybe\""),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ---- check and catalog ----
@@ -542,7 +717,11 @@ fn check_no_discover_never_contacts_imds() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = run_args(args(&[]), &[("VNETPROBE_DISCOVER", "0")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(imds.connections(), 0, "discovery was off: IMDS must not be contacted");
+    assert_eq!(
+        imds.connections(),
+        0,
+        "discovery was off: IMDS must not be contacted"
+    );
 
     // The control: the same check with discovery asks IMDS exactly once, and the report says so.
     let out = run_args(args(&[]), &[]);
@@ -560,7 +739,11 @@ fn catalog_ids(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let out = run(&all, env);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -569,19 +752,44 @@ fn profiles_follow_the_discovered_context() {
     let catalog = dir.file("c.toml", CATALOG);
     let c = catalog.to_str().unwrap();
     // A plain node: no instance, no workspace id: neither instance names nor private endpoints.
-    assert_eq!(catalog_ids(&["--catalog", c, "--region", "westeurope"], &[]), ["tundra"]);
+    assert_eq!(
+        catalog_ids(&["--catalog", c, "--region", "westeurope"], &[]),
+        ["tundra"]
+    );
     // A compute instance: its names join.
     assert_eq!(
-        catalog_ids(&["--catalog", c], &[("CI_NAME", "ci1"), ("CI_WORKSPACE", "ws"), ("MLFLOW_TRACKING_URI", MLFLOW)]),
+        catalog_ids(
+            &["--catalog", c],
+            &[
+                ("CI_NAME", "ci1"),
+                ("CI_WORKSPACE", "ws"),
+                ("MLFLOW_TRACKING_URI", MLFLOW)
+            ]
+        ),
         ["tundra", "instance"]
     );
     // A job that knows its workspace id: the private-endpoint names join.
-    let job = [("AZUREML_WORKSPACE_ID", GUID), ("AZUREML_SERVICE_ENDPOINT", "https://eastus.api.azureml.ms")];
-    assert_eq!(catalog_ids(&["--catalog", c], &job), ["tundra", "pe-workspace"]);
+    let job = [
+        ("AZUREML_WORKSPACE_ID", GUID),
+        ("AZUREML_SERVICE_ENDPOINT", "https://eastus.api.azureml.ms"),
+    ];
+    assert_eq!(
+        catalog_ids(&["--catalog", c], &job),
+        ["tundra", "pe-workspace"]
+    );
     // Asking for profiles turns the choice off: skipped targets stay listed.
     assert_eq!(
         catalog_ids(
-            &["--catalog", c, "--region", "westeurope", "--profile", "no-public-ip", "--profile", "packages"],
+            &[
+                "--catalog",
+                c,
+                "--region",
+                "westeurope",
+                "--profile",
+                "no-public-ip",
+                "--profile",
+                "packages"
+            ],
             &[]
         ),
         ["tundra", "instance", "pypi"]

@@ -15,7 +15,11 @@ pub fn parse_endpoint(raw: &str) -> Result<(String, u16), String> {
         }
         (h, p)
     };
-    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("{raw:?}: bad port {port:?} (1-65535)"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{raw:?}: bad port {port:?} (1-65535)"))?;
     check_host(host).map_err(|e| format!("{raw:?}: {e}"))?;
     Ok((host.to_ascii_lowercase(), port))
 }
@@ -29,9 +33,16 @@ fn check_host(host: &str) -> Result<(), String> {
     }
     let ok = host.len() <= 253
         && host.trim_end_matches('.').split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
-    if ok { Ok(()) } else { Err(format!("{host:?} is not a host name or IP address")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{host:?} is not a host name or IP address"))
+    }
 }
 
 /// A URL split into what the probes need.
@@ -45,7 +56,9 @@ pub struct Url {
 
 /// Parses `http://`, `https://`, `ws://` and `wss://` URLs; `ws` says which pair is wanted.
 pub fn parse_url(raw: &str, ws: bool) -> Result<Url, String> {
-    let (scheme, rest) = raw.split_once("://").ok_or_else(|| format!("{raw:?}: expected a URL like https://host/path"))?;
+    let (scheme, rest) = raw
+        .split_once("://")
+        .ok_or_else(|| format!("{raw:?}: expected a URL like https://host/path"))?;
     let tls = match (scheme.to_ascii_lowercase().as_str(), ws) {
         ("http", false) | ("ws", true) => false,
         ("https", false) | ("wss", true) => true,
@@ -62,7 +75,9 @@ pub fn parse_url(raw: &str, ws: bool) -> Result<Url, String> {
         return Err(format!("{raw:?}: credentials in the URL are not supported"));
     }
     let default_port = if tls { 443 } else { 80 };
-    let has_port = authority.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']'));
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']'));
     let (host, port) = if has_port {
         parse_endpoint(authority)?
     } else {
@@ -70,11 +85,22 @@ pub fn parse_url(raw: &str, ws: bool) -> Result<Url, String> {
         check_host(h).map_err(|e| format!("{raw:?}: {e}"))?;
         (h.to_ascii_lowercase(), default_port)
     };
-    Ok(Url { tls, host, port, path })
+    Ok(Url {
+        tls,
+        host,
+        port,
+        path,
+    })
 }
 
 /// An ad hoc target: required, expecting `expect`, with a generic fix naming the path.
-pub fn target(protocol: Protocol, host: String, port: Option<u16>, expect: Expect, spec: ProbeSpec) -> Target {
+pub fn target(
+    protocol: Protocol,
+    host: String,
+    port: Option<u16>,
+    expect: Expect,
+    spec: ProbeSpec,
+) -> Target {
     let what = match port {
         Some(p) => format!("{} {p} to {host}", protocol.as_str().to_ascii_uppercase()),
         None => format!("name resolution of {host}"),
@@ -84,7 +110,9 @@ pub fn target(protocol: Protocol, host: String, port: Option<u16>, expect: Expec
             "Check the DNS path for {host}: the VNet's DNS servers, private DNS zone links, and conditional forwarding to 168.63.129.16."
         ),
         Protocol::Udp => format!("Allow outbound {what} in the NSG and any firewall on the path."),
-        _ => format!("Allow outbound {what} in the NSG and any firewall on the path, and check the proxy settings."),
+        _ => format!(
+            "Allow outbound {what} in the NSG and any firewall on the path, and check the proxy settings."
+        ),
     };
     Target {
         id: format!("adhoc-{}", protocol.as_str()),
@@ -110,10 +138,24 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(parse_endpoint("example.org:443").unwrap(), ("example.org".into(), 443));
+        assert_eq!(
+            parse_endpoint("example.org:443").unwrap(),
+            ("example.org".into(), 443)
+        );
         assert_eq!(parse_endpoint("[::1]:8080").unwrap(), ("::1".into(), 8080));
-        assert_eq!(parse_endpoint("10.0.0.4:445").unwrap(), ("10.0.0.4".into(), 445));
-        for bad in ["example.org", "example.org:0", "example.org:70000", ":443", "a b:1", "::1:80", "host:http"] {
+        assert_eq!(
+            parse_endpoint("10.0.0.4:445").unwrap(),
+            ("10.0.0.4".into(), 445)
+        );
+        for bad in [
+            "example.org",
+            "example.org:0",
+            "example.org:70000",
+            ":443",
+            "a b:1",
+            "::1:80",
+            "host:http",
+        ] {
             assert!(parse_endpoint(bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -121,13 +163,25 @@ mod tests {
     #[test]
     fn urls() {
         let u = parse_url("https://pypi.org/simple/pip/", false).unwrap();
-        assert_eq!(u, Url { tls: true, host: "pypi.org".into(), port: 443, path: "/simple/pip/".into() });
+        assert_eq!(
+            u,
+            Url {
+                tls: true,
+                host: "pypi.org".into(),
+                port: 443,
+                path: "/simple/pip/".into()
+            }
+        );
         let u = parse_url("ws://127.0.0.1:8080", true).unwrap();
         assert_eq!((u.tls, u.port, u.path.as_str()), (false, 8080, "/"));
         assert_eq!(parse_url("http://[::1]:81/x", false).unwrap().host, "::1");
         assert!(parse_url("ftp://x/", false).is_err());
         assert!(parse_url("wss://x/", false).is_err());
-        assert!(parse_url("https://u:p@x/", false).unwrap_err().contains("credentials"));
+        assert!(
+            parse_url("https://u:p@x/", false)
+                .unwrap_err()
+                .contains("credentials")
+        );
         assert!(parse_url("pypi.org", false).is_err());
     }
 }

@@ -19,8 +19,16 @@ mod embedded {
 }
 
 /// Profile names that need no declaration.
-pub const BUILTIN_PROFILES: &[&str] =
-    &["no-public-ip", "public-ip", "internet", "private-endpoint", "packages", "vscode", "exfiltration", "sovereign"];
+pub const BUILTIN_PROFILES: &[&str] = &[
+    "no-public-ip",
+    "public-ip",
+    "internet",
+    "private-endpoint",
+    "packages",
+    "vscode",
+    "exfiltration",
+    "sovereign",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,8 +113,12 @@ impl StatusMatch {
                 .ok()
                 .filter(|c| (100..=599).contains(c))
                 .map(StatusMatch::Code)
-                .ok_or_else(|| format!("bad status {s:?} (a code 100-599 or a class like \"2xx\")")),
-            other => Err(format!("bad status {other:?} (a code 100-599 or a class like \"2xx\")")),
+                .ok_or_else(|| {
+                    format!("bad status {s:?} (a code 100-599 or a class like \"2xx\")")
+                }),
+            other => Err(format!(
+                "bad status {other:?} (a code 100-599 or a class like \"2xx\")"
+            )),
         }
     }
 }
@@ -265,7 +277,8 @@ struct TargetSpec {
     path: Template,
     ports: Vec<u16>,
     profiles: Vec<String>,
-    service_tag: Option<String>,
+    /// As written, and parsed: regional tags name `{region}`.
+    service_tag: Option<(String, Template)>,
     required: bool,
     expect: Expect,
     clouds: Vec<Cloud>,
@@ -283,13 +296,21 @@ pub struct Catalog {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 impl Catalog {
     /// The catalog compiled into the binary.
     pub fn embedded() -> Result<Catalog, CatalogError> {
-        Catalog::from_sources(embedded::EMBEDDED.iter().map(|(n, t)| (n.to_string(), t.to_string())))
+        Catalog::from_sources(
+            embedded::EMBEDDED
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string())),
+        )
     }
 
     /// Loads files and folders (every `*.toml` inside, in name order).
@@ -323,7 +344,9 @@ impl Catalog {
     }
 
     /// Parses and validates named TOML texts as one catalog.
-    pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>) -> Result<Catalog, CatalogError> {
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         let mut raw_files = Vec::new();
         for (file, text) in sources {
@@ -352,7 +375,11 @@ impl Catalog {
         }
         for name in BUILTIN_PROFILES {
             if !catalog.profiles.iter().any(|p| p.name == *name) {
-                catalog.profiles.push(Profile { name: name.to_string(), description: String::new(), default: false });
+                catalog.profiles.push(Profile {
+                    name: name.to_string(),
+                    description: String::new(),
+                    default: false,
+                });
             }
         }
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -365,7 +392,10 @@ impl Catalog {
                         file,
                         line: Some(line),
                         field: Some("id".into()),
-                        message: format!("duplicate target id {:?} (first defined at {first})", spec.id),
+                        message: format!(
+                            "duplicate target id {:?} (first defined at {first})",
+                            spec.id
+                        ),
                     });
                 }
                 catalog.targets.push(spec);
@@ -382,10 +412,19 @@ impl Catalog {
             message,
         };
         let id = raw.id.get_ref();
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(err(raw.id.span(), "id", format!("{id:?} must be lowercase letters, digits and '-'")));
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(err(
+                raw.id.span(),
+                "id",
+                format!("{id:?} must be lowercase letters, digits and '-'"),
+            ));
         }
-        let host = Template::parse(raw.host.get_ref()).map_err(|m| err(raw.host.span(), "host", m))?;
+        let host =
+            Template::parse(raw.host.get_ref()).map_err(|m| err(raw.host.span(), "host", m))?;
         if raw.host.get_ref().trim().is_empty() {
             return Err(err(raw.host.span(), "host", "empty host".into()));
         }
@@ -402,21 +441,36 @@ impl Catalog {
             None => Vec::new(),
         };
         if raw.protocol != Protocol::Dns && ports.is_empty() {
-            return Err(err(raw.id.span(), "ports", format!("a {} target needs ports", raw.protocol)));
+            return Err(err(
+                raw.id.span(),
+                "ports",
+                format!("a {} target needs ports", raw.protocol),
+            ));
         }
         if raw.profiles.get_ref().is_empty() {
-            return Err(err(raw.profiles.span(), "profiles", "at least one profile".into()));
+            return Err(err(
+                raw.profiles.span(),
+                "profiles",
+                "at least one profile".into(),
+            ));
         }
         for p in raw.profiles.get_ref() {
             if !self.profiles.iter().any(|q| &q.name == p) {
                 return Err(err(
                     raw.profiles.span(),
                     "profiles",
-                    format!("unknown profile {p:?} (known: {})", self.profile_names().join(", ")),
+                    format!(
+                        "unknown profile {p:?} (known: {})",
+                        self.profile_names().join(", ")
+                    ),
                 ));
             }
         }
-        let expect = raw.expect.as_ref().map(|e| *e.get_ref()).unwrap_or_default();
+        let expect = raw
+            .expect
+            .as_ref()
+            .map(|e| *e.get_ref())
+            .unwrap_or_default();
         if let Some(e) = &raw.expect
             && matches!(expect, Expect::Private | Expect::Public)
             && raw.protocol != Protocol::Dns
@@ -430,13 +484,25 @@ impl Catalog {
         let mut spec = ProbeSpec::default();
         let web = matches!(raw.protocol, Protocol::Http | Protocol::Ws);
         let only = |field: &str, span: std::ops::Range<usize>, ok: bool, what: &str| {
-            if ok { Ok(()) } else { Err(err(span, field, format!("`{field}` applies to {what} targets only"))) }
+            if ok {
+                Ok(())
+            } else {
+                Err(err(
+                    span,
+                    field,
+                    format!("`{field}` applies to {what} targets only"),
+                ))
+            }
         };
         let path = match &raw.path {
             Some(p) => {
                 only("path", p.span(), web, "http and ws")?;
                 if !p.get_ref().starts_with('/') {
-                    return Err(err(p.span(), "path", format!("{:?} must start with '/'", p.get_ref())));
+                    return Err(err(
+                        p.span(),
+                        "path",
+                        format!("{:?} must start with '/'", p.get_ref()),
+                    ));
                 }
                 Template::parse(p.get_ref()).map_err(|m| err(p.span(), "path", m))?
             }
@@ -450,22 +516,42 @@ impl Catalog {
             only("method", m.span(), raw.protocol == Protocol::Http, "http")?;
             let up = m.get_ref().to_ascii_uppercase();
             if up != "GET" && up != "HEAD" {
-                return Err(err(m.span(), "method", format!("{:?}: GET or HEAD", m.get_ref())));
+                return Err(err(
+                    m.span(),
+                    "method",
+                    format!("{:?}: GET or HEAD", m.get_ref()),
+                ));
             }
             spec.method = up;
         }
         if let Some(a) = &raw.accept {
             only("accept", a.span(), raw.protocol == Protocol::Http, "http")?;
-            spec.accept =
-                a.get_ref().iter().map(StatusMatch::parse).collect::<Result<_, _>>().map_err(|m| err(a.span(), "accept", m))?;
+            spec.accept = a
+                .get_ref()
+                .iter()
+                .map(StatusMatch::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|m| err(a.span(), "accept", m))?;
             if spec.accept.is_empty() {
-                return Err(err(a.span(), "accept", "an empty list accepts nothing".into()));
+                return Err(err(
+                    a.span(),
+                    "accept",
+                    "an empty list accepts nothing".into(),
+                ));
             }
         }
         if let Some(p) = &raw.payload {
             only("payload", p.span(), raw.protocol == Protocol::Udp, "udp")?;
             spec.payload = parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?;
         }
+        let service_tag = match raw.service_tag {
+            Some(tag) => {
+                let parsed =
+                    Template::parse(&tag).map_err(|m| err(raw.id.span(), "service_tag", m))?;
+                Some((tag, parsed))
+            }
+            None => None,
+        };
         Ok(TargetSpec {
             id: id.clone(),
             name: raw.name,
@@ -475,7 +561,7 @@ impl Catalog {
             path,
             ports,
             profiles: raw.profiles.into_inner(),
-            service_tag: raw.service_tag,
+            service_tag,
             required: raw.required,
             expect,
             clouds: raw.clouds.unwrap_or_else(|| Cloud::ALL.to_vec()),
@@ -496,7 +582,11 @@ impl Catalog {
 
     /// The profiles run when none is asked for (empty: every target).
     pub fn default_profiles(&self) -> Vec<String> {
-        self.profiles.iter().filter(|p| p.default).map(|p| p.name.clone()).collect()
+        self.profiles
+            .iter()
+            .filter(|p| p.default)
+            .map(|p| p.name.clone())
+            .collect()
     }
 
     /// Number of targets as written (before ports are split out).
@@ -512,7 +602,10 @@ impl Catalog {
     pub fn check_profiles(&self, asked: &[String]) -> Result<(), String> {
         for p in asked {
             if !self.profiles.iter().any(|q| &q.name == p) {
-                return Err(format!("unknown profile {p:?} (known: {})", self.profile_names().join(", ")));
+                return Err(format!(
+                    "unknown profile {p:?} (known: {})",
+                    self.profile_names().join(", ")
+                ));
             }
         }
         Ok(())
@@ -535,13 +628,30 @@ impl Catalog {
             {
                 continue;
             }
-            let expanded = t.host.expand(&vars).and_then(|h| Ok((h, t.path.expand(&vars)?)));
+            let expanded = t
+                .host
+                .expand(&vars)
+                .and_then(|h| Ok((h, t.path.expand(&vars)?)));
             let (host, spec, skip) = match expanded {
-                Ok((host, path)) => (host, ProbeSpec { path, ..t.spec.clone() }, None),
-                Err(var) => (t.host_text.clone(), t.spec.clone(), Some(crate::context::missing_variable_hint(&var))),
+                Ok((host, path)) => (
+                    host,
+                    ProbeSpec {
+                        path,
+                        ..t.spec.clone()
+                    },
+                    None,
+                ),
+                Err(var) => (
+                    t.host_text.clone(),
+                    t.spec.clone(),
+                    Some(crate::context::missing_variable_hint(&var)),
+                ),
             };
-            let ports: Vec<Option<u16>> =
-                if t.ports.is_empty() { vec![None] } else { t.ports.iter().copied().map(Some).collect() };
+            let ports: Vec<Option<u16>> = if t.ports.is_empty() {
+                vec![None]
+            } else {
+                t.ports.iter().copied().map(Some).collect()
+            };
             for port in ports {
                 out.push(Target {
                     id: t.id.clone(),
@@ -550,7 +660,10 @@ impl Catalog {
                     host: host.clone(),
                     port,
                     profiles: t.profiles.clone(),
-                    service_tag: t.service_tag.clone(),
+                    service_tag: t
+                        .service_tag
+                        .as_ref()
+                        .map(|(raw, tpl)| tpl.expand(&vars).unwrap_or_else(|_| raw.clone())),
                     required: t.required,
                     expect: t.expect,
                     why: t.why.clone(),
@@ -578,12 +691,15 @@ fn parse_payload(s: &str) -> Result<Vec<u8>, String> {
     match s.strip_prefix("hex:") {
         Some(hex) => {
             let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-            if hex.len() % 2 != 0 {
+            if !hex.len().is_multiple_of(2) {
                 return Err("hex payload needs an even number of digits".into());
             }
             (0..hex.len())
                 .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| format!("bad hex {:?}", &hex[i..i + 2])))
+                .map(|i| {
+                    u8::from_str_radix(&hex[i..i + 2], 16)
+                        .map_err(|_| format!("bad hex {:?}", &hex[i..i + 2]))
+                })
                 .collect()
         }
         None => Ok(s.as_bytes().to_vec()),

@@ -57,12 +57,19 @@ impl Template {
                 pieces.push(Piece::Text(rest[..open].to_string()));
             }
             let after = &rest[open + 1..];
-            let close = after.find('}').ok_or_else(|| format!("unclosed '{{' in {s:?}"))?;
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed '{{' in {s:?}"))?;
             let name = &after[..close];
             if !is_known(name) {
                 return Err(format!(
                     "unknown variable {{{name}}} in {s:?} (known: {})",
-                    DEPLOYMENT_VARIABLES.iter().chain(DERIVED_VARIABLES).copied().collect::<Vec<_>>().join(", ")
+                    DEPLOYMENT_VARIABLES
+                        .iter()
+                        .chain(DERIVED_VARIABLES)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             pieces.push(Piece::Var(name.to_string()));
@@ -108,7 +115,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -126,15 +136,30 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_placeholders_are_rejected() {
-        assert!(Template::parse("{regoin}.api.azureml.ms").unwrap_err().contains("unknown variable {regoin}"));
-        assert!(Template::parse("{region.api").unwrap_err().contains("unclosed"));
-        assert!(Template::parse("region}.api").unwrap_err().contains("stray"));
+        assert!(
+            Template::parse("{regoin}.api.azureml.ms")
+                .unwrap_err()
+                .contains("unknown variable {regoin}")
+        );
+        assert!(
+            Template::parse("{region.api")
+                .unwrap_err()
+                .contains("unclosed")
+        );
+        assert!(
+            Template::parse("region}.api")
+                .unwrap_err()
+                .contains("stray")
+        );
     }
 
     #[test]
     fn notebook_label_short_name_is_kept() {
         let id = "6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
-        assert_eq!(notebook_label("ws1", "westeurope", id), format!("ml-ws1-westeurope-{id}"));
+        assert_eq!(
+            notebook_label("ws1", "westeurope", id),
+            format!("ml-ws1-westeurope-{id}")
+        );
     }
 
     #[test]

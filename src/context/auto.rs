@@ -29,14 +29,23 @@ pub fn choose_profiles(ctx: &Context, defaults: &[String], known: &[String]) -> 
     let has = |var: &str| ctx.get(var).is_some();
     let mut chosen: Vec<String> = defaults
         .iter()
-        .filter(|p| p.as_str() != "private-endpoint" || PRIVATE_ENDPOINT_VARIABLES.iter().any(|v| has(v)))
+        .filter(|p| {
+            p.as_str() != "private-endpoint" || PRIVATE_ENDPOINT_VARIABLES.iter().any(|v| has(v))
+        })
         .cloned()
         .collect();
     let exfiltration = "exfiltration".to_string();
-    if has("other_storage_account") && known.contains(&exfiltration) && !chosen.contains(&exfiltration) {
+    if has("other_storage_account")
+        && known.contains(&exfiltration)
+        && !chosen.contains(&exfiltration)
+    {
         chosen.push(exfiltration);
     }
-    if chosen.is_empty() { defaults.to_vec() } else { chosen }
+    if chosen.is_empty() {
+        defaults.to_vec()
+    } else {
+        chosen
+    }
 }
 
 /// Whether an expanded target belongs to this node when profiles were chosen automatically.
@@ -64,8 +73,15 @@ mod tests {
     }
 
     const DEFAULTS: &[&str] = &["no-public-ip", "internet", "private-endpoint"];
-    const KNOWN: &[&str] =
-        &["no-public-ip", "public-ip", "internet", "private-endpoint", "packages", "vscode", "exfiltration"];
+    const KNOWN: &[&str] = &[
+        "no-public-ip",
+        "public-ip",
+        "internet",
+        "private-endpoint",
+        "packages",
+        "vscode",
+        "exfiltration",
+    ];
 
     fn choose(vars: &[(&str, &str)]) -> Vec<String> {
         choose_profiles(&ctx(vars), &strings(DEFAULTS), &strings(KNOWN))
@@ -73,22 +89,42 @@ mod tests {
 
     #[test]
     fn private_endpoint_needs_something_behind_one() {
-        assert_eq!(choose(&[("region", "westeurope")]), strings(&["no-public-ip", "internet"]));
-        assert_eq!(choose(&[("instance", "ci1")]), strings(&["no-public-ip", "internet"]));
-        assert_eq!(choose(&[("workspace_id", "0f8fad5b-d9cb-469f-a165-70867728950e")]), strings(DEFAULTS));
+        assert_eq!(
+            choose(&[("region", "westeurope")]),
+            strings(&["no-public-ip", "internet"])
+        );
+        assert_eq!(
+            choose(&[("instance", "ci1")]),
+            strings(&["no-public-ip", "internet"])
+        );
+        assert_eq!(
+            choose(&[("workspace_id", "0f8fad5b-d9cb-469f-a165-70867728950e")]),
+            strings(DEFAULTS)
+        );
         assert_eq!(choose(&[("keyvault", "kv")]), strings(DEFAULTS));
     }
 
     #[test]
     fn exfiltration_when_the_other_account_is_named() {
-        assert_eq!(choose(&[("other_storage_account", "x")]), strings(&["no-public-ip", "internet", "exfiltration"]));
-        let without = choose_profiles(&ctx(&[("other_storage_account", "x")]), &strings(DEFAULTS), &strings(DEFAULTS));
+        assert_eq!(
+            choose(&[("other_storage_account", "x")]),
+            strings(&["no-public-ip", "internet", "exfiltration"])
+        );
+        let without = choose_profiles(
+            &ctx(&[("other_storage_account", "x")]),
+            &strings(DEFAULTS),
+            &strings(DEFAULTS),
+        );
         assert!(!without.contains(&"exfiltration".to_string()));
     }
 
     #[test]
     fn opt_in_profiles_stay_out() {
-        let all = choose(&[("instance", "ci"), ("workspace_id", "w"), ("storage_account", "s")]);
+        let all = choose(&[
+            ("instance", "ci"),
+            ("workspace_id", "w"),
+            ("storage_account", "s"),
+        ]);
         for p in ["packages", "vscode", "public-ip"] {
             assert!(!all.contains(&p.to_string()), "{p}");
         }
@@ -97,7 +133,10 @@ mod tests {
     #[test]
     fn never_widens_to_every_target() {
         let only_pe = strings(&["private-endpoint"]);
-        assert_eq!(choose_profiles(&ctx(&[]), &only_pe, &strings(KNOWN)), only_pe);
+        assert_eq!(
+            choose_profiles(&ctx(&[]), &only_pe, &strings(KNOWN)),
+            only_pe
+        );
         assert!(choose_profiles(&ctx(&[("workspace_id", "w")]), &[], &strings(KNOWN)).is_empty());
     }
 
@@ -115,7 +154,10 @@ mod tests {
     fn instance_names_only_on_a_compute_instance() {
         let unexpanded = target("{instance}.{region}.instances.{aml_domain}");
         assert!(!applies(&ctx(&[("region", "westeurope")]), &unexpanded));
-        assert!(applies(&ctx(&[("instance", "ci1")]), &target("ci1.westeurope.instances.azureml.ms")));
+        assert!(applies(
+            &ctx(&[("instance", "ci1")]),
+            &target("ci1.westeurope.instances.azureml.ms")
+        ));
         assert!(applies(&ctx(&[]), &target("{region}.tundra.{aml_domain}")));
     }
 }

@@ -65,19 +65,27 @@ impl ConfigFile {
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
             None => return Ok(ConfigFile::default()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         ConfigFile::parse(&path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
         let mut cfg: ConfigFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| format!(":{}", line_of(text, s.start))).unwrap_or_default();
+            let line = e
+                .span()
+                .map(|s| format!(":{}", line_of(text, s.start)))
+                .unwrap_or_default();
             ConfigError(format!("{}{line}: {}", path.display(), e.message().trim()))
         })?;
         cfg.origin = Some((path.to_path_buf(), text.to_string()));
         for (key, value) in &cfg.set {
             if !super::template::DEPLOYMENT_VARIABLES.contains(&key.as_str()) {
-                return Err(cfg.error_at(value, &format!("set.{key}"), &super::unknown_variable_message(key)));
+                return Err(cfg.error_at(
+                    value,
+                    &format!("set.{key}"),
+                    &super::unknown_variable_message(key),
+                ));
             }
         }
         Ok(cfg)
@@ -86,16 +94,22 @@ impl ConfigFile {
     /// An error message naming this file, the line of `at`, and the field.
     pub fn error_at<T>(&self, at: &Spanned<T>, field: &str, message: &str) -> ConfigError {
         match &self.origin {
-            Some((path, text)) => {
-                ConfigError(format!("{}:{}: field `{field}`: {message}", path.display(), line_of(text, at.span().start)))
-            }
+            Some((path, text)) => ConfigError(format!(
+                "{}:{}: field `{field}`: {message}",
+                path.display(),
+                line_of(text, at.span().start)
+            )),
             None => ConfigError(format!("config: field `{field}`: {message}")),
         }
     }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -108,20 +122,34 @@ mod tests {
         let cfg = ConfigFile::parse(Path::new("c.toml"), text).unwrap();
         assert_eq!(cfg.cloud, Some(Cloud::Usgov));
         assert_eq!(cfg.set["region"].get_ref(), "usgovvirginia");
-        assert_eq!(cfg.serve.unwrap().listen.unwrap().into_inner(), "127.0.0.1:1");
+        assert_eq!(
+            cfg.serve.unwrap().listen.unwrap().into_inner(),
+            "127.0.0.1:1"
+        );
     }
 
     #[test]
     fn typo_names_file_and_line() {
-        let err = ConfigFile::parse(Path::new("/etc/v.toml"), "cloud = \"public\"\ntimeuot = \"3s\"\n").unwrap_err();
+        let err = ConfigFile::parse(
+            Path::new("/etc/v.toml"),
+            "cloud = \"public\"\ntimeuot = \"3s\"\n",
+        )
+        .unwrap_err();
         assert!(err.0.starts_with("/etc/v.toml:2:"), "{err}");
         assert!(err.0.contains("timeuot"), "{err}");
     }
 
     #[test]
     fn unknown_variable_in_set_names_line_and_field() {
-        let err = ConfigFile::parse(Path::new("v.toml"), "[set]\nregion = \"x\"\nworkspace = \"y\"\n").unwrap_err();
-        assert!(err.0.starts_with("v.toml:3: field `set.workspace`"), "{err}");
+        let err = ConfigFile::parse(
+            Path::new("v.toml"),
+            "[set]\nregion = \"x\"\nworkspace = \"y\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.0.starts_with("v.toml:3: field `set.workspace`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -97,31 +97,48 @@ pub struct Flags<'a> {
 
 impl Settings {
     /// Validates every setting, used or not; errors name the flag, variable or file line.
-    pub fn resolve(flags: Flags, env: &BTreeMap<String, String>, file: &ConfigFile) -> Result<Settings, String> {
+    pub fn resolve(
+        flags: Flags,
+        env: &BTreeMap<String, String>,
+        file: &ConfigFile,
+    ) -> Result<Settings, String> {
         let enabled = if flags.no_discover {
             false
-        } else if let Some(raw) = env.get("VNETPROBE_DISCOVER").filter(|v| !v.trim().is_empty()) {
-            parse_switch(raw)
-                .ok_or_else(|| format!("VNETPROBE_DISCOVER={raw:?}: use 1 or 0 (true/false, yes/no, on/off)"))?
+        } else if let Some(raw) = env
+            .get("VNETPROBE_DISCOVER")
+            .filter(|v| !v.trim().is_empty())
+        {
+            parse_switch(raw).ok_or_else(|| {
+                format!("VNETPROBE_DISCOVER={raw:?}: use 1 or 0 (true/false, yes/no, on/off)")
+            })?
         } else {
             file.discover.unwrap_or(true)
         };
         let imds = match (flags.imds_endpoint, &file.imds_endpoint) {
-            (Some(raw), _) => parse_imds_endpoint(raw).map_err(|e| format!("--imds-endpoint {raw:?}: {e}"))?,
-            (None, Some(raw)) => {
-                parse_imds_endpoint(raw.get_ref()).map_err(|e| file.error_at(raw, "imds-endpoint", &e).0)?
+            (Some(raw), _) => {
+                parse_imds_endpoint(raw).map_err(|e| format!("--imds-endpoint {raw:?}: {e}"))?
             }
+            (None, Some(raw)) => parse_imds_endpoint(raw.get_ref())
+                .map_err(|e| file.error_at(raw, "imds-endpoint", &e).0)?,
             (None, None) => parse_imds_endpoint(IMDS_DEFAULT).expect("the default endpoint parses"),
         };
         let node_root = match (flags.node_root, &file.node_root) {
             (Some(dir), _) => checked_dir(dir).map_err(|e| format!("--node-root {e}"))?,
             (None, Some(dir)) => checked_dir(dir).map_err(|e| {
-                let origin = file.origin.as_ref().map(|(p, _)| p.display().to_string()).unwrap_or("config".into());
+                let origin = file
+                    .origin
+                    .as_ref()
+                    .map(|(p, _)| p.display().to_string())
+                    .unwrap_or("config".into());
                 format!("{origin}: field `node-root`: {e}")
             })?,
             (None, None) => PathBuf::from("/"),
         };
-        Ok(Settings { enabled, imds, node_root })
+        Ok(Settings {
+            enabled,
+            imds,
+            node_root,
+        })
     }
 }
 
@@ -134,7 +151,11 @@ fn parse_switch(raw: &str) -> Option<bool> {
 }
 
 fn checked_dir(dir: &Path) -> Result<PathBuf, String> {
-    if dir.is_dir() { Ok(dir.to_path_buf()) } else { Err(format!("{}: not a directory", dir.display())) }
+    if dir.is_dir() {
+        Ok(dir.to_path_buf())
+    } else {
+        Err(format!("{}: not a directory", dir.display()))
+    }
 }
 
 /// `http://IP[:PORT]`: IMDS is asked directly, so no name to resolve and no TLS.
@@ -147,13 +168,19 @@ pub fn parse_imds_endpoint(raw: &str) -> Result<SocketAddr, String> {
     if url.path != "/" {
         return Err(format!("give the base URL without a path: {FORM}"));
     }
-    let ip: IpAddr = url.host.parse().map_err(|_| format!("the host must be an IP address: {FORM}"))?;
+    let ip: IpAddr = url
+        .host
+        .parse()
+        .map_err(|_| format!("the host must be an IP address: {FORM}"))?;
     Ok(SocketAddr::new(ip, url.port))
 }
 
 /// Reads the variables discovery uses from the process environment.
 pub fn process_env() -> BTreeMap<String, String> {
-    ENV_KEYS.iter().filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))).collect()
+    ENV_KEYS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+        .collect()
 }
 
 /// Offers everything discovered to `ctx`; values already set by a higher source stay.
@@ -197,7 +224,10 @@ impl Findings {
         }
         match check_value(var, raw) {
             Ok(v) => self.vars.push((var, v)),
-            Err(why) => log::warn(&format!("{origin}: {var} {:?} ignored: {why}", shorten(raw))),
+            Err(why) => log::warn(&format!(
+                "{origin}: {var} {:?} ignored: {why}",
+                shorten(raw)
+            )),
         }
     }
 
@@ -229,7 +259,11 @@ fn non_empty<'a>(env: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str
 }
 
 fn shorten(s: &str) -> String {
-    if s.chars().count() > 80 { format!("{}...", s.chars().take(80).collect::<String>()) } else { s.to_string() }
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(80).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }
 
 /// Checks a discovered value; returns it normalised, or why it is refused.
@@ -238,19 +272,34 @@ fn check_value(var: &str, v: &str) -> Result<String, &'static str> {
     match var {
         "region" => {
             let v = v.to_ascii_lowercase();
-            let ok = (2..=40).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-            if ok { Ok(v) } else { Err("a region is letters and digits, like westeurope") }
+            let ok = (2..=40).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if ok {
+                Ok(v)
+            } else {
+                Err("a region is letters and digits, like westeurope")
+            }
         }
         "instance" => {
             let ok = (1..=63).contains(&v.len())
                 && all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !v.starts_with('-')
                 && !v.ends_with('-');
-            if ok { Ok(v.to_string()) } else { Err("a compute-instance name is a DNS label (letters, digits, '-')") }
+            if ok {
+                Ok(v.to_string())
+            } else {
+                Err("a compute-instance name is a DNS label (letters, digits, '-')")
+            }
         }
         "workspace_name" => {
-            let ok = (1..=64).contains(&v.len()) && all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if ok { Ok(v.to_string()) } else { Err("a workspace name is letters, digits, '-' and '_'") }
+            let ok = (1..=64).contains(&v.len())
+                && all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if ok {
+                Ok(v.to_string())
+            } else {
+                Err("a workspace name is letters, digits, '-' and '_'")
+            }
         }
         "workspace_id" | "subscription" => {
             if is_guid(v) {
@@ -263,13 +312,23 @@ fn check_value(var: &str, v: &str) -> Result<String, &'static str> {
             let ok = (1..=90).contains(&v.len())
                 && all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
                 && !v.ends_with('.');
-            if ok { Ok(v.to_string()) } else { Err("not a resource group name") }
+            if ok {
+                Ok(v.to_string())
+            } else {
+                Err("not a resource group name")
+            }
         }
         "batch_account" => {
             let ok = v.len() <= 253
-                && v.split('.')
-                    .all(|l| (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-            if ok { Ok(v.to_ascii_lowercase()) } else { Err("not a host name") }
+                && v.split('.').all(|l| {
+                    (1..=63).contains(&l.len())
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if ok {
+                Ok(v.to_ascii_lowercase())
+            } else {
+                Err("not a host name")
+            }
         }
         _ => Err("not a variable discovery sets"),
     }
@@ -278,11 +337,19 @@ fn check_value(var: &str, v: &str) -> Result<String, &'static str> {
 fn is_guid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn api_domain(cloud: Cloud) -> &'static str {
-    cloud.suffixes().iter().find(|(k, _)| *k == "api_domain").map(|(_, v)| *v).expect("every cloud has an api_domain")
+    cloud
+        .suffixes()
+        .iter()
+        .find(|(k, _)| *k == "api_domain")
+        .map(|(_, v)| *v)
+        .expect("every cloud has an api_domain")
 }
 
 /// `westeurope.api.azureml.ms` -> (`westeurope`, public); the sovereign clouds' api domains too.
@@ -320,7 +387,9 @@ fn job_env(env: &BTreeMap<String, String>) -> Findings {
         let origin = "environment AZUREML_SERVICE_ENDPOINT";
         match adhoc::parse_url(raw, false) {
             Ok(url) => f.api_host(&url.host, origin),
-            Err(_) => log::warn(&format!("{origin}: not a URL like https://{{region}}.api.azureml.ms: ignored")),
+            Err(_) => log::warn(&format!(
+                "{origin}: not a URL like https://{{region}}.api.azureml.ms: ignored"
+            )),
         }
     }
     f
@@ -336,9 +405,11 @@ fn ci_env(env: &BTreeMap<String, String>) -> Findings {
         }
         return f;
     }
-    for (key, var) in
-        [("CI_NAME", "instance"), ("CI_WORKSPACE", "workspace_name"), ("CI_RESOURCE_GROUP", "resource_group")]
-    {
+    for (key, var) in [
+        ("CI_NAME", "instance"),
+        ("CI_WORKSPACE", "workspace_name"),
+        ("CI_RESOURCE_GROUP", "resource_group"),
+    ] {
         if let Some(v) = non_empty(env, key) {
             f.var(var, v, &format!("environment {key}"));
         }
@@ -350,7 +421,11 @@ fn batch_env(env: &BTreeMap<String, String>) -> Findings {
     let mut f = Findings::default();
     if let Some(raw) = non_empty(env, "AZ_BATCH_ACCOUNT_URL") {
         match adhoc::parse_url(raw, false) {
-            Ok(url) => f.var("batch_account", &url.host, "environment AZ_BATCH_ACCOUNT_URL"),
+            Ok(url) => f.var(
+                "batch_account",
+                &url.host,
+                "environment AZ_BATCH_ACCOUNT_URL",
+            ),
             Err(_) => log::warn(
                 "environment AZ_BATCH_ACCOUNT_URL: not a URL like https://ACCOUNT.REGION.batch.azure.com: ignored",
             ),
@@ -363,7 +438,11 @@ fn batch_env(env: &BTreeMap<String, String>) -> Findings {
 fn mlflow_uri(raw: &str) -> Findings {
     const ORIGIN: &str = "environment MLFLOW_TRACKING_URI";
     let mut f = Findings::default();
-    let Some(rest) = raw.split_once("://").filter(|(s, _)| s.eq_ignore_ascii_case("azureml")).map(|(_, r)| r) else {
+    let Some(rest) = raw
+        .split_once("://")
+        .filter(|(s, _)| s.eq_ignore_ascii_case("azureml"))
+        .map(|(_, r)| r)
+    else {
         log::debug("MLFLOW_TRACKING_URI is not an azureml:// URI: not an Azure ML workspace's");
         return f;
     };
@@ -371,7 +450,9 @@ fn mlflow_uri(raw: &str) -> Findings {
     let url = match adhoc::parse_url(&format!("https://{rest}"), false) {
         Ok(url) => url,
         Err(_) => {
-            log::warn(&format!("{ORIGIN}: not a URI like azureml://{{region}}.api.azureml.ms/mlflow/...: ignored"));
+            log::warn(&format!(
+                "{ORIGIN}: not a URI like azureml://{{region}}.api.azureml.ms/mlflow/...: ignored"
+            ));
             return f;
         }
     };
@@ -388,7 +469,9 @@ fn mlflow_uri(raw: &str) -> Findings {
         f.var(var, pair[1], ORIGIN);
     }
     if !f.vars.iter().any(|(v, _)| *v == "workspace_name") {
-        log::warn(&format!("{ORIGIN}: no /workspaces/NAME in the path: workspace name not taken"));
+        log::warn(&format!(
+            "{ORIGIN}: no /workspaces/NAME in the path: workspace name not taken"
+        ));
     }
     f
 }
@@ -397,7 +480,8 @@ fn nbvm_file(root: &Path) -> Findings {
     let path = root.join(NBVM_PATH);
     let shown = path.display().to_string();
     let mut text = Vec::new();
-    let read = std::fs::File::open(&path).and_then(|file| file.take(NBVM_CAP + 1).read_to_end(&mut text));
+    let read =
+        std::fs::File::open(&path).and_then(|file| file.take(NBVM_CAP + 1).read_to_end(&mut text));
     match read {
         Ok(_) if text.len() as u64 > NBVM_CAP => {
             log::warn(&format!("{shown}: larger than {NBVM_CAP} bytes: ignored"));
@@ -430,19 +514,26 @@ fn nbvm(text: &str, shown: &str) -> Findings {
             continue;
         }
         let origin = format!("{shown}:{}", n + 1);
-        let Some((key, value)) = line.strip_prefix("export ").unwrap_or(line).split_once('=') else {
+        let Some((key, value)) = line.strip_prefix("export ").unwrap_or(line).split_once('=')
+        else {
             log::warn(&format!("{origin}: expected key=value: line ignored"));
             continue;
         };
-        let norm: String =
-            key.trim().chars().filter(|c| !matches!(c, '_' | '-' | '.')).collect::<String>().to_ascii_lowercase();
+        let norm: String = key
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, '_' | '-' | '.'))
+            .collect::<String>()
+            .to_ascii_lowercase();
         let Some((_, var)) = NBVM_KEYS.iter().find(|(k, _)| *k == norm) else {
             log::debug(&format!("{origin}: key {:?} not used", shorten(key.trim())));
             continue;
         };
         let value = value.trim();
-        let value =
-            ['"', '\''].iter().find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q))).unwrap_or(value);
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+            .unwrap_or(value);
         f.var(var, value, &origin);
     }
     f
@@ -454,7 +545,9 @@ fn ask_imds(addr: SocketAddr) -> Findings {
     let body = match imds::fetch_blocking(addr, IMDS_DEADLINE) {
         Ok(body) => body,
         Err(imds::FetchError::Silent(why)) => {
-            log::info(&format!("{origin}: {why} (normal off Azure; --no-discover skips it)"));
+            log::info(&format!(
+                "{origin}: {why} (normal off Azure; --no-discover skips it)"
+            ));
             return f;
         }
         Err(imds::FetchError::Bad(why)) => {
@@ -489,7 +582,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn vars(f: &Findings) -> Vec<(&str, &str)> {
@@ -515,9 +611,13 @@ mod tests {
 
     #[test]
     fn mlflow_uri_of_a_sovereign_cloud() {
-        let f = mlflow_uri("azureml://usgovvirginia.api.ml.azure.us/mlflow/v1.0/workspaces/gov-ws?x=1");
+        let f =
+            mlflow_uri("azureml://usgovvirginia.api.ml.azure.us/mlflow/v1.0/workspaces/gov-ws?x=1");
         assert_eq!(f.cloud, Some(Cloud::Usgov));
-        assert_eq!(vars(&f), [("region", "usgovvirginia"), ("workspace_name", "gov-ws")]);
+        assert_eq!(
+            vars(&f),
+            [("region", "usgovvirginia"), ("workspace_name", "gov-ws")]
+        );
     }
 
     #[test]
@@ -525,7 +625,11 @@ mod tests {
         assert_eq!(mlflow_uri("http://localhost:5000"), Findings::default());
         assert_eq!(mlflow_uri("file:///tmp/mlruns"), Findings::default());
         assert!(mlflow_uri("azureml://").vars.is_empty());
-        assert!(mlflow_uri("azureml://user:secret@westeurope.api.azureml.ms/x").vars.is_empty());
+        assert!(
+            mlflow_uri("azureml://user:secret@westeurope.api.azureml.ms/x")
+                .vars
+                .is_empty()
+        );
         let f = mlflow_uri("azureml://example.com/mlflow/v1.0/workspaces/bad name");
         assert_eq!((f.cloud, f.vars.len()), (None, 0));
     }
@@ -534,8 +638,14 @@ mod tests {
     fn job_variables() {
         let f = job_env(&env(&[
             ("AZUREML_ARM_WORKSPACE_NAME", "ws1"),
-            ("AZUREML_WORKSPACE_ID", "0F8FAD5B-D9CB-469F-A165-70867728950E"),
-            ("AZUREML_SERVICE_ENDPOINT", "https://chinaeast2.api.ml.azure.cn/"),
+            (
+                "AZUREML_WORKSPACE_ID",
+                "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            ),
+            (
+                "AZUREML_SERVICE_ENDPOINT",
+                "https://chinaeast2.api.ml.azure.cn/",
+            ),
             ("AZUREML_ARM_RESOURCEGROUP", "rg"),
         ]));
         assert_eq!(f.cloud, Some(Cloud::China));
@@ -558,15 +668,36 @@ mod tests {
             ("AZUREML_ARM_WORKSPACE_NAME", "   "),
         ]));
         assert_eq!(f, Findings::default());
-        assert!(ci_env(&env(&[("CI_NAME", "bad name"), ("CI_WORKSPACE", "ws/..")])).vars.is_empty());
-        assert!(ci_env(&env(&[("CI_NAME", "codeship"), ("CI_RESOURCE_GROUP", "rg")])).vars.is_empty());
-        assert!(batch_env(&env(&[("AZ_BATCH_ACCOUNT_URL", "::")])).vars.is_empty());
+        assert!(
+            ci_env(&env(&[("CI_NAME", "bad name"), ("CI_WORKSPACE", "ws/..")]))
+                .vars
+                .is_empty()
+        );
+        assert!(
+            ci_env(&env(&[
+                ("CI_NAME", "codeship"),
+                ("CI_RESOURCE_GROUP", "rg")
+            ]))
+            .vars
+            .is_empty()
+        );
+        assert!(
+            batch_env(&env(&[("AZ_BATCH_ACCOUNT_URL", "::")]))
+                .vars
+                .is_empty()
+        );
     }
 
     #[test]
     fn batch_account_is_the_host() {
-        let f = batch_env(&env(&[("AZ_BATCH_ACCOUNT_URL", "https://MyBatch.westeurope.batch.azure.com/")]));
-        assert_eq!(vars(&f), [("batch_account", "mybatch.westeurope.batch.azure.com")]);
+        let f = batch_env(&env(&[(
+            "AZ_BATCH_ACCOUNT_URL",
+            "https://MyBatch.westeurope.batch.azure.com/",
+        )]));
+        assert_eq!(
+            vars(&f),
+            [("batch_account", "mybatch.westeurope.batch.azure.com")]
+        );
     }
 
     #[test]
@@ -583,7 +714,11 @@ mod tests {
                 ("instance", "ignored-dup")
             ]
         );
-        assert!(nbvm("instance=bad_name!\nregion=west europe\n", ".nbvm").vars.is_empty());
+        assert!(
+            nbvm("instance=bad_name!\nregion=west europe\n", ".nbvm")
+                .vars
+                .is_empty()
+        );
     }
 
     #[test]
@@ -600,11 +735,20 @@ mod tests {
 
     #[test]
     fn api_hosts() {
-        assert_eq!(region_of_api_host("westeurope.api.azureml.ms"), Some(("westeurope", Cloud::Public)));
-        assert_eq!(region_of_api_host("usgovarizona.api.ml.azure.us"), Some(("usgovarizona", Cloud::Usgov)));
+        assert_eq!(
+            region_of_api_host("westeurope.api.azureml.ms"),
+            Some(("westeurope", Cloud::Public))
+        );
+        assert_eq!(
+            region_of_api_host("usgovarizona.api.ml.azure.us"),
+            Some(("usgovarizona", Cloud::Usgov))
+        );
         assert_eq!(region_of_api_host("api.azureml.ms"), None);
         assert_eq!(region_of_api_host("a.b.api.azureml.ms"), None);
-        assert_eq!(region_of_api_host("westeurope.experiments.azureml.net"), None);
+        assert_eq!(
+            region_of_api_host("westeurope.experiments.azureml.net"),
+            None
+        );
     }
 
     #[test]
@@ -617,55 +761,118 @@ mod tests {
 
     #[test]
     fn imds_endpoints() {
-        assert_eq!(parse_imds_endpoint("http://169.254.169.254").unwrap(), "169.254.169.254:80".parse().unwrap());
-        assert_eq!(parse_imds_endpoint("http://127.0.0.1:8080/").unwrap(), "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(parse_imds_endpoint("http://[::1]:81").unwrap(), "[::1]:81".parse().unwrap());
-        assert!(parse_imds_endpoint("https://169.254.169.254").unwrap_err().contains("plain HTTP"));
-        assert!(parse_imds_endpoint("http://metadata.internal").unwrap_err().contains("IP address"));
-        assert!(parse_imds_endpoint("http://169.254.169.254/metadata").unwrap_err().contains("without a path"));
+        assert_eq!(
+            parse_imds_endpoint("http://169.254.169.254").unwrap(),
+            "169.254.169.254:80".parse().unwrap()
+        );
+        assert_eq!(
+            parse_imds_endpoint("http://127.0.0.1:8080/").unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            parse_imds_endpoint("http://[::1]:81").unwrap(),
+            "[::1]:81".parse().unwrap()
+        );
+        assert!(
+            parse_imds_endpoint("https://169.254.169.254")
+                .unwrap_err()
+                .contains("plain HTTP")
+        );
+        assert!(
+            parse_imds_endpoint("http://metadata.internal")
+                .unwrap_err()
+                .contains("IP address")
+        );
+        assert!(
+            parse_imds_endpoint("http://169.254.169.254/metadata")
+                .unwrap_err()
+                .contains("without a path")
+        );
         assert!(parse_imds_endpoint("169.254.169.254").is_err());
     }
 
     #[test]
     fn settings_layers() {
-        let file = ConfigFile::parse(Path::new("c.toml"), "discover = false\nimds-endpoint = \"http://127.0.0.1:9\"\n")
-            .unwrap();
+        let file = ConfigFile::parse(
+            Path::new("c.toml"),
+            "discover = false\nimds-endpoint = \"http://127.0.0.1:9\"\n",
+        )
+        .unwrap();
         let s = Settings::resolve(Flags::default(), &env(&[]), &file).unwrap();
         assert_eq!((s.enabled, s.imds.port()), (false, 9));
-        let s = Settings::resolve(Flags::default(), &env(&[("VNETPROBE_DISCOVER", "1")]), &file).unwrap();
+        let s = Settings::resolve(
+            Flags::default(),
+            &env(&[("VNETPROBE_DISCOVER", "1")]),
+            &file,
+        )
+        .unwrap();
         assert!(s.enabled);
-        let flags = Flags { no_discover: true, imds_endpoint: Some("http://127.0.0.2:7"), node_root: None };
+        let flags = Flags {
+            no_discover: true,
+            imds_endpoint: Some("http://127.0.0.2:7"),
+            node_root: None,
+        };
         let s = Settings::resolve(flags, &env(&[("VNETPROBE_DISCOVER", "yes")]), &file).unwrap();
-        assert_eq!((s.enabled, s.imds.port(), s.node_root.as_path()), (false, 7, Path::new("/")));
+        assert_eq!(
+            (s.enabled, s.imds.port(), s.node_root.as_path()),
+            (false, 7, Path::new("/"))
+        );
         let d = Settings::resolve(Flags::default(), &env(&[]), &ConfigFile::default()).unwrap();
-        assert_eq!((d.enabled, d.imds.to_string().as_str()), (true, "169.254.169.254:80"));
+        assert_eq!(
+            (d.enabled, d.imds.to_string().as_str()),
+            (true, "169.254.169.254:80")
+        );
     }
 
     #[test]
     fn settings_errors_name_their_origin() {
-        let e = Settings::resolve(Flags::default(), &env(&[("VNETPROBE_DISCOVER", "maybe")]), &ConfigFile::default());
-        assert!(e.unwrap_err().starts_with("VNETPROBE_DISCOVER=\"maybe\""));
-        let flags = Flags { imds_endpoint: Some("ftp://x"), ..Flags::default() };
-        assert!(
-            Settings::resolve(flags, &env(&[]), &ConfigFile::default()).unwrap_err().starts_with("--imds-endpoint")
+        let e = Settings::resolve(
+            Flags::default(),
+            &env(&[("VNETPROBE_DISCOVER", "maybe")]),
+            &ConfigFile::default(),
         );
-        let file = ConfigFile::parse(Path::new("c.toml"), "\nimds-endpoint = \"http://name\"\n").unwrap();
+        assert!(e.unwrap_err().starts_with("VNETPROBE_DISCOVER=\"maybe\""));
+        let flags = Flags {
+            imds_endpoint: Some("ftp://x"),
+            ..Flags::default()
+        };
+        assert!(
+            Settings::resolve(flags, &env(&[]), &ConfigFile::default())
+                .unwrap_err()
+                .starts_with("--imds-endpoint")
+        );
+        let file =
+            ConfigFile::parse(Path::new("c.toml"), "\nimds-endpoint = \"http://name\"\n").unwrap();
         assert!(
             Settings::resolve(Flags::default(), &env(&[]), &file)
                 .unwrap_err()
                 .starts_with("c.toml:2: field `imds-endpoint`")
         );
-        let flags = Flags { node_root: Some(Path::new("/nonexistent/vnetprobe")), ..Flags::default() };
-        assert!(Settings::resolve(flags, &env(&[]), &ConfigFile::default()).unwrap_err().starts_with("--node-root"));
+        let flags = Flags {
+            node_root: Some(Path::new("/nonexistent/vnetprobe")),
+            ..Flags::default()
+        };
+        assert!(
+            Settings::resolve(flags, &env(&[]), &ConfigFile::default())
+                .unwrap_err()
+                .starts_with("--node-root")
+        );
     }
 
     #[test]
     fn discovery_ranks_below_flags_and_among_sources() {
-        let mut ctx =
-            Context::build(None, &[("workspace_name".into(), "flagws".into())], &env(&[]), &ConfigFile::default())
-                .unwrap();
-        let settings =
-            Settings { enabled: true, imds: "127.0.0.1:9".parse().unwrap(), node_root: "/nonexistent".into() };
+        let mut ctx = Context::build(
+            None,
+            &[("workspace_name".into(), "flagws".into())],
+            &env(&[]),
+            &ConfigFile::default(),
+        )
+        .unwrap();
+        let settings = Settings {
+            enabled: true,
+            imds: "127.0.0.1:9".parse().unwrap(),
+            node_root: "/nonexistent".into(),
+        };
         let e = env(&[
             ("CI_NAME", "ci1"),
             ("CI_WORKSPACE", "ciws"),
@@ -685,7 +892,11 @@ mod tests {
     #[test]
     fn disabled_discovery_offers_nothing() {
         let mut ctx = Context::default();
-        let settings = Settings { enabled: false, imds: "127.0.0.1:9".parse().unwrap(), node_root: "/".into() };
+        let settings = Settings {
+            enabled: false,
+            imds: "127.0.0.1:9".parse().unwrap(),
+            node_root: "/".into(),
+        };
         discover(&mut ctx, &settings, &env(&[("CI_NAME", "ci1")]));
         assert_eq!(ctx, Context::default());
     }
@@ -693,16 +904,33 @@ mod tests {
     #[test]
     fn sovereign_region_implies_the_cloud() {
         let mut ctx = Context::default();
-        let settings =
-            Settings { enabled: true, imds: "127.0.0.1:9".parse().unwrap(), node_root: "/nonexistent".into() };
-        discover(&mut ctx, &settings, &env(&[("AZUREML_SERVICE_ENDPOINT", "https://usgovvirginia.api.azureml.ms")]));
+        let settings = Settings {
+            enabled: true,
+            imds: "127.0.0.1:9".parse().unwrap(),
+            node_root: "/nonexistent".into(),
+        };
+        discover(
+            &mut ctx,
+            &settings,
+            &env(&[(
+                "AZUREML_SERVICE_ENDPOINT",
+                "https://usgovvirginia.api.azureml.ms",
+            )]),
+        );
         // The endpoint's domain says public; the region's name says usgov. The domain wins: it
         // is what the workspace's clients actually use.
         assert_eq!(ctx.cloud(), Cloud::Public);
-        let mut ctx =
-            Context::build(None, &[("region".into(), "chinanorth3".into())], &env(&[]), &ConfigFile::default())
-                .unwrap();
+        let mut ctx = Context::build(
+            None,
+            &[("region".into(), "chinanorth3".into())],
+            &env(&[]),
+            &ConfigFile::default(),
+        )
+        .unwrap();
         discover(&mut ctx, &settings, &env(&[]));
-        assert_eq!((ctx.cloud(), ctx.sourced()["cloud"].source), (Cloud::China, Source::Derived));
+        assert_eq!(
+            (ctx.cloud(), ctx.sourced()["cloud"].source),
+            (Cloud::China, Source::Derived)
+        );
     }
 }

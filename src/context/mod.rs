@@ -144,7 +144,10 @@ pub struct Context {
 }
 
 pub fn unknown_variable_message(key: &str) -> String {
-    format!("unknown variable {key:?} (known: {})", template::DEPLOYMENT_VARIABLES.join(", "))
+    format!(
+        "unknown variable {key:?} (known: {})",
+        template::DEPLOYMENT_VARIABLES.join(", ")
+    )
 }
 
 /// The skip reason for a target whose template needs `var`: names the flag that sets it.
@@ -163,14 +166,18 @@ pub fn missing_variable_hint(var: &str) -> String {
 
 /// Parses one `--set KEY=VALUE`; the error names the flag.
 pub fn parse_set(raw: &str) -> Result<(String, String), String> {
-    let (k, v) = raw.split_once('=').ok_or_else(|| format!("--set {raw:?}: expected KEY=VALUE"))?;
+    let (k, v) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("--set {raw:?}: expected KEY=VALUE"))?;
     let k = k.trim();
     if !template::DEPLOYMENT_VARIABLES.contains(&k) {
         return Err(format!("--set {raw:?}: {}", unknown_variable_message(k)));
     }
     let v = v.trim();
     if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("--set {raw:?}: the value must be non-empty, without spaces"));
+        return Err(format!(
+            "--set {raw:?}: the value must be non-empty, without spaces"
+        ));
     }
     Ok((k.to_string(), v.to_string()))
 }
@@ -185,7 +192,13 @@ impl Context {
     ) -> Result<Context, String> {
         let mut ctx = Context::default();
         for (k, v) in flag_vars {
-            ctx.vars.insert(k.clone(), Sourced { value: v.clone(), source: Source::Flag });
+            ctx.vars.insert(
+                k.clone(),
+                Sourced {
+                    value: v.clone(),
+                    source: Source::Flag,
+                },
+            );
         }
         for var in template::DEPLOYMENT_VARIABLES {
             let key = format!("VNETPROBE_{}", var.to_ascii_uppercase());
@@ -197,25 +210,41 @@ impl Context {
             ctx.offer(k, v.get_ref(), Source::File);
         }
         if let Some(c) = flag_cloud {
-            ctx.cloud = Some(Sourced { value: c.as_str().into(), source: Source::Flag });
+            ctx.cloud = Some(Sourced {
+                value: c.as_str().into(),
+                source: Source::Flag,
+            });
         } else if let Some(raw) = env.get("VNETPROBE_CLOUD").filter(|v| !v.is_empty()) {
-            let c = Cloud::parse(raw).ok_or_else(|| format!("VNETPROBE_CLOUD={raw:?}: use public, usgov or china"))?;
-            ctx.cloud = Some(Sourced { value: c.as_str().into(), source: Source::Env });
+            let c = Cloud::parse(raw)
+                .ok_or_else(|| format!("VNETPROBE_CLOUD={raw:?}: use public, usgov or china"))?;
+            ctx.cloud = Some(Sourced {
+                value: c.as_str().into(),
+                source: Source::Env,
+            });
         } else if let Some(c) = file.cloud {
-            ctx.cloud = Some(Sourced { value: c.as_str().into(), source: Source::File });
+            ctx.cloud = Some(Sourced {
+                value: c.as_str().into(),
+                source: Source::File,
+            });
         }
         Ok(ctx)
     }
 
     /// Sets `var` unless a source of higher precedence already did.
     pub fn offer(&mut self, var: &str, value: &str, source: Source) {
-        self.vars.entry(var.to_string()).or_insert_with(|| Sourced { value: value.to_string(), source });
+        self.vars.entry(var.to_string()).or_insert_with(|| Sourced {
+            value: value.to_string(),
+            source,
+        });
     }
 
     /// Sets the cloud unless a higher source already did.
     pub fn offer_cloud(&mut self, cloud: Cloud, source: Source) {
         if self.cloud.is_none() {
-            self.cloud = Some(Sourced { value: cloud.as_str().into(), source });
+            self.cloud = Some(Sourced {
+                value: cloud.as_str().into(),
+                source,
+            });
         }
     }
 
@@ -225,7 +254,10 @@ impl Context {
     }
 
     pub fn cloud(&self) -> Cloud {
-        self.cloud.as_ref().and_then(|c| Cloud::parse(&c.value)).unwrap_or_default()
+        self.cloud
+            .as_ref()
+            .and_then(|c| Cloud::parse(&c.value))
+            .unwrap_or_default()
     }
 
     pub fn get(&self, var: &str) -> Option<&str> {
@@ -237,27 +269,46 @@ impl Context {
         let mut out = self.vars.clone();
         out.insert(
             "cloud".into(),
-            self.cloud.clone().unwrap_or(Sourced { value: Cloud::Public.as_str().into(), source: Source::Default }),
+            self.cloud.clone().unwrap_or(Sourced {
+                value: Cloud::Public.as_str().into(),
+                source: Source::Default,
+            }),
         );
         if let Some(label) = self.notebook_label() {
-            out.insert("notebook_label".into(), Sourced { value: label, source: Source::Derived });
+            out.insert(
+                "notebook_label".into(),
+                Sourced {
+                    value: label,
+                    source: Source::Derived,
+                },
+            );
         }
         out
     }
 
     /// Values only, for the JSON report.
     pub fn values(&self) -> BTreeMap<String, String> {
-        self.sourced().into_iter().map(|(k, v)| (k, v.value)).collect()
+        self.sourced()
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect()
     }
 
     fn notebook_label(&self) -> Option<String> {
-        Some(template::notebook_label(self.get("workspace_name")?, self.get("region")?, self.get("workspace_id")?))
+        Some(template::notebook_label(
+            self.get("workspace_name")?,
+            self.get("region")?,
+            self.get("workspace_id")?,
+        ))
     }
 
     /// What templates expand against: deployment variables, cloud suffixes, derived labels.
     pub fn template_vars(&self) -> BTreeMap<String, String> {
-        let mut vars: BTreeMap<String, String> =
-            self.vars.iter().map(|(k, v)| (k.clone(), v.value.to_ascii_lowercase())).collect();
+        let mut vars: BTreeMap<String, String> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.to_ascii_lowercase()))
+            .collect();
         for (k, v) in self.cloud().suffixes() {
             vars.insert(k.to_string(), v.to_string());
         }
@@ -274,7 +325,10 @@ mod tests {
     use std::path::Path;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -284,19 +338,39 @@ mod tests {
             "cloud = \"china\"\n[set]\nregion = \"fileregion\"\ninstance = \"filevm\"\nacr = \"fileacr\"\n",
         )
         .unwrap();
-        let e = env(&[("VNETPROBE_REGION", "envregion"), ("VNETPROBE_INSTANCE", "envvm"), ("VNETPROBE_CLOUD", "usgov")]);
-        let ctx = Context::build(None, &[("region".into(), "flagregion".into())], &e, &file).unwrap();
+        let e = env(&[
+            ("VNETPROBE_REGION", "envregion"),
+            ("VNETPROBE_INSTANCE", "envvm"),
+            ("VNETPROBE_CLOUD", "usgov"),
+        ]);
+        let ctx =
+            Context::build(None, &[("region".into(), "flagregion".into())], &e, &file).unwrap();
         let s = ctx.sourced();
-        assert_eq!((s["region"].value.as_str(), s["region"].source), ("flagregion", Source::Flag));
-        assert_eq!((s["instance"].value.as_str(), s["instance"].source), ("envvm", Source::Env));
-        assert_eq!((s["acr"].value.as_str(), s["acr"].source), ("fileacr", Source::File));
+        assert_eq!(
+            (s["region"].value.as_str(), s["region"].source),
+            ("flagregion", Source::Flag)
+        );
+        assert_eq!(
+            (s["instance"].value.as_str(), s["instance"].source),
+            ("envvm", Source::Env)
+        );
+        assert_eq!(
+            (s["acr"].value.as_str(), s["acr"].source),
+            ("fileacr", Source::File)
+        );
         assert_eq!(ctx.cloud(), Cloud::Usgov);
         assert_eq!(s["cloud"].source, Source::Env);
     }
 
     #[test]
     fn discovery_never_overrides() {
-        let mut ctx = Context::build(None, &[("region".into(), "a".into())], &env(&[]), &ConfigFile::default()).unwrap();
+        let mut ctx = Context::build(
+            None,
+            &[("region".into(), "a".into())],
+            &env(&[]),
+            &ConfigFile::default(),
+        )
+        .unwrap();
         ctx.offer("region", "b", Source::Imds);
         ctx.offer("instance", "ci", Source::Nbvm);
         assert_eq!(ctx.get("region"), Some("a"));
@@ -305,22 +379,41 @@ mod tests {
 
     #[test]
     fn cloud_switches_suffixes() {
-        let ctx = Context::build(Some(Cloud::China), &[], &env(&[]), &ConfigFile::default()).unwrap();
-        assert_eq!(ctx.template_vars()["storage_suffix"], "core.chinacloudapi.cn");
+        let ctx =
+            Context::build(Some(Cloud::China), &[], &env(&[]), &ConfigFile::default()).unwrap();
+        assert_eq!(
+            ctx.template_vars()["storage_suffix"],
+            "core.chinacloudapi.cn"
+        );
         assert_eq!(ctx.template_vars()["aml_domain"], "azureml.cn");
     }
 
     #[test]
     fn set_parsing_names_the_flag() {
-        assert_eq!(parse_set("region=westeurope").unwrap(), ("region".into(), "westeurope".into()));
+        assert_eq!(
+            parse_set("region=westeurope").unwrap(),
+            ("region".into(), "westeurope".into())
+        );
         assert!(parse_set("region").unwrap_err().contains("KEY=VALUE"));
-        assert!(parse_set("regoin=x").unwrap_err().contains("unknown variable \"regoin\""));
+        assert!(
+            parse_set("regoin=x")
+                .unwrap_err()
+                .contains("unknown variable \"regoin\"")
+        );
         assert!(parse_set("region=").unwrap_err().contains("non-empty"));
     }
 
     #[test]
     fn bad_cloud_env_is_an_error() {
-        assert!(Context::build(None, &[], &env(&[("VNETPROBE_CLOUD", "mars")]), &ConfigFile::default()).is_err());
+        assert!(
+            Context::build(
+                None,
+                &[],
+                &env(&[("VNETPROBE_CLOUD", "mars")]),
+                &ConfigFile::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use crate::probe::{ErrorKind, ProbeError};
 pub fn classify_io(e: &io::Error) -> ErrorKind {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => ErrorKind::TcpRefused,
-        Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH) | Some(libc::EADDRNOTAVAIL) => ErrorKind::NetUnreachable,
+        Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH) | Some(libc::EADDRNOTAVAIL) => {
+            ErrorKind::NetUnreachable
+        }
         Some(libc::EPERM) | Some(libc::EACCES) => ErrorKind::LocalFirewall,
         Some(libc::ETIMEDOUT) => ErrorKind::TcpTimeout,
         _ => match e.kind() {
@@ -32,13 +34,19 @@ pub fn describe_io(e: &io::Error) -> String {
         Some(libc::EPERM) | Some(libc::EACCES) => {
             format!("{e} (this host's own firewall rejected the packet)")
         }
-        Some(libc::EHOSTUNREACH) => format!("{e} (no route, or an ICMP host-unreachable came back)"),
+        Some(libc::EHOSTUNREACH) => {
+            format!("{e} (no route, or an ICMP host-unreachable came back)")
+        }
         _ => e.to_string(),
     }
 }
 
 fn socket_for(addr: &SocketAddr) -> io::Result<TcpSocket> {
-    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(SockProtocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(SockProtocol::TCP),
+    )?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
     Ok(TcpSocket::from_std_stream(socket.into()))
@@ -46,7 +54,11 @@ fn socket_for(addr: &SocketAddr) -> io::Result<TcpSocket> {
 
 /// Connects to the first address that answers before `deadline`; each address gets an equal
 /// share of the time that is left. On failure, the error of the last address tried.
-pub async fn connect_any(addrs: &[IpAddr], port: u16, timeout: Duration) -> Result<(TcpStream, SocketAddr), ProbeError> {
+pub async fn connect_any(
+    addrs: &[IpAddr],
+    port: u16,
+    timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), ProbeError> {
     let start = Instant::now();
     let mut last = ProbeError::new(ErrorKind::NetUnreachable, "no address to connect to");
     for (i, ip) in addrs.iter().enumerate() {
@@ -69,16 +81,49 @@ pub async fn connect_any(addrs: &[IpAddr], port: u16, timeout: Duration) -> Resu
 
 /// Connects to one address within `timeout`.
 pub async fn connect_one(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ProbeError> {
-    let socket = socket_for(&addr).map_err(|e| ProbeError::new(classify_io(&e), describe_io(&e)))?;
+    let socket =
+        socket_for(&addr).map_err(|e| ProbeError::new(classify_io(&e), describe_io(&e)))?;
     match tokio::time::timeout(timeout, socket.connect(addr)).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => {
             let kind = classify_io(&e);
-            Err(ProbeError::new(kind, format!("{addr}: {}", describe_io(&e))))
+            Err(ProbeError::new(
+                kind,
+                format!("{addr}: {}", describe_io(&e)),
+            ))
         }
         Err(_) => Err(ProbeError::new(
             ErrorKind::TcpTimeout,
-            format!("{addr}: no answer within {} ms (dropped by a firewall or NSG?)", timeout.as_millis()),
+            format!(
+                "{addr}: no answer within {} ms (dropped by a firewall or NSG?)",
+                timeout.as_millis()
+            ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_map_to_kinds() {
+        let table = [
+            (libc::ECONNREFUSED, ErrorKind::TcpRefused),
+            (libc::ENETUNREACH, ErrorKind::NetUnreachable),
+            (libc::EHOSTUNREACH, ErrorKind::NetUnreachable),
+            (libc::EPERM, ErrorKind::LocalFirewall),
+            (libc::EACCES, ErrorKind::LocalFirewall),
+            (libc::ETIMEDOUT, ErrorKind::TcpTimeout),
+            (libc::EIO, ErrorKind::Io),
+        ];
+        for (errno, kind) in table {
+            assert_eq!(
+                classify_io(&io::Error::from_raw_os_error(errno)),
+                kind,
+                "errno {errno}"
+            );
+        }
+        assert!(describe_io(&io::Error::from_raw_os_error(libc::EPERM)).contains("own firewall"));
     }
 }

@@ -2,11 +2,28 @@
 //! reach their targets (proxy, trust).
 
 pub mod dial;
+pub mod noproxy;
+pub mod proxy;
+pub mod tls;
+pub mod tunnel;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// How probes reach targets, beyond plain sockets.
-#[derive(Debug, Clone, Default)]
+/// The User-Agent of every HTTP request and CONNECT a probe sends.
+pub const USER_AGENT: &str = concat!("vnetprobe/", env!("CARGO_PKG_VERSION"));
+
+/// `host:port`, with an IPv6 literal in brackets: the form of CONNECT targets and Host headers.
+pub fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// How probes reach targets, beyond plain sockets. `Debug` masks proxy credentials.
+#[derive(Clone, Default)]
 pub struct NetConfig {
     /// Extra trust anchors (PEM): with the system store they form the "local" trust.
     pub ca_file: Option<PathBuf>,
@@ -18,4 +35,24 @@ pub struct NetConfig {
     pub proxy: Option<String>,
     /// `--no-proxy`: ignore the environment, connect directly.
     pub no_proxy: bool,
+    /// The proxy variables in force (`proxy::process_env()` for the CLI; tests pass their own).
+    pub proxy_env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for NetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: BTreeMap<&str, String> = self
+            .proxy_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), proxy::mask(v)))
+            .collect();
+        f.debug_struct("NetConfig")
+            .field("ca_file", &self.ca_file)
+            .field("public_roots", &self.public_roots)
+            .field("allow_intercept", &self.allow_intercept)
+            .field("proxy", &self.proxy.as_deref().map(proxy::mask))
+            .field("no_proxy", &self.no_proxy)
+            .field("proxy_env", &env)
+            .finish()
+    }
 }

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{
-    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+    ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
@@ -29,7 +30,10 @@ pub fn is_private(ip: IpAddr) -> bool {
             Some(v4) => is_private_v4(v4),
             None => {
                 let seg0 = v6.segments()[0];
-                v6.is_loopback() || (seg0 & 0xfe00) == 0xfc00 || (seg0 & 0xffc0) == 0xfe80 || v6 == Ipv6Addr::UNSPECIFIED
+                v6.is_loopback()
+                    || (seg0 & 0xfe00) == 0xfc00
+                    || (seg0 & 0xffc0) == 0xfe80
+                    || v6 == Ipv6Addr::UNSPECIFIED
             }
         },
     }
@@ -37,7 +41,11 @@ pub fn is_private(ip: IpAddr) -> bool {
 
 fn is_private_v4(ip: Ipv4Addr) -> bool {
     let [a, b, ..] = ip.octets();
-    ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified() || (a == 100 && (64..128).contains(&b))
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || (a == 100 && (64..128).contains(&b))
 }
 
 /// What a lookup found.
@@ -97,7 +105,8 @@ impl DnsCache {
                 let ns = NameServerConfig::new(sa.ip(), true, vec![conn, tcp]);
                 Resolver::builder_with_config(ResolverConfig::from_name_servers(vec![ns]), provider)
             }
-            None => Resolver::builder(provider).map_err(|e| format!("reading the system DNS configuration: {e}"))?,
+            None => Resolver::builder(provider)
+                .map_err(|e| format!("reading the system DNS configuration: {e}"))?,
         };
         let opts: &mut ResolverOpts = builder.options_mut();
         opts.cache_size = 0;
@@ -106,9 +115,21 @@ impl DnsCache {
         opts.attempts = 1;
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         opts.preserve_intermediates = true;
-        opts.use_hosts_file = if server.is_some() { ResolveHosts::Never } else { ResolveHosts::Always };
-        let resolver = builder.build().map_err(|e| format!("building the DNS resolver: {e}"))?;
-        Ok(DnsCache { resolver, timeout, server, answers: Mutex::new(HashMap::new()), lookups: AtomicUsize::new(0) })
+        opts.use_hosts_file = if server.is_some() {
+            ResolveHosts::Never
+        } else {
+            ResolveHosts::Always
+        };
+        let resolver = builder
+            .build()
+            .map_err(|e| format!("building the DNS resolver: {e}"))?;
+        Ok(DnsCache {
+            resolver,
+            timeout,
+            server,
+            answers: Mutex::new(HashMap::new()),
+            lookups: AtomicUsize::new(0),
+        })
     }
 
     /// Distinct names looked up so far in this run.
@@ -118,14 +139,20 @@ impl DnsCache {
 
     /// Which server answers: "127.0.0.1:5353" or "system".
     pub fn server(&self) -> String {
-        self.server.map(|s| s.to_string()).unwrap_or_else(|| "system".into())
+        self.server
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "system".into())
     }
 
     /// Resolves `host` once per run; concurrent callers wait for the same answer.
     pub async fn resolve(&self, host: &str) -> DnsAnswer {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
-            return Ok(Resolved { addrs: vec![ip], cname_chain: vec![], elapsed: Duration::ZERO });
+            return Ok(Resolved {
+                addrs: vec![ip],
+                cname_chain: vec![],
+                elapsed: Duration::ZERO,
+            });
         }
         let key = host.trim_end_matches('.').to_ascii_lowercase();
         let cell = {
@@ -139,15 +166,24 @@ impl DnsCache {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let start = Instant::now();
         // A trailing dot keeps search domains out of it: one name, one query set.
-        let fqdn = if name.contains('.') { format!("{name}.") } else { name.clone() };
-        let result = tokio::time::timeout(self.timeout, self.resolver.lookup_ip(fqdn.as_str())).await;
+        let fqdn = if name.contains('.') {
+            format!("{name}.")
+        } else {
+            name.clone()
+        };
+        let result =
+            tokio::time::timeout(self.timeout, self.resolver.lookup_ip(fqdn.as_str())).await;
         let elapsed = start.elapsed();
         let lookup = match result {
             Err(_) => {
                 return Err((
                     ProbeError::new(
                         ErrorKind::DnsTimeout,
-                        format!("{name}: no DNS answer from {} within {} ms", self.server(), self.timeout.as_millis()),
+                        format!(
+                            "{name}: no DNS answer from {} within {} ms",
+                            self.server(),
+                            self.timeout.as_millis()
+                        ),
                     ),
                     elapsed,
                 ));
@@ -170,26 +206,44 @@ impl DnsCache {
         let mut addrs: Vec<IpAddr> = lookup.iter().collect();
         addrs.dedup();
         if addrs.is_empty() {
-            return Err((ProbeError::new(ErrorKind::DnsNoRecords, format!("{name}: no A or AAAA record")), elapsed));
+            return Err((
+                ProbeError::new(
+                    ErrorKind::DnsNoRecords,
+                    format!("{name}: no A or AAAA record"),
+                ),
+                elapsed,
+            ));
         }
-        Ok(Resolved { addrs, cname_chain, elapsed })
+        Ok(Resolved {
+            addrs,
+            cname_chain,
+            elapsed,
+        })
     }
 }
 
 fn classify(name: &str, e: &NetError, server: &str) -> ProbeError {
     match e {
-        NetError::Dns(DnsError::NoRecordsFound(nr)) if nr.response_code == ResponseCode::NXDomain => {
-            ProbeError::new(ErrorKind::DnsNxdomain, format!("{name}: NXDOMAIN from {server}"))
+        NetError::Dns(DnsError::NoRecordsFound(nr))
+            if nr.response_code == ResponseCode::NXDomain =>
+        {
+            ProbeError::new(
+                ErrorKind::DnsNxdomain,
+                format!("{name}: NXDOMAIN from {server}"),
+            )
         }
-        NetError::Dns(DnsError::NoRecordsFound(_)) => {
-            ProbeError::new(ErrorKind::DnsNoRecords, format!("{name}: the name exists but has no A or AAAA record"))
-        }
-        NetError::Dns(DnsError::ResponseCode(code)) => {
-            ProbeError::new(ErrorKind::DnsServfail, format!("{name}: {server} answered {code}"))
-        }
-        NetError::Timeout => {
-            ProbeError::new(ErrorKind::DnsTimeout, format!("{name}: no DNS answer from {server}"))
-        }
+        NetError::Dns(DnsError::NoRecordsFound(_)) => ProbeError::new(
+            ErrorKind::DnsNoRecords,
+            format!("{name}: the name exists but has no A or AAAA record"),
+        ),
+        NetError::Dns(DnsError::ResponseCode(code)) => ProbeError::new(
+            ErrorKind::DnsServfail,
+            format!("{name}: {server} answered {code}"),
+        ),
+        NetError::Timeout => ProbeError::new(
+            ErrorKind::DnsTimeout,
+            format!("{name}: no DNS answer from {server}"),
+        ),
         other => ProbeError::new(ErrorKind::DnsServfail, format!("{name}: {other}")),
     }
 }
@@ -212,26 +266,48 @@ pub async fn probe(target: &Target, cache: &DnsCache, ev: &mut Evidence) -> Resu
     };
     match target.expect {
         Expect::Private => {
-            let public: Vec<String> = resolved.addrs.iter().filter(|a| !is_private(**a)).map(|a| a.to_string()).collect();
+            let public: Vec<String> = resolved
+                .addrs
+                .iter()
+                .filter(|a| !is_private(**a))
+                .map(|a| a.to_string())
+                .collect();
             if !public.is_empty() {
-                let via = if resolved.cname_chain.iter().any(|c| c.contains(".privatelink.") || c.starts_with("privatelink.")) {
+                let via = if resolved
+                    .cname_chain
+                    .iter()
+                    .any(|c| c.contains(".privatelink.") || c.starts_with("privatelink."))
+                {
                     ""
                 } else {
                     " and no privatelink zone in the answer"
                 };
                 return Err(ProbeError::new(
                     ErrorKind::DnsNotPrivate,
-                    format!("{} resolves to public {} ({chain}{via})", target.host, public.join(", ")),
+                    format!(
+                        "{} resolves to public {} ({chain}{via})",
+                        target.host,
+                        public.join(", ")
+                    ),
                 ));
             }
             ev.note(format!("private ({chain})"));
         }
         Expect::Public => {
-            let private: Vec<String> = resolved.addrs.iter().filter(|a| is_private(**a)).map(|a| a.to_string()).collect();
+            let private: Vec<String> = resolved
+                .addrs
+                .iter()
+                .filter(|a| is_private(**a))
+                .map(|a| a.to_string())
+                .collect();
             if !private.is_empty() {
                 return Err(ProbeError::new(
                     ErrorKind::DnsNotPublic,
-                    format!("{} resolves to private {} ({chain})", target.host, private.join(", ")),
+                    format!(
+                        "{} resolves to private {} ({chain})",
+                        target.host,
+                        private.join(", ")
+                    ),
                 ));
             }
         }
@@ -246,20 +322,59 @@ mod tests {
 
     #[test]
     fn classifies_addresses() {
-        for private in ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1", "100.127.255.255",
-            "127.0.0.1", "169.254.169.254", "fd00::1", "fe80::1", "::1", "::ffff:10.0.0.1"] {
-            assert!(is_private(private.parse().unwrap()), "{private} should be private");
+        for private in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "169.254.169.254",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(
+                is_private(private.parse().unwrap()),
+                "{private} should be private"
+            );
         }
-        for public in ["20.50.1.2", "172.32.0.1", "100.128.0.1", "198.51.100.7", "8.8.8.8", "2001:db8::1", "::ffff:20.1.1.1"] {
-            assert!(!is_private(public.parse().unwrap()), "{public} should be public");
+        for public in [
+            "20.50.1.2",
+            "172.32.0.1",
+            "100.128.0.1",
+            "198.51.100.7",
+            "8.8.8.8",
+            "2001:db8::1",
+            "::ffff:20.1.1.1",
+        ] {
+            assert!(
+                !is_private(public.parse().unwrap()),
+                "{public} should be public"
+            );
         }
     }
 
     #[test]
     fn server_flag_parsing() {
-        assert_eq!(parse_server("127.0.0.1:5353").unwrap(), "127.0.0.1:5353".parse().unwrap());
-        assert_eq!(parse_server("10.0.0.4").unwrap(), "10.0.0.4:53".parse().unwrap());
-        assert_eq!(parse_server("[::1]:53").unwrap(), "[::1]:53".parse().unwrap());
-        assert!(parse_server("dns.local").unwrap_err().contains("--dns-server"));
+        assert_eq!(
+            parse_server("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("10.0.0.4").unwrap(),
+            "10.0.0.4:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("[::1]:53").unwrap(),
+            "[::1]:53".parse().unwrap()
+        );
+        assert!(
+            parse_server("dns.local")
+                .unwrap_err()
+                .contains("--dns-server")
+        );
     }
 }

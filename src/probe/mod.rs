@@ -2,8 +2,12 @@
 //! A probe never prints.
 
 pub mod dns;
+pub mod http;
 mod outcome;
 pub mod tcp;
+pub mod tls;
+pub mod udp;
+pub mod ws;
 
 use std::time::Duration;
 
@@ -19,10 +23,27 @@ pub struct ProbeEnv {
     /// The deadline of each network wait (DNS lookup, and the connection exchange).
     pub timeout: Duration,
     pub net: NetConfig,
+    /// The TLS trust, loaded on the first handshake of the run (see `net::tls`).
+    pub(crate) tls: crate::net::tls::TrustCell,
+}
+
+impl ProbeEnv {
+    pub fn new(dns: DnsCache, timeout: Duration, net: NetConfig) -> ProbeEnv {
+        ProbeEnv {
+            dns,
+            timeout,
+            net,
+            tls: Default::default(),
+        }
+    }
 }
 
 /// Resolves a target's host through the run's shared cache, recording the evidence.
-pub async fn resolve(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<Resolved, ProbeError> {
+pub async fn resolve(
+    target: &Target,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<Resolved, ProbeError> {
     match env.dns.resolve(&target.host).await {
         Ok(r) => {
             r.record(ev);
@@ -44,9 +65,10 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     let result = match target.protocol {
         Protocol::Dns => dns::probe(target, &env.dns, &mut ev).await,
         Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
-        Protocol::Udp | Protocol::Tls | Protocol::Http | Protocol::Ws => {
-            return Outcome::skip("protocol not implemented yet");
-        }
+        Protocol::Udp => udp::probe(target, env, &mut ev).await,
+        Protocol::Tls => tls::probe(target, env, &mut ev).await,
+        Protocol::Http => http::probe(target, env, &mut ev).await,
+        Protocol::Ws => ws::probe(target, env, &mut ev).await,
     };
     judge(target, result, ev)
 }
@@ -55,7 +77,10 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
 pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence) -> Outcome {
     let (status, error) = match (target.expect, result) {
         (Expect::Blocked, Ok(())) => {
-            let what = evidence.peer.map(|p| p.to_string()).unwrap_or_else(|| target.endpoint());
+            let what = evidence
+                .peer
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| target.endpoint());
             (
                 Status::Fail,
                 Some(ProbeError::new(
@@ -67,10 +92,20 @@ pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence
         (Expect::Blocked, Err(e)) if e.kind.is_blocking() => {
             let mut evidence = evidence;
             evidence.note(format!("blocked as expected ({})", e.kind));
-            return Outcome { status: Status::Pass, error: None, skip_reason: None, evidence };
+            return Outcome {
+                status: Status::Pass,
+                error: None,
+                skip_reason: None,
+                evidence,
+            };
         }
         (_, Ok(())) => (Status::Pass, None),
         (_, Err(e)) => (Status::Fail, Some(e)),
     };
-    Outcome { status, error, skip_reason: None, evidence }
+    Outcome {
+        status,
+        error,
+        skip_reason: None,
+        evidence,
+    }
 }

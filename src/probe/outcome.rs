@@ -90,6 +90,47 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// What to change when the remedy lies on this host or its proxy rather than in the
+    /// target's own network rule; None where the catalog's fix says it all.
+    pub fn remedy(self) -> Option<&'static str> {
+        use ErrorKind::*;
+        Some(match self {
+            ProxyDenied => {
+                "The proxy refused the tunnel. Private endpoints and internal names must bypass it: add them to \
+                 NO_PROXY/no_proxy (e.g. .api.azureml.ms,.instances.azureml.ms,.notebooks.azure.net,.core.windows.net); \
+                 otherwise allow the host in the proxy's ACL."
+            }
+            ProxyAuthRequired => {
+                "The proxy asks for credentials (407): give them in the proxy URL, http://user:password@proxy:port, as \
+                 pip and curl read HTTPS_PROXY."
+            }
+            ProxyUnreachable => {
+                "The proxy in https_proxy/HTTPS_PROXY, http_proxy or ALL_PROXY (or --proxy) does not answer: check its address and port, and the \
+                 NSG rule to it."
+            }
+            TlsIntercepted => {
+                "A TLS-inspecting firewall or proxy re-signs this connection (see the issuer): exempt the host from TLS \
+                 inspection, or install the inspecting CA for pip and conda (REQUESTS_CA_BUNDLE, conda ssl_verify) and \
+                 accept it with --allow-intercept."
+            }
+            TlsUntrusted => {
+                "The certificate chain is not trusted: usually a TLS-inspecting firewall whose CA is not installed \
+                 (pass that CA with --ca-file to confirm), or a wrong endpoint answering."
+            }
+            LocalFirewall => {
+                "This host's own packet filter (nftables/iptables, or a cgroup/systemd IPAddressDeny) refused the \
+                 traffic: allow it on the node before looking at the NSG."
+            }
+            DnsTimeout => {
+                "The DNS server did not answer: check the VNet's DNS servers, and that custom DNS forwards to \
+                 168.63.129.16."
+            }
+            _ => return None,
+        })
+    }
+}
+
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -105,7 +146,10 @@ pub struct ProbeError {
 
 impl ProbeError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ProbeError { kind, message: message.into() }
+        ProbeError {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -208,6 +252,11 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn skip(reason: impl Into<String>) -> Self {
-        Outcome { status: Status::Skip, error: None, skip_reason: Some(reason.into()), evidence: Evidence::default() }
+        Outcome {
+            status: Status::Skip,
+            error: None,
+            skip_reason: Some(reason.into()),
+            evidence: Evidence::default(),
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! JUnit) and that `merge` reads back.
 
 pub mod json;
+pub mod junit;
+pub mod merge;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -18,6 +20,9 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub version: u32,
+    /// The host name of the node that ran the check.
+    #[serde(default)]
+    pub node: Option<String>,
     pub started_at: String,
     pub duration_ms: u64,
     pub context: BTreeMap<String, String>,
@@ -108,11 +113,18 @@ impl ResultEntry {
             required: t.required,
             expect: t.expect.as_str().into(),
             status: o.status,
-            error: o.error.as_ref().map(|e| ErrorEntry { kind: e.kind.as_str().into(), message: e.message.clone() }),
+            error: o.error.as_ref().map(|e| ErrorEntry {
+                kind: e.kind.as_str().into(),
+                message: e.message.clone(),
+            }),
             skip_reason: o.skip_reason.clone(),
             note: ev.note.clone(),
             duration_ms: round2(f.duration.as_secs_f64() * 1000.0),
-            phases_ms: ev.phases_ms.iter().map(|(p, ms)| (*p, round2(*ms))).collect(),
+            phases_ms: ev
+                .phases_ms
+                .iter()
+                .map(|(p, ms)| (*p, round2(*ms)))
+                .collect(),
             addresses: ev.addresses.iter().map(|a| a.to_string()).collect(),
             private: ev.private,
             cname_chain: ev.cname_chain.clone(),
@@ -121,7 +133,12 @@ impl ResultEntry {
             tls: ev.tls.clone(),
             http_status: ev.http_status,
             warnings: ev.warnings.clone(),
-            hint: (o.status == Status::Fail).then(|| t.fix.clone()),
+            hint: (o.status == Status::Fail).then(|| {
+                match o.error.as_ref().and_then(|e| e.kind.remedy()) {
+                    Some(remedy) => format!("{remedy} If the path itself is closed: {}", t.fix),
+                    None => t.fix.clone(),
+                }
+            }),
             why: t.why.clone(),
         }
     }
@@ -136,13 +153,24 @@ impl ResultEntry {
     }
 }
 
+fn node_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// RFC 3339 in UTC, whole seconds.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
 impl Report {
-    pub fn new(context: BTreeMap<String, String>, started: SystemTime, took: Duration, finished: &[Finished]) -> Report {
+    pub fn new(
+        context: BTreeMap<String, String>,
+        started: SystemTime,
+        took: Duration,
+        finished: &[Finished],
+    ) -> Report {
         let results: Vec<ResultEntry> = finished.iter().map(ResultEntry::from_finished).collect();
         let mut summary = Summary::default();
         for r in &results {
@@ -159,6 +187,7 @@ impl Report {
         }
         Report {
             version: VERSION,
+            node: node_name(),
             started_at: rfc3339(started),
             duration_ms: took.as_millis() as u64,
             context,
@@ -171,5 +200,83 @@ impl Report {
     /// The contract: 0 when every required target met its expectation, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         if self.summary.required_fail > 0 { 1 } else { 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Expect, ProbeSpec, Protocol, Target};
+    use crate::probe::{ErrorKind, Evidence, Outcome, ProbeError};
+
+    fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
+        let target = Target {
+            id: "t".into(),
+            name: "t".into(),
+            protocol: Protocol::Tcp,
+            host: "h".into(),
+            port: Some(443),
+            profiles: vec!["internet".into()],
+            service_tag: None,
+            required,
+            expect: Expect::Reachable,
+            why: "w".into(),
+            fix: "Allow outbound TCP 443.".into(),
+            section: None,
+            spec: ProbeSpec::default(),
+            skip: None,
+        };
+        let outcome = match kind {
+            Some(k) => Outcome {
+                status: Status::Fail,
+                error: Some(ProbeError::new(k, "m")),
+                skip_reason: None,
+                evidence: Evidence::default(),
+            },
+            None => Outcome {
+                status: Status::Pass,
+                error: None,
+                skip_reason: None,
+                evidence: Evidence::default(),
+            },
+        };
+        Finished {
+            target,
+            outcome,
+            duration: Duration::from_millis(3),
+        }
+    }
+
+    #[test]
+    fn hints_lead_with_the_remedy_of_the_error_kind() {
+        let r = ResultEntry::from_finished(&finished(Some(ErrorKind::ProxyDenied), true));
+        let hint = r.hint.unwrap();
+        assert!(
+            hint.starts_with("The proxy refused") && hint.contains("NO_PROXY"),
+            "{hint}"
+        );
+        assert!(hint.ends_with("Allow outbound TCP 443."), "{hint}");
+        let r = ResultEntry::from_finished(&finished(Some(ErrorKind::TcpRefused), true));
+        assert_eq!(r.hint.as_deref(), Some("Allow outbound TCP 443."));
+        assert_eq!(ResultEntry::from_finished(&finished(None, true)).hint, None);
+    }
+
+    #[test]
+    fn only_required_failures_set_the_exit_code() {
+        let ctx = BTreeMap::new();
+        let optional = [
+            finished(Some(ErrorKind::TcpRefused), false),
+            finished(None, true),
+        ];
+        let r = Report::new(ctx.clone(), SystemTime::now(), Duration::ZERO, &optional);
+        assert_eq!(
+            (r.summary.fail, r.summary.required_fail, r.exit_code()),
+            (1, 0, 0)
+        );
+        let required = [finished(Some(ErrorKind::TcpRefused), true)];
+        assert_eq!(
+            Report::new(ctx, SystemTime::now(), Duration::ZERO, &required).exit_code(),
+            1
+        );
     }
 }

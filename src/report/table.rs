@@ -9,7 +9,11 @@ use crate::probe::Status;
 const RESET: &str = "\x1b[0m";
 
 fn paint(colour: bool, code: &str, text: &str) -> String {
-    if colour { format!("\x1b[{code}m{text}{RESET}") } else { text.to_string() }
+    if colour {
+        format!("\x1b[{code}m{text}{RESET}")
+    } else {
+        text.to_string()
+    }
 }
 
 fn time(r: &ResultEntry) -> String {
@@ -17,7 +21,11 @@ fn time(r: &ResultEntry) -> String {
         return "-".into();
     }
     let ms = r.duration_ms;
-    if ms >= 1000.0 { format!("{:.1} s", ms / 1000.0) } else { format!("{ms:.0} ms") }
+    if ms >= 1000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
 fn detail(r: &ResultEntry) -> String {
@@ -39,14 +47,34 @@ fn detail(r: &ResultEntry) -> String {
 pub fn render(report: &Report, colour: bool) -> String {
     let mut out = String::new();
     let ctx = &report.context;
-    let mut head = format!("vnetprobe check · cloud {}", ctx.get("cloud").map(String::as_str).unwrap_or("public"));
+    let mut head = format!(
+        "vnetprobe check · cloud {}",
+        ctx.get("cloud").map(String::as_str).unwrap_or("public")
+    );
     if let Some(region) = ctx.get("region") {
         let _ = write!(head, " · region {region}");
     }
-    let _ = writeln!(out, "{head} · {} targets in {} ms", report.results.len(), report.duration_ms);
+    let _ = writeln!(
+        out,
+        "{head} · {} targets in {} ms",
+        report.results.len(),
+        report.duration_ms
+    );
 
-    let w_id = report.results.iter().map(|r| r.id.len()).max().unwrap_or(6).max(6);
-    let w_ep = report.results.iter().map(|r| r.endpoint().len()).max().unwrap_or(8).clamp(8, 64);
+    let w_id = report
+        .results
+        .iter()
+        .map(|r| r.id.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let w_ep = report
+        .results
+        .iter()
+        .map(|r| r.endpoint().len())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 64);
     let mut groups: Vec<&str> = Vec::new();
     for r in &report.results {
         let g = r.profiles.first().map(String::as_str).unwrap_or("other");
@@ -56,8 +84,16 @@ pub fn render(report: &Report, colour: bool) -> String {
     }
     for group in groups {
         let _ = writeln!(out, "\n{}", paint(colour, "1", group));
-        let _ = writeln!(out, "  {:<6}  {:<w_id$}  {:<w_ep$}  {:<5}  {:>7}  DETAIL", "STATUS", "TARGET", "ENDPOINT", "PROTO", "TIME");
-        for r in report.results.iter().filter(|r| r.profiles.first().map(String::as_str).unwrap_or("other") == group) {
+        let _ = writeln!(
+            out,
+            "  {:<6}  {:<w_id$}  {:<w_ep$}  {:<5}  {:>7}  DETAIL",
+            "STATUS", "TARGET", "ENDPOINT", "PROTO", "TIME"
+        );
+        for r in report
+            .results
+            .iter()
+            .filter(|r| r.profiles.first().map(String::as_str).unwrap_or("other") == group)
+        {
             let status = match r.status {
                 Status::Pass => paint(colour, "32", "pass  "),
                 Status::Fail if r.required => paint(colour, "1;31", "FAIL  "),
@@ -81,10 +117,18 @@ pub fn render(report: &Report, colour: bool) -> String {
     }
     let s = &report.summary;
     let verdict = if s.required_fail > 0 {
-        paint(colour, "1;31", &format!("{} required target(s) failing", s.required_fail))
+        paint(
+            colour,
+            "1;31",
+            &format!("{} required target(s) failing", s.required_fail),
+        )
     } else {
         paint(colour, "32", "every required target met its expectation")
     };
-    let _ = writeln!(out, "\nsummary: {} pass, {} fail, {} skip; {verdict}", s.pass, s.fail, s.skip);
+    let _ = writeln!(
+        out,
+        "\nsummary: {} pass, {} fail, {} skip; {verdict}",
+        s.pass, s.fail, s.skip
+    );
     out
 }

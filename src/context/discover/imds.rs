@@ -42,13 +42,16 @@ pub struct Compute {
 
 /// Parses an instance answer; unknown fields are ignored, missing ones are `None`.
 pub fn parse(body: &[u8]) -> Result<Answer, String> {
-    serde_json::from_slice(body).map_err(|e| format!("the answer is not the instance metadata JSON ({e})"))
+    serde_json::from_slice(body)
+        .map_err(|e| format!("the answer is not the instance metadata JSON ({e})"))
 }
 
 /// Asks `addr` for the instance metadata; returns the body of a 200 answer.
 pub async fn fetch(addr: SocketAddr, deadline: Duration) -> Result<Vec<u8>, FetchError> {
     let work = async {
-        let stream = dial::connect_one(addr, deadline).await.map_err(|e| FetchError::Silent(e.message))?;
+        let stream = dial::connect_one(addr, deadline)
+            .await
+            .map_err(|e| FetchError::Silent(e.message))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| FetchError::Bad(format!("HTTP handshake: {e}")))?;
@@ -58,7 +61,10 @@ pub async fn fetch(addr: SocketAddr, deadline: Duration) -> Result<Vec<u8>, Fetc
         let request = hyper::Request::get(PATH)
             .header(hyper::header::HOST, addr.to_string())
             .header("Metadata", "true")
-            .header(hyper::header::USER_AGENT, concat!("vnetprobe/", env!("CARGO_PKG_VERSION")))
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("vnetprobe/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Empty::<Bytes>::new())
             .map_err(|e| FetchError::Bad(format!("building the request: {e}")))?;
         let response = sender.send_request(request).await.map_err(|e| {
@@ -76,12 +82,17 @@ pub async fn fetch(addr: SocketAddr, deadline: Duration) -> Result<Vec<u8>, Fetc
         let body = Limited::new(response.into_body(), BODY_CAP)
             .collect()
             .await
-            .map_err(|e| FetchError::Bad(format!("reading the answer (cap {BODY_CAP} bytes): {e}")))?;
+            .map_err(|e| {
+                FetchError::Bad(format!("reading the answer (cap {BODY_CAP} bytes): {e}"))
+            })?;
         Ok(body.to_bytes().to_vec())
     };
     match tokio::time::timeout(deadline, work).await {
         Ok(result) => result,
-        Err(_) => Err(FetchError::Silent(format!("no answer within {} ms", deadline.as_millis()))),
+        Err(_) => Err(FetchError::Silent(format!(
+            "no answer within {} ms",
+            deadline.as_millis()
+        ))),
     }
 }
 
@@ -113,7 +124,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.compute.location.as_deref(), Some("westeurope"));
-        assert_eq!(a.compute.az_environment.as_deref(), Some("AzurePublicCloud"));
+        assert_eq!(
+            a.compute.az_environment.as_deref(),
+            Some("AzurePublicCloud")
+        );
     }
 
     #[test]

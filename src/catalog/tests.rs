@@ -1,0 +1,198 @@
+use super::*;
+use crate::context::{ConfigFile, Context};
+
+fn load(text: &str) -> Result<Catalog, CatalogError> {
+    Catalog::from_sources([("probes/t.toml".to_string(), text.to_string())])
+}
+
+const OK: &str = r#"
+[profile.lab]
+description = "a test profile"
+default = true
+
+[[target]]
+id = "aml-instance-tcp"
+name = "Compute instance"
+protocol = "tcp"
+host = "{instance}.{region}.instances.{aml_domain}"
+ports = [443, 8787]
+profiles = ["lab"]
+why = "w"
+fix = "f"
+
+[[target]]
+id = "pe-workspace"
+name = "Workspace private endpoint"
+protocol = "dns"
+host = "{workspace_id}.workspace.{region}.{api_domain}"
+profiles = ["private-endpoint"]
+expect = "private"
+why = "w"
+fix = "f"
+
+[[target]]
+id = "pkg-pypi"
+name = "PyPI"
+protocol = "http"
+host = "pypi.org"
+ports = [443]
+profiles = ["packages"]
+clouds = ["public"]
+path = "/simple/{region}/"
+accept = ["2xx", 400, "404"]
+why = "w"
+fix = "f"
+"#;
+
+fn ctx(pairs: &[(&str, &str)], cloud: Option<Cloud>) -> Context {
+    let vars: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Context::build(cloud, &vars, &Default::default(), &ConfigFile::default()).unwrap()
+}
+
+#[test]
+fn expands_one_target_per_port() {
+    let c = load(OK).unwrap();
+    let t = c.expand(
+        &ctx(&[("region", "westeurope"), ("instance", "ci1")], None),
+        &["lab".into()],
+        None,
+    );
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0].endpoint(), "ci1.westeurope.instances.azureml.ms:443");
+    assert_eq!(t[1].port, Some(8787));
+    assert!(t.iter().all(|t| t.skip.is_none()));
+}
+
+#[test]
+fn missing_variable_becomes_a_skip_naming_the_flag() {
+    let c = load(OK).unwrap();
+    let t = c.expand(
+        &ctx(&[("region", "westeurope")], None),
+        &["private-endpoint".into()],
+        None,
+    );
+    assert_eq!(t.len(), 1);
+    let reason = t[0].skip.as_deref().unwrap();
+    assert!(reason.contains("--set workspace_id="), "{reason}");
+}
+
+#[test]
+fn default_profiles_and_globs_select() {
+    let c = load(OK).unwrap();
+    assert_eq!(c.default_profiles(), vec!["lab".to_string()]);
+    let all = c.expand(&ctx(&[("region", "r")], None), &[], None);
+    assert_eq!(
+        all.len(),
+        4,
+        "no profile filter: every target, one per port"
+    );
+    let only = c.expand(&ctx(&[("region", "r")], None), &[], Some("pkg-*"));
+    assert_eq!(
+        only.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["pkg-pypi"]
+    );
+}
+
+#[test]
+fn clouds_restrict_targets_and_switch_suffixes() {
+    let c = load(OK).unwrap();
+    let cx = ctx(
+        &[("region", "usgovvirginia"), ("workspace_id", "g")],
+        Some(Cloud::Usgov),
+    );
+    let t = c.expand(&cx, &[], None);
+    assert!(
+        t.iter().all(|t| t.id != "pkg-pypi"),
+        "public-only target dropped for usgov"
+    );
+    let pe = t.iter().find(|t| t.id == "pe-workspace").unwrap();
+    assert_eq!(pe.host, "g.workspace.usgovvirginia.api.ml.azure.us");
+}
+
+#[test]
+fn http_extras_are_parsed() {
+    let c = load(OK).unwrap();
+    let t = c.expand(
+        &ctx(&[("region", "westeurope")], None),
+        &["packages".into()],
+        None,
+    );
+    assert_eq!(t[0].spec.path, "/simple/westeurope/");
+    assert!(t[0].spec.accept.iter().any(|m| m.matches(400)));
+    assert!(t[0].spec.accept.iter().any(|m| m.matches(204)));
+    assert!(t[0].spec.accept.iter().any(|m| m.matches(404)));
+    assert!(!t[0].spec.accept.iter().any(|m| m.matches(500)));
+}
+
+/// Each bad catalog, and what its error must name: (text, line, field or message part).
+#[test]
+fn bad_catalogs_name_file_line_and_field() {
+    let base = |extra: &str| {
+        format!(
+            "[[target]]\nid = \"a\"\nname = \"n\"\nprotocol = \"tcp\"\nhost = \"h\"\nports = [1]\nprofiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n{extra}"
+        )
+    };
+    let cases: Vec<(String, usize, &str)> = vec![
+        (base("prots = [2]\n"), 10, "prots"),
+        (
+            base("").replace("ports = [1]", "ports = [70000]"),
+            6,
+            "70000",
+        ),
+        (base("").replace("ports = [1]", "ports = [0]"), 6, "ports"),
+        (
+            base("").replace("host = \"h\"", "host = \"{regoin}.x\""),
+            5,
+            "unknown variable {regoin}",
+        ),
+        (
+            base("").replace("[\"internet\"]", "[\"intenret\"]"),
+            7,
+            "unknown profile \"intenret\"",
+        ),
+        (base("").replace("\"tcp\"", "\"sctp\""), 4, "sctp"),
+        (base("").replace("id = \"a\"", "id = \"Bad Id\""), 2, "id"),
+        (base("expect = \"private\"\n"), 10, "expect"),
+        (base("accept = [\"9xx\"]\n"), 10, "accept"),
+        (base("payload = \"hex:0\"\n"), 10, "payload"),
+        (base("").replace("ports = [1]\n", ""), 2, "ports"),
+        (
+            format!("{}{}", base(""), base("")),
+            11,
+            "duplicate target id \"a\"",
+        ),
+    ];
+    for (text, line, needle) in cases {
+        let err = load(&text).expect_err(&text).to_string();
+        assert!(
+            err.starts_with(&format!("probes/t.toml:{line}")),
+            "want line {line}: {err}"
+        );
+        assert!(err.contains(needle), "want {needle:?} in: {err}");
+    }
+}
+
+#[test]
+fn globs() {
+    assert!(glob_match("aml-*", "aml-tundra-udp"));
+    assert!(glob_match("*-udp", "aml-tundra-udp"));
+    assert!(glob_match("a?l-*", "aml-x"));
+    assert!(glob_match("*", ""));
+    assert!(!glob_match("aml-*", "pe-aml"));
+    assert!(!glob_match("aml", "aml-x"));
+}
+
+#[test]
+fn embedded_catalog_loads() {
+    let c = Catalog::embedded().expect("the embedded catalog is valid");
+    assert!(!c.is_empty());
+    for p in ["no-public-ip", "internet", "private-endpoint"] {
+        assert!(
+            c.default_profiles().iter().any(|d| d == p),
+            "{p} is a default profile"
+        );
+    }
+}

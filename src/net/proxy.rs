@@ -1,0 +1,545 @@
+//! Which proxy a probe goes through: the proxy URL (credentials masked whenever shown) and the
+//! choice curl makes from its environment variables, read from an injectable map.
+//!
+//! curl's choice, followed here (lib/url.c, detect_proxy): for a URL with scheme S it reads
+//! `S_proxy`, then `S_PROXY` (except `HTTP_PROXY`: curl ignores the upper-case form because a
+//! CGI environment lets any client set it through a `Proxy:` request header), then for ws and
+//! wss the http and https variables, then `all_proxy`, then `ALL_PROXY`. An empty variable
+//! counts as unset. `no_proxy` wins over `NO_PROXY`. `--proxy` replaces the variables, but
+//! `NO_PROXY` still applies to it (as with curl's `-x`); `--no-proxy` turns proxies off.
+//! A proxy URL without a port uses 1080 and one without a scheme is `http://`, as in curl.
+//!
+//! A proxy variable that cannot be used (bad syntax, `https://` or SOCKS proxies) is a usage
+//! error naming the variable, found before any probe runs: a probe run that silently ignored
+//! the proxy the workload uses would prove nothing. Only the variables curl would consult for
+//! http, https, ws and wss URLs are checked.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine;
+
+use super::NetConfig;
+use super::noproxy::NoProxy;
+
+/// The variables that decide proxying, in the order they are documented above.
+pub const PROXY_VARS: &[&str] = &[
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "wss_proxy",
+    "WSS_PROXY",
+    "ws_proxy",
+    "WS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+/// Default port of a proxy URL without one (curl's CURL_DEFAULT_PROXY_PORT).
+pub const DEFAULT_PROXY_PORT: u16 = 1080;
+
+/// The proxy variables of this process, for `NetConfig::proxy_env`.
+pub fn process_env() -> BTreeMap<String, String> {
+    PROXY_VARS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+        .collect()
+}
+
+/// The scheme a probe's URL would have: what decides which variable applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+    Ws,
+    Wss,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    /// The variables curl reads for this scheme, in order.
+    fn variables(self) -> &'static [&'static str] {
+        match self {
+            Scheme::Http => &["http_proxy", "all_proxy", "ALL_PROXY"],
+            Scheme::Https => &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"],
+            Scheme::Ws => &[
+                "ws_proxy",
+                "WS_PROXY",
+                "http_proxy",
+                "all_proxy",
+                "ALL_PROXY",
+            ],
+            Scheme::Wss => &[
+                "wss_proxy",
+                "WSS_PROXY",
+                "https_proxy",
+                "HTTPS_PROXY",
+                "all_proxy",
+                "ALL_PROXY",
+            ],
+        }
+    }
+}
+
+/// Proxy credentials, percent-decoded. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+struct Credentials {
+    user: String,
+    password: String,
+}
+
+/// An HTTP proxy. `Display` and `Debug` show `http://user:***@host:port`: the password never.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl {
+    pub host: String,
+    pub port: u16,
+    credentials: Option<Credentials>,
+}
+
+impl fmt::Display for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("http://")?;
+        if let Some(c) = &self.credentials {
+            write!(f, "{}:***@", c.user)?;
+        }
+        write!(f, "{}", super::authority(&self.host, self.port))
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProxyUrl({self})")
+    }
+}
+
+impl ProxyUrl {
+    /// Parses `[http://][user[:password]@]host[:port][/]`. Errors never repeat the input: it
+    /// may hold a password.
+    pub fn parse(raw: &str) -> Result<ProxyUrl, String> {
+        let raw = raw.trim();
+        let rest = match raw.split_once("://") {
+            Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+                "http" => rest,
+                "https" => {
+                    return Err("https:// proxies (TLS to the proxy itself) are not supported: use the proxy's \
+                                http:// address (the tunnel to the target stays end-to-end TLS)"
+                        .into());
+                }
+                s if s.starts_with("socks") => {
+                    return Err(format!(
+                        "{s}:// proxies are not supported: vnetprobe tunnels through HTTP proxies with CONNECT"
+                    ));
+                }
+                s => {
+                    return Err(format!(
+                        "unsupported proxy scheme {s:?} (use http://host:port)"
+                    ));
+                }
+            },
+            None => raw,
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let credentials = match userinfo {
+            Some(u) => {
+                let (user, password) = u.split_once(':').unwrap_or((u, ""));
+                let decode = |s: &str, what: &str| {
+                    percent_decode(s).ok_or_else(|| {
+                        format!("the proxy {what} has a bad %-escape or is not UTF-8")
+                    })
+                };
+                Some(Credentials {
+                    user: decode(user, "user name")?,
+                    password: decode(password, "password")?,
+                })
+            }
+            None => None,
+        };
+        let (host, port) = split_host_port(hostport)?;
+        Ok(ProxyUrl {
+            host,
+            port,
+            credentials,
+        })
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// The `Proxy-Authorization` header value, when the URL has credentials.
+    pub fn authorization(&self) -> Option<String> {
+        self.credentials.as_ref().map(|c| {
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", c.user, c.password));
+            format!("Basic {token}")
+        })
+    }
+}
+
+fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let (h, tail) = rest
+            .split_once(']')
+            .ok_or("the proxy address has an unclosed '['")?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("the proxy address in brackets is not an IPv6 address".into());
+        }
+        let port = match tail {
+            "" => None,
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or("unexpected text after the proxy's IPv6 address")?,
+            ),
+        };
+        (h, port)
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    let valid = !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+    if !valid {
+        return Err(
+            "the proxy host is missing or not a host name (expected http://host:port)".into(),
+        );
+    }
+    let port = match port {
+        None | Some("") => DEFAULT_PROXY_PORT,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or("the proxy port is not a number from 1 to 65535")?,
+    };
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A proxy setting as it may be shown: without user info it is shown as is; with it, as the
+/// masked URL, or a placeholder when it does not parse.
+pub fn mask(raw: &str) -> String {
+    if !raw.contains('@') {
+        return raw.to_string();
+    }
+    ProxyUrl::parse(raw)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| "(unparsable proxy URL)".into())
+}
+
+/// How a probe reaches its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// No proxy is configured (or `--no-proxy`).
+    Direct,
+    /// A proxy is configured, but `NO_PROXY` names this host.
+    Bypassed,
+    Proxy(ProxyUrl),
+}
+
+impl Route {
+    /// A short observation for the report.
+    pub fn note(&self) -> Option<&'static str> {
+        match self {
+            Route::Direct => None,
+            Route::Bypassed => Some("NO_PROXY names this host"),
+            Route::Proxy(_) => None,
+        }
+    }
+}
+
+fn var<'a>(env: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// The proxy curl would use for `scheme`, and where it came from (`--proxy` or a variable).
+fn configured(cfg: &NetConfig, scheme: Scheme) -> Result<Option<ProxyUrl>, String> {
+    if cfg.no_proxy {
+        return Ok(None);
+    }
+    if let Some(raw) = cfg.proxy.as_deref() {
+        return ProxyUrl::parse(raw)
+            .map(Some)
+            .map_err(|e| format!("--proxy: {e}"));
+    }
+    for name in scheme.variables() {
+        if let Some(raw) = var(&cfg.proxy_env, name) {
+            return ProxyUrl::parse(raw)
+                .map(Some)
+                .map_err(|e| format!("environment variable {name}: {e}"));
+        }
+    }
+    Ok(None)
+}
+
+/// Decides how a probe of `scheme://host:port` travels. The error is a configuration error.
+pub fn route(cfg: &NetConfig, scheme: Scheme, host: &str, port: u16) -> Result<Route, String> {
+    let Some(proxy) = configured(cfg, scheme)? else {
+        return Ok(Route::Direct);
+    };
+    let list = var(&cfg.proxy_env, "no_proxy")
+        .or_else(|| var(&cfg.proxy_env, "NO_PROXY"))
+        .unwrap_or_default();
+    if NoProxy::parse(list).matches(host, port) {
+        return Ok(Route::Bypassed);
+    }
+    Ok(Route::Proxy(proxy))
+}
+
+/// Checks every proxy setting a run could use, before the run: the error names the flag or
+/// variable, never its value.
+pub fn validate(cfg: &NetConfig) -> Result<(), String> {
+    for scheme in [Scheme::Http, Scheme::Https, Scheme::Ws, Scheme::Wss] {
+        configured(cfg, scheme)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(vars: &[(&str, &str)]) -> NetConfig {
+        NetConfig {
+            proxy_env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn proxy_of(cfg: &NetConfig, scheme: Scheme, host: &str) -> Option<String> {
+        match route(cfg, scheme, host, 443).unwrap() {
+            Route::Proxy(p) => Some(p.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn parses_proxy_urls_like_curl() {
+        let p = ProxyUrl::parse("http://proxy.corp:3128").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.has_credentials()),
+            ("proxy.corp", 3128, false)
+        );
+        assert_eq!(ProxyUrl::parse("proxy.corp").unwrap().port, 1080);
+        assert_eq!(
+            ProxyUrl::parse("HTTP://Proxy.Corp:8080/")
+                .unwrap()
+                .to_string(),
+            "http://proxy.corp:8080"
+        );
+        assert_eq!(
+            ProxyUrl::parse("http://[::1]:3128").unwrap().to_string(),
+            "http://[::1]:3128"
+        );
+        assert_eq!(ProxyUrl::parse("http://[fd00::1]").unwrap().port, 1080);
+        assert_eq!(ProxyUrl::parse("10.0.0.4:3128").unwrap().host, "10.0.0.4");
+    }
+
+    #[test]
+    fn credentials_are_decoded_and_masked() {
+        let p = ProxyUrl::parse("http://svc%40corp:p%40ss%3Aw0rd@proxy:3128").unwrap();
+        assert_eq!(p.to_string(), "http://svc@corp:***@proxy:3128");
+        assert_eq!(format!("{p:?}"), "ProxyUrl(http://svc@corp:***@proxy:3128)");
+        let expected = base64::engine::general_purpose::STANDARD.encode("svc@corp:p@ss:w0rd");
+        assert_eq!(p.authorization().unwrap(), format!("Basic {expected}"));
+        // A password with an '@' left unescaped: the last '@' ends the user info, like curl.
+        let p = ProxyUrl::parse("http://u:a@b@proxy:3128").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.to_string().as_str()),
+            ("proxy", "http://u:***@proxy:3128")
+        );
+        assert!(
+            ProxyUrl::parse("http://u@proxy:1")
+                .unwrap()
+                .authorization()
+                .is_some()
+        );
+        assert!(
+            ProxyUrl::parse("http://proxy:1")
+                .unwrap()
+                .authorization()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn debug_of_the_settings_masks_passwords() {
+        let c = NetConfig {
+            proxy: Some("http://u:hunter2@p:1".into()),
+            ..cfg(&[
+                ("HTTPS_PROXY", "http://v:hunter2@q:2"),
+                ("ALL_PROXY", "x:y@@"),
+                ("NO_PROXY", "a.example,10.0.0.0/8"),
+            ])
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("http://u:***@p:1") && shown.contains("a.example,10.0.0.0/8"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_proxy_urls_are_explained_without_echoing_them() {
+        for (raw, want) in [
+            ("https://u:hunter2@proxy:443", "https:// proxies"),
+            (
+                "socks5://u:hunter2@proxy:1080",
+                "socks5:// proxies are not supported",
+            ),
+            ("ftp://u:hunter2@proxy", "unsupported proxy scheme"),
+            ("http://u:hunter2@proxy:99999", "port"),
+            ("http://u:hunter2@proxy:0", "port"),
+            ("http://u:hunter2@:3128", "host"),
+            ("http://u:hunter2@pro xy:3128", "host"),
+            ("http://u:hunter2%zz@proxy:3128", "%-escape"),
+            ("http://u:hunter2@[::1:3128", "unclosed"),
+            ("http://u:hunter2@[proxy]:3128", "IPv6"),
+        ] {
+            let e = ProxyUrl::parse(raw).unwrap_err();
+            assert!(e.contains(want), "{raw}: {e}");
+            assert!(
+                !e.contains("hunter2"),
+                "{raw}: the error repeats the password: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn picks_the_variable_curl_picks() {
+        let both: &[(&str, &str)] = &[
+            ("https_proxy", "http://lower:1"),
+            ("HTTPS_PROXY", "http://upper:1"),
+            ("ALL_PROXY", "http://all:1"),
+        ];
+        let upper_http: &[(&str, &str)] = &[("HTTP_PROXY", "http://upper:1")];
+        let http: &[(&str, &str)] = &[("http_proxy", "http://h:1"), ("HTTPS_PROXY", "http://s:1")];
+        let ws: &[(&str, &str)] = &[
+            ("ws_proxy", "http://w:1"),
+            ("WSS_PROXY", "http://ws2:1"),
+            ("https_proxy", "http://s:1"),
+        ];
+        let empty: &[(&str, &str)] = &[("https_proxy", " "), ("all_proxy", "http://all:1")];
+        // (variables, scheme, the proxy curl uses)
+        let cases = [
+            (both, Scheme::Https, Some("http://lower:1")),
+            (both, Scheme::Wss, Some("http://lower:1")),
+            // http reads only the lower-case http_proxy, then all_proxy
+            (both, Scheme::Http, Some("http://all:1")),
+            (upper_http, Scheme::Http, None),
+            (upper_http, Scheme::Ws, None),
+            (http, Scheme::Http, Some("http://h:1")),
+            (http, Scheme::Ws, Some("http://h:1")),
+            (http, Scheme::Https, Some("http://s:1")),
+            (ws, Scheme::Ws, Some("http://w:1")),
+            (ws, Scheme::Wss, Some("http://ws2:1")),
+            (empty, Scheme::Https, Some("http://all:1")),
+            (&[], Scheme::Https, None),
+        ];
+        for (vars, scheme, want) in cases {
+            let got = proxy_of(&cfg(vars), scheme, "x");
+            assert_eq!(got.as_deref(), want, "{vars:?} {}", scheme.as_str());
+        }
+    }
+
+    #[test]
+    fn no_proxy_lower_case_wins_and_applies_to_the_flag() {
+        let c = cfg(&[
+            ("https_proxy", "http://p:1"),
+            ("no_proxy", "a.example"),
+            ("NO_PROXY", "b.example"),
+        ]);
+        assert_eq!(
+            route(&c, Scheme::Https, "a.example", 443).unwrap(),
+            Route::Bypassed
+        );
+        assert!(matches!(
+            route(&c, Scheme::Https, "b.example", 443).unwrap(),
+            Route::Proxy(_)
+        ));
+        let c = cfg(&[("NO_PROXY", "b.example")]);
+        let c = NetConfig {
+            proxy: Some("http://flag:3128".into()),
+            ..c
+        };
+        assert_eq!(
+            route(&c, Scheme::Https, "b.example", 443).unwrap(),
+            Route::Bypassed
+        );
+        assert_eq!(
+            proxy_of(&c, Scheme::Http, "c.example").as_deref(),
+            Some("http://flag:3128")
+        );
+        let off = NetConfig {
+            no_proxy: true,
+            ..cfg(&[("https_proxy", "http://p:1")])
+        };
+        assert_eq!(route(&off, Scheme::Https, "x", 443).unwrap(), Route::Direct);
+    }
+
+    #[test]
+    fn validation_names_the_variable_not_the_value() {
+        let c = cfg(&[("HTTPS_PROXY", "socks5://u:hunter2@p:1")]);
+        let e = validate(&c).unwrap_err();
+        assert!(
+            e.starts_with("environment variable HTTPS_PROXY: socks5"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"));
+        // shadowed by the lower-case variable: curl would never read it
+        let c = cfg(&[
+            ("https_proxy", "http://ok:1"),
+            ("HTTPS_PROXY", "garbage:port"),
+            ("HTTP_PROXY", "garbage:x"),
+        ]);
+        assert!(validate(&c).is_ok());
+        let c = NetConfig {
+            proxy: Some("https://u:hunter2@p".into()),
+            ..Default::default()
+        };
+        assert!(validate(&c).unwrap_err().starts_with("--proxy: https://"));
+        let c = NetConfig {
+            no_proxy: true,
+            ..cfg(&[("all_proxy", "socks5://p")])
+        };
+        assert!(validate(&c).is_ok());
+    }
+}

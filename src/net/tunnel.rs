@@ -1,0 +1,396 @@
+//! Opens the byte stream of a TLS, HTTP or WebSocket probe: straight to the target, or to the
+//! proxy curl would pick, with an HTTP CONNECT tunnel through it when the probe needs one.
+//!
+//! For a proxied target the proxy resolves the name, so a local DNS failure is recorded but
+//! is not a failure. Everything after the lookup shares one deadline (`env.timeout`), which
+//! the caller carries on through TLS and the request.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+
+use super::proxy::{self, ProxyUrl, Route, Scheme};
+use super::{USER_AGENT, authority, dial};
+use crate::catalog::Target;
+use crate::probe::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
+
+/// Cap on a CONNECT response head: proxies answer in a few hundred bytes.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// A connected stream and what the rest of the exchange must know about it.
+pub struct Opened<S = TcpStream> {
+    pub stream: S,
+    /// Set when a plain `http://` request goes to this proxy in absolute form (no tunnel).
+    pub forward_proxy: Option<ProxyUrl>,
+    /// The end of the exchange: the caller's TLS, request and reply must fit before it.
+    pub deadline: Instant,
+}
+
+/// Opens the stream for `scheme://target`: direct, or through the proxy. Only plain `http`
+/// goes to the proxy without a tunnel; https, ws and wss (and TLS probes, as https) tunnel,
+/// because forward proxies drop the `Upgrade` header a WebSocket needs.
+pub async fn open(
+    target: &Target,
+    scheme: Scheme,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<Opened, ProbeError> {
+    let port = target.port.expect("stream targets have a port");
+    let route = proxy::route(&env.net, scheme, &target.host, port)
+        .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
+    let proxy = match route {
+        Route::Direct | Route::Bypassed => {
+            let stream = crate::probe::tcp::connect(target, env, ev).await?;
+            if let Some(note) = route.note() {
+                ev.note(note);
+            }
+            return Ok(Opened {
+                stream,
+                forward_proxy: None,
+                deadline: Instant::now() + env.timeout,
+            });
+        }
+        Route::Proxy(p) => p,
+    };
+    ev.via_proxy = Some(proxy.to_string());
+    match env.dns.resolve(&target.host).await {
+        Ok(r) => r.record(ev),
+        Err((e, elapsed)) => {
+            ev.phase(Phase::Dns, elapsed);
+            ev.note(format!("resolved by proxy (local DNS: {})", e.kind));
+        }
+    }
+    let deadline = Instant::now() + env.timeout;
+    let mut stream = dial_proxy(&proxy, env, ev, deadline).await?;
+    if scheme == Scheme::Http {
+        return Ok(Opened {
+            stream,
+            forward_proxy: Some(proxy),
+            deadline,
+        });
+    }
+    let start = std::time::Instant::now();
+    let result = connect(
+        &mut stream,
+        &proxy,
+        &authority(&target.host, port),
+        deadline,
+    )
+    .await;
+    ev.phase(Phase::ProxyConnect, start.elapsed());
+    result?;
+    Ok(Opened {
+        stream,
+        forward_proxy: None,
+        deadline,
+    })
+}
+
+/// The byte stream of a web exchange: plain TCP, or TLS over TCP.
+pub trait WebStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> WebStream for T {}
+
+/// Opens the stream of an HTTP or WebSocket exchange: `open`, then TLS offering HTTP/1.1 for
+/// https and wss, within the exchange deadline.
+pub async fn open_web(
+    target: &Target,
+    scheme: Scheme,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<Opened<Box<dyn WebStream>>, ProbeError> {
+    let Opened {
+        stream,
+        forward_proxy,
+        deadline,
+    } = open(target, scheme, env, ev).await?;
+    let stream: Box<dyn WebStream> = match scheme {
+        Scheme::Https | Scheme::Wss => {
+            let tls =
+                super::tls::handshake_with_alpn(stream, &target.host, &[b"http/1.1"], env, ev);
+            Box::new(within(deadline, tls, "TLS handshake").await??)
+        }
+        Scheme::Http | Scheme::Ws => Box::new(stream),
+    };
+    Ok(Opened {
+        stream,
+        forward_proxy,
+        deadline,
+    })
+}
+
+/// Runs one step of the exchange (TLS, a request, an upgrade) until the exchange deadline.
+pub async fn within<T>(
+    deadline: Instant,
+    step: impl Future<Output = T>,
+    what: &str,
+) -> Result<T, ProbeError> {
+    timeout_at(deadline, step).await.map_err(|_| {
+        ProbeError::new(
+            ErrorKind::Timeout,
+            format!("{what} not finished before the deadline"),
+        )
+    })
+}
+
+/// TCP to the proxy; every failure to get there is `proxy_unreachable`.
+async fn dial_proxy(
+    proxy: &ProxyUrl,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+    deadline: Instant,
+) -> Result<TcpStream, ProbeError> {
+    let unreachable =
+        |why: String| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy {proxy}: {why}"));
+    let addrs = env
+        .dns
+        .resolve(&proxy.host)
+        .await
+        .map_err(|(e, _)| unreachable(e.to_string()))?
+        .addrs;
+    let start = std::time::Instant::now();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let result = dial::connect_any(&addrs, proxy.port, left).await;
+    ev.phase(Phase::Connect, start.elapsed());
+    let (stream, peer) = result.map_err(|e| unreachable(e.to_string()))?;
+    ev.peer = Some(peer);
+    Ok(stream)
+}
+
+/// Sends `CONNECT authority` and reads the answer: 2xx opens the tunnel.
+pub async fn connect(
+    stream: &mut TcpStream,
+    proxy: &ProxyUrl,
+    target: &str,
+    deadline: Instant,
+) -> Result<(), ProbeError> {
+    let mut request =
+        format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: {USER_AGENT}\r\n");
+    if let Some(auth) = proxy.authorization() {
+        request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    request.push_str("\r\n");
+    let late = || {
+        ProbeError::new(
+            ErrorKind::Timeout,
+            format!("proxy {proxy} did not answer CONNECT {target} in time"),
+        )
+    };
+    let io = |e: std::io::Error| {
+        ProbeError::new(
+            ErrorKind::ProxyDenied,
+            format!("proxy {proxy} during CONNECT {target}: {e}"),
+        )
+    };
+    timeout_at(deadline, stream.write_all(request.as_bytes()))
+        .await
+        .map_err(|_| late())?
+        .map_err(io)?;
+
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 2048];
+    let end = loop {
+        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if head.len() >= MAX_HEAD {
+            return Err(ProbeError::new(
+                ErrorKind::ProxyDenied,
+                format!("proxy {proxy}: CONNECT answer head longer than {MAX_HEAD} bytes"),
+            ));
+        }
+        let n = timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .map_err(|_| late())?
+            .map_err(io)?;
+        if n == 0 {
+            return Err(ProbeError::new(
+                ErrorKind::ProxyDenied,
+                format!("proxy {proxy} closed the connection without answering CONNECT {target}"),
+            ));
+        }
+        head.extend_from_slice(&chunk[..n]);
+    };
+    let text = String::from_utf8_lossy(&head[..end]);
+    let Some((code, reason)) = status_line(&text) else {
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect::<String>();
+        return Err(ProbeError::new(
+            ErrorKind::ProxyDenied,
+            format!("proxy {proxy} answered CONNECT with something that is not HTTP: {first:?}"),
+        ));
+    };
+    match code {
+        200..=299 if head.len() > end => Err(ProbeError::new(
+            ErrorKind::ProxyDenied,
+            format!("proxy {proxy} sent data before the tunnel was used"),
+        )),
+        200..=299 => Ok(()),
+        // A 401 to CONNECT can only come from the proxy (tinyproxy answers wrong credentials so).
+        401 | 407 => {
+            let what = if proxy.has_credentials() {
+                "the proxy refused the credentials in the proxy URL"
+            } else {
+                "put credentials in the proxy URL: http://USER:PASSWORD@host:port"
+            };
+            Err(ProbeError::new(
+                ErrorKind::ProxyAuthRequired,
+                format!("proxy {proxy} answered {code} {reason}: {what}"),
+            ))
+        }
+        _ => {
+            let squid = header(&text, "x-squid-error")
+                .map(|v| format!(", {v}"))
+                .unwrap_or_default();
+            let why = match code {
+                403 => " (the proxy's policy does not allow this host or port)",
+                500..=599 => " (the proxy could not reach the target)",
+                _ => "",
+            };
+            Err(ProbeError::new(
+                ErrorKind::ProxyDenied,
+                format!("proxy {proxy} refused CONNECT {target}: {code} {reason}{squid}{why}"),
+            ))
+        }
+    }
+}
+
+/// `HTTP/1.x CODE reason` -> (code, reason).
+fn status_line(head: &str) -> Option<(u16, String)> {
+    let line = head.lines().next()?;
+    let mut parts = line.splitn(3, ' ');
+    if !parts.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    let code = parts
+        .next()?
+        .parse::<u16>()
+        .ok()
+        .filter(|c| (100..=599).contains(c))?;
+    let reason: String = parts
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(80)
+        .collect();
+    Some((code, reason))
+}
+
+/// The first value of a header in a response head, case-insensitively.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A one-shot "proxy" on loopback that answers any request with `answer` (then holds the
+    /// connection open briefly, or stays silent when `answer` is empty); returns what it read.
+    async fn canned(
+        answer: &'static [u8],
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            if !answer.is_empty() {
+                s.write_all(answer).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(if answer.is_empty() {
+                1500
+            } else {
+                200
+            }))
+            .await;
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn connect_answers_map_to_kinds() {
+        let cases: &[(&[u8], Option<ErrorKind>, &str)] = &[
+            (b"HTTP/1.1 200 Connection established\r\n\r\n", None, ""),
+            (b"HTTP/1.0 200 OK\r\nVia: x\r\n\r\n", None, ""),
+            (
+                b"HTTP/1.1 403 Forbidden\r\nServer: squid\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n\r\n",
+                Some(ErrorKind::ProxyDenied),
+                "403 Forbidden, ERR_ACCESS_DENIED 0 (the proxy's policy",
+            ),
+            (b"HTTP/1.1 503 Service Unavailable\r\n\r\n", Some(ErrorKind::ProxyDenied), "could not reach"),
+            (
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+                Some(ErrorKind::ProxyAuthRequired),
+                "refused the credentials",
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\nunexpected", Some(ErrorKind::ProxyDenied), "sent data before"),
+            (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", Some(ErrorKind::ProxyDenied), "not HTTP"),
+            (b"HTTP/1.1 200", Some(ErrorKind::ProxyDenied), "closed the connection"),
+            (b"", Some(ErrorKind::Timeout), "did not answer"),
+        ];
+        let proxy = ProxyUrl::parse("http://svc:hunter2@127.0.0.1:1").unwrap();
+        for &(answer, want, text) in cases {
+            let (addr, task) = canned(answer).await;
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let deadline = Instant::now() + Duration::from_millis(700);
+            let result = connect(&mut stream, &proxy, "example.org:443", deadline).await;
+            assert_eq!(
+                result.as_ref().err().map(|e| e.kind),
+                want,
+                "{:?}: {result:?}",
+                String::from_utf8_lossy(answer)
+            );
+            if let Err(e) = result {
+                assert!(
+                    e.message.contains(text) && !e.message.contains("hunter2"),
+                    "{e}"
+                );
+            }
+            let request = task.await.unwrap();
+            assert!(
+                request
+                    .starts_with("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n"),
+                "{request}"
+            );
+            assert!(
+                request.contains("Proxy-Authorization: Basic c3ZjOmh1bnRlcjI=\r\n"),
+                "{request}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            status_line("HTTP/1.1 200 Connection established\r\n\r\n"),
+            Some((200, "Connection established".into()))
+        );
+        assert_eq!(
+            status_line("HTTP/1.0 407 Proxy Authentication Required\r\n"),
+            Some((407, "Proxy Authentication Required".into()))
+        );
+        assert_eq!(status_line("HTTP/1.1 403\r\n"), Some((403, String::new())));
+        assert_eq!(status_line("SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(status_line("HTTP/1.1 abc x\r\n"), None);
+        let head =
+            "HTTP/1.1 403 Forbidden\r\nServer: squid\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n\r\n";
+        assert_eq!(header(head, "x-squid-error"), Some("ERR_ACCESS_DENIED 0"));
+        assert_eq!(header(head, "via"), None);
+    }
+}

@@ -1,0 +1,243 @@
+//! The HTTP probe: one GET or HEAD over TCP, TLS, a proxy (absolute form) or a CONNECT tunnel
+//! (then TLS), with hyper's HTTP/1.1 client. The status is held to the target's accept list;
+//! the body is never read.
+
+use std::time::Instant as Clock;
+
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper::client::conn::http1;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, timeout_at};
+
+use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
+use crate::catalog::{StatusMatch, Target};
+use crate::net::proxy::{ProxyUrl, Scheme};
+use crate::net::{USER_AGENT, dial, tunnel};
+
+/// Cap on the bytes hyper buffers while reading a response head.
+const MAX_HEAD: usize = 64 * 1024;
+
+pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
+    let scheme = if target.spec.tls {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let opened = tunnel::open_web(target, scheme, env, ev).await?;
+    let url = url(target);
+    let mut builder = Request::builder()
+        .method(target.spec.method.as_str())
+        .header(hyper::header::HOST, host_header(target))
+        .header(hyper::header::USER_AGENT, USER_AGENT)
+        .header(hyper::header::ACCEPT, "*/*")
+        .header(hyper::header::CONNECTION, "close");
+    builder = match &opened.forward_proxy {
+        // Through a forward proxy a plain request names the whole URL.
+        Some(proxy) => match proxy.authorization() {
+            Some(auth) => builder
+                .uri(url.as_str())
+                .header(hyper::header::PROXY_AUTHORIZATION, auth),
+            None => builder.uri(url.as_str()),
+        },
+        None => builder.uri(target.spec.path.as_str()),
+    };
+    let request = builder.body(Empty::<Bytes>::new()).map_err(|e| {
+        ProbeError::new(
+            ErrorKind::Io,
+            format!("building the request for {url}: {e}"),
+        )
+    })?;
+    let head = exchange(opened.stream, request, opened.deadline, ev).await?;
+    judge(target, &url, head, opened.forward_proxy.as_ref(), ev)
+}
+
+/// The URL the probe asks for, for messages and the absolute form.
+fn url(target: &Target) -> String {
+    let scheme = if target.spec.tls { "https" } else { "http" };
+    format!("{scheme}://{}{}", host_header(target), target.spec.path)
+}
+
+/// `host` or `host:port` when the port is not the scheme's default; IPv6 in brackets.
+fn host_header(target: &Target) -> String {
+    let port = target.port.expect("http targets have a port");
+    let default = if target.spec.tls { 443 } else { 80 };
+    match port == default {
+        true if target.host.contains(':') => format!("[{}]", target.host),
+        true => target.host.clone(),
+        false => crate::net::authority(&target.host, port),
+    }
+}
+
+/// What the response head showed.
+struct Head {
+    status: StatusCode,
+    squid_error: Option<String>,
+}
+
+/// Sends the request and waits for the response head; Phase::FirstByte is that wait.
+async fn exchange<S>(
+    stream: S,
+    request: Request<Empty<Bytes>>,
+    deadline: Instant,
+    ev: &mut Evidence,
+) -> Result<Head, ProbeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let start = Clock::now();
+    let result = timeout_at(deadline, async {
+        let (mut sender, conn) = http1::Builder::new()
+            .max_buf_size(MAX_HEAD)
+            .handshake(TokioIo::new(stream))
+            .await?;
+        let mut conn = std::pin::pin!(conn);
+        let mut response = std::pin::pin!(sender.send_request(request));
+        tokio::select! {
+            biased;
+            r = &mut response => r,
+            // The connection can end right after it delivered the response: collect it.
+            done = &mut conn => match done {
+                Ok(()) => response.await,
+                Err(e) => Err(e),
+            },
+        }
+    })
+    .await;
+    ev.phase(Phase::FirstByte, start.elapsed());
+    match result {
+        Err(_) => Err(ProbeError::new(
+            ErrorKind::Timeout,
+            "no HTTP response head before the deadline",
+        )),
+        Ok(Err(e)) => Err(hyper_error(&e)),
+        Ok(Ok(response)) => Ok(Head {
+            status: response.status(),
+            squid_error: response
+                .headers()
+                .get("x-squid-error")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        }),
+    }
+}
+
+/// A hyper error with the OS error under it classified, when there is one.
+fn hyper_error(e: &hyper::Error) -> ProbeError {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return ProbeError::new(
+                dial::classify_io(io),
+                format!("no HTTP response: {}", dial::describe_io(io)),
+            );
+        }
+        source = s.source();
+    }
+    ProbeError::new(ErrorKind::Io, format!("no valid HTTP response: {e}"))
+}
+
+fn judge(
+    target: &Target,
+    url: &str,
+    head: Head,
+    proxy: Option<&ProxyUrl>,
+    ev: &mut Evidence,
+) -> Result<(), ProbeError> {
+    let code = head.status.as_u16();
+    ev.http_status = Some(code);
+    let status = format!(
+        "{code} {}",
+        head.status.canonical_reason().unwrap_or_default()
+    )
+    .trim_end()
+    .to_string();
+    if let Some(proxy) = proxy {
+        if code == 407 {
+            return Err(ProbeError::new(
+                ErrorKind::ProxyAuthRequired,
+                format!(
+                    "proxy {proxy} answered {status} for {url}: check the credentials in the proxy URL"
+                ),
+            ));
+        }
+        if let Some(squid) = head.squid_error.filter(|_| !accepted(target, code)) {
+            return Err(ProbeError::new(
+                ErrorKind::ProxyDenied,
+                format!("proxy {proxy} refused {url}: {status}, {squid}"),
+            ));
+        }
+    }
+    if !accepted(target, code) {
+        let via = proxy
+            .map(|p| format!(" (through proxy {p}: the status may be the proxy's)"))
+            .unwrap_or_default();
+        return Err(ProbeError::new(
+            ErrorKind::HttpStatus,
+            format!(
+                "{} {url} answered {status}, expected {}{via}",
+                target.spec.method,
+                accept_list(&target.spec.accept)
+            ),
+        ));
+    }
+    ev.note(format!("HTTP {code}"));
+    Ok(())
+}
+
+fn accepted(target: &Target, code: u16) -> bool {
+    target.spec.accept.iter().any(|m| m.matches(code))
+}
+
+pub(crate) fn accept_list(accept: &[StatusMatch]) -> String {
+    let parts: Vec<String> = accept
+        .iter()
+        .map(|m| match m {
+            StatusMatch::Code(c) => c.to_string(),
+            StatusMatch::Class(c) => format!("{c}xx"),
+        })
+        .collect();
+    parts.join(" or ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::adhoc;
+    use crate::catalog::{Expect, ProbeSpec, Protocol};
+
+    fn target(host: &str, port: u16, tls: bool) -> Target {
+        let spec = ProbeSpec {
+            tls,
+            path: "/x?y=1".into(),
+            ..Default::default()
+        };
+        adhoc::target(
+            Protocol::Http,
+            host.into(),
+            Some(port),
+            Expect::Reachable,
+            spec,
+        )
+    }
+
+    #[test]
+    fn urls_and_host_headers() {
+        assert_eq!(
+            url(&target("example.org", 443, true)),
+            "https://example.org/x?y=1"
+        );
+        assert_eq!(
+            url(&target("example.org", 8080, false)),
+            "http://example.org:8080/x?y=1"
+        );
+        assert_eq!(host_header(&target("::1", 80, false)), "[::1]");
+        assert_eq!(host_header(&target("::1", 8443, true)), "[::1]:8443");
+        assert_eq!(
+            accept_list(&[StatusMatch::Class(2), StatusMatch::Code(401)]),
+            "2xx or 401"
+        );
+    }
+}

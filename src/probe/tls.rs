@@ -1,0 +1,16 @@
+//! The TLS probe: a stream to the target (direct, or tunnelled through the proxy curl would use
+//! for https://host:port), then a handshake judged against the public web PKI and this host's
+//! own trust (see `net::tls`). Nothing is sent after the handshake.
+
+use super::{Evidence, ProbeEnv, ProbeError};
+use crate::catalog::Target;
+use crate::net::proxy::Scheme;
+use crate::net::{tls, tunnel};
+
+pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
+    // Nothing follows the handshake, so its own wait (the run's timeout) bounds it.
+    let opened = tunnel::open(target, Scheme::Https, env, ev).await?;
+    tls::handshake(opened.stream, &target.host, env, ev)
+        .await
+        .map(drop)
+}

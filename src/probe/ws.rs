@@ -1,0 +1,101 @@
+//! The WebSocket probe: the upgrade handshake over a stream we open ourselves (TCP, TLS, or a
+//! CONNECT tunnel then TLS), so proxying, certificate capture and timings stay ours. A refused
+//! upgrade is `ws_rejected` with the HTTP status. The socket is closed politely afterwards.
+
+use std::time::Instant as Clock;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, timeout_at};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
+use crate::catalog::Target;
+use crate::net::proxy::Scheme;
+use crate::net::{USER_AGENT, authority, dial, tunnel};
+
+pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
+    let scheme = if target.spec.tls {
+        Scheme::Wss
+    } else {
+        Scheme::Ws
+    };
+    let opened = tunnel::open_web(target, scheme, env, ev).await?;
+    let port = target.port.expect("ws targets have a port");
+    let url = format!(
+        "{}://{}{}",
+        scheme.as_str(),
+        authority(&target.host, port),
+        target.spec.path
+    );
+    upgrade(opened.stream, &url, opened.deadline, ev).await
+}
+
+async fn upgrade<S>(
+    stream: S,
+    url: &str,
+    deadline: Instant,
+    ev: &mut Evidence,
+) -> Result<(), ProbeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut request = url.into_client_request().map_err(|e| {
+        ProbeError::new(
+            ErrorKind::Io,
+            format!("building the upgrade request for {url}: {e}"),
+        )
+    })?;
+    request
+        .headers_mut()
+        .insert("User-Agent", HeaderValue::from_static(USER_AGENT));
+    let start = Clock::now();
+    let result = timeout_at(
+        deadline,
+        tokio_tungstenite::client_async_with_config(request, stream, None),
+    )
+    .await;
+    ev.phase(Phase::Upgrade, start.elapsed());
+    let (mut socket, response) = match result {
+        Err(_) => {
+            return Err(ProbeError::new(
+                ErrorKind::Timeout,
+                format!("{url}: no upgrade answer before the deadline"),
+            ));
+        }
+        Ok(Err(e)) => return Err(upgrade_error(url, e, ev)),
+        Ok(Ok(done)) => done,
+    };
+    ev.http_status = Some(response.status().as_u16());
+    ev.note("upgraded");
+    // A close frame, bounded by the deadline; the server's answer to it is not awaited.
+    let _ = timeout_at(deadline, socket.close(None)).await;
+    Ok(())
+}
+
+fn upgrade_error(url: &str, e: WsError, ev: &mut Evidence) -> ProbeError {
+    match e {
+        WsError::Http(response) => {
+            let status = response.status();
+            ev.http_status = Some(status.as_u16());
+            ProbeError::new(
+                ErrorKind::WsRejected,
+                format!(
+                    "{url}: the upgrade was refused with {} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or_default()
+                ),
+            )
+        }
+        WsError::Io(io) => ProbeError::new(
+            dial::classify_io(&io),
+            format!("{url}: {}", dial::describe_io(&io)),
+        ),
+        WsError::Protocol(p) => ProbeError::new(
+            ErrorKind::WsRejected,
+            format!("{url}: not a valid WebSocket upgrade: {p}"),
+        ),
+        other => ProbeError::new(ErrorKind::WsRejected, format!("{url}: {other}")),
+    }
+}

@@ -1,0 +1,109 @@
+//! JUnit XML, for CI systems that show test reports: one test case per target, grouped by
+//! profile, failures carrying the error kind, the message and the fix.
+
+use std::fmt::Write;
+
+use super::{Report, ResultEntry};
+use crate::probe::Status;
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn group(r: &ResultEntry) -> &str {
+    r.profiles.first().map(String::as_str).unwrap_or("other")
+}
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"vnetprobe\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\" timestamp=\"{}\">",
+        report.results.len(),
+        s.fail,
+        s.skip,
+        report.duration_ms as f64 / 1000.0,
+        escape(&report.started_at)
+    );
+    let mut groups: Vec<&str> = Vec::new();
+    for r in &report.results {
+        if !groups.contains(&group(r)) {
+            groups.push(group(r));
+        }
+    }
+    for g in groups {
+        let cases: Vec<&ResultEntry> = report.results.iter().filter(|r| group(r) == g).collect();
+        let count = |st: Status| cases.iter().filter(|r| r.status == st).count();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
+            escape(g),
+            cases.len(),
+            count(Status::Fail),
+            count(Status::Skip)
+        );
+        for r in cases {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"{}.{}\" name=\"{} {}\" time=\"{:.3}\"",
+                escape(g),
+                escape(&r.protocol),
+                escape(&r.id),
+                escape(&r.endpoint()),
+                r.duration_ms / 1000.0
+            );
+            match r.status {
+                Status::Pass => out.push_str("/>\n"),
+                Status::Skip => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        escape(r.skip_reason.as_deref().unwrap_or(""))
+                    );
+                }
+                Status::Fail => {
+                    let (kind, message) = r
+                        .error
+                        .as_ref()
+                        .map(|e| (e.kind.as_str(), e.message.as_str()))
+                        .unwrap_or(("", ""));
+                    let _ = writeln!(
+                        out,
+                        ">\n      <failure type=\"{}\" message=\"{}\">{}\nfix: {}</failure>\n    </testcase>",
+                        escape(kind),
+                        escape(message),
+                        escape(message),
+                        escape(r.hint.as_deref().unwrap_or(""))
+                    );
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_markup_and_control_characters() {
+        assert_eq!(
+            super::escape("a<b>&\"c'\u{1}"),
+            "a&lt;b&gt;&amp;&quot;c&apos;"
+        );
+    }
+}

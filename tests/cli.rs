@@ -1,0 +1,377 @@
+//! The command line as a contract: bad input exits 2 with a message naming the culprit and
+//! never a panic; the embedded catalog covers the requirements; pipes close quietly.
+
+mod support;
+
+use std::io::Read;
+use std::process::Stdio;
+
+use support::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn assert_usage_error(args: &[&str], needles: &[&str]) {
+    let out = run(args);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?} should exit 2; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: want {n:?} in: {err}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: nothing on stdout for a usage error"
+    );
+}
+
+#[test]
+fn bad_flags_and_values_exit_2_naming_the_flag() {
+    assert_usage_error(&["check", "--bogus"], &["--bogus"]);
+    assert_usage_error(&["check", "--set", "region"], &["--set", "KEY=VALUE"]);
+    assert_usage_error(
+        &["check", "--set", "regoin=westeurope"],
+        &["--set", "regoin"],
+    );
+    assert_usage_error(
+        &["check", "--profile", "nope"],
+        &["--profile", "unknown profile \"nope\""],
+    );
+    assert_usage_error(&["check", "--timeout", "soon"], &["--timeout"]);
+    assert_usage_error(&["check", "--timeout", "0s"], &["--timeout"]);
+    assert_usage_error(&["check", "--concurrency", "0"], &["--concurrency"]);
+    assert_usage_error(&["check", "--cloud", "mars"], &["--cloud"]);
+    assert_usage_error(&["check", "--dns-server", "dns.local"], &["--dns-server"]);
+    assert_usage_error(&["check", "--output", "xml"], &["--output"]);
+    assert_usage_error(&["check", "--ca-file", "/nonexistent.pem"], &["--ca-file"]);
+    assert_usage_error(&["probe", "tcp", "example.org"], &["HOST:PORT"]);
+    assert_usage_error(&["probe", "tcp", "example.org:99999"], &["bad port"]);
+    assert_usage_error(&["probe", "tcp", "a b:80"], &["not a host name"]);
+    assert_usage_error(&["probe", "http", "ftp://x/"], &["scheme"]);
+    assert_usage_error(&["frobnicate"], &["frobnicate"]);
+}
+
+#[test]
+fn bad_config_files_name_file_line_and_field() {
+    let dir = temp_dir("badconfig");
+    let typo = write(&dir, "typo.toml", "cloud = \"public\"\ntimeuot = \"5s\"\n");
+    assert_usage_error(
+        &["check", "--config", typo.to_str().unwrap()],
+        &["typo.toml:2", "timeuot"],
+    );
+    let var = write(
+        &dir,
+        "var.toml",
+        "[set]\nregion = \"westeurope\"\nworkspace = \"x\"\n",
+    );
+    assert_usage_error(
+        &["catalog", "--config", var.to_str().unwrap()],
+        &["var.toml:3", "set.workspace"],
+    );
+    let dur = write(&dir, "dur.toml", "\n\ntimeout = \"fast\"\n");
+    assert_usage_error(
+        &["check", "--config", dur.to_str().unwrap()],
+        &["dur.toml:3", "timeout"],
+    );
+    let missing = dir.join("missing.toml");
+    assert_usage_error(
+        &["check", "--config", missing.to_str().unwrap()],
+        &["missing.toml"],
+    );
+}
+
+#[test]
+fn bad_catalogs_name_file_line_and_field() {
+    let dir = temp_dir("badcatalog");
+    let base = "[[target]]\nid = \"a\"\nname = \"n\"\nprotocol = \"tcp\"\nhost = \"h.test\"\nports = [1]\nprofiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n";
+    let cases = [
+        (
+            "typo.toml",
+            format!("{base}fxi = \"x\"\n"),
+            vec!["typo.toml:10", "fxi"],
+        ),
+        (
+            "port.toml",
+            base.replace("[1]", "[65536]"),
+            vec!["port.toml:6"],
+        ),
+        (
+            "dup.toml",
+            format!("{base}{base}"),
+            vec!["dup.toml:11", "duplicate target id \"a\""],
+        ),
+        (
+            "var.toml",
+            base.replace("h.test", "{nope}.test"),
+            vec!["var.toml:5", "unknown variable {nope}"],
+        ),
+        (
+            "profile.toml",
+            base.replace("internet", "interweb"),
+            vec!["profile.toml:7", "unknown profile"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let path = write(&dir, name, &text);
+        assert_usage_error(&["check", "--catalog", path.to_str().unwrap()], &needles);
+    }
+    let empty = temp_dir("emptycatalog");
+    assert_usage_error(
+        &["check", "--catalog", empty.to_str().unwrap()],
+        &["no *.toml"],
+    );
+}
+
+/// Every host and port that sections 1 to 4 of the requirements name, with the variables set.
+#[test]
+fn embedded_catalog_covers_the_requirements() {
+    let out = run(&[
+        "catalog",
+        "--region",
+        "westeurope",
+        "--set",
+        "storage_account=sa1",
+        "--set",
+        "instance=ci1",
+        "--set",
+        "workspace_id=6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+        "--set",
+        "workspace_name=ws1",
+        "--set",
+        "acr=acr1",
+        "--set",
+        "keyvault=kv1",
+        "--profile",
+        "no-public-ip",
+        "--profile",
+        "public-ip",
+        "--profile",
+        "internet",
+        "--profile",
+        "private-endpoint",
+        "--profile",
+        "packages",
+        "--profile",
+        "vscode",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let targets: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let has = |host: &str, port: Option<u16>| {
+        targets
+            .iter()
+            .any(|t| t["host"] == host && (port.is_none() || t["port"] == serde_json::json!(port)))
+    };
+    let id = "6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+    let want: Vec<(String, Option<u16>)> = vec![
+        ("ci1.westeurope.instances.azureml.ms".into(), Some(443)),
+        ("ci1.westeurope.instances.azureml.ms".into(), Some(8787)),
+        ("ci1.westeurope.instances.azureml.ms".into(), Some(18881)),
+        ("westeurope.tundra.azureml.ms".into(), Some(5831)),
+        ("westeurope.batch.azure.com".into(), None),
+        ("westeurope.service.batch.azure.com".into(), None),
+        ("graph.windows.net".into(), Some(443)),
+        ("sa1.blob.core.windows.net".into(), Some(443)),
+        ("sa1.queue.core.windows.net".into(), Some(443)),
+        ("sa1.table.core.windows.net".into(), Some(443)),
+        ("sa1.file.core.windows.net".into(), Some(445)),
+        ("login.microsoftonline.com".into(), Some(443)),
+        ("login.microsoftonline.com".into(), Some(80)),
+        ("westeurope.api.azureml.ms".into(), Some(443)),
+        ("westeurope.experiments.azureml.net".into(), Some(443)),
+        ("ml.azure.com".into(), Some(443)),
+        ("management.azure.com".into(), Some(443)),
+        ("automlresources-prod.azureedge.net".into(), Some(443)),
+        ("mcr.microsoft.com".into(), Some(443)),
+        ("westeurope.data.mcr.microsoft.com".into(), Some(443)),
+        ("dc.applicationinsights.azure.com".into(), Some(443)),
+        ("dc.services.visualstudio.com".into(), Some(443)),
+        (format!("{id}.workspace.westeurope.api.azureml.ms"), None),
+        (
+            format!("{id}.workspace.westeurope.cert.api.azureml.ms"),
+            None,
+        ),
+        (
+            format!("ml-ws1-westeurope-{id}.westeurope.notebooks.azure.net"),
+            None,
+        ),
+        ("sa1.dfs.core.windows.net".into(), None),
+        ("kv1.vault.azure.net".into(), None),
+        ("acr1.azurecr.io".into(), None),
+        ("acr1.westeurope.data.azurecr.io".into(), None),
+        ("repo.anaconda.com".into(), Some(443)),
+        ("conda.anaconda.org".into(), Some(443)),
+        ("pypi.org".into(), Some(443)),
+        ("files.pythonhosted.org".into(), Some(443)),
+        ("cloud.r-project.org".into(), Some(443)),
+        ("download.pytorch.org".into(), Some(443)),
+        ("www.tensorflow.org".into(), Some(443)),
+        ("code.visualstudio.com".into(), Some(443)),
+        ("update.code.visualstudio.com".into(), Some(443)),
+        ("marketplace.visualstudio.com".into(), Some(443)),
+        ("vscode.blob.core.windows.net".into(), Some(443)),
+        ("raw.githubusercontent.com".into(), Some(443)),
+    ];
+    let missing: Vec<_> = want.iter().filter(|(h, p)| !has(h, *p)).collect();
+    assert!(missing.is_empty(), "the catalog lacks {missing:?}");
+    for t in &targets {
+        for key in [
+            "id", "name", "protocol", "host", "profiles", "required", "expect",
+        ] {
+            assert!(!t[key].is_null(), "{key} in {t}");
+        }
+        assert!(t.get("port").is_some(), "port key (null for dns) in {t}");
+    }
+    let tundra = targets
+        .iter()
+        .find(|t| t["id"] == "aml-tundra-udp")
+        .expect("the tundra target");
+    assert_eq!(tundra["protocol"], "udp");
+}
+
+#[test]
+fn sovereign_clouds_switch_every_suffix() {
+    for (cloud, tundra, login, storage) in [
+        (
+            "usgov",
+            "usgovvirginia.tundra.azureml.us",
+            "login.microsoftonline.us",
+            "sa1.blob.core.usgovcloudapi.net",
+        ),
+        (
+            "china",
+            "usgovvirginia.tundra.azureml.cn",
+            "login.chinacloudapi.cn",
+            "sa1.blob.core.chinacloudapi.cn",
+        ),
+    ] {
+        let out = run(&[
+            "catalog",
+            "--cloud",
+            cloud,
+            "--region",
+            "usgovvirginia",
+            "--set",
+            "storage_account=sa1",
+            "--output",
+            "json",
+        ]);
+        let targets: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let hosts: Vec<&str> = targets.iter().filter_map(|t| t["host"].as_str()).collect();
+        for want in [tundra, login, storage] {
+            assert!(
+                hosts.contains(&want),
+                "{cloud}: {want} missing from {hosts:?}"
+            );
+        }
+        assert!(
+            !hosts.iter().any(|h| h.ends_with("azureml.ms")
+                || h.ends_with(".core.windows.net") && h.starts_with("sa1")),
+            "{cloud}: public suffixes left: {hosts:?}"
+        );
+    }
+}
+
+#[test]
+fn closed_stdout_exits_quietly() {
+    let mut child = command(&["catalog", "--region", "westeurope"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "nothing on stderr for a closed pipe: {err}");
+}
+
+#[test]
+fn help_states_the_default_profiles_and_exit_codes() {
+    let out = run(&["check", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "no-public-ip, internet and",
+        "private-endpoint",
+        "Exit codes",
+        "--dns-server",
+        "--only",
+    ] {
+        assert!(help.contains(needle), "{needle} in help:\n{help}");
+    }
+}
+
+#[test]
+fn probe_tcp_reports_like_check() {
+    let l = Listener::start();
+    let out = run(&[
+        "probe",
+        "tcp",
+        &format!("127.0.0.1:{}", l.port),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["results"].as_array().unwrap().len(), 1);
+    assert_eq!(report["results"][0]["status"], "pass");
+    let closed = free_port();
+    let out = run(&[
+        "probe",
+        "tcp",
+        &format!("127.0.0.1:{closed}"),
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tcp_refused"));
+}
+
+#[test]
+fn probe_dns_against_dnsmasq() {
+    let dns = Dnsmasq::start(
+        "host-record=pe.privatelink.test,10.1.2.3\nhost-record=pub.test,198.51.100.9\n",
+    );
+    let server = dns.addr.to_string();
+    let ok = run(&[
+        "probe",
+        "dns",
+        "pe.privatelink.test",
+        "--expect",
+        "private",
+        "--dns-server",
+        &server,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(json(&ok)["results"][0]["status"], "pass");
+    let bad = run(&[
+        "probe",
+        "dns",
+        "pub.test",
+        "--expect",
+        "private",
+        "--dns-server",
+        &server,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(error_kind(&json(&bad)["results"][0]), "dns_not_private");
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Switches a running vplab to one scenario: the fw's nftables rules, the DNS server's zones and the
+# lab server's behaviour. Usage: scenario.sh NAME   (scenario.sh --list prints the names)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SCENARIO=${1:-}
+if [ "$SCENARIO" = --list ]; then printf '%s\n' "${SCENARIOS[@]}"; exit 0; fi
+[ "$(id -u)" = 0 ] || die "scenario.sh needs root"
+[ -f "$STATE/lab.env" ] || die "the lab is not up (tests/lab/up.sh)"
+
+# Healthy: a no-public-IP compute subnet whose NSG and firewall allow what the Azure ML docs list,
+# with the workspace, its storage, key vault and registry behind private endpoints.
+# For experiments: VPLAB_DENY=reject makes the last rule reject instead of drop, and
+# VPLAB_UDP_SERVER=closed closes UDP 5831 on the server (the kernel answers port unreachable).
+UDP_5831=accept INSTANCE_PORTS=open SMB=open PACKAGES=direct EXFIL=closed DENY=${VPLAB_DENY:-drop}
+DNS_MODE=linked UDP_SERVER=${VPLAB_UDP_SERVER:-echo} INTERCEPT_TAG=
+case $SCENARIO in
+    healthy) ;;
+    udp-reject) UDP_5831=reject ;;                # firewall answers ICMP port unreachable
+    udp-drop) UDP_5831=drop ;;                    # NSG deny: silence, indistinguishable from open
+    instance-ports-blocked) INSTANCE_PORTS=reject ;;  # only 443 allowed to the compute instance
+    dns-not-linked) DNS_MODE=unlinked ;;          # VNet not linked to privatelink zones
+    custom-dns-no-forward) DNS_MODE=no-forward ;; # custom DNS without forwarders to 168.63.129.16
+    proxy-ok|proxy-no-noproxy) PACKAGES=proxy ;;  # package repos only through the proxy
+    tls-intercept) INTERCEPT_TAG=PackageRepos ;;  # firewall re-signs package TLS with its own CA
+    smb-blocked) SMB=drop ;;                      # corporate rule dropping TCP 445
+    exfil-open) EXFIL=open ;;                     # no service endpoint policy: any storage account
+    *) die "unknown scenario '$SCENARIO' (one of: ${SCENARIOS[*]})" ;;
+esac
+
+# Firewall: replace the whole ruleset, then forget flows admitted under the previous one.
+gen_nft "$SCENARIO" >"$STATE/nsg.nft"
+in_ns "$NS_FW" nft -f "$STATE/nsg.nft" || die "nft rejected $STATE/nsg.nft"
+if command -v conntrack >/dev/null; then in_ns "$NS_FW" conntrack -F >/dev/null 2>&1 || true; fi
+
+# DNS: restart dnsmasq only when its zones change.
+gen_dnsmasq >"$STATE/dns/dnsmasq.conf.new"
+if ! cmp -s "$STATE/dns/dnsmasq.conf.new" "$STATE/dns/dnsmasq.conf" || ! alive dnsmasq; then
+    mv "$STATE/dns/dnsmasq.conf.new" "$STATE/dns/dnsmasq.conf"
+    stop_bg dnsmasq
+    start_bg dnsmasq "$NS_AZURE" dnsmasq -k --conf-file="$STATE/dns/dnsmasq.conf"
+    wait_dns
+else
+    rm -f "$STATE/dns/dnsmasq.conf.new"
+fi
+
+# Lab server: new knobs, SIGHUP, and wait until it says it applied them.
+printf 'scenario=%s\nudp_5831=%s\nintercept_tag=%s\n' "$SCENARIO" "$UDP_SERVER" "$INTERCEPT_TAG" \
+    >"$STATE/server.conf"
+rm -f "$STATE/server.applied"
+kill -HUP "$(cat "$STATE/labserver.pid")"
+wait_for "lab server applying $SCENARIO" \
+    bash -c "[ \"\$(cat '$STATE/server.applied' 2>/dev/null)\" = '$SCENARIO' ]"
+
+echo "$SCENARIO" >"$STATE/scenario"
+say "scenario $SCENARIO applied"

@@ -1,0 +1,914 @@
+//! End to end in vplab, a simulated Azure VNet in network namespaces (tests/lab): each failure
+//! scenario of the Azure ML network docs is applied to the lab, `vnetprobe check` runs inside the
+//! compute namespace, and its JSON must name the right targets, error kinds and fixes.
+//!
+//! Needs root, `ip netns` and the lab's tools (tests/lab/install-deps.sh). Without them the test
+//! prints SKIPPED and returns. VNETPROBE_LAB=0 skips it; VNETPROBE_LAB=1 turns a missing
+//! prerequisite into a failure (for CI). VNETPROBE_LAB_SCENARIOS=healthy,udp-reject runs a subset.
+//!
+//! The scenarios share one lab, so they run one after another inside a single test; the lab guard
+//! tears everything down when the test ends, also on a panic, and the end checks nothing is left.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vnetprobe");
+/// The simulated workspace (tests/lab/lib.sh LAB_VARIABLES; the lab's DNS knows its names).
+const WORKSPACE_ID: &str = "6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+const PROFILES: &[&str] = &[
+    "no-public-ip",
+    "internet",
+    "private-endpoint",
+    "packages",
+    "vscode",
+    "exfiltration",
+];
+/// NO_PROXY as the Azure ML docs advise: private-endpoint names never go to the proxy.
+const NO_PROXY_PRIVATE: &str =
+    ".api.azureml.ms,.instances.azureml.ms,.instances.azureml.net,.notebooks.azure.net";
+/// The workspace private-endpoint names (hosts.tsv `zone=aml`).
+fn workspace_names() -> Vec<String> {
+    vec![
+        format!("{WORKSPACE_ID}.workspace.westeurope.api.azureml.ms"),
+        format!("{WORKSPACE_ID}.workspace.westeurope.cert.api.azureml.ms"),
+        format!("ml-ws1-westeurope-{WORKSPACE_ID}.westeurope.notebooks.azure.net"),
+        "ci1.westeurope.instances.azureml.ms".into(),
+        "ci1.westeurope.instances.azureml.net".into(),
+    ]
+}
+
+/// Written past libtest's capture: a skip must be seen, and so must progress.
+fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+type Check = Result<(), String>;
+
+// --- processes, each with a deadline ----------------------------------------------------------
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(cmd: &mut Command, deadline: Duration) -> Result<Ran, String> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let pipe = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = pipe(Box::new(child.stdout.take().expect("piped")));
+    let err = pipe(Box::new(child.stderr.take().expect("piped")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what}: still running after {deadline:?}, killed"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Ran {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    run(Command::new(program).args(args), Duration::from_secs(10)).is_ok_and(|r| r.code == Some(0))
+}
+
+fn lab_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab")
+}
+
+/// The lab's state dir, as tests/lab/lib.sh chooses it.
+fn state_dir() -> PathBuf {
+    std::env::var_os("VPLAB_STATE").map_or_else(|| PathBuf::from("/run/vplab"), PathBuf::from)
+}
+
+fn script(name: &str, args: &[&str], deadline: Duration) -> Check {
+    let r = run(
+        Command::new("bash").arg(lab_dir().join(name)).args(args),
+        deadline,
+    )?;
+    if r.code == Some(0) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} {args:?} failed ({:?}):\n{}",
+            r.code, r.stderr
+        ))
+    }
+}
+
+// --- the lab ------------------------------------------------------------------------------------
+
+/// Why the lab cannot run here, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    let uid = match run(Command::new("id").arg("-u"), Duration::from_secs(5)) {
+        Ok(r) => r.stdout,
+        Err(e) => return Some(e),
+    };
+    if uid.trim() != "0" {
+        return Some("not root".into());
+    }
+    if !succeeds("ip", &["netns", "list"]) {
+        return Some("`ip netns` does not work".into());
+    }
+    let missing: Vec<&str> = [
+        "ss", "nft", "dnsmasq", "squid", "openssl", "python3", "setsid",
+    ]
+    .into_iter()
+    .filter(|tool| !succeeds("sh", &["-c", &format!("command -v {tool}")]))
+    .collect();
+    (!missing.is_empty())
+        .then(|| format!("missing {} (tests/lab/install-deps.sh)", missing.join(", ")))
+}
+
+/// The lab while it is up; dropping it runs down.sh, whatever happened before.
+struct Lab {
+    env: BTreeMap<String, String>,
+}
+
+impl Lab {
+    fn up() -> Result<Lab, String> {
+        script("up.sh", &[], Duration::from_secs(60))?;
+        let path = state_dir().join("lab.env");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let env = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok(Lab { env })
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("lab.env has no {key}"))
+    }
+
+    fn scenario(&self, name: &str) -> Check {
+        script("scenario.sh", &[name], Duration::from_secs(30))
+    }
+
+    /// `vnetprobe check` in the compute namespace with the lab's variables, a clean environment
+    /// plus `env`, the given profiles and extra arguments.
+    fn check(
+        &self,
+        profiles: &[&str],
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Result<Report, String> {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            self.get("COMPUTE_NS"),
+            BIN,
+            "check",
+            "--output",
+            "json",
+            "--timeout",
+            "2s",
+        ])
+        .args(["--dns-server", self.get("DNS_SERVER")]);
+        for variable in self.get("VARIABLES").split_whitespace() {
+            cmd.args(["--set", variable]);
+        }
+        for p in profiles {
+            cmd.args(["--profile", p]);
+        }
+        cmd.args(extra)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("VNETPROBE_PUBLIC_ROOTS", self.get("PUBLIC_ROOTS"))
+            .envs(env.iter().copied());
+        // What sets this run apart, for messages: the environment and extra arguments.
+        let shown: String = env
+            .iter()
+            .map(|(k, v)| format!(" {k}={v}"))
+            .chain(extra.iter().map(|a| format!(" {a}")))
+            .collect();
+        let r = run(&mut cmd, Duration::from_secs(30))?;
+        let json: Value = serde_json::from_str(&r.stdout).map_err(|e| {
+            format!(
+                "[check{shown}] exit {:?}, stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                r.code,
+                cut(&r.stdout),
+                cut(&r.stderr)
+            )
+        })?;
+        Ok(Report {
+            code: r.code,
+            json,
+            shown,
+        })
+    }
+
+    fn dns_log_len(&self) -> u64 {
+        std::fs::metadata(self.get("DNS_LOG"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// `query[A] NAME from COMPUTE_IP` lines written since `from` (a byte offset), per name.
+    fn dns_queries_since(&self, from: u64) -> BTreeMap<String, usize> {
+        let log = std::fs::read(self.get("DNS_LOG")).unwrap_or_default();
+        let tail =
+            String::from_utf8_lossy(log.get(from as usize..).unwrap_or_default()).into_owned();
+        let from_compute = format!(" from {}", self.get("COMPUTE_IP"));
+        let mut counts = BTreeMap::new();
+        for line in tail.lines().filter(|l| l.ends_with(&from_compute)) {
+            if let Some(rest) = line.split("query[A] ").nth(1) {
+                let name = rest.split(' ').next().unwrap_or_default().to_string();
+                *counts.entry(name).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Err(e) = script("down.sh", &[], Duration::from_secs(60)) {
+            say(&format!("lab: teardown failed: {e}"));
+        }
+    }
+}
+
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(4000) {
+        Some((end, _)) => format!("{}... ({} bytes)", &s[..end], s.len()),
+        None => s.to_string(),
+    }
+}
+
+/// What is left of the lab on this host: namespaces, links, processes, state.
+fn leftovers(pids: &[u32]) -> Vec<String> {
+    let mut left = Vec::new();
+    if let Ok(r) = run(
+        Command::new("ip").args(["netns", "list"]),
+        Duration::from_secs(10),
+    ) {
+        left.extend(
+            r.stdout
+                .lines()
+                .filter(|l| l.starts_with("vplab-"))
+                .map(|l| format!("namespace {l}")),
+        );
+    }
+    if let Ok(r) = run(
+        Command::new("ip").args(["-o", "link", "show"]),
+        Duration::from_secs(10),
+    ) {
+        left.extend(
+            r.stdout
+                .lines()
+                .filter_map(|l| l.split(": ").nth(1))
+                .filter(|n| n.starts_with("vpl-"))
+                .map(|n| format!("link {n}")),
+        );
+    }
+    left.extend(
+        pids.iter()
+            .filter(|p| running(**p))
+            .map(|p| format!("pid {p}")),
+    );
+    let state = state_dir();
+    for path in [
+        state.as_path(),
+        Path::new("/etc/netns/vplab-compute"),
+        Path::new("/etc/netns/vplab-fw"),
+        Path::new("/etc/netns/vplab-azure"),
+    ] {
+        if path.exists() {
+            left.push(path.display().to_string());
+        }
+    }
+    left
+}
+
+/// Whether a process runs; an exited one waiting as a zombie for init to reap it does not.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+fn lab_pids() -> Vec<u32> {
+    std::fs::read_dir(state_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect()
+}
+
+// --- the report and what a scenario expects of it ------------------------------------------------
+
+struct Report {
+    code: Option<i32>,
+    json: Value,
+    shown: String,
+}
+
+fn text<'a>(r: &'a Value, key: &str) -> &'a str {
+    // Evidence fields are flattened into the result; accept them nested under "evidence" too.
+    r.get(key)
+        .or_else(|| r.get("evidence").and_then(|e| e.get(key)))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn kind(r: &Value) -> &str {
+    r.get("error")
+        .and_then(|e| e.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn label(r: &Value) -> String {
+    match r.get("port").and_then(Value::as_u64) {
+        Some(p) => format!("{} ({}:{p})", text(r, "id"), text(r, "host")),
+        None => format!("{} ({})", text(r, "id"), text(r, "host")),
+    }
+}
+
+fn describe(r: &Value) -> String {
+    let err = r
+        .get("error")
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let note = text(r, "note");
+    format!(
+        "{} {} {} {err} {note}",
+        label(r),
+        text(r, "status"),
+        kind(r)
+    )
+}
+
+/// Which results a failure expectation is about.
+enum Select {
+    Id(&'static str),
+    IdPort(&'static str, u16),
+    IdPrefix(&'static str),
+    Host(String),
+}
+
+impl Select {
+    fn matches(&self, r: &Value) -> bool {
+        let id = text(r, "id");
+        match self {
+            Select::Id(want) => id == *want,
+            Select::IdPort(want, port) => {
+                id == *want && r.get("port").and_then(Value::as_u64) == Some(u64::from(*port))
+            }
+            Select::IdPrefix(prefix) => id.starts_with(prefix),
+            Select::Host(host) => text(r, "host") == host,
+        }
+    }
+
+    fn show(&self) -> String {
+        match self {
+            Select::Id(id) | Select::IdPrefix(id) => id.to_string(),
+            Select::IdPort(id, port) => format!("{id}:{port}"),
+            Select::Host(host) => host.clone(),
+        }
+    }
+}
+
+/// Results selected by `select` must fail with one of `kinds`, and their hint must mention one of
+/// `hint` (case-insensitive; empty: not checked).
+struct Fails {
+    select: Select,
+    kinds: &'static [&'static str],
+    hint: &'static [&'static str],
+}
+
+fn fails(select: Select, kinds: &'static [&'static str], hint: &'static [&'static str]) -> Fails {
+    Fails {
+        select,
+        kinds,
+        hint,
+    }
+}
+
+const TIMED_OUT: &[&str] = &["tcp_timeout", "timeout"];
+
+impl Report {
+    fn results(&self) -> Vec<&Value> {
+        self.json
+            .get("results")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    }
+
+    fn context(&self, what: &str) -> String {
+        format!("[check{}] {what}", self.shown)
+    }
+
+    fn get(&self, id: &str, port: Option<u16>) -> Result<&Value, String> {
+        self.results()
+            .into_iter()
+            .find(|r| {
+                text(r, "id") == id
+                    && port
+                        .is_none_or(|p| r.get("port").and_then(Value::as_u64) == Some(u64::from(p)))
+            })
+            .ok_or_else(|| self.context(&format!("no result for {id} {port:?}")))
+    }
+
+    fn passes(&self, id: &str, port: Option<u16>) -> Result<&Value, String> {
+        let r = self.get(id, port)?;
+        if text(r, "status") == "pass" {
+            Ok(r)
+        } else {
+            Err(self.context(&format!("{} should pass", describe(r))))
+        }
+    }
+
+    /// The exit code, and exactly these failures: every expectation matches at least one failed
+    /// result with the right kind and hint, and no other result failed.
+    fn fails_exactly(&self, code: i32, expected: &[Fails]) -> Check {
+        let results = self.results();
+        if results.is_empty() {
+            return Err(self.context(&format!("no results (exit {:?})", self.code)));
+        }
+        let mut problems = Vec::new();
+        if self.code != Some(code) {
+            problems.push(format!("exit {:?}, expected {code}", self.code));
+        }
+        for want in expected {
+            let hits: Vec<&&Value> = results.iter().filter(|r| want.select.matches(r)).collect();
+            if hits.is_empty() {
+                problems.push(format!("no result matches {}", want.select.show()));
+            }
+            for r in hits {
+                let hint = text(r, "hint").to_lowercase();
+                if text(r, "status") != "fail" || !want.kinds.contains(&kind(r)) {
+                    problems.push(format!("{} should fail with {:?}", describe(r), want.kinds));
+                } else if !want.hint.is_empty()
+                    && !want.hint.iter().any(|h| hint.contains(&h.to_lowercase()))
+                {
+                    problems.push(format!(
+                        "{}: hint should mention one of {:?}: {:?}",
+                        label(r),
+                        want.hint,
+                        text(r, "hint")
+                    ));
+                }
+            }
+        }
+        for r in &results {
+            if text(r, "status") == "fail" && !expected.iter().any(|w| w.select.matches(r)) {
+                problems.push(format!("unexpected failure: {}", describe(r)));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.context(&problems.join("\n  ")))
+        }
+    }
+}
+
+fn ensure(ok: bool, what: impl FnOnce() -> String) -> Check {
+    if ok { Ok(()) } else { Err(what()) }
+}
+
+/// Every check of a scenario runs, and all their problems are reported together.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn check(&mut self, c: Check) {
+        if let Err(e) = c {
+            self.0.push(e);
+        }
+    }
+
+    fn done(self) -> Check {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0.join("\n  "))
+        }
+    }
+}
+
+fn json_text(v: Option<&Value>) -> String {
+    v.map(Value::to_string).unwrap_or_default()
+}
+
+// --- the scenarios --------------------------------------------------------------------------------
+
+fn healthy(lab: &Lab) -> Check {
+    let log_from = lab.dns_log_len();
+    let r = lab.check(PROFILES, &[], &[])?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(0, &[]));
+    // Every host of these profiles resolves and answers in the lab; only the Batch account
+    // (discovered on real nodes, unset here) may be skipped.
+    let skipped: Vec<String> = r
+        .results()
+        .into_iter()
+        .filter(|res| text(res, "status") == "skip" && text(res, "id") != "batch-account-tcp")
+        .map(|res| format!("{} ({})", label(res), text(res, "skip_reason")))
+        .collect();
+    p.check(ensure(skipped.is_empty(), || {
+        r.context(&format!("unexpected skips: {}", skipped.join("; ")))
+    }));
+    p.check(r.passes("pe-workspace-api-dns", None).and_then(|ws| {
+        let (chain, addrs) = (
+            json_text(ws.get("cname_chain")),
+            json_text(ws.get("addresses")),
+        );
+        ensure(
+            chain.contains("privatelink.api.azureml.ms") && addrs == r#"["10.77.2.4"]"#,
+            || {
+                r.context(&format!(
+                    "workspace name: CNAME chain {chain}, addresses {addrs}"
+                ))
+            },
+        )
+    }));
+    // The lab's CA stands in for the public web PKI (VNETPROBE_PUBLIC_ROOTS).
+    p.check(r.passes("entra-graph-tls", Some(443)).and_then(|g| {
+        let trusted = json_text(g.get("tls").and_then(|t| t.get("trusted_by")));
+        ensure(trusted == r#""public""#, || {
+            r.context(&format!("graph.windows.net trusted_by {trusted}"))
+        })
+    }));
+    for (id, port) in [
+        ("aml-tundra-udp", 5831),
+        ("aml-instance-ws", 443),
+        ("exfil-other-storage", 443),
+    ] {
+        p.check(r.passes(id, Some(port)).map(drop));
+    }
+    // One lookup per name per run: targets that share a host share its answer.
+    let repeated: Vec<String> = lab
+        .dns_queries_since(log_from)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(name, n)| format!("{name} x{n}"))
+        .collect();
+    p.check(ensure(repeated.is_empty(), || {
+        r.context(&format!(
+            "names looked up more than once: {}",
+            repeated.join(", ")
+        ))
+    }));
+    p.done()
+}
+
+fn udp_reject(lab: &Lab) -> Check {
+    lab.check(PROFILES, &[], &[])?.fails_exactly(
+        1,
+        &[fails(
+            Select::IdPort("aml-tundra-udp", 5831),
+            &["udp_rejected"],
+            &["UDP 5831"],
+        )],
+    )
+}
+
+fn udp_drop(lab: &Lab) -> Check {
+    let r = lab.check(PROFILES, &[], &[])?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(0, &[]));
+    p.check(r.passes("aml-tundra-udp", Some(5831)).and_then(|udp| {
+        let note = text(udp, "note");
+        ensure(note.contains("open|filtered"), || {
+            r.context(&format!("tundra note {note:?}, expected open|filtered"))
+        })
+    }));
+    p.done()
+}
+
+fn instance_ports_blocked(lab: &Lab) -> Check {
+    let r = lab.check(PROFILES, &[], &[])?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(
+        1,
+        &[
+            fails(
+                Select::IdPort("aml-instance-tcp", 8787),
+                &["tcp_refused"],
+                &["8787"],
+            ),
+            fails(
+                Select::IdPort("aml-instance-tcp", 18881),
+                &["tcp_refused"],
+                &["18881"],
+            ),
+            fails(
+                Select::Id("aml-instance-tls-rstudio"),
+                &["tcp_refused"],
+                &["8787"],
+            ),
+            fails(
+                Select::Id("aml-instance-tls-intellisense"),
+                &["tcp_refused"],
+                &["18881"],
+            ),
+        ],
+    ));
+    p.check(r.passes("aml-instance-tcp", Some(443)).map(drop));
+    p.check(r.passes("aml-instance-ws", Some(443)).map(drop));
+    p.done()
+}
+
+fn dns_not_linked(lab: &Lab) -> Check {
+    let r = lab.check(PROFILES, &[], &[])?;
+    let not_private: &[&str] = &["dns_not_private"];
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(
+        1,
+        &[
+            fails(
+                Select::Id("pe-workspace-api-dns"),
+                not_private,
+                &["privatelink.api.azureml.ms"],
+            ),
+            fails(
+                Select::Id("pe-workspace-cert-dns"),
+                not_private,
+                &["privatelink.api.azureml.ms"],
+            ),
+            fails(
+                Select::Id("pe-notebooks-dns"),
+                not_private,
+                &["privatelink.notebooks.azure.net"],
+            ),
+            fails(
+                Select::Id("pe-instance-dns"),
+                not_private,
+                &["privatelink.api.azureml.ms"],
+            ),
+        ],
+    ));
+    p.check(r.get("pe-workspace-api-dns", None).and_then(|ws| {
+        let addrs = json_text(ws.get("addresses"));
+        ensure(addrs.contains("198.51.100.14"), || {
+            r.context(&format!("workspace addresses {addrs}"))
+        })
+    }));
+    p.done()
+}
+
+fn custom_dns_no_forward(lab: &Lab) -> Check {
+    let r = lab.check(PROFILES, &[], &[])?;
+    // DNS targets must point at the forwarder; the other probes of these names fail on DNS too.
+    let mut expected: Vec<Fails> = [
+        "pe-workspace-api-dns",
+        "pe-workspace-cert-dns",
+        "pe-notebooks-dns",
+        "pe-instance-dns",
+    ]
+    .into_iter()
+    .map(|id| fails(Select::Id(id), &["dns_nxdomain"], &["168.63.129.16"]))
+    .collect();
+    expected.extend(
+        workspace_names()
+            .into_iter()
+            .map(|h| fails(Select::Host(h), &["dns_nxdomain"], &[])),
+    );
+    r.fails_exactly(1, &expected)
+}
+
+fn proxy_ok(lab: &Lab) -> Check {
+    let proxy = lab.get("PROXY_URL");
+    let r = lab.check(
+        PROFILES,
+        &[("HTTPS_PROXY", proxy), ("NO_PROXY", NO_PROXY_PRIVATE)],
+        &[],
+    )?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(0, &[]));
+    let proxy_host = proxy.trim_start_matches("http://");
+    for (id, proxied) in [
+        ("pkg-pypi", true),
+        ("entra-graph-tls", true),
+        ("aml-instance-ws", false),
+    ] {
+        p.check(r.passes(id, Some(443)).and_then(|res| {
+            let via = text(res, "via_proxy");
+            ensure(via.contains(proxy_host) == proxied, || {
+                r.context(&format!(
+                    "{id}: via_proxy {via:?}, should go through the proxy: {proxied}"
+                ))
+            })
+        }));
+    }
+    // The control: without the proxy the package repositories are closed.
+    let direct = lab.check(&["packages"], &[], &[])?;
+    p.check(direct.fails_exactly(1, &[fails(Select::IdPrefix("pkg-"), TIMED_OUT, &[])]));
+    p.done()
+}
+
+fn proxy_no_noproxy(lab: &Lab) -> Check {
+    // Lower case, as ~/.bashrc on a compute instance usually has it; curl reads both.
+    let r = lab.check(PROFILES, &[("https_proxy", lab.get("PROXY_URL"))], &[])?;
+    r.fails_exactly(
+        1,
+        &[
+            fails(
+                Select::Id("aml-instance-ws"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+            fails(
+                Select::Id("aml-instance-tls-rstudio"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+            fails(
+                Select::Id("aml-instance-tls-intellisense"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+        ],
+    )
+}
+
+fn tls_intercept(lab: &Lab) -> Check {
+    let ca = lab.get("INSPECTION_CA");
+    let intercepted: &[&str] = &["tls_intercepted"];
+    let remedy: &[&str] = &["inspection", "intercept", "--ca-file"];
+    let names_issuer = |r: &Report, res: &Value| {
+        ensure(
+            res.to_string().contains("Contoso TLS Inspection CA"),
+            || {
+                r.context(&format!(
+                    "{} does not name Contoso TLS Inspection CA",
+                    label(res)
+                ))
+            },
+        )
+    };
+    let mut p = Problems::default();
+    let r = lab.check(PROFILES, &[], &["--ca-file", ca])?;
+    p.check(r.fails_exactly(
+        1,
+        &[
+            fails(Select::IdPrefix("pkg-"), intercepted, remedy),
+            fails(Select::IdPrefix("vscode-"), intercepted, remedy),
+        ],
+    ));
+    p.check(
+        r.get("pkg-pypi", Some(443))
+            .and_then(|res| names_issuer(&r, res)),
+    );
+
+    // Accepting the inspection is a setting: the same run passes, still naming the issuer.
+    let allowed = lab.check(PROFILES, &[], &["--ca-file", ca, "--allow-intercept"])?;
+    p.check(allowed.fails_exactly(0, &[]));
+    p.check(
+        allowed
+            .passes("pkg-pypi", Some(443))
+            .and_then(|res| names_issuer(&allowed, res)),
+    );
+
+    // Without the inspection CA nothing trusts the chain.
+    let untrusted = lab.check(&["packages"], &[], &[])?;
+    p.check(untrusted.fails_exactly(
+        1,
+        &[fails(Select::IdPrefix("pkg-"), &["tls_untrusted"], &[])],
+    ));
+    p.done()
+}
+
+fn smb_blocked(lab: &Lab) -> Check {
+    let r = lab.check(PROFILES, &[], &[])?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(
+        1,
+        &[fails(Select::Id("storage-file-smb"), TIMED_OUT, &["445"])],
+    ));
+    p.check(r.passes("storage-file-https", Some(443)).map(drop));
+    p.done()
+}
+
+fn exfil_open(lab: &Lab) -> Check {
+    lab.check(PROFILES, &[], &[])?.fails_exactly(
+        1,
+        &[fails(
+            Select::Id("exfil-other-storage"),
+            &["unexpectedly_reachable"],
+            &["service endpoint policy"],
+        )],
+    )
+}
+
+/// A scenario's expectations, run after scenario.sh applied it.
+type Scenario = fn(&Lab) -> Check;
+
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("healthy", healthy),
+    ("udp-reject", udp_reject),
+    ("udp-drop", udp_drop),
+    ("instance-ports-blocked", instance_ports_blocked),
+    ("dns-not-linked", dns_not_linked),
+    ("custom-dns-no-forward", custom_dns_no_forward),
+    ("proxy-ok", proxy_ok),
+    ("proxy-no-noproxy", proxy_no_noproxy),
+    ("tls-intercept", tls_intercept),
+    ("smb-blocked", smb_blocked),
+    ("exfil-open", exfil_open),
+];
+
+#[test]
+fn lab_scenarios() {
+    let required = match std::env::var("VNETPROBE_LAB").as_deref() {
+        Ok("0") => {
+            say("\n*** SKIPPED: lab scenarios (VNETPROBE_LAB=0) ***\n");
+            return;
+        }
+        Ok("1") => true,
+        _ => false,
+    };
+    if let Some(why) = missing_prerequisite() {
+        assert!(
+            !required,
+            "VNETPROBE_LAB=1 but the lab cannot run here: {why}"
+        );
+        say(&format!(
+            "\n*** SKIPPED: lab needs root and network namespaces ({why}); nothing was tested ***\n"
+        ));
+        return;
+    }
+    let only = std::env::var("VNETPROBE_LAB_SCENARIOS").ok();
+    let selected: Vec<_> = SCENARIOS
+        .iter()
+        .filter(|(name, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|s| s.trim() == *name))
+        })
+        .collect();
+    assert!(
+        !selected.is_empty(),
+        "VNETPROBE_LAB_SCENARIOS={only:?} names no scenario"
+    );
+
+    let mut failed = Vec::new();
+    let pids;
+    {
+        let lab = Lab::up().unwrap_or_else(|e| panic!("lab did not come up: {e}"));
+        pids = lab_pids();
+        for (name, scenario) in selected {
+            let start = Instant::now();
+            let outcome = lab.scenario(name).and_then(|()| scenario(&lab));
+            match outcome {
+                Ok(()) => say(&format!(
+                    "lab: {name:<24} ok ({:.1}s)",
+                    start.elapsed().as_secs_f64()
+                )),
+                Err(e) => {
+                    say(&format!(
+                        "lab: {name:<24} FAILED ({:.1}s)\n  {e}",
+                        start.elapsed().as_secs_f64()
+                    ));
+                    failed.push(name.to_string());
+                }
+            }
+        }
+    } // the lab guard tears down here
+    let left = leftovers(&pids);
+    assert!(left.is_empty(), "the lab left things behind: {left:?}");
+    assert!(
+        failed.is_empty(),
+        "lab scenarios failed: {}",
+        failed.join(", ")
+    );
+}

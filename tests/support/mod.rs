@@ -1,0 +1,362 @@
+//! Test support shared by the integration tests: the real binary, real servers on loopback,
+//! network namespaces made and removed by the test. Every wait here is bounded.
+#![allow(dead_code)]
+
+pub mod pki;
+pub mod proxy;
+pub mod web;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vnetprobe")
+}
+
+/// Runs the binary with `args`, discovery off and no proxy from the test's environment.
+pub fn run(args: &[&str]) -> Output {
+    command(args).output().expect("the binary runs")
+}
+
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .env("VNETPROBE_DISCOVER", "0")
+        .env("NO_COLOR", "1")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy");
+    c
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The results with this id, in order.
+pub fn results<'a>(report: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
+    report["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .filter(|r| r["id"] == id)
+        .collect()
+}
+
+pub fn result<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    let r = results(report, id);
+    assert_eq!(r.len(), 1, "exactly one result for {id}");
+    r[0]
+}
+
+pub fn error_kind(r: &serde_json::Value) -> &str {
+    r["error"]["kind"].as_str().unwrap_or("")
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "vnetprobe-{tag}-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':'], "_"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    p
+}
+
+/// A free loopback port (TCP and UDP both free at the time of asking).
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 50 tries");
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Kills and reaps a child when dropped.
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A minimal DNS query for `name` type A, for readiness checks.
+pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Vec::new();
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// A real dnsmasq on a loopback port, logging its queries, gone when dropped.
+pub struct Dnsmasq {
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    _child: Reaper,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq with `conf` lines added to a base that answers only from its own records.
+    pub fn start(conf: &str) -> Dnsmasq {
+        let dir = temp_dir("dnsmasq");
+        let port = free_port();
+        let log = dir.join("queries.log");
+        let text = format!(
+            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nno-poll\nno-negcache\n\
+             cache-size=0\nlog-queries\nlog-facility={}\npid-file=\nuser=root\n{conf}\n",
+            log.display()
+        );
+        let conf_path = write(&dir, "dnsmasq.conf", &text);
+        let child = Command::new("dnsmasq")
+            .arg("--keep-in-foreground")
+            .arg(format!("--conf-file={}", conf_path.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dnsmasq is installed (tests/run.sh installs dnsmasq-base)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let d = Dnsmasq {
+            addr,
+            log,
+            _child: Reaper(child),
+        };
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        for i in 0..50 {
+            let _ = sock.send_to(&dns_query(i, "ready.invalid"), addr);
+            if sock.recv_from(&mut buf).is_ok() {
+                return d;
+            }
+        }
+        panic!("dnsmasq did not answer on {addr} within 5 s");
+    }
+
+    /// Queries dnsmasq has logged so far (one line per query it received).
+    pub fn queries(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(": query[") && !l.contains("ready.invalid"))
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// A UDP DNS responder that answers every query with SERVFAIL, or never answers.
+pub struct FakeDns {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeDns {
+    pub fn start(answer: bool) -> FakeDns {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let start = Instant::now();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(120)
+            {
+                if let Ok((n, from)) = sock.recv_from(&mut buf)
+                    && answer
+                    && n >= 12
+                {
+                    let mut reply = buf[..n].to_vec();
+                    reply[2] = 0x81; // QR, RD
+                    reply[3] = 0x82; // RA, SERVFAIL
+                    let _ = sock.send_to(&reply, from);
+                }
+            }
+        });
+        FakeDns { addr, stop }
+    }
+}
+
+impl Drop for FakeDns {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A TCP listener on loopback that accepts and counts connections until dropped.
+pub struct Listener {
+    pub port: u16,
+    pub accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Listener {
+    pub fn start() -> Listener {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, flag) = (accepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(300)
+            {
+                match l.accept() {
+                    Ok(_) => {
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Listener {
+            port,
+            accepted,
+            stop,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A network namespace made by the test, deleted when dropped.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// None (and a loud message) when namespaces cannot be made here.
+    pub fn create(tag: &str) -> Option<Netns> {
+        if !is_root() {
+            eprintln!("SKIPPED: {tag}: network namespaces need root");
+            return None;
+        }
+        let name = format!("vpt-{tag}-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: {tag}: `ip netns add` failed");
+            return None;
+        }
+        let ns = Netns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd:?} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn nft(&self, ruleset: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ruleset.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The binary run inside the namespace.
+    pub fn vnetprobe(&self, args: &[&str]) -> Output {
+        let mut c = command(&[]);
+        let mut full = vec!["netns", "exec", &self.name, bin()];
+        full.extend_from_slice(args);
+        let mut ip = Command::new("ip");
+        ip.args(full);
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => ip.env(k, v),
+                None => ip.env_remove(k),
+            };
+        }
+        let _ = &mut c;
+        ip.output().unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
