@@ -18,7 +18,7 @@ Variables come from flags, then VNETPROBE_* variables, then the config file, the
 (see `vnetprobe context --help`); `vnetprobe context` shows each value and its source.
 
 Profiles: with no --profile (and no `profiles` in the config file), the catalog's defaults
-(no-public-ip, internet, private-endpoint) are fitted to the context:
+(no-public-ip, internet and private-endpoint) are fitted to the context:
   - private-endpoint runs only when workspace_id, storage_account, keyvault or acr is known;
   - exfiltration is added when other_storage_account is set;
   - compute-instance names ({instance}) run only when the instance is known (a compute instance);
