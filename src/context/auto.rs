@@ -73,15 +73,7 @@ mod tests {
     }
 
     const DEFAULTS: &[&str] = &["no-public-ip", "internet", "private-endpoint"];
-    const KNOWN: &[&str] = &[
-        "no-public-ip",
-        "public-ip",
-        "internet",
-        "private-endpoint",
-        "packages",
-        "vscode",
-        "exfiltration",
-    ];
+    const KNOWN: &[&str] = crate::catalog::BUILTIN_PROFILES;
 
     fn choose(vars: &[(&str, &str)]) -> Vec<String> {
         choose_profiles(&ctx(vars), &strings(DEFAULTS), &strings(KNOWN))

@@ -269,69 +269,50 @@ fn shorten(s: &str) -> String {
 /// Checks a discovered value; returns it normalised, or why it is refused.
 fn check_value(var: &str, v: &str) -> Result<String, &'static str> {
     let all = |ok: fn(u8) -> bool| v.bytes().all(ok);
-    match var {
-        "region" => {
-            let v = v.to_ascii_lowercase();
-            let ok = (2..=40).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-            if ok {
-                Ok(v)
-            } else {
-                Err("a region is letters and digits, like westeurope")
-            }
-        }
-        "instance" => {
-            let ok = (1..=63).contains(&v.len())
+    let (ok, value, why) = match var {
+        "region" => (
+            (2..=40).contains(&v.len()) && all(|b| b.is_ascii_alphanumeric()),
+            v.to_ascii_lowercase(),
+            "a region is letters and digits, like westeurope",
+        ),
+        "instance" => (
+            (1..=63).contains(&v.len())
                 && all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !v.starts_with('-')
-                && !v.ends_with('-');
-            if ok {
-                Ok(v.to_string())
-            } else {
-                Err("a compute-instance name is a DNS label (letters, digits, '-')")
-            }
-        }
-        "workspace_name" => {
-            let ok = (1..=64).contains(&v.len())
-                && all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if ok {
-                Ok(v.to_string())
-            } else {
-                Err("a workspace name is letters, digits, '-' and '_'")
-            }
-        }
-        "workspace_id" | "subscription" => {
-            if is_guid(v) {
-                Ok(v.to_ascii_lowercase())
-            } else {
-                Err("expected a GUID like 0f8fad5b-d9cb-469f-a165-70867728950e")
-            }
-        }
-        "resource_group" => {
-            let ok = (1..=90).contains(&v.len())
+                && !v.ends_with('-'),
+            v.to_string(),
+            "a compute-instance name is a DNS label (letters, digits, '-')",
+        ),
+        "workspace_name" => (
+            (1..=64).contains(&v.len())
+                && all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            v.to_string(),
+            "a workspace name is letters, digits, '-' and '_'",
+        ),
+        "workspace_id" | "subscription" => (
+            is_guid(v),
+            v.to_ascii_lowercase(),
+            "expected a GUID like 0f8fad5b-d9cb-469f-a165-70867728950e",
+        ),
+        "resource_group" => (
+            (1..=90).contains(&v.len())
                 && all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
-                && !v.ends_with('.');
-            if ok {
-                Ok(v.to_string())
-            } else {
-                Err("not a resource group name")
-            }
-        }
-        "batch_account" => {
-            let ok = v.len() <= 253
+                && !v.ends_with('.'),
+            v.to_string(),
+            "not a resource group name",
+        ),
+        "batch_account" => (
+            v.len() <= 253
                 && v.split('.').all(|l| {
                     (1..=63).contains(&l.len())
                         && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if ok {
-                Ok(v.to_ascii_lowercase())
-            } else {
-                Err("not a host name")
-            }
-        }
-        _ => Err("not a variable discovery sets"),
-    }
+                }),
+            v.to_ascii_lowercase(),
+            "not a host name",
+        ),
+        _ => (false, String::new(), "not a variable discovery sets"),
+    };
+    if ok { Ok(value) } else { Err(why) }
 }
 
 fn is_guid(s: &str) -> bool {
@@ -581,12 +562,7 @@ fn ask_imds(addr: SocketAddr) -> Findings {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::context::tests::env;
 
     fn vars(f: &Findings) -> Vec<(&str, &str)> {
         f.vars.iter().map(|(k, v)| (*k, v.as_str())).collect()

@@ -324,7 +324,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// A variable map for tests (also used by the submodules' tests).
+    pub(super) fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
