@@ -13,7 +13,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::catalog::{self, Catalog, Expect, ProbeSpec, Protocol, Target, adhoc};
 use crate::cli::{self, Cli, Command, ListOutput, NetArgs, Output, ProbeWhat, SelectArgs};
-use crate::context::{self, ConfigFile, Context};
+use crate::context::{self, ConfigFile, Context, auto, discover};
 use crate::net::NetConfig;
 use crate::probe::ProbeEnv;
 use crate::probe::dns::{self, DnsCache};
@@ -149,7 +149,7 @@ fn env_map() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Flags > environment > config file, for the variables.
+/// Flags > environment > config file > discovery, for the variables.
 fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context)> {
     let file = ConfigFile::load(select.config.as_deref())?;
     let mut vars = Vec::new();
@@ -162,7 +162,15 @@ fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context)> {
     for raw in &select.set {
         vars.push(context::parse_set(raw)?);
     }
-    let ctx = Context::build(select.cloud, &vars, &env_map(), &file)?;
+    let env = env_map();
+    let mut ctx = Context::build(select.cloud, &vars, &env, &file)?;
+    let flags = discover::Flags {
+        no_discover: select.no_discover,
+        imds_endpoint: select.imds_endpoint.as_deref(),
+        node_root: select.node_root.as_deref(),
+    };
+    let settings = discover::Settings::resolve(flags, &env, &file)?;
+    discover::discover(&mut ctx, &settings, &discover::process_env());
     Ok((file, ctx))
 }
 
@@ -196,13 +204,21 @@ impl Plan {
         catalog
             .check_profiles(&profiles)
             .map_err(|e| format!("--profile: {e}"))?;
-        let profiles = if profiles.is_empty() {
-            catalog.default_profiles()
+        let chosen = profiles.is_empty();
+        let profiles = if chosen {
+            auto::choose_profiles(&ctx, &catalog.default_profiles(), &catalog.profile_names())
         } else {
             profiles
         };
         let only = select.only.clone().or(file.only.clone());
-        let targets = catalog.expand(&ctx, &profiles, only.as_deref());
+        let mut targets = catalog.expand(&ctx, &profiles, only.as_deref());
+        if chosen {
+            crate::log::info(&format!(
+                "profiles chosen from the context: {}",
+                profiles.join(", ")
+            ));
+            targets.retain(|t| auto::applies(&ctx, t));
+        }
 
         let timeout = match net.and_then(|n| n.timeout) {
             Some(t) => t,
@@ -304,12 +320,14 @@ impl Plan {
             finished.len(),
             env.dns.lookups()
         ));
-        Ok(Report::new(
-            self.context.values(),
-            started,
-            clock.elapsed(),
-            &finished,
-        ))
+        let mut report = Report::new(self.context.values(), started, clock.elapsed(), &finished);
+        report.context_sources = self
+            .context
+            .sourced()
+            .into_iter()
+            .map(|(k, v)| (k, v.source.as_str().into()))
+            .collect();
+        Ok(report)
     }
 }
 
@@ -360,6 +378,10 @@ fn probe(args: cli::ProbeArgs) -> Result<u8> {
         config: None,
         catalogs: vec![],
         only: None,
+        // An ad hoc probe names its target: nothing to discover.
+        no_discover: true,
+        imds_endpoint: None,
+        node_root: None,
     };
     let mut plan = Plan::new(&select, Some(&args.net))?;
     plan.targets = vec![target];

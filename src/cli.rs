@@ -14,11 +14,35 @@ const ABOUT: &str =
 const CHECK_LONG: &str = "\
 Runs every selected target of the catalog and reports each one with the fix for its failure.
 
-Profiles: with no --profile, the catalog's default profiles run: no-public-ip, internet and
-private-endpoint. Others: public-ip, packages, vscode, exfiltration (`vnetprobe catalog` lists them).
+Variables come from flags, then VNETPROBE_* variables, then the config file, then discovery
+(see `vnetprobe context --help`); `vnetprobe context` shows each value and its source.
+
+Profiles: with no --profile (and no `profiles` in the config file), the catalog's defaults
+(no-public-ip, internet and private-endpoint) are fitted to the context:
+  - private-endpoint runs only when workspace_id, storage_account, keyvault or acr is known;
+  - exfiltration is added when other_storage_account is set;
+  - compute-instance names ({instance}) run only when the instance is known (a compute instance);
+  - packages, vscode and public-ip run only when asked for with --profile.
+Others: `vnetprobe catalog --profile NAME` lists a profile's targets.
 
 Exit codes: 0 every required target met its expectation; 1 at least one required target failed;
 2 usage, config or catalog error.";
+
+const CONTEXT_LONG: &str = "\
+Prints every variable, its value and where it came from (flag, env, file, job, ci, nbvm, mlflow,
+batch, imds, derived, default). Sources, highest first: flags; VNETPROBE_* variables; the config
+file; then discovery, unless --no-discover, VNETPROBE_DISCOVER=0 or `discover = false`:
+  job     AZUREML_ARM_WORKSPACE_NAME, AZUREML_WORKSPACE_ID, AZUREML_SERVICE_ENDPOINT (region),
+          AZUREML_ARM_SUBSCRIPTION, AZUREML_ARM_RESOURCEGROUP
+  ci      CI_NAME (instance), CI_WORKSPACE (workspace_name), CI_RESOURCE_GROUP; only when
+          CI_NAME and CI_WORKSPACE are both set, as on a compute instance
+  nbvm    key=value lines of {node-root}/mnt/azmnt/.nbvm: instance, workspace (or workspace_name),
+          workspace_id, region (or location), resource_group, subscription
+  mlflow  MLFLOW_TRACKING_URI=azureml://{region}.api.azureml.ms/...: region, cloud, workspace name
+  batch   AZ_BATCH_ACCOUNT_URL (batch_account)
+  imds    the Instance Metadata Service (compute.location, compute.azEnvironment), asked directly
+          with a 1 s deadline, only when the region is still unknown
+A malformed value is ignored with a warning.";
 
 #[derive(Debug, Parser)]
 #[command(name = "vnetprobe", version, about = ABOUT, propagate_version = true)]
@@ -43,6 +67,7 @@ pub enum Command {
     /// List the targets after expansion, probing nothing.
     Catalog(CatalogArgs),
     /// Print every variable, its value and where it came from.
+    #[command(long_about = CONTEXT_LONG)]
     Context(ContextArgs),
     /// Combine many nodes' JSON reports: which node fails which target.
     Merge(MergeArgs),
@@ -94,6 +119,17 @@ pub struct SelectArgs {
     /// Run only targets whose id matches this glob (* and ?).
     #[arg(long, value_name = "GLOB")]
     pub only: Option<String>,
+    /// Do not discover variables from the node (Azure ML variables, /mnt/azmnt/.nbvm, IMDS);
+    /// also VNETPROBE_DISCOVER=0 or `discover = false` in the config file.
+    #[arg(long)]
+    pub no_discover: bool,
+    /// Instance Metadata Service base URL, asked directly (never through a proxy) with a 1 s
+    /// deadline [default: http://169.254.169.254].
+    #[arg(long, value_name = "URL")]
+    pub imds_endpoint: Option<String>,
+    /// Root under which node files such as /mnt/azmnt/.nbvm are read [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub node_root: Option<PathBuf>,
 }
 
 /// How probes behave on the network.

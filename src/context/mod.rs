@@ -1,7 +1,9 @@
 //! Where the variables of a run come from: flags > `VNETPROBE_*` environment > config file >
 //! discovery, each value remembered with its source.
 
+pub mod auto;
 pub mod config;
+pub mod discover;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -101,6 +103,10 @@ pub enum Source {
     Nbvm,
     Mlflow,
     Job,
+    /// `CI_*` variables of a compute instance.
+    Ci,
+    /// `AZ_BATCH_*` variables of the Batch node under Azure ML compute.
+    Batch,
     Default,
     Derived,
 }
@@ -115,6 +121,8 @@ impl Source {
             Source::Nbvm => "nbvm",
             Source::Mlflow => "mlflow",
             Source::Job => "job",
+            Source::Ci => "ci",
+            Source::Batch => "batch",
             Source::Default => "default",
             Source::Derived => "derived",
         }
@@ -240,6 +248,11 @@ impl Context {
         }
     }
 
+    /// Whether some source set the cloud (otherwise it is the default, public).
+    pub fn has_cloud(&self) -> bool {
+        self.cloud.is_some()
+    }
+
     pub fn cloud(&self) -> Cloud {
         self.cloud
             .as_ref()
@@ -311,7 +324,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// A variable map for tests (also used by the submodules' tests).
+    pub(super) fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

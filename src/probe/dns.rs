@@ -291,7 +291,10 @@ pub async fn probe(target: &Target, cache: &DnsCache, ev: &mut Evidence) -> Resu
                     ),
                 ));
             }
-            ev.note(format!("private ({chain})"));
+            ev.note(match resolved.cname_chain.last() {
+                Some(last) => format!("private via {last}"),
+                None => "private (no CNAME)".to_string(),
+            });
         }
         Expect::Public => {
             let private: Vec<String> = resolved

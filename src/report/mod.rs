@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{Phase, Status, TlsEvidence};
+use crate::probe::{ErrorKind, Phase, Status, TlsEvidence};
 use crate::runner::Finished;
 
 /// The JSON contract's version.
@@ -28,6 +28,9 @@ pub struct Report {
     pub started_at: String,
     pub duration_ms: u64,
     pub context: BTreeMap<String, String>,
+    /// Where each `context` value came from (flag, env, file, imds, nbvm, mlflow, ...).
+    #[serde(default)]
+    pub context_sources: BTreeMap<String, String>,
     pub summary: Summary,
     pub results: Vec<ResultEntry>,
 }
@@ -132,12 +135,8 @@ impl ResultEntry {
             tls: ev.tls.clone(),
             http_status: ev.http_status,
             warnings: ev.warnings.clone(),
-            hint: (o.status == Status::Fail).then(|| {
-                match o.error.as_ref().and_then(|e| e.kind.remedy()) {
-                    Some(remedy) => format!("{remedy} If the path itself is closed: {}", t.fix),
-                    None => t.fix.clone(),
-                }
-            }),
+            hint: (o.status == Status::Fail)
+                .then(|| hint(o.error.as_ref().map(|e| e.kind), &t.fix)),
             why: t.why.clone(),
         }
     }
@@ -149,6 +148,17 @@ impl ResultEntry {
             Some(p) => format!("{}:{p}", self.host),
             None => self.host.clone(),
         }
+    }
+}
+
+/// The fix for a failure: the error kind's remedy where the cause is on the node, its proxy or
+/// an inspecting device, then the catalog's fix for the path; only the remedy where the kind
+/// proves the path itself open (a TLS handshake happened).
+fn hint(kind: Option<ErrorKind>, fix: &str) -> String {
+    match kind.and_then(|k| k.remedy().map(|r| (k, r))) {
+        Some((ErrorKind::TlsIntercepted | ErrorKind::TlsUntrusted, remedy)) => remedy.to_string(),
+        Some((_, remedy)) => format!("{remedy} If the path itself is closed: {fix}"),
+        None => fix.to_string(),
     }
 }
 
@@ -190,6 +200,7 @@ impl Report {
             started_at: rfc3339(started),
             duration_ms: took.as_millis() as u64,
             context,
+            context_sources: BTreeMap::new(),
             summary,
             results,
         }
@@ -205,7 +216,7 @@ impl Report {
 mod tests {
     use super::*;
     use crate::catalog::{Expect, ProbeSpec, Protocol, Target};
-    use crate::probe::{ErrorKind, Evidence, Outcome, ProbeError};
+    use crate::probe::{Evidence, Outcome, ProbeError};
 
     fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
         let target = Target {
@@ -257,6 +268,11 @@ mod tests {
         let r = ResultEntry::from_finished(&finished(Some(ErrorKind::TcpRefused), true));
         assert_eq!(r.hint.as_deref(), Some("Allow outbound TCP 443."));
         assert_eq!(ResultEntry::from_finished(&finished(None, true)).hint, None);
+        let r = ResultEntry::from_finished(&finished(Some(ErrorKind::TlsIntercepted), true));
+        assert!(
+            !r.hint.unwrap().contains("Allow outbound"),
+            "the path is open: no path rule"
+        );
     }
 
     #[test]

@@ -115,6 +115,24 @@ pub fn render(report: &Report, colour: bool) -> String {
             }
         }
     }
+    let failed: Vec<&ResultEntry> = report
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Fail)
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "\n{}", paint(colour, "1", "failures"));
+        for r in failed {
+            let kind = r.error.as_ref().map(|e| e.kind.as_str()).unwrap_or("");
+            let req = if r.required { "" } else { " (optional)" };
+            let _ = writeln!(
+                out,
+                "  {:<w_id$}  {:<w_ep$}  {kind}{req}",
+                r.id,
+                r.endpoint()
+            );
+        }
+    }
     let s = &report.summary;
     let verdict = if s.required_fail > 0 {
         paint(

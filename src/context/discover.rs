@@ -1,0 +1,912 @@
+//! Discovery: what the node says about where it runs (Azure ML job and compute-instance
+//! variables, `/mnt/azmnt/.nbvm`, the MLflow tracking URI, the Instance Metadata Service),
+//! offered to the context below every flag, `VNETPROBE_*` variable and config key.
+//!
+//! None of these is a documented contract (requirements, section 6): every value is checked
+//! before use, and a malformed one is ignored with a warning, never an error.
+//!
+//! Among discovery sources the first to offer a variable wins, in this order:
+//! 1. job: `AZUREML_ARM_WORKSPACE_NAME`, `AZUREML_WORKSPACE_ID`, `AZUREML_SERVICE_ENDPOINT`
+//!    (`https://{region}.api.azureml.ms`: region and cloud), `AZUREML_ARM_SUBSCRIPTION`,
+//!    `AZUREML_ARM_RESOURCEGROUP`;
+//! 2. ci: `CI_NAME` (instance), `CI_WORKSPACE` (workspace_name), `CI_RESOURCE_GROUP`, read only
+//!    when `CI_NAME` and `CI_WORKSPACE` are both set (build systems set `CI_NAME` too);
+//! 3. nbvm: `key=value` lines of `{node-root}/mnt/azmnt/.nbvm` (keys in [`NBVM_KEYS`]);
+//! 4. mlflow: `MLFLOW_TRACKING_URI=azureml://{region}.api.azureml.ms/mlflow/v1.0/subscriptions/
+//!    {sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/workspaces/{name}`;
+//! 5. batch: `AZ_BATCH_ACCOUNT_URL` (batch_account = its host);
+//! 6. imds: `compute.location` (region) and `compute.azEnvironment` (cloud), asked only when the
+//!    region is still unknown, since it adds nothing else;
+//! 7. derived: a cloud implied by the region's name (`usgov*`, `usdod*`: usgov; `china*`: china).
+//!
+//! Workspace sources come before IMDS because templates name the workspace's region, and IMDS
+//! only knows the VM's. `resource_group` and `subscription` are recorded for the operator (they
+//! appear in `vnetprobe context` and the report) but no template uses them.
+
+mod imds;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Cloud, ConfigFile, Context, Source};
+use crate::catalog::adhoc;
+use crate::log;
+
+/// The Instance Metadata Service, when `--imds-endpoint` is not given.
+pub const IMDS_DEFAULT: &str = "http://169.254.169.254";
+/// Total time for IMDS, connect included: the most discovery can cost off Azure.
+pub const IMDS_DEADLINE: Duration = Duration::from_secs(1);
+/// The compute-instance file, relative to `--node-root`.
+pub const NBVM_PATH: &str = "mnt/azmnt/.nbvm";
+/// The file is a few lines; a bigger one is not the file we know.
+const NBVM_CAP: u64 = 64 * 1024;
+
+/// Variables discovery records for the operator that no template uses.
+pub const INFO_VARIABLES: &[&str] = &["resource_group", "subscription"];
+
+/// The process variables discovery reads (besides `VNETPROBE_*`).
+pub const ENV_KEYS: &[&str] = &[
+    "AZUREML_ARM_WORKSPACE_NAME",
+    "AZUREML_WORKSPACE_ID",
+    "AZUREML_SERVICE_ENDPOINT",
+    "AZUREML_ARM_SUBSCRIPTION",
+    "AZUREML_ARM_RESOURCEGROUP",
+    "CI_NAME",
+    "CI_WORKSPACE",
+    "CI_RESOURCE_GROUP",
+    "MLFLOW_TRACKING_URI",
+    "AZ_BATCH_ACCOUNT_URL",
+];
+
+/// Keys accepted in `.nbvm`, compared without case, `_`, `-` or `.`; others are ignored.
+pub const NBVM_KEYS: &[(&str, &str)] = &[
+    ("instance", "instance"),
+    ("instancename", "instance"),
+    ("computename", "instance"),
+    ("ciname", "instance"),
+    ("workspace", "workspace_name"),
+    ("workspacename", "workspace_name"),
+    ("ciworkspace", "workspace_name"),
+    ("workspaceid", "workspace_id"),
+    ("region", "region"),
+    ("location", "region"),
+    ("resourcegroup", "resource_group"),
+    ("ciresourcegroup", "resource_group"),
+    ("subscription", "subscription"),
+    ("subscriptionid", "subscription"),
+];
+
+/// How discovery runs, resolved from flags > `VNETPROBE_DISCOVER` > config file > defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub enabled: bool,
+    pub imds: SocketAddr,
+    pub node_root: PathBuf,
+}
+
+/// The discovery flags as given on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags<'a> {
+    pub no_discover: bool,
+    pub imds_endpoint: Option<&'a str>,
+    pub node_root: Option<&'a Path>,
+}
+
+impl Settings {
+    /// Validates every setting, used or not; errors name the flag, variable or file line.
+    pub fn resolve(
+        flags: Flags,
+        env: &BTreeMap<String, String>,
+        file: &ConfigFile,
+    ) -> Result<Settings, String> {
+        let enabled = if flags.no_discover {
+            false
+        } else if let Some(raw) = env
+            .get("VNETPROBE_DISCOVER")
+            .filter(|v| !v.trim().is_empty())
+        {
+            parse_switch(raw).ok_or_else(|| {
+                format!("VNETPROBE_DISCOVER={raw:?}: use 1 or 0 (true/false, yes/no, on/off)")
+            })?
+        } else {
+            file.discover.unwrap_or(true)
+        };
+        let imds = match (flags.imds_endpoint, &file.imds_endpoint) {
+            (Some(raw), _) => {
+                parse_imds_endpoint(raw).map_err(|e| format!("--imds-endpoint {raw:?}: {e}"))?
+            }
+            (None, Some(raw)) => parse_imds_endpoint(raw.get_ref())
+                .map_err(|e| file.error_at(raw, "imds-endpoint", &e).0)?,
+            (None, None) => parse_imds_endpoint(IMDS_DEFAULT).expect("the default endpoint parses"),
+        };
+        let node_root = match (flags.node_root, &file.node_root) {
+            (Some(dir), _) => checked_dir(dir).map_err(|e| format!("--node-root {e}"))?,
+            (None, Some(dir)) => checked_dir(dir).map_err(|e| {
+                let origin = file
+                    .origin
+                    .as_ref()
+                    .map(|(p, _)| p.display().to_string())
+                    .unwrap_or("config".into());
+                format!("{origin}: field `node-root`: {e}")
+            })?,
+            (None, None) => PathBuf::from("/"),
+        };
+        Ok(Settings {
+            enabled,
+            imds,
+            node_root,
+        })
+    }
+}
+
+fn parse_switch(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn checked_dir(dir: &Path) -> Result<PathBuf, String> {
+    if dir.is_dir() {
+        Ok(dir.to_path_buf())
+    } else {
+        Err(format!("{}: not a directory", dir.display()))
+    }
+}
+
+/// `http://IP[:PORT]`: IMDS is asked directly, so no name to resolve and no TLS.
+pub fn parse_imds_endpoint(raw: &str) -> Result<SocketAddr, String> {
+    const FORM: &str = "expected http://IP[:PORT], e.g. http://169.254.169.254";
+    let url = adhoc::parse_url(raw, false).map_err(|_| FORM.to_string())?;
+    if url.tls {
+        return Err(format!("IMDS answers plain HTTP: {FORM}"));
+    }
+    if url.path != "/" {
+        return Err(format!("give the base URL without a path: {FORM}"));
+    }
+    let ip: IpAddr = url
+        .host
+        .parse()
+        .map_err(|_| format!("the host must be an IP address: {FORM}"))?;
+    Ok(SocketAddr::new(ip, url.port))
+}
+
+/// Reads the variables discovery uses from the process environment.
+pub fn process_env() -> BTreeMap<String, String> {
+    ENV_KEYS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+        .collect()
+}
+
+/// Offers everything discovered to `ctx`; values already set by a higher source stay.
+pub fn discover(ctx: &mut Context, settings: &Settings, env: &BTreeMap<String, String>) {
+    if !settings.enabled {
+        log::debug("discovery is off");
+        return;
+    }
+    apply(ctx, job_env(env), Source::Job);
+    apply(ctx, ci_env(env), Source::Ci);
+    apply(ctx, nbvm_file(&settings.node_root), Source::Nbvm);
+    if let Some(uri) = non_empty(env, "MLFLOW_TRACKING_URI") {
+        apply(ctx, mlflow_uri(uri), Source::Mlflow);
+    }
+    apply(ctx, batch_env(env), Source::Batch);
+    if ctx.get("region").is_none() {
+        apply(ctx, ask_imds(settings.imds), Source::Imds);
+    } else {
+        log::debug("region known: the Instance Metadata Service is not asked");
+    }
+    if !ctx.has_cloud()
+        && let Some(cloud) = ctx.get("region").and_then(cloud_of_region)
+    {
+        ctx.offer_cloud(cloud, Source::Derived);
+    }
+}
+
+/// What one source found, already checked.
+#[derive(Debug, Default, PartialEq)]
+struct Findings {
+    vars: Vec<(&'static str, String)>,
+    cloud: Option<Cloud>,
+}
+
+impl Findings {
+    /// Keeps `raw` as `var` when it is well formed; otherwise warns, naming `origin`.
+    fn var(&mut self, var: &'static str, raw: &str, origin: &str) {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return;
+        }
+        match check_value(var, raw) {
+            Ok(v) => self.vars.push((var, v)),
+            Err(why) => log::warn(&format!(
+                "{origin}: {var} {:?} ignored: {why}",
+                shorten(raw)
+            )),
+        }
+    }
+
+    /// Region and cloud from a `{region}.api.azureml.ms` host (or a sovereign cloud's).
+    fn api_host(&mut self, host: &str, origin: &str) {
+        match region_of_api_host(host) {
+            Some((region, cloud)) => {
+                self.var("region", region, origin);
+                self.cloud = Some(cloud);
+            }
+            None => log::warn(&format!(
+                "{origin}: host {host:?} is not {{region}}.api.azureml.ms (or a sovereign cloud's): ignored"
+            )),
+        }
+    }
+}
+
+fn apply(ctx: &mut Context, found: Findings, source: Source) {
+    for (var, value) in &found.vars {
+        ctx.offer(var, value, source);
+    }
+    if let Some(cloud) = found.cloud {
+        ctx.offer_cloud(cloud, source);
+    }
+}
+
+fn non_empty<'a>(env: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(80).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+/// Checks a discovered value; returns it normalised, or why it is refused.
+fn check_value(var: &str, v: &str) -> Result<String, &'static str> {
+    let all = |ok: fn(u8) -> bool| v.bytes().all(ok);
+    let (ok, value, why) = match var {
+        "region" => (
+            (2..=40).contains(&v.len()) && all(|b| b.is_ascii_alphanumeric()),
+            v.to_ascii_lowercase(),
+            "a region is letters and digits, like westeurope",
+        ),
+        "instance" => (
+            (1..=63).contains(&v.len())
+                && all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !v.starts_with('-')
+                && !v.ends_with('-'),
+            v.to_string(),
+            "a compute-instance name is a DNS label (letters, digits, '-')",
+        ),
+        "workspace_name" => (
+            (1..=64).contains(&v.len())
+                && all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            v.to_string(),
+            "a workspace name is letters, digits, '-' and '_'",
+        ),
+        "workspace_id" | "subscription" => (
+            is_guid(v),
+            v.to_ascii_lowercase(),
+            "expected a GUID like 0f8fad5b-d9cb-469f-a165-70867728950e",
+        ),
+        "resource_group" => (
+            (1..=90).contains(&v.len())
+                && all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
+                && !v.ends_with('.'),
+            v.to_string(),
+            "not a resource group name",
+        ),
+        "batch_account" => (
+            v.len() <= 253
+                && v.split('.').all(|l| {
+                    (1..=63).contains(&l.len())
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }),
+            v.to_ascii_lowercase(),
+            "not a host name",
+        ),
+        _ => (false, String::new(), "not a variable discovery sets"),
+    };
+    if ok { Ok(value) } else { Err(why) }
+}
+
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn api_domain(cloud: Cloud) -> &'static str {
+    cloud
+        .suffixes()
+        .iter()
+        .find(|(k, _)| *k == "api_domain")
+        .map(|(_, v)| *v)
+        .expect("every cloud has an api_domain")
+}
+
+/// `westeurope.api.azureml.ms` -> (`westeurope`, public); the sovereign clouds' api domains too.
+fn region_of_api_host(host: &str) -> Option<(&str, Cloud)> {
+    Cloud::ALL.into_iter().find_map(|cloud| {
+        let region = host.strip_suffix(api_domain(cloud))?.strip_suffix('.')?;
+        (!region.is_empty() && !region.contains('.')).then_some((region, cloud))
+    })
+}
+
+/// Azure's region names say their cloud.
+fn cloud_of_region(region: &str) -> Option<Cloud> {
+    if region.starts_with("usgov") || region.starts_with("usdod") {
+        Some(Cloud::Usgov)
+    } else if region.starts_with("china") {
+        Some(Cloud::China)
+    } else {
+        None
+    }
+}
+
+fn job_env(env: &BTreeMap<String, String>) -> Findings {
+    let mut f = Findings::default();
+    for (key, var) in [
+        ("AZUREML_ARM_WORKSPACE_NAME", "workspace_name"),
+        ("AZUREML_WORKSPACE_ID", "workspace_id"),
+        ("AZUREML_ARM_SUBSCRIPTION", "subscription"),
+        ("AZUREML_ARM_RESOURCEGROUP", "resource_group"),
+    ] {
+        if let Some(v) = non_empty(env, key) {
+            f.var(var, v, &format!("environment {key}"));
+        }
+    }
+    if let Some(raw) = non_empty(env, "AZUREML_SERVICE_ENDPOINT") {
+        let origin = "environment AZUREML_SERVICE_ENDPOINT";
+        match adhoc::parse_url(raw, false) {
+            Ok(url) => f.api_host(&url.host, origin),
+            Err(_) => log::warn(&format!(
+                "{origin}: not a URL like https://{{region}}.api.azureml.ms: ignored"
+            )),
+        }
+    }
+    f
+}
+
+/// Read only when `CI_NAME` and `CI_WORKSPACE` are both set, as on a compute instance: build
+/// systems set `CI_NAME` too (Codeship sets it to its own name).
+fn ci_env(env: &BTreeMap<String, String>) -> Findings {
+    let mut f = Findings::default();
+    if non_empty(env, "CI_NAME").is_none() || non_empty(env, "CI_WORKSPACE").is_none() {
+        if non_empty(env, "CI_NAME").is_some() {
+            log::debug("CI_NAME without CI_WORKSPACE: not a compute instance, CI_* not used");
+        }
+        return f;
+    }
+    for (key, var) in [
+        ("CI_NAME", "instance"),
+        ("CI_WORKSPACE", "workspace_name"),
+        ("CI_RESOURCE_GROUP", "resource_group"),
+    ] {
+        if let Some(v) = non_empty(env, key) {
+            f.var(var, v, &format!("environment {key}"));
+        }
+    }
+    f
+}
+
+fn batch_env(env: &BTreeMap<String, String>) -> Findings {
+    let mut f = Findings::default();
+    if let Some(raw) = non_empty(env, "AZ_BATCH_ACCOUNT_URL") {
+        match adhoc::parse_url(raw, false) {
+            Ok(url) => f.var(
+                "batch_account",
+                &url.host,
+                "environment AZ_BATCH_ACCOUNT_URL",
+            ),
+            Err(_) => log::warn(
+                "environment AZ_BATCH_ACCOUNT_URL: not a URL like https://ACCOUNT.REGION.batch.azure.com: ignored",
+            ),
+        }
+    }
+    f
+}
+
+/// The tracking URI of an Azure ML workspace; another tracking server is not an error.
+fn mlflow_uri(raw: &str) -> Findings {
+    const ORIGIN: &str = "environment MLFLOW_TRACKING_URI";
+    let mut f = Findings::default();
+    let Some(rest) = raw
+        .split_once("://")
+        .filter(|(s, _)| s.eq_ignore_ascii_case("azureml"))
+        .map(|(_, r)| r)
+    else {
+        log::debug("MLFLOW_TRACKING_URI is not an azureml:// URI: not an Azure ML workspace's");
+        return f;
+    };
+    // The URI's own form has no credentials; refuse one with any, without echoing it.
+    let url = match adhoc::parse_url(&format!("https://{rest}"), false) {
+        Ok(url) => url,
+        Err(_) => {
+            log::warn(&format!(
+                "{ORIGIN}: not a URI like azureml://{{region}}.api.azureml.ms/mlflow/...: ignored"
+            ));
+            return f;
+        }
+    };
+    f.api_host(&url.host, ORIGIN);
+    let path = url.path.split(['?', '#']).next().unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    for pair in segments.windows(2) {
+        let var = match pair[0].to_ascii_lowercase().as_str() {
+            "subscriptions" => "subscription",
+            "resourcegroups" => "resource_group",
+            "workspaces" => "workspace_name",
+            _ => continue,
+        };
+        f.var(var, pair[1], ORIGIN);
+    }
+    if !f.vars.iter().any(|(v, _)| *v == "workspace_name") {
+        log::warn(&format!(
+            "{ORIGIN}: no /workspaces/NAME in the path: workspace name not taken"
+        ));
+    }
+    f
+}
+
+fn nbvm_file(root: &Path) -> Findings {
+    let path = root.join(NBVM_PATH);
+    let shown = path.display().to_string();
+    let mut text = Vec::new();
+    let read =
+        std::fs::File::open(&path).and_then(|file| file.take(NBVM_CAP + 1).read_to_end(&mut text));
+    match read {
+        Ok(_) if text.len() as u64 > NBVM_CAP => {
+            log::warn(&format!("{shown}: larger than {NBVM_CAP} bytes: ignored"));
+            Findings::default()
+        }
+        Ok(_) => match String::from_utf8(text) {
+            Ok(text) => nbvm(&text, &shown),
+            Err(_) => {
+                log::warn(&format!("{shown}: not UTF-8 text: ignored"));
+                Findings::default()
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::debug(&format!("{shown}: absent, not a compute instance"));
+            Findings::default()
+        }
+        Err(e) => {
+            log::warn(&format!("{shown}: {e}: ignored"));
+            Findings::default()
+        }
+    }
+}
+
+/// `key=value` lines; `#` comments, blank lines, `export ` and quotes around values allowed.
+fn nbvm(text: &str, shown: &str) -> Findings {
+    let mut f = Findings::default();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let origin = format!("{shown}:{}", n + 1);
+        let Some((key, value)) = line.strip_prefix("export ").unwrap_or(line).split_once('=')
+        else {
+            log::warn(&format!("{origin}: expected key=value: line ignored"));
+            continue;
+        };
+        let norm: String = key
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, '_' | '-' | '.'))
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let Some((_, var)) = NBVM_KEYS.iter().find(|(k, _)| *k == norm) else {
+            log::debug(&format!("{origin}: key {:?} not used", shorten(key.trim())));
+            continue;
+        };
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+            .unwrap_or(value);
+        f.var(var, value, &origin);
+    }
+    f
+}
+
+fn ask_imds(addr: SocketAddr) -> Findings {
+    let origin = format!("Instance Metadata Service at {addr}");
+    let mut f = Findings::default();
+    let body = match imds::fetch_blocking(addr, IMDS_DEADLINE) {
+        Ok(body) => body,
+        Err(imds::FetchError::Silent(why)) => {
+            log::info(&format!(
+                "{origin}: {why} (normal off Azure; --no-discover skips it)"
+            ));
+            return f;
+        }
+        Err(imds::FetchError::Bad(why)) => {
+            log::warn(&format!("{origin}: {why}: ignored"));
+            return f;
+        }
+    };
+    let answer = match imds::parse(&body) {
+        Ok(a) => a,
+        Err(why) => {
+            log::warn(&format!("{origin}: {why}: ignored"));
+            return f;
+        }
+    };
+    if let Some(location) = &answer.compute.location {
+        f.var("region", location, &format!("{origin}: compute.location"));
+    }
+    if let Some(env) = &answer.compute.az_environment {
+        match Cloud::parse(env) {
+            Some(cloud) => f.cloud = Some(cloud),
+            None => log::warn(&format!(
+                "{origin}: compute.azEnvironment {:?} is not a cloud vnetprobe knows (public, usgov, china): ignored",
+                shorten(env)
+            )),
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::context::tests::env;
+
+    fn vars(f: &Findings) -> Vec<(&str, &str)> {
+        f.vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    const MLFLOW: &str = "azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/0f8fad5b-d9cb-469f-a165-70867728950e/resourceGroups/rg-ml/providers/Microsoft.MachineLearningServices/workspaces/ws-prod";
+
+    #[test]
+    fn mlflow_uri_gives_region_cloud_and_workspace() {
+        let f = mlflow_uri(MLFLOW);
+        assert_eq!(f.cloud, Some(Cloud::Public));
+        assert_eq!(
+            vars(&f),
+            [
+                ("region", "westeurope"),
+                ("subscription", "0f8fad5b-d9cb-469f-a165-70867728950e"),
+                ("resource_group", "rg-ml"),
+                ("workspace_name", "ws-prod")
+            ]
+        );
+    }
+
+    #[test]
+    fn mlflow_uri_of_a_sovereign_cloud() {
+        let f =
+            mlflow_uri("azureml://usgovvirginia.api.ml.azure.us/mlflow/v1.0/workspaces/gov-ws?x=1");
+        assert_eq!(f.cloud, Some(Cloud::Usgov));
+        assert_eq!(
+            vars(&f),
+            [("region", "usgovvirginia"), ("workspace_name", "gov-ws")]
+        );
+    }
+
+    #[test]
+    fn other_or_broken_mlflow_uris_give_nothing() {
+        assert_eq!(mlflow_uri("http://localhost:5000"), Findings::default());
+        assert_eq!(mlflow_uri("file:///tmp/mlruns"), Findings::default());
+        assert!(mlflow_uri("azureml://").vars.is_empty());
+        assert!(
+            mlflow_uri("azureml://user:secret@westeurope.api.azureml.ms/x")
+                .vars
+                .is_empty()
+        );
+        let f = mlflow_uri("azureml://example.com/mlflow/v1.0/workspaces/bad name");
+        assert_eq!((f.cloud, f.vars.len()), (None, 0));
+    }
+
+    #[test]
+    fn job_variables() {
+        let f = job_env(&env(&[
+            ("AZUREML_ARM_WORKSPACE_NAME", "ws1"),
+            (
+                "AZUREML_WORKSPACE_ID",
+                "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            ),
+            (
+                "AZUREML_SERVICE_ENDPOINT",
+                "https://chinaeast2.api.ml.azure.cn/",
+            ),
+            ("AZUREML_ARM_RESOURCEGROUP", "rg"),
+        ]));
+        assert_eq!(f.cloud, Some(Cloud::China));
+        assert_eq!(
+            vars(&f),
+            [
+                ("workspace_name", "ws1"),
+                ("workspace_id", "0f8fad5b-d9cb-469f-a165-70867728950e"),
+                ("resource_group", "rg"),
+                ("region", "chinaeast2")
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_dropped() {
+        let f = job_env(&env(&[
+            ("AZUREML_WORKSPACE_ID", "not-a-guid"),
+            ("AZUREML_SERVICE_ENDPOINT", "westeurope"),
+            ("AZUREML_ARM_WORKSPACE_NAME", "   "),
+        ]));
+        assert_eq!(f, Findings::default());
+        assert!(
+            ci_env(&env(&[("CI_NAME", "bad name"), ("CI_WORKSPACE", "ws/..")]))
+                .vars
+                .is_empty()
+        );
+        assert!(
+            ci_env(&env(&[
+                ("CI_NAME", "codeship"),
+                ("CI_RESOURCE_GROUP", "rg")
+            ]))
+            .vars
+            .is_empty()
+        );
+        assert!(
+            batch_env(&env(&[("AZ_BATCH_ACCOUNT_URL", "::")]))
+                .vars
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn batch_account_is_the_host() {
+        let f = batch_env(&env(&[(
+            "AZ_BATCH_ACCOUNT_URL",
+            "https://MyBatch.westeurope.batch.azure.com/",
+        )]));
+        assert_eq!(
+            vars(&f),
+            [("batch_account", "mybatch.westeurope.batch.azure.com")]
+        );
+    }
+
+    #[test]
+    fn nbvm_lines() {
+        let text = "# compute instance\ninstance=ci-alice\nexport WORKSPACE_NAME=\"ws-1\"\n\nlocation = WestEurope\nnonsense\nunknown=1\nresourceGroup='rg'\ninstance=ignored-dup\n";
+        let f = nbvm(text, ".nbvm");
+        assert_eq!(
+            vars(&f),
+            [
+                ("instance", "ci-alice"),
+                ("workspace_name", "ws-1"),
+                ("region", "westeurope"),
+                ("resource_group", "rg"),
+                ("instance", "ignored-dup")
+            ]
+        );
+        assert!(
+            nbvm("instance=bad_name!\nregion=west europe\n", ".nbvm")
+                .vars
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn value_checks() {
+        assert_eq!(check_value("region", "WestEurope"), Ok("westeurope".into()));
+        assert!(check_value("region", "west-europe").is_err());
+        assert!(check_value("instance", "-x").is_err());
+        assert!(check_value("instance", &"a".repeat(64)).is_err());
+        assert!(check_value("workspace_id", "0f8fad5b-d9cb-469f-a165-70867728950").is_err());
+        assert!(check_value("batch_account", "a..b").is_err());
+        assert!(check_value("resource_group", "rg.").is_err());
+        assert!(check_value("acr", "x").is_err());
+    }
+
+    #[test]
+    fn api_hosts() {
+        assert_eq!(
+            region_of_api_host("westeurope.api.azureml.ms"),
+            Some(("westeurope", Cloud::Public))
+        );
+        assert_eq!(
+            region_of_api_host("usgovarizona.api.ml.azure.us"),
+            Some(("usgovarizona", Cloud::Usgov))
+        );
+        assert_eq!(region_of_api_host("api.azureml.ms"), None);
+        assert_eq!(region_of_api_host("a.b.api.azureml.ms"), None);
+        assert_eq!(
+            region_of_api_host("westeurope.experiments.azureml.net"),
+            None
+        );
+    }
+
+    #[test]
+    fn region_names_say_the_cloud() {
+        assert_eq!(cloud_of_region("usgovvirginia"), Some(Cloud::Usgov));
+        assert_eq!(cloud_of_region("usdodeast"), Some(Cloud::Usgov));
+        assert_eq!(cloud_of_region("chinanorth3"), Some(Cloud::China));
+        assert_eq!(cloud_of_region("westeurope"), None);
+    }
+
+    #[test]
+    fn imds_endpoints() {
+        assert_eq!(
+            parse_imds_endpoint("http://169.254.169.254").unwrap(),
+            "169.254.169.254:80".parse().unwrap()
+        );
+        assert_eq!(
+            parse_imds_endpoint("http://127.0.0.1:8080/").unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            parse_imds_endpoint("http://[::1]:81").unwrap(),
+            "[::1]:81".parse().unwrap()
+        );
+        assert!(
+            parse_imds_endpoint("https://169.254.169.254")
+                .unwrap_err()
+                .contains("plain HTTP")
+        );
+        assert!(
+            parse_imds_endpoint("http://metadata.internal")
+                .unwrap_err()
+                .contains("IP address")
+        );
+        assert!(
+            parse_imds_endpoint("http://169.254.169.254/metadata")
+                .unwrap_err()
+                .contains("without a path")
+        );
+        assert!(parse_imds_endpoint("169.254.169.254").is_err());
+    }
+
+    #[test]
+    fn settings_layers() {
+        let file = ConfigFile::parse(
+            Path::new("c.toml"),
+            "discover = false\nimds-endpoint = \"http://127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(Flags::default(), &env(&[]), &file).unwrap();
+        assert_eq!((s.enabled, s.imds.port()), (false, 9));
+        let s = Settings::resolve(
+            Flags::default(),
+            &env(&[("VNETPROBE_DISCOVER", "1")]),
+            &file,
+        )
+        .unwrap();
+        assert!(s.enabled);
+        let flags = Flags {
+            no_discover: true,
+            imds_endpoint: Some("http://127.0.0.2:7"),
+            node_root: None,
+        };
+        let s = Settings::resolve(flags, &env(&[("VNETPROBE_DISCOVER", "yes")]), &file).unwrap();
+        assert_eq!(
+            (s.enabled, s.imds.port(), s.node_root.as_path()),
+            (false, 7, Path::new("/"))
+        );
+        let d = Settings::resolve(Flags::default(), &env(&[]), &ConfigFile::default()).unwrap();
+        assert_eq!(
+            (d.enabled, d.imds.to_string().as_str()),
+            (true, "169.254.169.254:80")
+        );
+    }
+
+    #[test]
+    fn settings_errors_name_their_origin() {
+        let e = Settings::resolve(
+            Flags::default(),
+            &env(&[("VNETPROBE_DISCOVER", "maybe")]),
+            &ConfigFile::default(),
+        );
+        assert!(e.unwrap_err().starts_with("VNETPROBE_DISCOVER=\"maybe\""));
+        let flags = Flags {
+            imds_endpoint: Some("ftp://x"),
+            ..Flags::default()
+        };
+        assert!(
+            Settings::resolve(flags, &env(&[]), &ConfigFile::default())
+                .unwrap_err()
+                .starts_with("--imds-endpoint")
+        );
+        let file =
+            ConfigFile::parse(Path::new("c.toml"), "\nimds-endpoint = \"http://name\"\n").unwrap();
+        assert!(
+            Settings::resolve(Flags::default(), &env(&[]), &file)
+                .unwrap_err()
+                .starts_with("c.toml:2: field `imds-endpoint`")
+        );
+        let flags = Flags {
+            node_root: Some(Path::new("/nonexistent/vnetprobe")),
+            ..Flags::default()
+        };
+        assert!(
+            Settings::resolve(flags, &env(&[]), &ConfigFile::default())
+                .unwrap_err()
+                .starts_with("--node-root")
+        );
+    }
+
+    #[test]
+    fn discovery_ranks_below_flags_and_among_sources() {
+        let mut ctx = Context::build(
+            None,
+            &[("workspace_name".into(), "flagws".into())],
+            &env(&[]),
+            &ConfigFile::default(),
+        )
+        .unwrap();
+        let settings = Settings {
+            enabled: true,
+            imds: "127.0.0.1:9".parse().unwrap(),
+            node_root: "/nonexistent".into(),
+        };
+        let e = env(&[
+            ("CI_NAME", "ci1"),
+            ("CI_WORKSPACE", "ciws"),
+            ("MLFLOW_TRACKING_URI", MLFLOW),
+            ("AZUREML_ARM_RESOURCEGROUP", "jobrg"),
+        ]);
+        discover(&mut ctx, &settings, &e);
+        let s = ctx.sourced();
+        let got = |k: &str| (s[k].value.as_str(), s[k].source);
+        assert_eq!(got("workspace_name"), ("flagws", Source::Flag));
+        assert_eq!(got("instance"), ("ci1", Source::Ci));
+        assert_eq!(got("resource_group"), ("jobrg", Source::Job));
+        assert_eq!(got("region"), ("westeurope", Source::Mlflow));
+        assert_eq!(got("cloud"), ("public", Source::Mlflow));
+    }
+
+    #[test]
+    fn disabled_discovery_offers_nothing() {
+        let mut ctx = Context::default();
+        let settings = Settings {
+            enabled: false,
+            imds: "127.0.0.1:9".parse().unwrap(),
+            node_root: "/".into(),
+        };
+        discover(&mut ctx, &settings, &env(&[("CI_NAME", "ci1")]));
+        assert_eq!(ctx, Context::default());
+    }
+
+    #[test]
+    fn sovereign_region_implies_the_cloud() {
+        let mut ctx = Context::default();
+        let settings = Settings {
+            enabled: true,
+            imds: "127.0.0.1:9".parse().unwrap(),
+            node_root: "/nonexistent".into(),
+        };
+        discover(
+            &mut ctx,
+            &settings,
+            &env(&[(
+                "AZUREML_SERVICE_ENDPOINT",
+                "https://usgovvirginia.api.azureml.ms",
+            )]),
+        );
+        // The endpoint's domain says public; the region's name says usgov. The domain wins: it
+        // is what the workspace's clients actually use.
+        assert_eq!(ctx.cloud(), Cloud::Public);
+        let mut ctx = Context::build(
+            None,
+            &[("region".into(), "chinanorth3".into())],
+            &env(&[]),
+            &ConfigFile::default(),
+        )
+        .unwrap();
+        discover(&mut ctx, &settings, &env(&[]));
+        assert_eq!(
+            (ctx.cloud(), ctx.sourced()["cloud"].source),
+            (Cloud::China, Source::Derived)
+        );
+    }
+}

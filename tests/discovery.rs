@@ -1,0 +1,797 @@
+//! Discovery end to end: the real binary against a fake Instance Metadata Service on loopback,
+//! fixture node roots with `.nbvm` files, and Azure ML environment variables, asserting on
+//! `vnetprobe context --output json` (and `check`/`catalog` where discovery changes them).
+//! No test reaches 169.254.169.254: each passes a loopback `--imds-endpoint` or disables discovery.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const VALID: &str = r#"{"compute":{"location":"westeurope","azEnvironment":"AzurePublicCloud","name":"vm1","vmId":"x"},"network":{"interface":[]}}"#;
+const GUID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+const MLFLOW: &str = "azureml://northeurope.api.azureml.ms/mlflow/v1.0/subscriptions/0f8fad5b-d9cb-469f-a165-70867728950e/resourceGroups/rg-ml/providers/Microsoft.MachineLearningServices/workspaces/ws-mlflow";
+
+/// An IMDS endpoint where nothing listens (the discard port on loopback): refused at once.
+const CLOSED: &str = "http://127.0.0.1:9";
+
+/// How the fake IMDS answers.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Json(&'static str),
+    /// The valid answer, after this long.
+    Slow(Duration),
+    /// Bytes that are not HTTP.
+    Garbage,
+    NotFound,
+}
+
+/// A fake Instance Metadata Service on loopback that counts connections and keeps the request
+/// heads it saw. Bounded: it stops accepting after 30 s or 16 connections.
+struct FakeImds {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeImds {
+    fn start(behaviour: Behaviour) -> FakeImds {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (count, seen) = (connections.clone(), requests.clone());
+        thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(30) && count.load(Ordering::SeqCst) < 16 {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let seen = seen.clone();
+                        thread::spawn(move || serve(stream, behaviour, &seen));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FakeImds {
+            addr,
+            connections,
+            requests,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Mutex<Vec<String>>) {
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    seen.lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&head).into_owned());
+    let ok = |body: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let answer = match behaviour {
+        Behaviour::Json(body) => ok(body),
+        Behaviour::Slow(wait) => {
+            thread::sleep(wait);
+            ok(VALID)
+        }
+        Behaviour::Garbage => "SSH-2.0-OpenSSH_9.2\r\n\r\n".to_string(),
+        Behaviour::NotFound => {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found".to_string()
+        }
+    };
+    let _ = stream.write_all(answer.as_bytes());
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "vnetprobe-discovery-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// A node root whose `/mnt/azmnt/.nbvm` holds `text`.
+    fn node_root(tag: &str, text: &str) -> TempDir {
+        let d = TempDir::new(tag);
+        std::fs::create_dir_all(d.0.join("mnt/azmnt")).unwrap();
+        std::fs::write(d.0.join("mnt/azmnt/.nbvm"), text).unwrap();
+        d
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the binary with exactly `env` (nothing inherited) and an empty config file, so the
+/// machine's own variables and /etc/vnetprobe/config.toml cannot leak in.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = TempDir::new("cfg");
+    let config = dir.file("empty.toml", "");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vnetprobe"));
+    cmd.env_clear().args(args);
+    if !args.contains(&"--config") {
+        cmd.arg("--config").arg(&config);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `context --output json` as var -> (value, source).
+fn context(args: &[&str], env: &[(&str, &str)]) -> (BTreeMap<String, (String, String)>, String) {
+    let mut all = vec!["context", "--output", "json"];
+    all.extend_from_slice(args);
+    let out = run(&all, env);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let map = v
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, e)| {
+            (
+                k.clone(),
+                (
+                    e["value"].as_str().unwrap().to_string(),
+                    e["source"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect();
+    (map, stderr(&out))
+}
+
+fn pair(m: &BTreeMap<String, (String, String)>, k: &str) -> (String, String) {
+    m.get(k)
+        .cloned()
+        .unwrap_or_else(|| panic!("{k} missing from {m:?}"))
+}
+
+fn p(value: &str, source: &str) -> (String, String) {
+    (value.to_string(), source.to_string())
+}
+
+// ---- IMDS ----
+
+#[test]
+fn imds_answer_gives_region_and_cloud() {
+    let imds = FakeImds::start(Behaviour::Json(VALID));
+    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &[]);
+    assert_eq!(pair(&ctx, "region"), p("westeurope", "imds"));
+    assert_eq!(pair(&ctx, "cloud"), p("public", "imds"));
+    assert_eq!(imds.connections(), 1);
+    let head = imds.requests.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(
+        head.starts_with("get /metadata/instance?api-version=2021-02-01 http/1.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nmetadata: true\r\n"), "{head}");
+}
+
+#[test]
+fn imds_sovereign_cloud() {
+    let imds = FakeImds::start(Behaviour::Json(
+        r#"{"compute":{"location":"usgovvirginia","azEnvironment":"AzureUSGovernmentCloud"}}"#,
+    ));
+    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &[]);
+    assert_eq!(pair(&ctx, "region"), p("usgovvirginia", "imds"));
+    assert_eq!(pair(&ctx, "cloud"), p("usgov", "imds"));
+}
+
+#[test]
+fn imds_is_asked_directly_even_with_a_proxy_set() {
+    let imds = FakeImds::start(Behaviour::Json(VALID));
+    let dead_proxy = "http://127.0.0.1:1";
+    let env = [
+        ("HTTP_PROXY", dead_proxy),
+        ("http_proxy", dead_proxy),
+        ("ALL_PROXY", dead_proxy),
+    ];
+    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &env);
+    assert_eq!(pair(&ctx, "region"), p("westeurope", "imds"));
+}
+
+#[test]
+fn imds_slower_than_the_deadline_is_ignored() {
+    let imds = FakeImds::start(Behaviour::Slow(Duration::from_secs(4)));
+    let start = Instant::now();
+    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &[]);
+    eprintln!("slow IMDS: context took {} ms", start.elapsed().as_millis());
+    assert!(!ctx.contains_key("region"), "{ctx:?}");
+    assert_eq!(pair(&ctx, "cloud"), p("public", "default"));
+    assert_eq!(imds.connections(), 1);
+}
+
+#[test]
+fn imds_garbage_404_and_bad_json_warn_and_are_ignored() {
+    for (name, behaviour) in [
+        ("garbage", Behaviour::Garbage),
+        ("404", Behaviour::NotFound),
+        ("html", Behaviour::Json("<html>hello</html>")),
+        (
+            "wrong types",
+            Behaviour::Json(r#"{"compute":{"location":42}}"#),
+        ),
+        (
+            "bad region",
+            Behaviour::Json(r#"{"compute":{"location":"West Europe!"}}"#),
+        ),
+        (
+            "unknown cloud",
+            Behaviour::Json(r#"{"compute":{"azEnvironment":"AzureStackCloud"}}"#),
+        ),
+    ] {
+        let imds = FakeImds::start(behaviour);
+        let (ctx, err) = context(&["--imds-endpoint", &imds.url()], &[]);
+        assert!(!ctx.contains_key("region"), "{name}: {ctx:?}");
+        assert_eq!(pair(&ctx, "cloud"), p("public", "default"), "{name}");
+        assert!(
+            err.contains("WARN") && err.contains("Instance Metadata Service"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn imds_missing_fields_are_fine() {
+    let imds = FakeImds::start(Behaviour::Json(r#"{"compute":{}}"#));
+    let (ctx, err) = context(&["--imds-endpoint", &imds.url()], &[]);
+    assert!(!ctx.contains_key("region"));
+    assert!(!err.contains("WARN"), "{err}");
+}
+
+#[test]
+fn imds_not_asked_when_the_region_is_known() {
+    let imds = FakeImds::start(Behaviour::Json(VALID));
+    let (ctx, _) = context(
+        &["--imds-endpoint", &imds.url(), "--region", "swedencentral"],
+        &[],
+    );
+    assert_eq!(pair(&ctx, "region"), p("swedencentral", "flag"));
+    let (ctx, _) = context(
+        &["--imds-endpoint", &imds.url()],
+        &[("MLFLOW_TRACKING_URI", MLFLOW)],
+    );
+    assert_eq!(pair(&ctx, "region"), p("northeurope", "mlflow"));
+    assert_eq!(imds.connections(), 0);
+}
+
+#[test]
+fn imds_refused_is_quiet() {
+    let (ctx, err) = context(&["--imds-endpoint", CLOSED], &[]);
+    assert!(!ctx.contains_key("region"));
+    assert!(!err.contains("WARN"), "{err}");
+}
+
+// ---- node files ----
+
+#[test]
+fn nbvm_fixture_gives_instance_workspace_and_region() {
+    let root = TempDir::node_root(
+        "nbvm",
+        "# written by the fixture\ninstance=ci-alice\nworkspace=ws-nbvm\nworkspace_id=0F8FAD5B-D9CB-469F-A165-70867728950E\nlocation=francecentral\nsomething_else=1\n",
+    );
+    let imds = FakeImds::start(Behaviour::Json(VALID));
+    let (ctx, err) = context(
+        &[
+            "--imds-endpoint",
+            &imds.url(),
+            "--node-root",
+            root.0.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(pair(&ctx, "instance"), p("ci-alice", "nbvm"));
+    assert_eq!(pair(&ctx, "workspace_name"), p("ws-nbvm", "nbvm"));
+    assert_eq!(pair(&ctx, "workspace_id"), p(GUID, "nbvm"));
+    assert_eq!(pair(&ctx, "region"), p("francecentral", "nbvm"));
+    assert_eq!(
+        pair(&ctx, "notebook_label"),
+        p(&format!("ml-ws-nbvm-francecentral-{GUID}"), "derived")
+    );
+    assert!(!err.contains("WARN"), "{err}");
+    assert_eq!(
+        imds.connections(),
+        0,
+        "region known from .nbvm: IMDS has nothing to add"
+    );
+}
+
+#[test]
+fn nbvm_malformed_lines_warn_with_file_and_line() {
+    let root = TempDir::node_root(
+        "bad",
+        "instance=ci ok?\nthis line has no equals sign\nworkspace=ws-good\n",
+    );
+    let (ctx, err) = context(
+        &[
+            "--imds-endpoint",
+            CLOSED,
+            "--node-root",
+            root.0.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(pair(&ctx, "workspace_name"), p("ws-good", "nbvm"));
+    assert!(!ctx.contains_key("instance"), "{ctx:?}");
+    let nbvm = root.0.join("mnt/azmnt/.nbvm").display().to_string();
+    assert!(
+        err.contains(&format!("{nbvm}:1: instance \"ci ok?\" ignored")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{nbvm}:2: expected key=value")),
+        "{err}"
+    );
+}
+
+#[test]
+fn nbvm_that_is_not_text_or_too_big_is_ignored() {
+    let root = TempDir::new("binary");
+    std::fs::create_dir_all(root.0.join("mnt/azmnt")).unwrap();
+    std::fs::write(
+        root.0.join("mnt/azmnt/.nbvm"),
+        [0xffu8, 0xfe, 0x00, b'=', 0x80],
+    )
+    .unwrap();
+    let args = [
+        "--imds-endpoint",
+        CLOSED,
+        "--node-root",
+        root.0.to_str().unwrap(),
+    ];
+    let (ctx, err) = context(&args, &[]);
+    assert!(!ctx.contains_key("instance"));
+    assert!(err.contains("not UTF-8"), "{err}");
+    std::fs::write(
+        root.0.join("mnt/azmnt/.nbvm"),
+        format!("instance=big\n{}", "#".repeat(70_000)),
+    )
+    .unwrap();
+    let (ctx, err) = context(&args, &[]);
+    assert!(!ctx.contains_key("instance"));
+    assert!(err.contains("larger than"), "{err}");
+}
+
+#[test]
+fn bad_node_root_or_imds_endpoint_is_a_usage_error() {
+    let out = run(
+        &["context", "--node-root", "/nonexistent/vnetprobe-root"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--node-root /nonexistent/vnetprobe-root: not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &["context", "--imds-endpoint", "http://metadata.example"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--imds-endpoint"), "{}", stderr(&out));
+    let dir = TempDir::new("badcfg");
+    let cfg = dir.file(
+        "c.toml",
+        "# comment\nimds-endpoint = \"https://169.254.169.254\"\n",
+    );
+    let out = run(&["context", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(":2: field `imds-endpoint`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// ---- environment ----
+
+#[test]
+fn compute_instance_variables() {
+    let env = [
+        ("CI_NAME", "ci-bob"),
+        ("CI_WORKSPACE", "ws-ci"),
+        ("CI_RESOURCE_GROUP", "rg-ci"),
+    ];
+    let (ctx, _) = context(&["--imds-endpoint", CLOSED], &env);
+    assert_eq!(pair(&ctx, "instance"), p("ci-bob", "ci"));
+    assert_eq!(pair(&ctx, "workspace_name"), p("ws-ci", "ci"));
+    assert_eq!(pair(&ctx, "resource_group"), p("rg-ci", "ci"));
+    // A build system's CI_NAME alone is not a compute instance.
+    let (ctx, _) = context(
+        &["--imds-endpoint", CLOSED],
+        &[("CI_NAME", "codeship"), ("CI_RESOURCE_GROUP", "rg")],
+    );
+    assert!(
+        !ctx.contains_key("instance") && !ctx.contains_key("resource_group"),
+        "{ctx:?}"
+    );
+}
+
+#[test]
+fn mlflow_tracking_uri() {
+    let imds = FakeImds::start(Behaviour::Json(VALID));
+    let (ctx, _) = context(
+        &["--imds-endpoint", &imds.url()],
+        &[("MLFLOW_TRACKING_URI", MLFLOW)],
+    );
+    assert_eq!(pair(&ctx, "region"), p("northeurope", "mlflow"));
+    assert_eq!(pair(&ctx, "cloud"), p("public", "mlflow"));
+    assert_eq!(pair(&ctx, "workspace_name"), p("ws-mlflow", "mlflow"));
+    assert_eq!(pair(&ctx, "resource_group"), p("rg-ml", "mlflow"));
+    assert_eq!(pair(&ctx, "subscription"), p(GUID, "mlflow"));
+}
+
+#[test]
+fn job_variables() {
+    let env = [
+        ("AZUREML_ARM_WORKSPACE_NAME", "ws-job"),
+        ("AZUREML_WORKSPACE_ID", GUID),
+        ("AZUREML_SERVICE_ENDPOINT", "https://eastus2.api.azureml.ms"),
+        (
+            "AZ_BATCH_ACCOUNT_URL",
+            "https://amlbatch01.eastus2.batch.azure.com",
+        ),
+        ("MLFLOW_TRACKING_URI", MLFLOW),
+    ];
+    let (ctx, _) = context(&["--imds-endpoint", CLOSED], &env);
+    assert_eq!(pair(&ctx, "workspace_name"), p("ws-job", "job"));
+    assert_eq!(pair(&ctx, "workspace_id"), p(GUID, "job"));
+    assert_eq!(
+        pair(&ctx, "region"),
+        p("eastus2", "job"),
+        "the job's own variables beat MLflow's"
+    );
+    assert_eq!(
+        pair(&ctx, "batch_account"),
+        p("amlbatch01.eastus2.batch.azure.com", "batch")
+    );
+    assert_eq!(
+        pair(&ctx, "notebook_label"),
+        p(&format!("ml-ws-job-eastus2-{GUID}"), "derived")
+    );
+}
+
+#[test]
+fn malformed_variables_warn_and_never_crash() {
+    let env = [
+        ("AZUREML_WORKSPACE_ID", "not-a-guid"),
+        ("AZUREML_SERVICE_ENDPOINT", "eastus2"),
+        ("CI_NAME", "bad name"),
+        ("CI_WORKSPACE", "ws-ok"),
+        (
+            "MLFLOW_TRACKING_URI",
+            "azureml://user:hunter2@westeurope.api.azureml.ms/x",
+        ),
+        ("AZ_BATCH_ACCOUNT_URL", "https://"),
+    ];
+    let (ctx, err) = context(&["--imds-endpoint", CLOSED], &env);
+    for k in ["workspace_id", "region", "instance", "batch_account"] {
+        assert!(!ctx.contains_key(k), "{k}: {ctx:?}");
+    }
+    for key in [
+        "AZUREML_WORKSPACE_ID",
+        "AZUREML_SERVICE_ENDPOINT",
+        "CI_NAME",
+        "MLFLOW_TRACKING_URI",
+        "AZ_BATCH_ACCOUNT_URL",
+    ] {
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    assert!(!err.contains("hunter2"), "a credential leaked: {err}");
+}
+
+#[test]
+fn precedence_flag_env_file_then_discovery() {
+    let dir = TempDir::new("prec");
+    let cfg = dir.file(
+        "c.toml",
+        "[set]\nworkspace_name = \"ws-file\"\ninstance = \"ci-file\"\n",
+    );
+    let root = TempDir::node_root(
+        "prec",
+        "instance=ci-nbvm\nworkspace=ws-nbvm\nregion=uksouth\n",
+    );
+    let env = [
+        ("VNETPROBE_WORKSPACE_NAME", "ws-env"),
+        ("MLFLOW_TRACKING_URI", MLFLOW),
+        ("CI_RESOURCE_GROUP", "rg-ci"),
+        ("CI_NAME", "ci-env"),
+        ("CI_WORKSPACE", "ws-ci"),
+    ];
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--node-root",
+        root.0.to_str().unwrap(),
+        "--imds-endpoint",
+        CLOSED,
+        "--set",
+        "acr=flagacr",
+    ];
+    let (ctx, _) = context(&args, &env);
+    assert_eq!(pair(&ctx, "acr"), p("flagacr", "flag"));
+    assert_eq!(pair(&ctx, "workspace_name"), p("ws-env", "env"));
+    assert_eq!(pair(&ctx, "instance"), p("ci-file", "file"));
+    assert_eq!(
+        pair(&ctx, "resource_group"),
+        p("rg-ci", "ci"),
+        "ci beats nbvm and mlflow"
+    );
+    assert_eq!(
+        pair(&ctx, "region"),
+        p("uksouth", "nbvm"),
+        "nbvm beats mlflow"
+    );
+    assert_eq!(pair(&ctx, "subscription"), p(GUID, "mlflow"));
+}
+
+// ---- switching discovery off ----
+
+#[test]
+fn every_way_to_switch_discovery_off() {
+    let imds = FakeImds::start(Behaviour::Json(VALID));
+    let root = TempDir::node_root("off", "instance=ci-nbvm\n");
+    let dir = TempDir::new("off");
+    let cfg = dir.file("c.toml", "discover = false\n");
+    let base = [
+        "--imds-endpoint",
+        &imds.url(),
+        "--node-root",
+        root.0.to_str().unwrap(),
+    ];
+    let env = [("CI_WORKSPACE", "ws-ci"), ("MLFLOW_TRACKING_URI", MLFLOW)];
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        (vec!["--no-discover"], vec![]),
+        (vec![], vec![("VNETPROBE_DISCOVER", "0")]),
+        (vec![], vec![("VNETPROBE_DISCOVER", "off")]),
+        (vec!["--config", cfg.to_str().unwrap()], vec![]),
+    ];
+    for (extra, more_env) in cases {
+        let mut args = base.to_vec();
+        args.extend(extra.iter());
+        let mut e = env.to_vec();
+        e.extend(more_env.iter());
+        let (ctx, _) = context(&args, &e);
+        assert_eq!(
+            ctx.keys().collect::<Vec<_>>(),
+            ["cloud"],
+            "{extra:?} {more_env:?}: {ctx:?}"
+        );
+    }
+    assert_eq!(imds.connections(), 0);
+    // VNETPROBE_DISCOVER=1 overrides the file's `discover = false`.
+    let mut args = base.to_vec();
+    args.extend(["--config", cfg.to_str().unwrap()]);
+    let (ctx, _) = context(&args, &[("VNETPROBE_DISCOVER", "1")]);
+    assert_eq!(pair(&ctx, "instance"), p("ci-nbvm", "nbvm"));
+    let out = run(
+        &["context", "--no-discover"],
+        &[("VNETPROBE_DISCOVER", "maybe")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the flag wins; the variable is not read"
+    );
+    let out = run(&["context"], &[("VNETPROBE_DISCOVER", "maybe")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("VNETPROBE_DISCOVER=\"maybe\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// ---- check and catalog ----
+
+const CATALOG: &str = r#"
+[profile.no-public-ip]
+description = "outbound"
+default = true
+
+[profile.private-endpoint]
+description = "private names"
+default = true
+
+[profile.packages]
+description = "opt-in"
+
+[[target]]
+id = "tundra"
+name = "tundra"
+protocol = "dns"
+host = "{region}.tundra.{aml_domain}"
+profiles = ["no-public-ip"]
+why = "w"
+fix = "f"
+
+[[target]]
+id = "instance"
+name = "compute instance"
+protocol = "dns"
+host = "{instance}.{region}.instances.{aml_domain}"
+profiles = ["no-public-ip"]
+why = "w"
+fix = "f"
+
+[[target]]
+id = "pe-workspace"
+name = "workspace private endpoint"
+protocol = "dns"
+host = "{workspace_id}.workspace.{region}.{api_domain}"
+profiles = ["private-endpoint"]
+why = "w"
+fix = "f"
+
+[[target]]
+id = "pypi"
+name = "pypi"
+protocol = "dns"
+host = "pypi.org"
+profiles = ["packages"]
+why = "w"
+fix = "f"
+"#;
+
+#[test]
+fn check_no_discover_never_contacts_imds() {
+    let dir = TempDir::new("check");
+    let catalog = dir.file("c.toml", CATALOG);
+    let imds = FakeImds::start(Behaviour::Json(VALID));
+    let args = |extra: &'static [&'static str]| {
+        let mut a = vec![
+            "check".to_string(),
+            "--catalog".into(),
+            catalog.display().to_string(),
+            "--only".into(),
+            "nothing-matches".into(),
+            "--imds-endpoint".into(),
+            imds.url(),
+            "--output".into(),
+            "json".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_args = |a: Vec<String>, env: &[(&str, &str)]| {
+        let refs: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+        run(&refs, env)
+    };
+    let out = run_args(args(&["--no-discover"]), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run_args(args(&[]), &[("VNETPROBE_DISCOVER", "0")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        imds.connections(),
+        0,
+        "discovery was off: IMDS must not be contacted"
+    );
+
+    // The control: the same check with discovery asks IMDS exactly once, and the report says so.
+    let out = run_args(args(&[]), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(imds.connections(), 1);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["context"]["region"], "westeurope");
+    assert_eq!(report["context_sources"]["region"], "imds");
+    assert_eq!(report["context_sources"]["cloud"], "imds");
+}
+
+fn catalog_ids(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let mut all = vec!["catalog", "--output", "json", "--imds-endpoint", CLOSED];
+    all.extend_from_slice(args);
+    let out = run(&all, env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn profiles_follow_the_discovered_context() {
+    let dir = TempDir::new("auto");
+    let catalog = dir.file("c.toml", CATALOG);
+    let c = catalog.to_str().unwrap();
+    // A plain node: no instance, no workspace id: neither instance names nor private endpoints.
+    assert_eq!(
+        catalog_ids(&["--catalog", c, "--region", "westeurope"], &[]),
+        ["tundra"]
+    );
+    // A compute instance: its names join.
+    assert_eq!(
+        catalog_ids(
+            &["--catalog", c],
+            &[
+                ("CI_NAME", "ci1"),
+                ("CI_WORKSPACE", "ws"),
+                ("MLFLOW_TRACKING_URI", MLFLOW)
+            ]
+        ),
+        ["tundra", "instance"]
+    );
+    // A job that knows its workspace id: the private-endpoint names join.
+    let job = [
+        ("AZUREML_WORKSPACE_ID", GUID),
+        ("AZUREML_SERVICE_ENDPOINT", "https://eastus.api.azureml.ms"),
+    ];
+    assert_eq!(
+        catalog_ids(&["--catalog", c], &job),
+        ["tundra", "pe-workspace"]
+    );
+    // Asking for profiles turns the choice off: skipped targets stay listed.
+    assert_eq!(
+        catalog_ids(
+            &[
+                "--catalog",
+                c,
+                "--region",
+                "westeurope",
+                "--profile",
+                "no-public-ip",
+                "--profile",
+                "packages"
+            ],
+            &[]
+        ),
+        ["tundra", "instance", "pypi"]
+    );
+}
