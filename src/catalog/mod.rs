@@ -295,7 +295,8 @@ pub struct Catalog {
     targets: Vec<TargetSpec>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of a byte offset, for errors that name a line of a TOML file.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
         .bytes()
         .filter(|&b| b == b'\n')

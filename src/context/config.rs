@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Cloud;
+use crate::catalog::line_of;
 
 /// The default config file, read when present and no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/vnetprobe/config.toml";
@@ -102,14 +103,6 @@ impl ConfigFile {
             None => ConfigError(format!("config: field `{field}`: {message}")),
         }
     }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
 }
 
 #[cfg(test)]
