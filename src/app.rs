@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::{CommandFactory, Parser};
 
-use crate::catalog::{self, Catalog, Expect, ProbeSpec, Protocol, Target, adhoc};
+use crate::catalog::{Catalog, Expect, ProbeSpec, Protocol, Target, adhoc};
 use crate::cli::{self, Cli, Command, ListOutput, NetArgs, Output, ProbeWhat, SelectArgs};
 use crate::context::{self, ConfigFile, Context, auto, discover};
 use crate::net::NetConfig;
@@ -419,6 +419,3 @@ fn catalog_table(targets: &[Target]) -> String {
     s.push_str(&format!("{} targets\n", targets.len()));
     s
 }
-
-#[allow(dead_code)]
-fn _assert_catalog_used(_: catalog::Profile) {}
