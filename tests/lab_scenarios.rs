@@ -300,6 +300,22 @@ fn leftovers(pids: &[u32]) -> Vec<String> {
             .map(|p| format!("pid {p}")),
     );
     let state = state_dir();
+    // Any process still started with the state dir on its command line, pid file or not.
+    let marker = format!("{}/", state.display());
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&marker) && running(pid) && !pids.contains(&pid) {
+            left.push(format!("pid {pid} ({})", cmdline.trim()));
+        }
+    }
     for path in [
         state.as_path(),
         Path::new("/etc/netns/vplab-compute"),

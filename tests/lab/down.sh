@@ -25,6 +25,11 @@ done
 for ns in "${NAMESPACES[@]}"; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do pids+=("$pid"); done
 done
+# Strays: still running with the state dir on their command line, although no pid file names them
+# (an overlapping run rewrote it) and their namespace is gone from `ip netns list`.
+for pid in $(pgrep -f -- "$STATE/" 2>/dev/null); do
+    ours "$pid" && pids+=("$pid")
+done
 
 if [ ${#pids[@]} -gt 0 ]; then
     kill -TERM "${pids[@]}" 2>/dev/null
