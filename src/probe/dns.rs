@@ -18,7 +18,7 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
 use tokio::sync::OnceCell;
 
-use super::{ErrorKind, Evidence, Phase, ProbeError};
+use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::catalog::{Expect, Target};
 
 /// RFC 1918, RFC 6598 (shared address space), loopback, link-local, ULA: addresses a private
@@ -249,16 +249,8 @@ fn classify(name: &str, e: &NetError, server: &str) -> ProbeError {
 }
 
 /// The DNS probe proper: resolve, then hold the answer to the target's expectation.
-pub async fn probe(target: &Target, cache: &DnsCache, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let answer = cache.resolve(&target.host).await;
-    let resolved = match answer {
-        Ok(r) => r,
-        Err((e, elapsed)) => {
-            ev.phase(Phase::Dns, elapsed);
-            return Err(e);
-        }
-    };
-    resolved.record(ev);
+pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
+    let resolved = super::resolve(target, env, ev).await?;
     let chain = if resolved.cname_chain.is_empty() {
         "no CNAME".to_string()
     } else {

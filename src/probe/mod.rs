@@ -63,7 +63,7 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     }
     let mut ev = Evidence::default();
     let result = match target.protocol {
-        Protocol::Dns => dns::probe(target, &env.dns, &mut ev).await,
+        Protocol::Dns => dns::probe(target, env, &mut ev).await,
         Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
         Protocol::Udp => udp::probe(target, env, &mut ev).await,
         Protocol::Tls => tls::probe(target, env, &mut ev).await,
