@@ -337,15 +337,34 @@ fn table_output_shows_status_fix_and_summary() {
     );
 }
 
+/// Runs `check --output json` on `catalog` inside a namespace made for the test, where traffic to
+/// 127.0.0.2 matching `matching` is dropped on input. Input, not output: an output rule would
+/// also hit the replies of loopback servers. None (after a loud message) without namespaces.
+fn check_behind_black_hole(
+    tag: &str,
+    matching: &str,
+    catalog: &str,
+    args: &[&str],
+) -> Option<std::process::Output> {
+    let ns = Netns::create(tag)?;
+    ns.nft(&format!(
+        "table inet nsg {{ chain input {{ type filter hook input priority 0; ip daddr 127.0.0.2 {matching} drop; }}\n}}\n"
+    ));
+    let catalog = write(&temp_dir(tag), "c.toml", catalog);
+    let mut full = vec![
+        "check",
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--output",
+        "json",
+    ];
+    full.extend_from_slice(args);
+    Some(ns.vnetprobe(&full))
+}
+
 #[test]
 fn timeouts_and_unreachable_in_a_namespace_with_a_black_hole() {
-    let Some(ns) = Netns::create("blackhole") else {
-        return;
-    };
-    // Dropped on input: the SYN vanishes (an NSG deny). Output chains would hit the replies of
-    // loopback servers too, so the hole is made by address.
-    ns.nft("table inet nsg { chain input { type filter hook input priority 0; ip daddr 127.0.0.2 tcp dport 9 drop; }\n}\n");
-    let dir = temp_dir("blackhole");
+    // Only port 9 of 127.0.0.2 is dropped: the SYN vanishes (an NSG deny).
     let catalog = [
         target("hole", "tcp", "127.0.0.2", "9", ""),
         target("noroute", "tcp", "192.0.2.1", "9", ""),
@@ -358,16 +377,14 @@ fn timeouts_and_unreachable_in_a_namespace_with_a_black_hole() {
         ),
     ]
     .concat();
-    let catalog = write(&dir, "c.toml", &catalog);
-    let out = ns.vnetprobe(&[
-        "check",
-        "--catalog",
-        catalog.to_str().unwrap(),
-        "--timeout",
-        "500ms",
-        "--output",
-        "json",
-    ]);
+    let Some(out) = check_behind_black_hole(
+        "blackhole",
+        "tcp dport 9",
+        &catalog,
+        &["--timeout", "500ms"],
+    ) else {
+        return;
+    };
     let report = json(&out);
     assert_eq!(error_kind(result(&report, "hole")), "tcp_timeout");
     assert_eq!(
@@ -392,26 +409,13 @@ fn timeouts_and_unreachable_in_a_namespace_with_a_black_hole() {
 fn a_wave_of_black_holed_targets_each_reports_its_own_timeout() {
     // Behaviour, not speed: with 40 dropped targets and concurrency 40 the run's overall deadline
     // (one wave) must not cut any probe short: every probe reports its own tcp_timeout.
-    let Some(ns) = Netns::create("wave") else {
-        return;
-    };
-    ns.nft("table inet nsg { chain input { type filter hook input priority 0; ip daddr 127.0.0.2 drop; }\n}\n");
-    let dir = temp_dir("wave");
     let catalog: String = (1..=40)
         .map(|p| target(&format!("hole-{p}"), "tcp", "127.0.0.2", &p.to_string(), ""))
         .collect();
-    let catalog = write(&dir, "c.toml", &catalog);
-    let out = ns.vnetprobe(&[
-        "check",
-        "--catalog",
-        catalog.to_str().unwrap(),
-        "--timeout",
-        "300ms",
-        "--concurrency",
-        "40",
-        "--output",
-        "json",
-    ]);
+    let args = ["--timeout", "300ms", "--concurrency", "40"];
+    let Some(out) = check_behind_black_hole("wave", "", &catalog, &args) else {
+        return;
+    };
     let report = json(&out);
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 40);
