@@ -421,6 +421,16 @@ t_setup_arguments() {
     [[ $rc -eq 0 ]] || fail "non-executable --binary: exit $rc, want 0"
 }
 
+# Prints the port a helper server wrote to $1 once it is there (at most 5 s).
+await_port() {
+    local _
+    for _ in $(seq 50); do
+        [[ -s "$1" ]] && { cat "$1"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
 # Serves $1's directory over HTTP on loopback; prints the port.
 serve_dir() {
     local dir=$1 portfile="$tmp/http.port.$RANDOM"
@@ -434,12 +444,7 @@ os.rename(tmp, sys.argv[2])
 srv.serve_forever()
 PY
     echo $! >>"$pidfile"
-    local _
-    for _ in $(seq 50); do
-        [[ -s "$portfile" ]] && { cat "$portfile"; return 0; }
-        sleep 0.1
-    done
-    return 1
+    await_port "$portfile"
 }
 
 t_setup_binary_url() {
@@ -584,12 +589,7 @@ while True:
     c.close()
 PY
     echo $! >>"$pidfile"
-    local _
-    for _ in $(seq 50); do
-        [[ -s "$portfile" ]] && { cat "$portfile"; return 0; }
-        sleep 0.1
-    done
-    return 1
+    await_port "$portfile"
 }
 
 port_closed() {
