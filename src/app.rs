@@ -297,7 +297,6 @@ impl Plan {
             limits: Limits {
                 concurrency,
                 timeout,
-                deadline: None,
             },
             dns_server,
             net: netcfg,

@@ -16,8 +16,6 @@ pub struct Limits {
     pub concurrency: usize,
     /// The deadline of each network wait; a probe is capped at twice this (lookup + exchange).
     pub timeout: Duration,
-    /// The whole run; by default sized from the number of waves the concurrency allows.
-    pub deadline: Option<Duration>,
 }
 
 impl Limits {
@@ -25,11 +23,10 @@ impl Limits {
         self.timeout * 2 + Duration::from_millis(250)
     }
 
+    /// The whole run: one probe cap per wave the concurrency allows, and a second to spare.
     pub fn run_deadline(&self, targets: usize) -> Duration {
-        self.deadline.unwrap_or_else(|| {
-            let waves = targets.div_ceil(self.concurrency.max(1)).max(1) as u32;
-            self.probe_cap() * waves + Duration::from_secs(1)
-        })
+        let waves = targets.div_ceil(self.concurrency.max(1)).max(1) as u32;
+        self.probe_cap() * waves + Duration::from_secs(1)
     }
 }
 

@@ -45,7 +45,6 @@ fn runner_shares_one_lookup_per_name_and_keeps_target_order() {
     let limits = Limits {
         concurrency: 8,
         timeout: Duration::from_secs(1),
-        deadline: None,
     };
     let finished = rt.block_on(runner::run(targets, env.clone(), limits));
 
