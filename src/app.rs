@@ -58,8 +58,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(args) => {
-            let plan = Plan::new(&args.select, Some(&args.net))?;
+            let plan = Plan::new(&args.select, Some(&args.net))?.ensure_selected()?;
             let report = runtime()?.block_on(plan.execute())?;
+            if !report.checked_anything() {
+                // Still show why each target was skipped, then refuse to call it a pass.
+                emit(&render(&report, args.output), 2)?;
+                return Err(UsageError(format!(
+                    "nothing was checked: all {} selected targets were skipped (their reasons name the variable to set)",
+                    report.results.len()
+                )));
+            }
             if let Some(path) = &args.textfile {
                 report::textfile::write(path, &report::prometheus::render(&report))
                     .map_err(|e| format!("--textfile {}: {e}", path.display()))?;
@@ -69,7 +77,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Probe(args) => probe(args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Catalog(args) => {
-            let plan = Plan::new(&args.select, None)?;
+            let plan = Plan::new(&args.select, None)?.ensure_selected()?;
             let out = match args.output {
                 ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&plan.targets)?),
                 ListOutput::Table => catalog_table(&plan.targets),
@@ -181,6 +189,10 @@ pub struct Plan {
     pub limits: Limits,
     pub dns_server: Option<std::net::SocketAddr>,
     pub net: NetConfig,
+    /// `--strict`: unconfirmed passes and required skips fail.
+    pub strict: bool,
+    /// What selected the targets, for the error when nothing was selected.
+    pub selection: String,
 }
 
 impl Plan {
@@ -212,6 +224,19 @@ impl Plan {
         };
         let only = select.only.clone().or(file.only.clone());
         let mut targets = catalog.expand(&ctx, &profiles, only.as_deref());
+        let mut selection = format!("profiles {}", profiles.join(", "));
+        if profiles.is_empty() {
+            selection = "every profile".into();
+        }
+        if let Some(glob) = &only {
+            let from = if select.only.is_some() {
+                "--only"
+            } else {
+                "`only` of the config file"
+            };
+            selection = format!("{from} {glob:?} with {selection}");
+        }
+        selection = format!("{selection} in the {} cloud", ctx.cloud());
         if chosen {
             crate::log::info(&format!(
                 "profiles chosen from the context: {}",
@@ -300,7 +325,20 @@ impl Plan {
             },
             dns_server,
             net: netcfg,
+            strict: net.is_some_and(|n| n.strict) || file.strict.unwrap_or(false),
+            selection,
         })
+    }
+
+    /// A run that would check nothing is not a pass: zero selected targets is a usage error.
+    pub fn ensure_selected(self) -> Result<Plan> {
+        if self.targets.is_empty() {
+            return Err(UsageError(format!(
+                "{} select no target: nothing would be checked (`vnetprobe catalog` lists the targets)",
+                self.selection
+            )));
+        }
+        Ok(self)
     }
 
     /// Runs the plan once: a fresh resolver (no cache across runs), all targets, one report.
@@ -319,7 +357,13 @@ impl Plan {
             finished.len(),
             env.dns.lookups()
         ));
-        let mut report = Report::new(self.context.values(), started, clock.elapsed(), &finished);
+        let mut report = Report::new(
+            self.context.values(),
+            started,
+            clock.elapsed(),
+            &finished,
+            self.strict,
+        );
         report.context_sources = self
             .context
             .sourced()

@@ -159,6 +159,11 @@ pub struct NetArgs {
     /// Ignore proxy variables: connect directly.
     #[arg(long, global = true)]
     pub no_proxy: bool,
+    /// Fail what could not be confirmed: a pass the node cannot prove (UDP silence, a sign-in
+    /// wall instead of a WebSocket upgrade) and a required target skipped for a missing
+    /// variable (config: strict = true).
+    #[arg(long, global = true)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -104,6 +104,7 @@ fn fixture() -> Fixture {
             "443",
             "",
         ),
+        target("needs-nothing", "tcp", "open.test", &open, ""),
         target(
             "two-ports",
             "tcp",
@@ -283,10 +284,35 @@ fn exit_codes_follow_the_contract() {
         Some(0),
         "an optional failure does not fail"
     );
+    let skip_and_pass = check(&f, &["--only", "needs-*"]);
     assert_eq!(
-        check(&f, &["--only", "needs-var"]).status.code(),
+        skip_and_pass.status.code(),
         Some(0),
         "a skip is not a failure"
+    );
+    let summary = &json(&skip_and_pass)["summary"];
+    assert_eq!(summary["required_skip"], 1, "{summary}");
+    assert_eq!(
+        check(&f, &["--only", "needs-*", "--strict"]).status.code(),
+        Some(1),
+        "--strict: a required target that was not checked fails"
+    );
+    let nothing = check(&f, &["--only", "needs-var"]);
+    assert_eq!(
+        nothing.status.code(),
+        Some(2),
+        "a run whose every target was skipped checked nothing"
+    );
+    assert!(
+        String::from_utf8_lossy(&nothing.stderr).contains("nothing was checked"),
+        "{nothing:?}"
+    );
+    let typo = check(&f, &["--only", "typo*"]);
+    assert_eq!(typo.status.code(), Some(2), "zero selected targets");
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        stderr.contains("--only \"typo*\"") && stderr.contains("select no target"),
+        "{stderr}"
     );
     assert_eq!(check(&f, &["--only", "tcp-refused"]).status.code(), Some(1));
     assert_eq!(

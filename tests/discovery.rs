@@ -610,7 +610,7 @@ fn every_way_to_switch_discovery_off() {
         let (ctx, _) = context(&args, &e);
         assert_eq!(
             ctx.keys().collect::<Vec<_>>(),
-            ["cloud"],
+            ["cloud", "private_endpoints"],
             "{extra:?} {more_env:?}: {ctx:?}"
         );
     }
@@ -713,10 +713,18 @@ fn check_no_discover_never_contacts_imds() {
         let refs: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
         run(&refs, env)
     };
-    let out = run_args(args(&["--no-discover"]), &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = run_args(args(&[]), &[("VNETPROBE_DISCOVER", "0")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The glob selects nothing (exit 2) after discovery would have run: IMDS stays untouched.
+    for out in [
+        run_args(args(&["--no-discover"]), &[]),
+        run_args(args(&[]), &[("VNETPROBE_DISCOVER", "0")]),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("select no target"),
+            "{}",
+            stderr(&out)
+        );
+    }
     assert_eq!(
         imds.connections(),
         0,
@@ -724,8 +732,19 @@ fn check_no_discover_never_contacts_imds() {
     );
 
     // The control: the same check with discovery asks IMDS exactly once, and the report says so.
-    let out = run_args(args(&[]), &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Its one target needs a variable nobody gives: nothing is checked (exit 2), but the report
+    // that shows why is still printed.
+    let mut control = args(&[]);
+    let only = control.iter().position(|a| a == "nothing-matches").unwrap();
+    control[only] = "pe-workspace".into();
+    control.extend(["--profile".to_string(), "private-endpoint".to_string()]);
+    let out = run_args(control, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was checked"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(imds.connections(), 1);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["context"]["region"], "westeurope");

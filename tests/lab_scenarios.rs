@@ -28,9 +28,10 @@ const PROFILES: &[&str] = &[
     "vscode",
     "exfiltration",
 ];
-/// NO_PROXY as the Azure ML docs advise: private-endpoint names never go to the proxy.
-const NO_PROXY_PRIVATE: &str =
-    ".api.azureml.ms,.instances.azureml.ms,.instances.azureml.net,.notebooks.azure.net";
+/// NO_PROXY as the Azure ML docs advise: private-endpoint names never go to the proxy (the
+/// workspace's, and its key vault, registry and Data Lake endpoint).
+const NO_PROXY_PRIVATE: &str = ".api.azureml.ms,.instances.azureml.ms,.instances.azureml.net,\
+     .notebooks.azure.net,.vault.azure.net,.azurecr.io,.dfs.core.windows.net";
 /// The workspace private-endpoint names (hosts.tsv `zone=aml`).
 fn workspace_names() -> Vec<String> {
     vec![
@@ -39,6 +40,7 @@ fn workspace_names() -> Vec<String> {
         format!("ml-ws1-westeurope-{WORKSPACE_ID}.westeurope.notebooks.azure.net"),
         "ci1.westeurope.instances.azureml.ms".into(),
         "ci1.westeurope.instances.azureml.net".into(),
+        "ci1.westeurope.instances.ml.azure.ms".into(),
     ]
 }
 
@@ -184,6 +186,21 @@ impl Lab {
         env: &[(&str, &str)],
         extra: &[&str],
     ) -> Result<Report, String> {
+        self.check_vars(profiles, env, extra, None)
+    }
+
+    /// The default profiles with one lab variable left out, as on a node that cannot know it.
+    fn check_without(&self, variable: &str, extra: &[&str]) -> Result<Report, String> {
+        self.check_vars(&[], &[], extra, Some(variable))
+    }
+
+    fn check_vars(
+        &self,
+        profiles: &[&str],
+        env: &[(&str, &str)],
+        extra: &[&str],
+        without: Option<&str>,
+    ) -> Result<Report, String> {
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns",
@@ -198,6 +215,9 @@ impl Lab {
         ])
         .args(["--dns-server", self.get("DNS_SERVER")]);
         for variable in self.get("VARIABLES").split_whitespace() {
+            if without.is_some_and(|w| variable.starts_with(&format!("{w}="))) {
+                continue;
+            }
             cmd.args(["--set", variable]);
         }
         for p in profiles {
@@ -213,6 +233,7 @@ impl Lab {
             .iter()
             .map(|(k, v)| format!(" {k}={v}"))
             .chain(extra.iter().map(|a| format!(" {a}")))
+            .chain(without.map(|w| format!(" (without {w})")))
             .collect();
         let r = run(&mut cmd, Duration::from_secs(30))?;
         let json: Value = serde_json::from_str(&r.stdout).map_err(|e| {
@@ -553,12 +574,16 @@ fn healthy(lab: &Lab) -> Check {
     let r = lab.check(PROFILES, &[], &[])?;
     let mut p = Problems::default();
     p.check(r.fails_exactly(0, &[]));
-    // Every host of these profiles resolves and answers in the lab; only the Batch account
-    // (discovered on real nodes, unset here) may be skipped.
+    // Every host of these profiles resolves and answers in the lab: nothing is skipped, and
+    // nothing passes unconfirmed (the lab's tundra echoes, its instance upgrades).
+    p.check(ensure(
+        r.json["summary"]["unverified"] == 0 && r.json["summary"]["required_skip"] == 0,
+        || r.context(&format!("summary {}", r.json["summary"])),
+    ));
     let skipped: Vec<String> = r
         .results()
         .into_iter()
-        .filter(|res| text(res, "status") == "skip" && text(res, "id") != "batch-account-tcp")
+        .filter(|res| text(res, "status") == "skip")
         .map(|res| format!("{} ({})", label(res), text(res, "skip_reason")))
         .collect();
     p.check(ensure(skipped.is_empty(), || {
@@ -588,7 +613,10 @@ fn healthy(lab: &Lab) -> Check {
     for (id, port) in [
         ("aml-tundra-udp", 5831),
         ("aml-instance-ws", 443),
-        ("exfil-other-storage", 443),
+        ("exfil-storage-http", 443),
+        ("batch-account-tcp", 443),
+        ("entra-msgraph-tls", 443),
+        ("acr-data-tls", 443),
     ] {
         p.check(r.passes(id, Some(port)).map(drop));
     }
@@ -774,6 +802,24 @@ fn proxy_no_noproxy(lab: &Lab) -> Check {
                 &["proxy_denied"],
                 &["NO_PROXY"],
             ),
+            // The workspace's other private endpoints go to the proxy the same way.
+            fails(
+                Select::Id("pe-notebooks-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+            fails(Select::Id("keyvault-tls"), &["proxy_denied"], &["NO_PROXY"]),
+            fails(
+                Select::Id("acr-registry-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+            fails(Select::Id("acr-data-tls"), &["proxy_denied"], &["NO_PROXY"]),
+            fails(
+                Select::Id("storage-dfs-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
         ],
     )
 }
@@ -840,11 +886,140 @@ fn exfil_open(lab: &Lab) -> Check {
     lab.check(PROFILES, &[], &[])?.fails_exactly(
         1,
         &[fails(
-            Select::Id("exfil-other-storage"),
+            Select::Id("exfil-storage-http"),
             &["unexpectedly_reachable"],
             &["service endpoint policy"],
         )],
     )
+}
+
+/// The policy denies the request with 403 while TCP and TLS to the account still work: that is
+/// the block, and only a request could show it.
+fn exfil_policy(lab: &Lab) -> Check {
+    let r = lab.check(PROFILES, &[], &[])?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(0, &[]));
+    p.check(r.passes("exfil-storage-http", Some(443)).and_then(|res| {
+        let (status, note) = (json_text(res.get("http_status")), text(res, "note"));
+        ensure(status == "403" && note.contains("denied"), || {
+            r.context(&format!("exfil: status {status}, note {note:?}"))
+        })
+    }));
+    p.done()
+}
+
+/// Storage reached through a service endpoint (public answers, the VNet allowed) is a correct
+/// setup: the default run passes and reports the public answers; holding blob to a private
+/// endpoint (`private_endpoints`) fails it, naming the zone.
+fn storage_service_endpoint(lab: &Lab) -> Check {
+    let r = lab.check(&[], &[], &[])?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(0, &[]));
+    p.check(r.passes("pe-storage-blob-dns", None).and_then(|res| {
+        let private = json_text(res.get("private"));
+        ensure(private == "false", || {
+            r.context(&format!(
+                "blob answered private={private}, expected a public answer"
+            ))
+        })
+    }));
+    p.check(r.passes("storage-blob-tcp", Some(443)).map(drop));
+    p.check(r.passes("storage-file-smb", Some(445)).map(drop));
+    let held = lab.check(
+        &[],
+        &[],
+        &["--set", "private_endpoints=workspace,keyvault,acr,blob"],
+    )?;
+    p.check(held.fails_exactly(
+        1,
+        &[fails(
+            Select::Id("pe-storage-blob-dns"),
+            &["dns_not_private"],
+            &["privatelink.blob.core.windows.net"],
+        )],
+    ));
+    p.done()
+}
+
+fn batch_blocked(lab: &Lab) -> Check {
+    let r = lab.check(&[], &[], &[])?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(
+        1,
+        &[fails(
+            Select::IdPort("batch-account-tcp", 443),
+            TIMED_OUT,
+            &["BatchNodeManagement"],
+        )],
+    ));
+    // Without the account the row is a required skip that says how to supply it, never a pass.
+    let unknown = lab.check_without("batch_account", &[])?;
+    p.check(unknown.get("batch-account-tcp", Some(443)).and_then(|res| {
+        let reason = text(res, "skip_reason");
+        ensure(
+            text(res, "status") == "skip" && reason.contains("batch_account"),
+            || unknown.context(&format!("batch-account-tcp: {}", describe(res))),
+        )
+    }));
+    p.check(ensure(
+        unknown.json["summary"]["required_skip"] == 1,
+        || unknown.context(&format!("summary {}", unknown.json["summary"])),
+    ));
+    p.done()
+}
+
+/// UDP silence passes unconfirmed; --strict fails it.
+fn udp_silent_strict(lab: &Lab) -> Check {
+    let r = lab.check(&[], &[], &[])?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(0, &[]));
+    p.check(r.passes("aml-tundra-udp", Some(5831)).and_then(|udp| {
+        ensure(udp.get("unverified") == Some(&Value::Bool(true)), || {
+            r.context(&format!("tundra should be unverified: {}", describe(udp)))
+        })
+    }));
+    p.check(ensure(r.json["summary"]["unverified"] == 1, || {
+        r.context(&format!("summary {}", r.json["summary"]))
+    }));
+    let strict = lab.check(&[], &[], &["--strict"])?;
+    p.check(strict.fails_exactly(
+        1,
+        &[fails(
+            Select::IdPort("aml-tundra-udp", 5831),
+            &["unverified"],
+            &["Network Watcher"],
+        )],
+    ));
+    p.done()
+}
+
+/// Inbound rules are rows the report shows as not observable, with the rule to verify; they
+/// never count as checked, and --strict does not fail them.
+fn inbound_public_ip(lab: &Lab) -> Check {
+    let mut p = Problems::default();
+    for extra in [&[][..], &["--strict"][..]] {
+        let r = lab.check(&["public-ip"], &[], extra)?;
+        p.check(r.fails_exactly(0, &[]));
+        for id in ["inbound-aml-44224", "inbound-aml-route", "inbound-ssh-22"] {
+            p.check(r.get(id, None).and_then(|res| {
+                let (reason, hint) = (text(res, "skip_reason"), text(res, "hint"));
+                ensure(
+                    text(res, "status") == "skip"
+                        && reason == "inbound: cannot be observed from this node"
+                        && text(res, "direction") == "inbound"
+                        && (hint.contains("test-ip-flow") || hint.contains("effective-route")),
+                    || r.context(&format!("{id}: {}; hint {hint:?}", describe(res))),
+                )
+            }));
+        }
+        p.check(ensure(r.json["summary"]["required_skip"] == 0, || {
+            r.context(&format!(
+                "inbound rows are not required skips: {}",
+                r.json["summary"]
+            ))
+        }));
+    }
+    p.done()
 }
 
 /// A scenario's expectations, run after scenario.sh applied it.
@@ -862,6 +1037,11 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("tls-intercept", tls_intercept),
     ("smb-blocked", smb_blocked),
     ("exfil-open", exfil_open),
+    ("exfil-policy", exfil_policy),
+    ("storage-service-endpoint", storage_service_endpoint),
+    ("batch-blocked", batch_blocked),
+    ("udp-silent-strict", udp_silent_strict),
+    ("inbound-public-ip", inbound_public_ip),
 ];
 
 #[test]

@@ -622,3 +622,71 @@ fn binary_rejects_an_unusable_proxy_variable() {
         );
     }
 }
+
+/// A real compute instance answers an unauthenticated upgrade with a sign-in wall. After a
+/// publicly trusted handshake that proves the path, unconfirmed; without TLS, through an
+/// inspecting device, or with another status it proves nothing.
+#[tokio::test]
+async fn a_sign_in_wall_passes_unconfirmed_only_behind_public_tls() {
+    let lab = lab();
+    let (https_addr, _) = web::http_server(Some(lab.tls.clone())).await;
+    let (http_addr, _) = web::http_server(None).await;
+    let public = env(&lab, net(&lab, &[]));
+    let intercepted = env(
+        &lab,
+        NetConfig {
+            ca_file: Some(lab.roots.clone()),
+            allow_intercept: true,
+            ..Default::default()
+        },
+    );
+    // (server, tls, path, environment, expected: None = unconfirmed pass, Some(kind) = failure)
+    let cases: [(SocketAddr, bool, &str, &ProbeEnv, Option<ErrorKind>); 6] = [
+        (https_addr, true, "/status/401", &public, None),
+        (https_addr, true, "/status/302", &public, None),
+        (https_addr, true, "/status/403", &public, None),
+        (
+            https_addr,
+            true,
+            "/status/500",
+            &public,
+            Some(ErrorKind::WsRejected),
+        ),
+        (
+            http_addr,
+            false,
+            "/status/401",
+            &public,
+            Some(ErrorKind::WsRejected),
+        ),
+        (
+            https_addr,
+            true,
+            "/status/401",
+            &intercepted,
+            Some(ErrorKind::WsRejected),
+        ),
+    ];
+    for (addr, tls, path, env, want) in cases {
+        let o = probe(&web_target(Protocol::Ws, "127.0.0.1", addr, tls, path), env).await;
+        let case = format!("{path} tls={tls} public={}", std::ptr::eq(env, &public));
+        match want {
+            None => {
+                assert_eq!(o.status, Status::Pass, "{case}: {o:?}");
+                let why = o.evidence.unverified.as_deref().unwrap_or_default();
+                assert!(why.contains("sign-in"), "{case}: {o:?}");
+                assert!(
+                    o.evidence
+                        .note
+                        .as_deref()
+                        .is_some_and(|n| n.contains("needs sign-in")),
+                    "{case}: {o:?}"
+                );
+            }
+            Some(k) => {
+                assert_eq!(kind(&o), Some(k), "{case}: {o:?}");
+                assert!(o.evidence.unverified.is_none(), "{case}: {o:?}");
+            }
+        }
+    }
+}

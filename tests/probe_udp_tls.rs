@@ -490,6 +490,13 @@ async fn udp_verdicts_against_real_peers() {
             "{label}: silence is never called open"
         );
         assert!(o.evidence.phases_ms.contains_key(&Phase::Wait), "{label}");
+        // Only a pass on silence is unconfirmed: a reply proves the path, a rejection the block.
+        assert_eq!(
+            o.evidence.unverified.is_some(),
+            peer == Peer::Silent && expect == Expect::Reachable,
+            "{label}: {:?}",
+            o.evidence.unverified
+        );
         if peer != Peer::Closed {
             assert_eq!(o.evidence.peer, Some(addr), "{label}");
             assert!(

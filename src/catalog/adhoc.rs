@@ -127,6 +127,7 @@ pub fn target(
         why: "asked for on the command line".into(),
         fix,
         section: None,
+        direction: Default::default(),
         spec,
         skip: None,
     }

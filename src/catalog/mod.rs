@@ -27,7 +27,6 @@ pub const BUILTIN_PROFILES: &[&str] = &[
     "packages",
     "vscode",
     "exfiltration",
-    "sovereign",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,6 +83,17 @@ impl Expect {
             Expect::Public => "public",
         }
     }
+}
+
+/// Which way a target's traffic flows. Inbound rows are requirements on traffic *to* this node
+/// (from a service tag): nothing the node sends can prove them, so they are reported as skipped
+/// with the rule to verify from Azure's side, and never claimed as checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Outbound,
+    Inbound,
 }
 
 /// An HTTP status, or a class of them ("2xx"), that proves a path.
@@ -160,6 +170,7 @@ pub struct Target {
     pub why: String,
     pub fix: String,
     pub section: Option<String>,
+    pub direction: Direction,
     #[serde(skip)]
     pub spec: ProbeSpec,
     /// Set when the host could not be expanded: the reason names the flag to set.
@@ -232,8 +243,13 @@ struct RawTarget {
     profiles: Spanned<Vec<String>>,
     #[serde(default)]
     service_tag: Option<String>,
-    #[serde(default = "yes")]
-    required: bool,
+    #[serde(default)]
+    /// `true`, `false`, or the clouds in which the documents require the path.
+    required: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    private_endpoint: Option<Spanned<String>>,
+    #[serde(default)]
+    direction: Option<Direction>,
     #[serde(default)]
     expect: Option<Spanned<Expect>>,
     #[serde(default)]
@@ -252,10 +268,6 @@ struct RawTarget {
     accept: Option<Spanned<Vec<toml::Value>>>,
     #[serde(default)]
     payload: Option<Spanned<String>>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// A profile as declared in a catalog.
@@ -279,8 +291,13 @@ struct TargetSpec {
     profiles: Vec<String>,
     /// As written, and parsed: regional tags name `{region}`.
     service_tag: Option<(String, Template)>,
-    required: bool,
+    /// The clouds in which the target is required.
+    required: Vec<Cloud>,
     expect: Expect,
+    /// For private-endpoint names: the service (`blob`, `workspace`, ...) whose listing in
+    /// `private_endpoints` makes `expect = "private"` apply; otherwise any answer is reported.
+    private_endpoint: Option<String>,
+    direction: Direction,
     clouds: Vec<Cloud>,
     section: Option<String>,
     why: String,
@@ -498,7 +515,8 @@ impl Catalog {
         let path = match &raw.path {
             Some(p) => {
                 only("path", p.span(), web, "http and ws")?;
-                if !p.get_ref().starts_with('/') {
+                // A path variable expands to a checked path ("/..."), e.g. {exfil_path}.
+                if !p.get_ref().starts_with('/') && !p.get_ref().starts_with('{') {
                     return Err(err(
                         p.span(),
                         "path",
@@ -545,6 +563,45 @@ impl Catalog {
             only("payload", p.span(), raw.protocol == Protocol::Udp, "udp")?;
             spec.payload = parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?;
         }
+        let required = match &raw.required {
+            None => Cloud::ALL.to_vec(),
+            Some(r) => parse_required(r.get_ref()).map_err(|m| err(r.span(), "required", m))?,
+        };
+        let private_endpoint = match &raw.private_endpoint {
+            Some(p) => {
+                let service = p.get_ref();
+                if raw.protocol != Protocol::Dns || expect != Expect::Private {
+                    return Err(err(
+                        p.span(),
+                        "private_endpoint",
+                        "applies to dns targets with expect = \"private\" only".into(),
+                    ));
+                }
+                if !crate::context::values::PRIVATE_ENDPOINT_SERVICES.contains(&service.as_str()) {
+                    return Err(err(
+                        p.span(),
+                        "private_endpoint",
+                        format!(
+                            "unknown service {service:?} (one of {})",
+                            crate::context::values::PRIVATE_ENDPOINT_SERVICES.join(", ")
+                        ),
+                    ));
+                }
+                Some(service.clone())
+            }
+            None => None,
+        };
+        let direction = raw.direction.unwrap_or_default();
+        if direction == Direction::Inbound
+            && (!matches!(raw.protocol, Protocol::Tcp | Protocol::Udp)
+                || expect != Expect::Reachable)
+        {
+            return Err(err(
+                raw.id.span(),
+                "direction",
+                "an inbound row is a tcp or udp target with expect = \"reachable\"".into(),
+            ));
+        }
         let service_tag = match raw.service_tag {
             Some(tag) => {
                 let parsed =
@@ -563,8 +620,10 @@ impl Catalog {
             ports,
             profiles: raw.profiles.into_inner(),
             service_tag,
-            required: raw.required,
+            required,
             expect,
+            private_endpoint,
+            direction,
             clouds: raw.clouds.unwrap_or_else(|| Cloud::ALL.to_vec()),
             section: raw.section,
             why: raw.why,
@@ -616,6 +675,7 @@ impl Catalog {
     /// one per port, with hosts expanded (or a skip reason naming the missing variable's flag).
     pub fn expand(&self, ctx: &Context, profiles: &[String], only: Option<&str>) -> Vec<Target> {
         let vars = ctx.template_vars();
+        let private_endpoints = ctx.private_endpoints();
         let mut out = Vec::new();
         for t in &self.targets {
             if !t.clouds.contains(&ctx.cloud()) {
@@ -665,11 +725,15 @@ impl Catalog {
                         .service_tag
                         .as_ref()
                         .map(|(raw, tpl)| tpl.expand(&vars).unwrap_or_else(|_| raw.clone())),
-                    required: t.required,
-                    expect: t.expect,
+                    required: t.required.contains(&ctx.cloud()),
+                    expect: match &t.private_endpoint {
+                        Some(service) if !private_endpoints.contains(service) => Expect::Reachable,
+                        _ => t.expect,
+                    },
                     why: t.why.clone(),
                     fix: t.fix.clone(),
                     section: t.section.clone(),
+                    direction: t.direction,
                     spec: spec.clone(),
                     skip: skip.clone(),
                 });
@@ -686,6 +750,24 @@ fn read(path: &Path) -> Result<String, CatalogError> {
         field: None,
         message: e.to_string(),
     })
+}
+
+/// `required`: a boolean, or the list of clouds that require the path.
+fn parse_required(raw: &toml::Value) -> Result<Vec<Cloud>, String> {
+    const FORM: &str = "true, false, or a list of clouds like [\"public\"]";
+    match raw {
+        toml::Value::Boolean(true) => Ok(Cloud::ALL.to_vec()),
+        toml::Value::Boolean(false) => Ok(Vec::new()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(Cloud::parse)
+                    .ok_or_else(|| format!("{v:?} is not a cloud (public, usgov, china): {FORM}"))
+            })
+            .collect(),
+        other => Err(format!("{other:?}: {FORM}")),
+    }
 }
 
 fn parse_payload(s: &str) -> Result<Vec<u8>, String> {

@@ -12,12 +12,17 @@ pub const DEPLOYMENT_VARIABLES: &[&str] = &[
     "acr",
     "keyvault",
     "batch_account",
-    "other_storage_account",
+    "exfil_url",
+    "private_endpoints",
 ];
 
 /// Variables derived from others or from the cloud; never set directly.
 pub const DERIVED_VARIABLES: &[&str] = &[
     "notebook_label",
+    "exfil_host",
+    "exfil_path",
+    "node",
+    "graph_host",
     "aml_domain",
     "api_domain",
     "storage_suffix",

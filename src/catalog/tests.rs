@@ -158,6 +158,17 @@ fn bad_catalogs_name_file_line_and_field() {
         (base("expect = \"private\"\n"), 10, "expect"),
         (base("accept = [\"9xx\"]\n"), 10, "accept"),
         (base("payload = \"hex:0\"\n"), 10, "payload"),
+        (
+            base("private_endpoint = \"blob\"\n"),
+            10,
+            "private_endpoint",
+        ),
+        (base("required = [\"mars\"]\n"), 10, "mars"),
+        (
+            base("direction = \"inbound\"\n").replace("\"tcp\"", "\"tls\""),
+            2,
+            "direction",
+        ),
         (base("").replace("ports = [1]\n", ""), 2, "ports"),
         (
             format!("{}{}", base(""), base("")),
@@ -194,5 +205,94 @@ fn embedded_catalog_loads() {
             c.default_profiles().iter().any(|d| d == p),
             "{p} is a default profile"
         );
+    }
+}
+
+const DEPLOYMENT_CHOICES: &str = r#"
+[[target]]
+id = "pe-blob"
+name = "blob"
+protocol = "dns"
+host = "{storage_account}.blob.{storage_suffix}"
+profiles = ["private-endpoint"]
+expect = "private"
+private_endpoint = "blob"
+why = "w"
+fix = "f"
+
+[[target]]
+id = "rstudio"
+name = "RStudio"
+protocol = "tls"
+host = "{instance}.{region}.instances.{aml_domain}"
+ports = [8787]
+profiles = ["no-public-ip"]
+required = ["public"]
+why = "w"
+fix = "f"
+
+[[target]]
+id = "inbound"
+name = "in"
+protocol = "tcp"
+host = "{node}"
+ports = [44224]
+direction = "inbound"
+profiles = ["public-ip"]
+why = "w"
+fix = "f"
+"#;
+
+fn find<'a>(targets: &'a [Target], id: &str) -> &'a Target {
+    targets.iter().find(|t| t.id == id).expect(id)
+}
+
+#[test]
+fn storage_is_held_private_only_when_listed() {
+    let c = load(DEPLOYMENT_CHOICES).unwrap();
+    let by_default = c.expand(&ctx(&[("storage_account", "sa1")], None), &[], None);
+    assert_eq!(find(&by_default, "pe-blob").expect, Expect::Reachable);
+    let listed = c.expand(
+        &ctx(
+            &[
+                ("storage_account", "sa1"),
+                ("private_endpoints", "workspace,blob"),
+            ],
+            None,
+        ),
+        &[],
+        None,
+    );
+    assert_eq!(find(&listed, "pe-blob").expect, Expect::Private);
+}
+
+#[test]
+fn required_in_some_clouds_only() {
+    let c = load(DEPLOYMENT_CHOICES).unwrap();
+    let vars = [("region", "x1"), ("instance", "ci1")];
+    assert!(find(&c.expand(&ctx(&vars, None), &[], None), "rstudio").required);
+    let gov = c.expand(&ctx(&vars, Some(Cloud::Usgov)), &[], None);
+    let rstudio = find(&gov, "rstudio");
+    assert!(!rstudio.required);
+    assert_eq!(rstudio.host, "ci1.x1.instances.azureml.us");
+}
+
+#[test]
+fn inbound_rows_name_this_node() {
+    let c = load(DEPLOYMENT_CHOICES).unwrap();
+    let t = c.expand(&ctx(&[], None), &[], None);
+    let inbound = find(&t, "inbound");
+    assert_eq!(inbound.direction, Direction::Inbound);
+    assert_eq!(inbound.host, crate::context::node_name());
+    assert!(inbound.skip.is_none());
+}
+
+#[test]
+fn no_sovereign_profile_without_targets() {
+    let c = Catalog::embedded().unwrap();
+    assert!(c.check_profiles(&["sovereign".into()]).is_err());
+    for p in c.profile_names() {
+        let targets = c.expand(&ctx(&[], None), std::slice::from_ref(&p), None);
+        assert!(!targets.is_empty(), "profile {p} has no target");
     }
 }

@@ -5,7 +5,7 @@
 //! - `private-endpoint` (a default) runs only when the context names something a private endpoint
 //!   serves: `workspace_id`, `storage_account`, `keyvault` or `acr`. Without them every one of
 //!   its names would be skipped.
-//! - `exfiltration` is added when `other_storage_account` is set: naming the account to test is
+//! - `exfiltration` is added when `exfil_url` is set: naming the object to request is
 //!   asking for the negative check.
 //! - The compute-instance names (hosts with `{instance}`) run only on a compute instance, that is
 //!   when `instance` is known; elsewhere (a cluster node, a job, a plain VM) they are left out
@@ -35,10 +35,7 @@ pub fn choose_profiles(ctx: &Context, defaults: &[String], known: &[String]) -> 
         .cloned()
         .collect();
     let exfiltration = "exfiltration".to_string();
-    if has("other_storage_account")
-        && known.contains(&exfiltration)
-        && !chosen.contains(&exfiltration)
-    {
+    if has("exfil_url") && known.contains(&exfiltration) && !chosen.contains(&exfiltration) {
         chosen.push(exfiltration);
     }
     if chosen.is_empty() {
@@ -99,11 +96,11 @@ mod tests {
     #[test]
     fn exfiltration_when_the_other_account_is_named() {
         assert_eq!(
-            choose(&[("other_storage_account", "x")]),
+            choose(&[("exfil_url", "x")]),
             strings(&["no-public-ip", "internet", "exfiltration"])
         );
         let without = choose_profiles(
-            &ctx(&[("other_storage_account", "x")]),
+            &ctx(&[("exfil_url", "x")]),
             &strings(DEFAULTS),
             &strings(DEFAULTS),
         );

@@ -24,6 +24,7 @@ pub struct ConfigFile {
     pub concurrency: Option<Spanned<usize>>,
     pub ca_file: Option<PathBuf>,
     pub allow_intercept: Option<bool>,
+    pub strict: Option<bool>,
     pub proxy: Option<Spanned<String>>,
     pub no_proxy: Option<bool>,
     pub only: Option<String>,
@@ -81,12 +82,8 @@ impl ConfigFile {
         })?;
         cfg.origin = Some((path.to_path_buf(), text.to_string()));
         for (key, value) in &cfg.set {
-            if !super::template::DEPLOYMENT_VARIABLES.contains(&key.as_str()) {
-                return Err(cfg.error_at(
-                    value,
-                    &format!("set.{key}"),
-                    &super::unknown_variable_message(key),
-                ));
+            if let Err(e) = super::check_setting(key, value.get_ref()) {
+                return Err(cfg.error_at(value, &format!("set.{key}"), &e));
             }
         }
         Ok(cfg)
@@ -136,13 +133,21 @@ mod tests {
     fn unknown_variable_in_set_names_line_and_field() {
         let err = ConfigFile::parse(
             Path::new("v.toml"),
-            "[set]\nregion = \"x\"\nworkspace = \"y\"\n",
+            "[set]\nregion = \"westeurope\"\nworkspace = \"y\"\n",
         )
         .unwrap_err();
         assert!(
             err.0.starts_with("v.toml:3: field `set.workspace`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bad_value_names_line_and_field_like_a_flag_would() {
+        let err = ConfigFile::parse(Path::new("v.toml"), "[set]\nregion = \"West Europe\"\n")
+            .unwrap_err();
+        assert!(err.0.starts_with("v.toml:2: field `set.region`"), "{err}");
+        assert!(err.0.contains("did you mean \"westeurope\""), "{err}");
     }
 
     #[test]

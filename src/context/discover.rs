@@ -222,7 +222,7 @@ impl Findings {
         if raw.is_empty() {
             return;
         }
-        match check_value(var, raw) {
+        match super::values::check(var, raw) {
             Ok(v) => self.vars.push((var, v)),
             Err(why) => log::warn(&format!(
                 "{origin}: {var} {:?} ignored: {why}",
@@ -264,64 +264,6 @@ fn shorten(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// Checks a discovered value; returns it normalised, or why it is refused.
-fn check_value(var: &str, v: &str) -> Result<String, &'static str> {
-    let all = |ok: fn(u8) -> bool| v.bytes().all(ok);
-    let (ok, value, why) = match var {
-        "region" => (
-            (2..=40).contains(&v.len()) && all(|b| b.is_ascii_alphanumeric()),
-            v.to_ascii_lowercase(),
-            "a region is letters and digits, like westeurope",
-        ),
-        "instance" => (
-            (1..=63).contains(&v.len())
-                && all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !v.starts_with('-')
-                && !v.ends_with('-'),
-            v.to_string(),
-            "a compute-instance name is a DNS label (letters, digits, '-')",
-        ),
-        "workspace_name" => (
-            (1..=64).contains(&v.len())
-                && all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-            v.to_string(),
-            "a workspace name is letters, digits, '-' and '_'",
-        ),
-        "workspace_id" | "subscription" => (
-            is_guid(v),
-            v.to_ascii_lowercase(),
-            "expected a GUID like 0f8fad5b-d9cb-469f-a165-70867728950e",
-        ),
-        "resource_group" => (
-            (1..=90).contains(&v.len())
-                && all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
-                && !v.ends_with('.'),
-            v.to_string(),
-            "not a resource group name",
-        ),
-        "batch_account" => (
-            v.len() <= 253
-                && v.split('.').all(|l| {
-                    (1..=63).contains(&l.len())
-                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                }),
-            v.to_ascii_lowercase(),
-            "not a host name",
-        ),
-        _ => (false, String::new(), "not a variable discovery sets"),
-    };
-    if ok { Ok(value) } else { Err(why) }
-}
-
-fn is_guid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn api_domain(cloud: Cloud) -> &'static str {
@@ -695,18 +637,6 @@ mod tests {
                 .vars
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn value_checks() {
-        assert_eq!(check_value("region", "WestEurope"), Ok("westeurope".into()));
-        assert!(check_value("region", "west-europe").is_err());
-        assert!(check_value("instance", "-x").is_err());
-        assert!(check_value("instance", &"a".repeat(64)).is_err());
-        assert!(check_value("workspace_id", "0f8fad5b-d9cb-469f-a165-70867728950").is_err());
-        assert!(check_value("batch_account", "a..b").is_err());
-        assert!(check_value("resource_group", "rg.").is_err());
-        assert!(check_value("acr", "x").is_err());
     }
 
     #[test]

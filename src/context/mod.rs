@@ -4,6 +4,7 @@
 pub mod auto;
 pub mod config;
 pub mod discover;
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,7 +45,7 @@ impl Cloud {
     }
 
     /// The per-cloud template variables.
-    pub fn suffixes(self) -> [(&'static str, &'static str); 10] {
+    pub fn suffixes(self) -> [(&'static str, &'static str); 11] {
         match self {
             Cloud::Public => [
                 ("aml_domain", "azureml.ms"),
@@ -57,6 +58,7 @@ impl Cloud {
                 ("vault_domain", "vault.azure.net"),
                 ("acr_domain", "azurecr.io"),
                 ("studio_host", "ml.azure.com"),
+                ("graph_host", "graph.microsoft.com"),
             ],
             Cloud::Usgov => [
                 ("aml_domain", "azureml.us"),
@@ -69,6 +71,7 @@ impl Cloud {
                 ("vault_domain", "vault.usgovcloudapi.net"),
                 ("acr_domain", "azurecr.us"),
                 ("studio_host", "ml.azure.us"),
+                ("graph_host", "graph.microsoft.us"),
             ],
             Cloud::China => [
                 ("aml_domain", "azureml.cn"),
@@ -81,6 +84,7 @@ impl Cloud {
                 ("vault_domain", "vault.azure.cn"),
                 ("acr_domain", "azurecr.cn"),
                 ("studio_host", "studio.ml.azure.cn"),
+                ("graph_host", "microsoftgraph.chinacloudapi.cn"),
             ],
         }
     }
@@ -157,11 +161,33 @@ pub fn missing_variable_hint(var: &str) -> String {
         "notebook_label" => {
             "needs {workspace_name}, {region} and {workspace_id}: set --set workspace_name=..., --region and --set workspace_id=...".to_string()
         }
+        "exfil_host" | "exfil_path" => {
+            "needs exfil_url: set --set exfil_url=https://OTHERACCOUNT.blob.core.windows.net/CONTAINER/BLOB \
+             (a publicly readable blob in a storage account outside the workspace) to enable this check"
+                .to_string()
+        }
+        "batch_account" => {
+            "needs {batch_account}: set --set batch_account=ACCOUNT.REGION.batch.azure.com (or \
+             VNETPROBE_BATCH_ACCOUNT); cluster nodes have it in AZ_BATCH_ACCOUNT_URL"
+                .to_string()
+        }
         v if template::DEPLOYMENT_VARIABLES.contains(&v) => {
             format!("needs {{{v}}}: set --set {v}=VALUE (or VNETPROBE_{})", v.to_ascii_uppercase())
         }
         v => format!("needs {{{v}}}"),
     }
+}
+
+/// Checks a variable set by a flag, the environment or the config file: a known name and a
+/// well-formed value (the same rule discovery applies). Returns the normalised value.
+pub fn check_setting(key: &str, value: &str) -> Result<String, String> {
+    if !template::DEPLOYMENT_VARIABLES.contains(&key) && key != "other_storage_account" {
+        return Err(unknown_variable_message(key));
+    }
+    if value.trim().is_empty() {
+        return Err("the value must be non-empty".into());
+    }
+    values::check(key, value)
 }
 
 /// Parses one `--set KEY=VALUE`; the error names the flag.
@@ -170,16 +196,8 @@ pub fn parse_set(raw: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("--set {raw:?}: expected KEY=VALUE"))?;
     let k = k.trim();
-    if !template::DEPLOYMENT_VARIABLES.contains(&k) {
-        return Err(format!("--set {raw:?}: {}", unknown_variable_message(k)));
-    }
-    let v = v.trim();
-    if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "--set {raw:?}: the value must be non-empty, without spaces"
-        ));
-    }
-    Ok((k.to_string(), v.to_string()))
+    let v = check_setting(k, v).map_err(|e| format!("--set {raw:?}: {e}"))?;
+    Ok((k.to_string(), v))
 }
 
 impl Context {
@@ -202,12 +220,19 @@ impl Context {
         }
         for var in template::DEPLOYMENT_VARIABLES {
             let key = format!("VNETPROBE_{}", var.to_ascii_uppercase());
-            if let Some(v) = env.get(&key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-                ctx.offer(var, v, Source::Env);
+            if let Some(raw) = env.get(&key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                let v = check_setting(var, raw).map_err(|e| format!("{key}={raw:?}: {e}"))?;
+                ctx.offer(var, &v, Source::Env);
             }
         }
+        if let Some(raw) = env.get("VNETPROBE_OTHER_STORAGE_ACCOUNT") {
+            let e = check_setting("other_storage_account", raw).unwrap_err();
+            return Err(format!("VNETPROBE_OTHER_STORAGE_ACCOUNT: {e}"));
+        }
         for (k, v) in &file.set {
-            ctx.offer(k, v.get_ref(), Source::File);
+            let value = check_setting(k, v.get_ref())
+                .map_err(|e| file.error_at(v, &format!("set.{k}"), &e).0)?;
+            ctx.offer(k, &value, Source::File);
         }
         if let Some(c) = flag_cloud {
             ctx.cloud = Some(Sourced {
@@ -283,7 +308,20 @@ impl Context {
                 },
             );
         }
+        out.entry("private_endpoints".into()).or_insert(Sourced {
+            value: values::DEFAULT_PRIVATE_ENDPOINTS.into(),
+            source: Source::Default,
+        });
         out
+    }
+
+    /// The services the deployment puts behind private endpoints (`private_endpoints`, or its
+    /// default): their names must resolve privately.
+    pub fn private_endpoints(&self) -> Vec<String> {
+        let raw = self
+            .get("private_endpoints")
+            .unwrap_or(values::DEFAULT_PRIVATE_ENDPOINTS);
+        values::private_endpoints(raw).unwrap_or_default()
     }
 
     /// Values only, for the JSON report.
@@ -315,8 +353,26 @@ impl Context {
         if let Some(label) = self.notebook_label() {
             vars.insert("notebook_label".into(), label);
         }
+        // Checked when set; a blob path keeps its case.
+        if let Some((host, path)) = self
+            .get("exfil_url")
+            .and_then(|u| values::exfil_url(u).ok())
+        {
+            vars.insert("exfil_host".into(), host);
+            vars.insert("exfil_path".into(), path);
+        }
+        vars.insert("node".into(), node_name());
         vars
     }
+}
+
+/// This machine's host name, the `{node}` of inbound rows (which are about traffic to it).
+pub fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]
@@ -402,6 +458,37 @@ mod tests {
                 .contains("unknown variable \"regoin\"")
         );
         assert!(parse_set("region=").unwrap_err().contains("non-empty"));
+    }
+
+    #[test]
+    fn environment_values_are_checked_like_flags() {
+        let build =
+            |k: &str, v: &str| Context::build(None, &[], &env(&[(k, v)]), &ConfigFile::default());
+        let err = build("VNETPROBE_REGION", "West Europe").unwrap_err();
+        assert!(
+            err.starts_with("VNETPROBE_REGION=\"West Europe\"") && err.contains("\"westeurope\""),
+            "{err}"
+        );
+        let flag = parse_set("region=West-Europe").unwrap_err();
+        assert!(flag.contains("\"westeurope\""), "{flag}");
+        assert!(build("VNETPROBE_STORAGE_ACCOUNT", "sa1.blob.core.windows.net").is_err());
+        assert!(
+            build("VNETPROBE_OTHER_STORAGE_ACCOUNT", "sa2")
+                .unwrap_err()
+                .contains("exfil_url")
+        );
+        let ok = build("VNETPROBE_REGION", "WestEurope").unwrap();
+        assert_eq!(ok.get("region"), Some("westeurope"));
+    }
+
+    #[test]
+    fn private_endpoints_default_to_the_documents_list() {
+        let ctx = Context::build(None, &[], &env(&[]), &ConfigFile::default()).unwrap();
+        assert_eq!(ctx.private_endpoints(), ["workspace", "keyvault", "acr"]);
+        assert_eq!(ctx.sourced()["private_endpoints"].source, Source::Default);
+        let set = parse_set("private_endpoints=blob,workspace").unwrap();
+        let ctx = Context::build(None, &[set], &env(&[]), &ConfigFile::default()).unwrap();
+        assert_eq!(ctx.private_endpoints(), ["blob", "workspace"]);
     }
 
     #[test]

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 pub use outcome::{CertInfo, ErrorKind, Evidence, Outcome, Phase, ProbeError, Status, TlsEvidence};
 
-use crate::catalog::{Expect, Protocol, Target};
+use crate::catalog::{Direction, Expect, Protocol, Target};
+
+/// The skip reason of every inbound row: nothing the node sends proves a rule for traffic to it.
+pub const INBOUND_SKIP: &str = "inbound: cannot be observed from this node";
 use crate::net::NetConfig;
 use dns::{DnsCache, Resolved};
 
@@ -61,6 +64,9 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     if let Some(reason) = &target.skip {
         return Outcome::skip(reason.clone());
     }
+    if target.direction == Direction::Inbound {
+        return Outcome::skip(INBOUND_SKIP);
+    }
     let mut ev = Evidence::default();
     let result = match target.protocol {
         Protocol::Dns => dns::probe(target, env, &mut ev).await,
@@ -89,9 +95,31 @@ pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence
                 )),
             )
         }
-        (Expect::Blocked, Err(e)) if e.kind.is_blocking() => {
+        // Storage answers a request that a service endpoint policy denies with 403; any other
+        // status that is not a success proves neither reach nor block.
+        (Expect::Blocked, Err(e))
+            if e.kind == ErrorKind::HttpStatus && evidence.http_status != Some(403) =>
+        {
+            let code = evidence.http_status.unwrap_or_default();
+            (
+                Status::Fail,
+                Some(ProbeError::new(
+                    ErrorKind::HttpStatus,
+                    format!(
+                        "{} answered {code}: neither a success (reached) nor a 403 (denied), so the check proves nothing; name a publicly readable object",
+                        target.endpoint()
+                    ),
+                )),
+            )
+        }
+        (Expect::Blocked, Err(e)) if e.kind.is_blocking() || e.kind == ErrorKind::HttpStatus => {
             let mut evidence = evidence;
-            evidence.note(format!("blocked as expected ({})", e.kind));
+            evidence.note(match e.kind {
+                ErrorKind::HttpStatus => {
+                    "blocked as expected (HTTP 403: the request was denied, as a service endpoint policy does)".to_string()
+                }
+                kind => format!("blocked as expected ({kind})"),
+            });
             return Outcome {
                 status: Status::Pass,
                 error: None,

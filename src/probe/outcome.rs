@@ -68,6 +68,8 @@ error_kinds! {
     UnexpectedlyReachable => "unexpectedly_reachable",
     Timeout => "timeout",
     Io => "io_error",
+    Unverified => "unverified",
+    NotChecked => "not_checked",
 }
 
 impl ErrorKind {
@@ -85,6 +87,7 @@ impl ErrorKind {
                 | LocalFirewall
                 | UdpRejected
                 | ProxyDenied
+                | TlsHandshake
                 | Timeout
         )
     }
@@ -224,6 +227,9 @@ pub struct Evidence {
     pub http_status: Option<u16>,
     /// A short observation such as "open|filtered", "answered" or "resolved by proxy".
     pub note: Option<String>,
+    /// Set on a pass the node could not confirm: what the evidence does not prove (UDP silence,
+    /// a sign-in wall instead of a WebSocket upgrade). `--strict` fails such passes.
+    pub unverified: Option<String>,
     pub warnings: Vec<String>,
 }
 

@@ -47,9 +47,16 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
                 ),
             ));
         }
-        Heard::Silence => ev.note(format!(
-            "open|filtered: no reply and no rejection within {waited} ms"
-        )),
+        Heard::Silence => {
+            ev.note(format!(
+                "open|filtered: no reply and no rejection within {waited} ms"
+            ));
+            ev.unverified = Some(
+                "silence is all a node sees of an open UDP port and of an NSG or firewall drop alike: \
+                 only an ICMP rejection proves a block, and nothing documented answers"
+                    .into(),
+            );
+        }
     }
     Ok(())
 }

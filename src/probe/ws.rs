@@ -64,6 +64,16 @@ where
                 format!("{url}: no upgrade answer before the deadline"),
             ));
         }
+        Ok(Err(WsError::Http(response))) if signs_in(response.status().as_u16(), ev) => {
+            let code = response.status().as_u16();
+            ev.http_status = Some(code);
+            ev.note(format!("upgrade needs sign-in (HTTP {code})"));
+            ev.unverified = Some(format!(
+                "the front end answered {code} (a sign-in wall) after a publicly trusted TLS handshake: \
+                 the path to it works, the WebSocket upgrade itself was not proven"
+            ));
+            return Ok(());
+        }
         Ok(Err(e)) => return Err(upgrade_error(url, e, ev)),
         Ok(Ok(done)) => done,
     };
@@ -72,6 +82,16 @@ where
     // A close frame, bounded by the deadline; the server's answer to it is not awaited.
     let _ = timeout_at(deadline, socket.close(None)).await;
     Ok(())
+}
+
+/// A real compute instance does not upgrade an unauthenticated request: it answers with a
+/// sign-in wall (401, 403 or a redirect to sign-in). After a TLS handshake whose chain the public
+/// web PKI trusts for this name, that answer comes from the genuine front end, so the path is
+/// proven though the upgrade is not. Without TLS, or through an intercepting device, it proves
+/// nothing and stays `ws_rejected`.
+fn signs_in(status: u16, ev: &Evidence) -> bool {
+    let genuine = ev.tls.as_ref().is_some_and(|t| t.trusted_by == "public");
+    genuine && matches!(status, 401 | 403 | 301 | 302 | 303 | 307 | 308)
 }
 
 fn upgrade_error(url: &str, e: WsError, ev: &mut Evidence) -> ProbeError {

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::Direction;
 use crate::probe::{ErrorKind, Phase, Status, TlsEvidence};
 use crate::runner::Finished;
 
@@ -43,6 +44,13 @@ pub struct Summary {
     /// Failures of required targets: these decide the exit code.
     #[serde(default)]
     pub required_fail: usize,
+    /// Passes the node could not confirm (`unverified: true` on the result).
+    #[serde(default)]
+    pub unverified: usize,
+    /// Required outbound targets that were skipped (a variable is missing): not checked, so
+    /// never summarised as met. Inbound rows are not counted: no node can check them.
+    #[serde(default)]
+    pub required_skip: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,12 +73,18 @@ pub struct ResultEntry {
     pub service_tag: Option<String>,
     pub required: bool,
     pub expect: String,
+    /// `outbound`, or `inbound` for rows about traffic to this node (always skipped).
+    #[serde(default)]
+    pub direction: Direction,
     pub status: Status,
     pub error: Option<ErrorEntry>,
     #[serde(default)]
     pub skip_reason: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+    /// A pass whose evidence does not prove the path: the note says what was not proven.
+    #[serde(default)]
+    pub unverified: bool,
     #[serde(default)]
     pub duration_ms: f64,
     #[serde(default)]
@@ -90,7 +104,7 @@ pub struct ResultEntry {
     pub http_status: Option<u16>,
     #[serde(default)]
     pub warnings: Vec<String>,
-    /// The fix, for a failed target.
+    /// The fix, for a failed target; for an inbound row, the rule to verify from Azure's side.
     pub hint: Option<String>,
     #[serde(default)]
     pub why: String,
@@ -114,13 +128,19 @@ impl ResultEntry {
             service_tag: t.service_tag.clone(),
             required: t.required,
             expect: t.expect.as_str().into(),
+            direction: t.direction,
             status: o.status,
             error: o.error.as_ref().map(|e| ErrorEntry {
                 kind: e.kind.as_str().into(),
                 message: e.message.clone(),
             }),
             skip_reason: o.skip_reason.clone(),
-            note: ev.note.clone(),
+            note: match (&ev.note, &ev.unverified) {
+                (Some(n), Some(u)) => Some(format!("{n}; unverified: {u}")),
+                (None, Some(u)) => Some(format!("unverified: {u}")),
+                (n, None) => n.clone(),
+            },
+            unverified: o.status == Status::Pass && ev.unverified.is_some(),
             duration_ms: round2(f.duration.as_secs_f64() * 1000.0),
             phases_ms: ev
                 .phases_ms
@@ -135,10 +155,51 @@ impl ResultEntry {
             tls: ev.tls.clone(),
             http_status: ev.http_status,
             warnings: ev.warnings.clone(),
-            hint: (o.status == Status::Fail)
-                .then(|| hint(o.error.as_ref().map(|e| e.kind), &t.fix)),
+            hint: match (o.status, t.direction) {
+                (Status::Fail, _) => Some(hint(o.error.as_ref().map(|e| e.kind), &t.fix)),
+                (Status::Skip, Direction::Inbound) => Some(t.fix.clone()),
+                _ => None,
+            },
             why: t.why.clone(),
         }
+    }
+
+    /// A required outbound target that was not checked (a variable is missing).
+    pub fn is_required_skip(&self) -> bool {
+        self.status == Status::Skip && self.required && self.direction == Direction::Outbound
+    }
+
+    /// `--strict`: an unconfirmed pass and a required skip become failures.
+    fn strict(&mut self) {
+        let (kind, message, fix) = if self.unverified {
+            (
+                ErrorKind::Unverified,
+                format!(
+                    "--strict: the pass could not be confirmed ({})",
+                    self.note.as_deref().unwrap_or("no evidence")
+                ),
+                "Confirm the rule from Azure's side (Network Watcher IP flow verify or the effective \
+                 security rules of the node's NIC), or run without --strict to accept an unconfirmed pass.",
+            )
+        } else if self.is_required_skip() {
+            (
+                ErrorKind::NotChecked,
+                format!(
+                    "--strict: a required target was not checked ({})",
+                    self.skip_reason.as_deref().unwrap_or("skipped")
+                ),
+                "Give the variable the skip reason names (a flag, a VNETPROBE_* variable or the config file), \
+                 or select profiles without this target.",
+            )
+        } else {
+            return;
+        };
+        self.status = Status::Fail;
+        self.hint = Some(fix.to_string());
+        self.error = Some(ErrorEntry {
+            kind: kind.as_str().into(),
+            message,
+        });
     }
 
     /// `host:port`, or the host alone.
@@ -174,24 +235,37 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Report {
+    /// The report of one run. With `strict`, a pass the node could not confirm and a required
+    /// target that was skipped are failures (`unverified`, `not_checked`).
     pub fn new(
         context: BTreeMap<String, String>,
         started: SystemTime,
         took: Duration,
         finished: &[Finished],
+        strict: bool,
     ) -> Report {
-        let results: Vec<ResultEntry> = finished.iter().map(ResultEntry::from_finished).collect();
+        let mut results: Vec<ResultEntry> =
+            finished.iter().map(ResultEntry::from_finished).collect();
+        if strict {
+            results.iter_mut().for_each(ResultEntry::strict);
+        }
         let mut summary = Summary::default();
         for r in &results {
             match r.status {
-                Status::Pass => summary.pass += 1,
+                Status::Pass => {
+                    summary.pass += 1;
+                    summary.unverified += usize::from(r.unverified);
+                }
                 Status::Fail => {
                     summary.fail += 1;
                     if r.required {
                         summary.required_fail += 1;
                     }
                 }
-                Status::Skip => summary.skip += 1,
+                Status::Skip => {
+                    summary.skip += 1;
+                    summary.required_skip += usize::from(r.is_required_skip());
+                }
             }
         }
         Report {
@@ -204,6 +278,12 @@ impl Report {
             summary,
             results,
         }
+    }
+
+    /// Whether any target was checked at all: a run in which every target was skipped proved
+    /// nothing, whatever its exit code would say.
+    pub fn checked_anything(&self) -> bool {
+        self.summary.pass + self.summary.fail > 0
     }
 
     /// The contract: 0 when every required target met its expectation, 1 otherwise.
@@ -232,6 +312,7 @@ mod tests {
             why: "w".into(),
             fix: "Allow outbound TCP 443.".into(),
             section: None,
+            direction: Default::default(),
             spec: ProbeSpec::default(),
             skip: None,
         };
@@ -282,15 +363,113 @@ mod tests {
             finished(Some(ErrorKind::TcpRefused), false),
             finished(None, true),
         ];
-        let r = Report::new(ctx.clone(), SystemTime::now(), Duration::ZERO, &optional);
+        let r = Report::new(
+            ctx.clone(),
+            SystemTime::now(),
+            Duration::ZERO,
+            &optional,
+            false,
+        );
         assert_eq!(
             (r.summary.fail, r.summary.required_fail, r.exit_code()),
             (1, 0, 0)
         );
         let required = [finished(Some(ErrorKind::TcpRefused), true)];
         assert_eq!(
-            Report::new(ctx, SystemTime::now(), Duration::ZERO, &required).exit_code(),
+            Report::new(ctx, SystemTime::now(), Duration::ZERO, &required, false).exit_code(),
             1
+        );
+    }
+
+    fn unverified_pass() -> Finished {
+        let mut f = finished(None, true);
+        f.outcome.evidence.unverified = Some("silence".into());
+        f
+    }
+
+    fn skipped(required: bool, direction: Direction) -> Finished {
+        let mut f = finished(None, required);
+        f.target.direction = direction;
+        f.outcome = Outcome::skip("needs {batch_account}");
+        f
+    }
+
+    #[test]
+    fn unconfirmed_passes_and_required_skips_are_counted_and_strict_fails_them() {
+        let run = [
+            unverified_pass(),
+            skipped(true, Direction::Outbound),
+            skipped(false, Direction::Outbound),
+            skipped(true, Direction::Inbound),
+            finished(None, true),
+        ];
+        let r = Report::new(
+            BTreeMap::new(),
+            SystemTime::now(),
+            Duration::ZERO,
+            &run,
+            false,
+        );
+        let s = r.summary;
+        assert_eq!(
+            (s.pass, s.unverified, s.skip, s.required_skip),
+            (2, 1, 3, 1)
+        );
+        assert_eq!(r.exit_code(), 0);
+        assert!(r.results[0].unverified);
+        assert_eq!(
+            r.results[3].hint.as_deref(),
+            Some("Allow outbound TCP 443.")
+        );
+        let line = table::summary_line(&r, false);
+        assert!(line.contains("1 pass unconfirmed"), "{line}");
+        assert!(line.contains("1 required not checked (t)"), "{line}");
+        assert!(!line.contains("every required target met"), "{line}");
+
+        let strict = Report::new(
+            BTreeMap::new(),
+            SystemTime::now(),
+            Duration::ZERO,
+            &run,
+            true,
+        );
+        let kinds: Vec<Option<&str>> = strict
+            .results
+            .iter()
+            .map(|r| r.error.as_ref().map(|e| e.kind.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [Some("unverified"), Some("not_checked"), None, None, None]
+        );
+        assert_eq!((strict.summary.required_fail, strict.exit_code()), (2, 1));
+        assert_eq!(
+            strict.results[3].status,
+            Status::Skip,
+            "inbound rows stay skipped"
+        );
+    }
+
+    #[test]
+    fn a_run_of_skips_checked_nothing() {
+        let run = [skipped(true, Direction::Outbound)];
+        let r = Report::new(
+            BTreeMap::new(),
+            SystemTime::now(),
+            Duration::ZERO,
+            &run,
+            false,
+        );
+        assert!(!r.checked_anything());
+        assert!(
+            Report::new(
+                BTreeMap::new(),
+                SystemTime::now(),
+                Duration::ZERO,
+                &[finished(None, true)],
+                false
+            )
+            .checked_anything()
         );
     }
 }

@@ -91,6 +91,12 @@ pub fn register(report: &Report, registry: &Registry) {
         "1 for a target skipped in the last run (a variable its host needs is not set).",
         &TARGET_LABELS,
     );
+    let unverified = gauge_vec(
+        registry,
+        "vnetprobe_probe_unverified",
+        "1 for a target that passed without proof the node can see (UDP silence, a sign-in wall instead of an upgrade).",
+        &TARGET_LABELS,
+    );
     let duration = gauge_vec(
         registry,
         "vnetprobe_probe_duration_seconds",
@@ -129,7 +135,12 @@ pub fn register(report: &Report, registry: &Registry) {
                 skipped.with_label_values(&base).set(1.0);
                 continue;
             }
-            Status::Pass => success.with_label_values(&base).set(1.0),
+            Status::Pass => {
+                success.with_label_values(&base).set(1.0);
+                if r.unverified {
+                    unverified.with_label_values(&base).set(1.0);
+                }
+            }
             Status::Fail => success.with_label_values(&base).set(0.0),
         }
         duration

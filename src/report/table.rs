@@ -95,6 +95,7 @@ pub fn render(report: &Report, colour: bool) -> String {
             .filter(|r| r.profiles.first().map(String::as_str).unwrap_or("other") == group)
         {
             let status = match r.status {
+                Status::Pass if r.unverified => paint(colour, "33", "pass? "),
                 Status::Pass => paint(colour, "32", "pass  "),
                 Status::Fail if r.required => paint(colour, "1;31", "FAIL  "),
                 Status::Fail => paint(colour, "33", "fail  "),
@@ -111,7 +112,11 @@ pub fn render(report: &Report, colour: bool) -> String {
             );
             if let Some(hint) = &r.hint {
                 let pad = " ".repeat(10);
-                let _ = writeln!(out, "{pad}{} {hint}", paint(colour, "1", "fix:"));
+                let label = match r.status {
+                    Status::Skip => "verify:",
+                    _ => "fix:",
+                };
+                let _ = writeln!(out, "{pad}{} {hint}", paint(colour, "1", label));
             }
         }
     }
@@ -133,20 +138,65 @@ pub fn render(report: &Report, colour: bool) -> String {
             );
         }
     }
+    let _ = writeln!(out, "\n{}", summary_line(report, colour));
+    out
+}
+
+/// `summary: ...`: the counts, what was not confirmed or not checked, and the verdict. A run
+/// with required targets skipped never says that every required target met its expectation.
+pub fn summary_line(report: &Report, colour: bool) -> String {
     let s = &report.summary;
+    let mut line = format!("summary: {} pass, {} fail, {} skip", s.pass, s.fail, s.skip);
+    if s.unverified > 0 {
+        let passes = if s.unverified == 1 { "pass" } else { "passes" };
+        let _ = write!(
+            line,
+            "; {}",
+            paint(
+                colour,
+                "33",
+                &format!("{} {passes} unconfirmed", s.unverified)
+            )
+        );
+    }
+    if s.required_skip > 0 {
+        let ids: Vec<&str> = report
+            .results
+            .iter()
+            .filter(|r| r.is_required_skip())
+            .map(|r| r.id.as_str())
+            .collect();
+        let mut ids_shown = ids.clone();
+        ids_shown.dedup();
+        let _ = write!(
+            line,
+            "; {}",
+            paint(
+                colour,
+                "33",
+                &format!(
+                    "{} required not checked ({})",
+                    s.required_skip,
+                    ids_shown.join(", ")
+                )
+            )
+        );
+    }
     let verdict = if s.required_fail > 0 {
         paint(
             colour,
             "1;31",
             &format!("{} required target(s) failing", s.required_fail),
         )
+    } else if s.required_skip > 0 || s.unverified > 0 {
+        paint(
+            colour,
+            "32",
+            "every required target that ran met its expectation",
+        )
     } else {
         paint(colour, "32", "every required target met its expectation")
     };
-    let _ = writeln!(
-        out,
-        "\nsummary: {} pass, {} fail, {} skip; {verdict}",
-        s.pass, s.fail, s.skip
-    );
-    out
+    let _ = write!(line, "; {verdict}");
+    line
 }

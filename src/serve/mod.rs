@@ -71,7 +71,7 @@ struct Loaded {
 
 fn load(args: &ServeArgs) -> Result<Loaded, UsageError> {
     let settings = Settings::resolve(args)?;
-    let plan = Plan::new(&args.select, Some(&args.net))?;
+    let plan = Plan::new(&args.select, Some(&args.net))?.ensure_selected()?;
     let web = match &settings.web_config {
         Some(path) => WebConfig::load(path)?,
         None => WebConfig::default(),

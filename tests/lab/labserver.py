@@ -8,7 +8,8 @@
   TCP 445          accepts and holds the connection (an SMB listener that speaks no SMB)
   UDP 5831         echoes datagrams, or is closed so the kernel answers ICMP port unreachable
 
-Behaviour that changes with the scenario is read from --conf (key=value) at start and on SIGHUP;
+Behaviour that changes with the scenario is read from --conf (key=value) at start and on SIGHUP
+(udp_5831=echo|closed, intercept_tag=TAG, http_status=HOST:CODE[,HOST:CODE] overriding hosts.tsv);
 after applying it the server writes the scenario name to --applied, which scenario.sh waits for.
 """
 
@@ -94,6 +95,14 @@ class Lab:
                 return value
         return (200, set())
 
+    def status_overrides(self):
+        overrides = {}
+        for item in self.conf.get("http_status", "").split(","):
+            name, _, code = item.strip().rpartition(":")
+            if name and code.isdigit():
+                overrides[name.lower()] = int(code)
+        return overrides
+
     def intercepted(self, host):
         tag = self.conf.get("intercept_tag", "")
         return bool(tag) and tag in self.lookup(host)[1]
@@ -142,7 +151,7 @@ class Lab:
             log(f"tcp {port} from {peer}: {method} {host}{path} -> 101 websocket")
             await self.websocket(reader, writer)
             return
-        status = self.lookup(host)[0]
+        status = self.status_overrides().get(host.lower(), self.lookup(host)[0])
         body = f"vplab {host}{path} {status}\n".encode()
         writer.write((f"HTTP/1.1 {status} vplab\r\nContent-Type: text/plain\r\n"
                       f"Content-Length: {len(body)}\r\nConnection: close\r\nServer: vplab\r\n\r\n")

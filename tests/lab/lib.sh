@@ -24,10 +24,11 @@ PE_SUBNET=10.77.2.0/24
 AZURE_RANGES=(10.77.2.0/24 10.77.3.0/24 10.77.4.0/24 198.51.100.0/24 203.0.113.0/24)
 
 # The deployment the lab simulates, as vnetprobe variables (hosts.tsv holds the names they expand to).
-LAB_VARIABLES="region=westeurope workspace_id=6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b workspace_name=ws1 instance=ci1 storage_account=sa1 other_storage_account=sa2 acr=acr1 keyvault=kv1"
+LAB_VARIABLES="region=westeurope workspace_id=6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b workspace_name=ws1 instance=ci1 storage_account=sa1 acr=acr1 keyvault=kv1 batch_account=ab1.westeurope.batch.azure.com exfil_url=https://sa2.blob.core.windows.net/public/probe.txt"
 
 SCENARIOS=(healthy udp-reject udp-drop instance-ports-blocked dns-not-linked custom-dns-no-forward
-           proxy-ok proxy-no-noproxy tls-intercept smb-blocked exfil-open)
+           proxy-ok proxy-no-noproxy tls-intercept smb-blocked exfil-open storage-service-endpoint
+           batch-blocked udp-silent-strict exfil-policy inbound-public-ip)
 
 say() { printf 'vplab: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -65,8 +66,14 @@ hosts_each() {
 # DNS_MODE: linked (private zones linked to the compute VNet), unlinked (the VNet is not linked:
 # workspace names answer with their public address, no privatelink CNAME), no-forward (custom DNS
 # that does not forward to Azure DNS: workspace names are NXDOMAIN).
+# STORAGE_MODE: private-endpoint (storage names CNAME to their privatelink records), or
+# service-endpoint (no storage private endpoints: the names answer publicly, the VNet is allowed).
 _dns_record() {
     local a=$addr
+    if [ "$zone" = storage ] && [ "${STORAGE_MODE:-private-endpoint}" = service-endpoint ]; then
+        echo "host-record=$name,$public"
+        return
+    fi
     if [ "$zone" = aml ]; then
         case $DNS_MODE in
             unlinked) echo "host-record=$name,$public"; return ;;
@@ -116,7 +123,7 @@ _tag_addrs() {
 }
 
 # gen_nft SCENARIO_NAME. Knobs (environment): UDP_5831 accept|reject|drop, INSTANCE_PORTS open|reject, SMB open|drop,
-# PACKAGES direct|proxy, EXFIL closed|open, DENY drop|reject (the last rule).
+# PACKAGES direct|proxy, EXFIL closed|open, BATCH open|drop, DENY drop|reject (the last rule).
 gen_nft() {
     local sets set
     sets=$(hosts_each _tag_addrs | sort -u)
@@ -163,6 +170,10 @@ EOF
     esac
     cat <<EOF
         tcp dport { 443, 8787, 18881 } ip daddr @AzureMachineLearning accept comment "310 AllowAzureMachineLearning"
+EOF
+    [ "${BATCH:-open}" = drop ] &&
+        echo '        tcp dport 443 ip daddr @BatchNodeManagement_westeurope drop comment "320 DenyBatchNodeManagement"'
+    cat <<EOF
         tcp dport 443 ip daddr @BatchNodeManagement_westeurope accept comment "320 AllowBatchNodeManagement"
         tcp dport { 80, 443 } ip daddr @AzureActiveDirectory accept comment "330 AllowAzureActiveDirectory"
         tcp dport 443 ip daddr @AzureResourceManager accept comment "340 AllowAzureResourceManager"

@@ -13,8 +13,9 @@ if [ "$SCENARIO" = --list ]; then printf '%s\n' "${SCENARIOS[@]}"; exit 0; fi
 # with the workspace, its storage, key vault and registry behind private endpoints.
 # For experiments: VPLAB_DENY=reject makes the last rule reject instead of drop, and
 # VPLAB_UDP_SERVER=closed closes UDP 5831 on the server (the kernel answers port unreachable).
-UDP_5831=accept INSTANCE_PORTS=open SMB=open PACKAGES=direct EXFIL=closed DENY=${VPLAB_DENY:-drop}
-DNS_MODE=linked UDP_SERVER=${VPLAB_UDP_SERVER:-echo} INTERCEPT_TAG=
+UDP_5831=accept INSTANCE_PORTS=open SMB=open PACKAGES=direct EXFIL=closed BATCH=open DENY=${VPLAB_DENY:-drop}
+DNS_MODE=linked STORAGE_MODE=private-endpoint UDP_SERVER=${VPLAB_UDP_SERVER:-echo} INTERCEPT_TAG=
+HTTP_STATUS=
 case $SCENARIO in
     healthy) ;;
     udp-reject) UDP_5831=reject ;;                # firewall answers ICMP port unreachable
@@ -26,6 +27,11 @@ case $SCENARIO in
     tls-intercept) INTERCEPT_TAG=PackageRepos ;;  # firewall re-signs package TLS with its own CA
     smb-blocked) SMB=drop ;;                      # corporate rule dropping TCP 445
     exfil-open) EXFIL=open ;;                     # no service endpoint policy: any storage account
+    exfil-policy) EXFIL=open HTTP_STATUS=sa2.blob.core.windows.net:403 ;;  # a policy denies per request
+    storage-service-endpoint) STORAGE_MODE=service-endpoint ;;  # storage via service endpoint, public names
+    batch-blocked) BATCH=drop ;;                  # no outbound 443 to BatchNodeManagement.<region>
+    udp-silent-strict) UDP_5831=drop ;;           # udp-drop, judged with --strict
+    inbound-public-ip) ;;                         # healthy; the public-ip profile's inbound rows
     *) die "unknown scenario '$SCENARIO' (one of: ${SCENARIOS[*]})" ;;
 esac
 
@@ -46,8 +52,8 @@ else
 fi
 
 # Lab server: new knobs, SIGHUP, and wait until it says it applied them.
-printf 'scenario=%s\nudp_5831=%s\nintercept_tag=%s\n' "$SCENARIO" "$UDP_SERVER" "$INTERCEPT_TAG" \
-    >"$STATE/server.conf"
+printf 'scenario=%s\nudp_5831=%s\nintercept_tag=%s\nhttp_status=%s\n' "$SCENARIO" "$UDP_SERVER" \
+    "$INTERCEPT_TAG" "$HTTP_STATUS" >"$STATE/server.conf"
 rm -f "$STATE/server.applied"
 kill -HUP "$(cat "$STATE/labserver.pid")"
 wait_for "lab server applying $SCENARIO" \

@@ -291,10 +291,10 @@ t_config_template() {
 import sys, tomllib
 cfg = tomllib.load(open(sys.argv[1], "rb"))
 top = {"cloud", "profiles", "catalog", "dns-server", "timeout", "concurrency", "ca-file",
-       "allow-intercept", "proxy", "no-proxy", "only", "discover", "imds-endpoint", "node-root",
-       "set", "serve"}
+       "allow-intercept", "strict", "proxy", "no-proxy", "only", "discover", "imds-endpoint",
+       "node-root", "set", "serve"}
 sets = {"region", "workspace_id", "workspace_name", "storage_account", "instance", "acr",
-        "keyvault", "batch_account", "other_storage_account"}
+        "keyvault", "batch_account", "exfil_url", "private_endpoints"}
 serve = {"listen", "interval", "web-config-file"}
 errors = []
 if set(cfg) != top:
@@ -402,6 +402,10 @@ t_setup_arguments() {
         fail "check arguments not passed through: $(cat "$args")"
     grep -qx -- "check --profile no-public-ip --profile public-ip --catalog $fixtures/catalog.toml --no-discover --output table" "$args" ||
         fail "table run arguments: $(cat "$args")"
+    : >"$args"
+    FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa-strict" --mode strict -- --no-discover
+    grep -qx -- "check --no-discover --strict --output json" "$args" ||
+        fail "--mode strict does not pass --strict: $(cat "$args")"
     "$setup_script" --binary "$fake" --mode sometimes >/dev/null 2>&1 || rc=$?
     [[ $rc -eq 2 ]] || fail "bad --mode: exit $rc, want 2"
     rc=0
