@@ -20,13 +20,18 @@ Variables come from flags, then VNETPROBE_* variables, then the config file, the
 Profiles: with no --profile (and no `profiles` in the config file), the catalog's defaults
 (no-public-ip, internet and private-endpoint) are fitted to the context:
   - private-endpoint runs only when workspace_id, storage_account, keyvault or acr is known;
-  - exfiltration is added when other_storage_account is set;
+  - exfiltration is added when exfil_url is set (a publicly readable blob outside the workspace);
   - compute-instance names ({instance}) run only when the instance is known (a compute instance);
   - packages, vscode and public-ip run only when asked for with --profile.
 Others: `vnetprobe catalog --profile NAME` lists a profile's targets.
 
-Exit codes: 0 every required target met its expectation; 1 at least one required target failed;
-2 usage, config or catalog error.";
+A pass the node cannot confirm (UDP silence, a sign-in wall instead of a WebSocket upgrade) is
+marked unconfirmed; a required target skipped for a missing variable is named as not checked;
+inbound rules are listed as rows to verify from Azure's side. --strict fails the first two.
+
+Exit codes: 0 every required target that ran met its expectation (with --strict: and none was
+unconfirmed or skipped); 1 at least one required target failed; 2 usage, config or catalog error,
+a selection of no target, or a run in which every target was skipped.";
 
 const CONTEXT_LONG: &str = "\
 Prints every variable, its value and where it came from (flag, env, file, job, ci, nbvm, mlflow,
@@ -100,8 +105,8 @@ pub struct SelectArgs {
     /// Profile to run (repeatable); default: the catalog's default profiles.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
-    /// Set a template variable: region, workspace_id, workspace_name, storage_account, instance,
-    /// acr, keyvault, batch_account, other_storage_account (repeatable).
+    /// Set a variable: region, workspace_id, workspace_name, storage_account, instance, acr,
+    /// keyvault, batch_account, exfil_url, private_endpoints (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The Azure region, e.g. westeurope (same as --set region=R).

@@ -10,9 +10,25 @@
 //!   `summary.required_fail` (what decides the exit code); per result `profiles`, `service_tag`,
 //!   `skip_reason`, `note` (e.g. `open|filtered`, `resolved by proxy`), `duration_ms`, `private`,
 //!   `cname_chain`, `peer`, `tls` (chain, trust, earliest expiry), `http_status`, `warnings`, `why`.
-//! - Error kinds: `io_error` for local OS errors that name no network cause.
+//! - Truth over green (DESIGN's "Truth over green"): per result `unverified` (true on a pass the
+//!   node could not confirm; `note` says what was not proven) and `direction` (`outbound`, or
+//!   `inbound` for rows about traffic to the node, always `skip` with skip_reason
+//!   "inbound: cannot be observed from this node" and the rule to verify as `hint`);
+//!   `summary.unverified` and `summary.required_skip` (required outbound targets skipped for a
+//!   missing variable: named in the table summary, never summarised as met). `--strict` (config
+//!   `strict = true`) turns those into failures with the kinds `unverified` and `not_checked`.
+//!   A selection of zero targets exits 2 naming the selection; a `check` in which every target
+//!   was skipped prints its report and exits 2 ("nothing was checked").
+//! - Error kinds: `io_error` for local OS errors that name no network cause; `unverified` and
+//!   `not_checked` (only with `--strict`).
+//! - Variables: `exfil_url` (the object the exfiltration check requests; replaces
+//!   `other_storage_account`, which is now refused with a pointer to it) and `private_endpoints`
+//!   (the services whose names must resolve privately, default `workspace,keyvault,acr`). Every
+//!   variable is checked by one rule whatever its source (flag, `VNETPROBE_*`, config file,
+//!   discovery). The catalog's `required` may list clouds, DNS rows name their service with
+//!   `private_endpoint`, inbound rows say `direction = "inbound"`; there is no `sovereign` profile.
 //! - Metrics: every per-target family also carries `required`; added families
-//!   `vnetprobe_probe_skipped`, `vnetprobe_probe_error_info`, `vnetprobe_targets`,
+//!   `vnetprobe_probe_skipped`, `vnetprobe_probe_unverified`, `vnetprobe_probe_error_info`, `vnetprobe_targets`,
 //!   `vnetprobe_runs_total`, `vnetprobe_reloads_total`, `vnetprobe_config_last_reload_successful`.
 //! - CLI: `serve --web-config-file`, the `/readyz` endpoint, `probe dns --expect`, `--log-level`,
 //!   `--no-discover`/`--imds-endpoint`/`--node-root` on every command that expands the catalog;

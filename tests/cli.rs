@@ -57,6 +57,63 @@ fn bad_flags_and_values_exit_2_naming_the_flag() {
     assert_usage_error(&["probe", "tcp", "a b:80"], &["not a host name"]);
     assert_usage_error(&["probe", "http", "ftp://x/"], &["scheme"]);
     assert_usage_error(&["frobnicate"], &["frobnicate"]);
+    // A selection that checks nothing is not a pass.
+    assert_usage_error(
+        &["check", "--profile", "sovereign"],
+        &["--profile", "unknown profile \"sovereign\""],
+    );
+    assert_usage_error(
+        &["check", "--only", "typo*", "--no-discover"],
+        &["--only \"typo*\"", "select no target"],
+    );
+    assert_usage_error(
+        &["catalog", "--only", "typo*"],
+        &["--only \"typo*\"", "select no target"],
+    );
+    assert_usage_error(
+        &["check", "--set", "other_storage_account=sa2"],
+        &["--set", "exfil_url"],
+    );
+    assert_usage_error(
+        &[
+            "check",
+            "--set",
+            "exfil_url=https://sa2.blob.core.windows.net/",
+        ],
+        &["--set", "name an object"],
+    );
+    assert_usage_error(
+        &["check", "--set", "private_endpoints=blob,cosmos"],
+        &["--set", "cosmos"],
+    );
+}
+
+#[test]
+fn environment_and_config_values_are_checked_like_flags() {
+    let out = command(&["check"])
+        .env("VNETPROBE_REGION", "West Europe")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("VNETPROBE_REGION") && err.contains("did you mean \"westeurope\""),
+        "{err}"
+    );
+    let dir = temp_dir("values");
+    let cfg = write(
+        &dir,
+        "c.toml",
+        "[set]\nstorage_account = \"sa1.blob.core.windows.net\"\n",
+    );
+    assert_usage_error(
+        &["check", "--config", cfg.to_str().unwrap()],
+        &[
+            "c.toml:2",
+            "set.storage_account",
+            "3 to 24 letters and digits",
+        ],
+    );
 }
 
 #[test]
@@ -130,11 +187,22 @@ fn bad_catalogs_name_file_line_and_field() {
     );
 }
 
+/// `catalog --output json` over every profile of the embedded catalog, with `args`.
+fn catalog_of_every_profile(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["catalog", "--output", "json"];
+    for profile in vnetprobe::catalog::BUILTIN_PROFILES {
+        all.extend(["--profile", profile]);
+    }
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Every host and port that sections 1 to 4 of the requirements name, with the variables set.
 #[test]
 fn embedded_catalog_covers_the_requirements() {
-    let out = run(&[
-        "catalog",
+    let targets = catalog_of_every_profile(&[
         "--region",
         "westeurope",
         "--set",
@@ -149,23 +217,7 @@ fn embedded_catalog_covers_the_requirements() {
         "acr=acr1",
         "--set",
         "keyvault=kv1",
-        "--profile",
-        "no-public-ip",
-        "--profile",
-        "public-ip",
-        "--profile",
-        "internet",
-        "--profile",
-        "private-endpoint",
-        "--profile",
-        "packages",
-        "--profile",
-        "vscode",
-        "--output",
-        "json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let targets: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let has = |host: &str, port: Option<u16>| {
         targets
             .iter()
@@ -220,6 +272,17 @@ fn embedded_catalog_covers_the_requirements() {
         ("marketplace.visualstudio.com".into(), Some(443)),
         ("vscode.blob.core.windows.net".into(), Some(443)),
         ("raw.githubusercontent.com".into(), Some(443)),
+        ("graph.microsoft.com".into(), Some(443)),
+        ("dc.applicationinsights.microsoft.com".into(), Some(443)),
+        ("kv1.vault.azure.net".into(), Some(443)),
+        ("acr1.azurecr.io".into(), Some(443)),
+        ("acr1.westeurope.data.azurecr.io".into(), Some(443)),
+        (
+            format!("ml-ws1-westeurope-{id}.westeurope.notebooks.azure.net"),
+            Some(443),
+        ),
+        ("az764295.vo.msecnd.net".into(), Some(443)),
+        ("vscode.download.prss.microsoft.com".into(), Some(443)),
     ];
     let missing: Vec<_> = want.iter().filter(|(h, p)| !has(h, *p)).collect();
     assert!(missing.is_empty(), "the catalog lacks {missing:?}");
@@ -236,6 +299,75 @@ fn embedded_catalog_covers_the_requirements() {
         .find(|t| t["id"] == "aml-tundra-udp")
         .expect("the tundra target");
     assert_eq!(tundra["protocol"], "udp");
+    // The inbound rules are rows, marked as such, on the public-IP profile.
+    for (id, port) in [("inbound-aml-44224", 44224), ("inbound-ssh-22", 22)] {
+        let row = targets
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("no {id}"));
+        assert_eq!(
+            (row["direction"].as_str(), row["port"].as_u64()),
+            (Some("inbound"), Some(port)),
+            "{row}"
+        );
+    }
+}
+
+/// probes/README.md maps every requirement row to catalog ids: every id it names exists, and
+/// every id of the embedded catalog is named (so no row and no target goes unexplained).
+#[test]
+fn the_requirement_table_names_every_target_and_only_real_ones() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/probes/README.md")).unwrap();
+    let table = readme
+        .split("## Every requirement and what checks it")
+        .nth(1)
+        .expect("the requirement table section");
+    let targets = catalog_of_every_profile(&[]);
+    let ids: std::collections::BTreeSet<&str> =
+        targets.iter().filter_map(|t| t["id"].as_str()).collect();
+    // `a-{b,c}-d` names a-b-d and a-c-d; `a-*-d` every id of that shape.
+    let expand = |token: &str| -> Vec<String> {
+        match (token.find('{'), token.find('}')) {
+            (Some(open), Some(close)) => token[open + 1..close]
+                .split(',')
+                .map(|alt| format!("{}{alt}{}", &token[..open], &token[close + 1..]))
+                .collect(),
+            _ => vec![token.to_string()],
+        }
+    };
+    let mut named = Vec::new();
+    for token in table.split('`').skip(1).step_by(2) {
+        let looks_like_id = token.contains('-')
+            && !token.starts_with('-')
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-{},*".contains(&b));
+        if looks_like_id {
+            named.extend(expand(token));
+        }
+    }
+    let matches = |pattern: &str, id: &str| match pattern.split_once('*') {
+        Some((head, tail)) => id.starts_with(head) && id.ends_with(tail),
+        None => pattern == id,
+    };
+    let unknown: Vec<&String> = named
+        .iter()
+        .filter(|n| !ids.iter().any(|id| matches(n, id)))
+        .filter(|n| !["no-public-ip", "public-ip"].contains(&n.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the table names ids the catalog lacks: {unknown:?}"
+    );
+    let unnamed: Vec<&&str> = ids
+        .iter()
+        .filter(|id| !named.iter().any(|n| matches(n, id)))
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "catalog ids missing from the table: {unnamed:?}"
+    );
 }
 
 #[test]

@@ -175,8 +175,11 @@ impl ResultEntry {
             (
                 ErrorKind::Unverified,
                 format!(
-                    "--strict: the pass could not be confirmed ({})",
-                    self.note.as_deref().unwrap_or("no evidence")
+                    "--strict: the pass could not be confirmed: {}",
+                    self.note
+                        .as_deref()
+                        .and_then(|n| n.rsplit_once("unverified: "))
+                        .map_or("no evidence", |(_, why)| why)
                 ),
                 "Confirm the rule from Azure's side (Network Watcher IP flow verify or the effective \
                  security rules of the node's NIC), or run without --strict to accept an unconfirmed pass.",
