@@ -147,6 +147,7 @@ pub fn render(report: &Report, output: Output) -> String {
         Output::Json => report::json::render(report),
         Output::Junit => report::junit::render(report),
         Output::Prometheus => report::prometheus::render(report),
+        Output::Fix => report::fix::render(report),
     }
 }
 

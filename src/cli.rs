@@ -91,6 +91,8 @@ pub enum Output {
     Json,
     Prometheus,
     Junit,
+    /// The failures as commands to paste: NSG and firewall rules, DNS zone links, NO_PROXY.
+    Fix,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

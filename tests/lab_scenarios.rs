@@ -201,6 +201,32 @@ impl Lab {
         extra: &[&str],
         without: Option<&str>,
     ) -> Result<Report, String> {
+        let (mut cmd, shown) = self.command("json", profiles, env, extra, without);
+        let r = run(&mut cmd, Duration::from_secs(30))?;
+        let json: Value = serde_json::from_str(&r.stdout).map_err(|e| {
+            format!(
+                "[check{shown}] exit {:?}, stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                r.code,
+                cut(&r.stdout),
+                cut(&r.stderr)
+            )
+        })?;
+        Ok(Report {
+            code: r.code,
+            json,
+            shown,
+        })
+    }
+
+    /// `vnetprobe check` in the compute namespace, and what sets the run apart for messages.
+    fn command(
+        &self,
+        output: &str,
+        profiles: &[&str],
+        env: &[(&str, &str)],
+        extra: &[&str],
+        without: Option<&str>,
+    ) -> (Command, String) {
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns",
@@ -209,7 +235,7 @@ impl Lab {
             BIN,
             "check",
             "--output",
-            "json",
+            output,
             "--timeout",
             "2s",
         ])
@@ -228,27 +254,42 @@ impl Lab {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("VNETPROBE_PUBLIC_ROOTS", self.get("PUBLIC_ROOTS"))
             .envs(env.iter().copied());
-        // What sets this run apart, for messages: the environment and extra arguments.
         let shown: String = env
             .iter()
             .map(|(k, v)| format!(" {k}={v}"))
             .chain(extra.iter().map(|a| format!(" {a}")))
             .chain(without.map(|w| format!(" (without {w})")))
             .collect();
+        (cmd, shown)
+    }
+
+    /// `check --output fix` must equal tests/lab/golden/SCENARIO.fix. VNETPROBE_BLESS=1 writes
+    /// the golden file instead; a mismatch leaves the actual plan in target/lab-golden/.
+    fn fix_plan_matches(&self, scenario: &str, profiles: &[&str], env: &[(&str, &str)]) -> Check {
+        let (mut cmd, shown) = self.command("fix", profiles, env, &[], None);
         let r = run(&mut cmd, Duration::from_secs(30))?;
-        let json: Value = serde_json::from_str(&r.stdout).map_err(|e| {
-            format!(
-                "[check{shown}] exit {:?}, stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                r.code,
-                cut(&r.stdout),
-                cut(&r.stderr)
-            )
-        })?;
-        Ok(Report {
-            code: r.code,
-            json,
-            shown,
-        })
+        let golden = lab_dir().join("golden").join(format!("{scenario}.fix"));
+        if std::env::var("VNETPROBE_BLESS").as_deref() == Ok("1") {
+            std::fs::create_dir_all(golden.parent().unwrap()).map_err(|e| e.to_string())?;
+            std::fs::write(&golden, &r.stdout).map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        let want = std::fs::read_to_string(&golden)
+            .map_err(|e| format!("{}: {e} (VNETPROBE_BLESS=1 writes it)", golden.display()))?;
+        if r.stdout == want {
+            return Ok(());
+        }
+        let actual = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/lab-golden")
+            .join(format!("{scenario}.fix"));
+        let _ = std::fs::create_dir_all(actual.parent().unwrap());
+        let _ = std::fs::write(&actual, &r.stdout);
+        Err(format!(
+            "[check --output fix{shown}] differs from {} (actual in {}; stderr {})",
+            golden.display(),
+            actual.display(),
+            cut(&r.stderr)
+        ))
     }
 
     fn dns_log_len(&self) -> u64 {
@@ -539,6 +580,26 @@ impl Report {
     }
 }
 
+impl Report {
+    /// A `causes` entry of this kind whose message and fix mention `says`, covering at least
+    /// `min` targets.
+    fn has_cause(&self, kind: &str, min: usize, says: &[&str]) -> Check {
+        let causes = self.json["causes"].as_array().cloned().unwrap_or_default();
+        let found = causes.iter().any(|c| {
+            let text = format!("{} {}", c["message"], c["fix"]);
+            c["kind"] == kind
+                && c["targets"].as_array().is_some_and(|t| t.len() >= min)
+                && says.iter().all(|s| text.contains(s))
+        });
+        ensure(found, || {
+            self.context(&format!(
+                "no {kind} cause over {min}+ targets saying {says:?}: {}",
+                json_text(self.json.get("causes"))
+            ))
+        })
+    }
+}
+
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Check {
     if ok { Ok(()) } else { Err(what()) }
 }
@@ -573,6 +634,9 @@ fn healthy(lab: &Lab) -> Check {
     let log_from = lab.dns_log_len();
     let r = lab.check(PROFILES, &[], &[])?;
     let mut p = Problems::default();
+    p.check(ensure(r.json["causes"] == Value::Array(vec![]), || {
+        r.context(&format!("causes in a healthy run: {}", r.json["causes"]))
+    }));
     p.check(r.fails_exactly(0, &[]));
     // Every host of these profiles resolves and answers in the lab: nothing is skipped, and
     // nothing passes unconfirmed (the lab's tundra echoes, its instance upgrades).
@@ -637,14 +701,17 @@ fn healthy(lab: &Lab) -> Check {
 }
 
 fn udp_reject(lab: &Lab) -> Check {
-    lab.check(PROFILES, &[], &[])?.fails_exactly(
+    let mut p = Problems::default();
+    p.check(lab.check(PROFILES, &[], &[])?.fails_exactly(
         1,
         &[fails(
             Select::IdPort("aml-tundra-udp", 5831),
             &["udp_rejected"],
             &["UDP 5831"],
         )],
-    )
+    ));
+    p.check(lab.fix_plan_matches("udp-reject", PROFILES, &[]));
+    p.done()
 }
 
 fn udp_drop(lab: &Lab) -> Check {
@@ -690,6 +757,12 @@ fn instance_ports_blocked(lab: &Lab) -> Check {
     ));
     p.check(r.passes("aml-instance-tcp", Some(443)).map(drop));
     p.check(r.passes("aml-instance-ws", Some(443)).map(drop));
+    p.check(r.has_cause(
+        "tcp_refused",
+        3,
+        &["AzureMachineLearning", "TCP 8787", "TCP 18881"],
+    ));
+    p.check(lab.fix_plan_matches("instance-ports-blocked", PROFILES, &[]));
     p.done()
 }
 
@@ -728,6 +801,8 @@ fn dns_not_linked(lab: &Lab) -> Check {
             r.context(&format!("workspace addresses {addrs}"))
         })
     }));
+    p.check(r.has_cause("dns_not_private", 4, &["10.77.3.53", "privatelink"]));
+    p.check(lab.fix_plan_matches("dns-not-linked", PROFILES, &[]));
     p.done()
 }
 
@@ -743,12 +818,28 @@ fn custom_dns_no_forward(lab: &Lab) -> Check {
     .into_iter()
     .map(|id| fails(Select::Id(id), &["dns_nxdomain"], &["168.63.129.16"]))
     .collect();
-    expected.extend(
-        workspace_names()
-            .into_iter()
-            .map(|h| fails(Select::Host(h), &["dns_nxdomain"], &[])),
-    );
-    r.fails_exactly(1, &expected)
+    expected.extend(workspace_names().into_iter().map(|h| {
+        fails(
+            Select::Host(h),
+            &["dns_nxdomain"],
+            &["not tried", "168.63.129.16"],
+        )
+    }));
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(1, &expected));
+    // One cause, the resolver; and no hint of a DNS failure asks for a network rule.
+    p.check(r.has_cause("dns_nxdomain", 10, &["10.77.3.53", "168.63.129.16"]));
+    for res in r.results() {
+        let hint = text(res, "hint");
+        if kind(res).starts_with("dns_") && (hint.contains("NSG") || hint.contains("Rule needed")) {
+            p.check(Err(r.context(&format!(
+                "{}: DNS hint names a rule: {hint}",
+                label(res)
+            ))));
+        }
+    }
+    p.check(lab.fix_plan_matches("custom-dns-no-forward", PROFILES, &[]));
+    p.done()
 }
 
 fn proxy_ok(lab: &Lab) -> Check {
@@ -783,8 +874,21 @@ fn proxy_ok(lab: &Lab) -> Check {
 
 fn proxy_no_noproxy(lab: &Lab) -> Check {
     // Lower case, as ~/.bashrc on a compute instance usually has it; curl reads both.
-    let r = lab.check(PROFILES, &[("https_proxy", lab.get("PROXY_URL"))], &[])?;
-    r.fails_exactly(
+    let env = [("https_proxy", lab.get("PROXY_URL"))];
+    let r = lab.check(PROFILES, &env, &[])?;
+    let mut p = Problems::default();
+    p.check(r.has_cause(
+        "proxy_denied",
+        5,
+        &[
+            "10.77.4.8:3128",
+            ".instances.azureml.ms",
+            ".vault.azure.net",
+            "NO_PROXY",
+        ],
+    ));
+    p.check(lab.fix_plan_matches("proxy-no-noproxy", PROFILES, &env));
+    p.check(r.fails_exactly(
         1,
         &[
             fails(
@@ -821,7 +925,8 @@ fn proxy_no_noproxy(lab: &Lab) -> Check {
                 &["NO_PROXY"],
             ),
         ],
-    )
+    ));
+    p.done()
 }
 
 fn tls_intercept(lab: &Lab) -> Check {
@@ -852,6 +957,7 @@ fn tls_intercept(lab: &Lab) -> Check {
         r.get("pkg-pypi", Some(443))
             .and_then(|res| names_issuer(&r, res)),
     );
+    p.check(r.has_cause("tls_intercepted", 10, &["Contoso TLS Inspection CA"]));
 
     // Accepting the inspection is a setting: the same run passes, still naming the issuer.
     let allowed = lab.check(PROFILES, &[], &["--ca-file", ca, "--allow-intercept"])?;
@@ -874,6 +980,7 @@ fn tls_intercept(lab: &Lab) -> Check {
 fn smb_blocked(lab: &Lab) -> Check {
     let r = lab.check(PROFILES, &[], &[])?;
     let mut p = Problems::default();
+    p.check(lab.fix_plan_matches("smb-blocked", PROFILES, &[]));
     p.check(r.fails_exactly(
         1,
         &[fails(Select::Id("storage-file-smb"), TIMED_OUT, &["445"])],
@@ -883,14 +990,17 @@ fn smb_blocked(lab: &Lab) -> Check {
 }
 
 fn exfil_open(lab: &Lab) -> Check {
-    lab.check(PROFILES, &[], &[])?.fails_exactly(
+    let mut p = Problems::default();
+    p.check(lab.check(PROFILES, &[], &[])?.fails_exactly(
         1,
         &[fails(
             Select::Id("exfil-storage-http"),
             &["unexpectedly_reachable"],
             &["service endpoint policy"],
         )],
-    )
+    ));
+    p.check(lab.fix_plan_matches("exfil-open", PROFILES, &[]));
+    p.done()
 }
 
 /// The policy denies the request with 403 while TCP and TLS to the account still work: that is
@@ -944,6 +1054,7 @@ fn storage_service_endpoint(lab: &Lab) -> Check {
 fn batch_blocked(lab: &Lab) -> Check {
     let r = lab.check(&[], &[], &[])?;
     let mut p = Problems::default();
+    p.check(lab.fix_plan_matches("batch-blocked", &[], &[]));
     p.check(r.fails_exactly(
         1,
         &[fails(

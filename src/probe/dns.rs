@@ -77,7 +77,8 @@ pub type DnsAnswer = Result<Resolved, (ProbeError, Duration)>;
 pub struct DnsCache {
     resolver: TokioResolver,
     timeout: Duration,
-    server: Option<SocketAddr>,
+    /// The server(s) for reports: `--dns-server`, or resolv.conf's nameservers.
+    label: String,
     answers: Mutex<HashMap<String, Arc<OnceCell<DnsAnswer>>>>,
     lookups: AtomicUsize,
 }
@@ -123,10 +124,14 @@ impl DnsCache {
         let resolver = builder
             .build()
             .map_err(|e| format!("building the DNS resolver: {e}"))?;
+        let label = match server {
+            Some(sa) => sa.to_string(),
+            None => system_nameservers(),
+        };
         Ok(DnsCache {
             resolver,
             timeout,
-            server,
+            label,
             answers: Mutex::new(HashMap::new()),
             lookups: AtomicUsize::new(0),
         })
@@ -137,11 +142,9 @@ impl DnsCache {
         self.lookups.load(Ordering::Relaxed)
     }
 
-    /// Which server answers: "127.0.0.1:5353" or "system".
-    pub fn server(&self) -> String {
-        self.server
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "system".into())
+    /// Which server answers: "127.0.0.1:5353", or the system's ("10.0.0.4 (resolv.conf)").
+    pub fn server(&self) -> &str {
+        &self.label
     }
 
     /// Resolves `host` once per run; concurrent callers wait for the same answer.
@@ -188,7 +191,7 @@ impl DnsCache {
                     elapsed,
                 ));
             }
-            Ok(Err(e)) => return Err((classify(&name, &e, &self.server()), elapsed)),
+            Ok(Err(e)) => return Err((classify(&name, &e, self.server()), elapsed)),
             Ok(Ok(l)) => l,
         };
         let mut cname_chain = vec![name.clone()];
@@ -219,6 +222,25 @@ impl DnsCache {
             cname_chain,
             elapsed,
         })
+    }
+}
+
+/// The nameservers of /etc/resolv.conf, for messages: "10.0.0.4, 10.0.0.5 (resolv.conf)".
+fn system_nameservers() -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = std::fs::File::open("/etc/resolv.conf")
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text));
+    let servers: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .filter(|ip| ip.parse::<IpAddr>().is_ok())
+        .take(3)
+        .collect();
+    match (read, servers.is_empty()) {
+        (Ok(_), false) => format!("{} (resolv.conf)", servers.join(", ")),
+        _ => "the system resolver".into(),
     }
 }
 

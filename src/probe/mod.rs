@@ -11,7 +11,9 @@ pub mod ws;
 
 use std::time::Duration;
 
-pub use outcome::{CertInfo, ErrorKind, Evidence, Outcome, Phase, ProbeError, Status, TlsEvidence};
+pub use outcome::{
+    CertInfo, ErrorKind, Evidence, Layer, Outcome, Phase, ProbeError, Status, TlsEvidence,
+};
 
 use crate::catalog::{Direction, Expect, Protocol, Target};
 
@@ -47,6 +49,7 @@ pub async fn resolve(
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<Resolved, ProbeError> {
+    ev.resolver = Some(env.dns.server().to_string());
     match env.dns.resolve(&target.host).await {
         Ok(r) => {
             r.record(ev);

@@ -93,12 +93,130 @@ impl ErrorKind {
     }
 }
 
+/// Where on the path an error kind puts the cause: the remedy follows the layer that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// Name resolution: resolver and zone fixes, never a network rule.
+    Dns,
+    /// The connection itself: a rule on the path (NSG, firewall, route) or this host's filter.
+    Connection,
+    /// The TLS chain's trust: an inspecting device or a wrong endpoint.
+    Trust,
+    /// The genuine service answered (an HTTP status, a TLS alert, a refused upgrade): the path
+    /// works, the service said no.
+    Answer,
+    /// The proxy in the route.
+    Proxy,
+    /// A judgement on a path that worked or was not tried (blocked paths that answered,
+    /// `--strict` verdicts).
+    Verdict,
+    /// Nothing on the network: a deadline or a local error.
+    Local,
+}
+
 impl ErrorKind {
-    /// What to change when the remedy lies on this host or its proxy rather than in the
-    /// target's own network rule; None where the catalog's fix says it all.
-    pub fn remedy(self) -> Option<&'static str> {
+    /// The layer this kind of failure belongs to.
+    pub fn layer(self) -> Layer {
         use ErrorKind::*;
-        Some(match self {
+        match self {
+            DnsNxdomain | DnsServfail | DnsTimeout | DnsNoRecords | DnsNotPrivate
+            | DnsNotPublic => Layer::Dns,
+            TcpRefused | TcpTimeout | NetUnreachable | LocalFirewall | UdpRejected => {
+                Layer::Connection
+            }
+            TlsUntrusted | TlsIntercepted => Layer::Trust,
+            TlsHandshake | TlsNameMismatch | TlsExpired | HttpStatus | WsRejected => Layer::Answer,
+            ProxyUnreachable | ProxyDenied | ProxyAuthRequired => Layer::Proxy,
+            UnexpectedlyReachable | Unverified | NotChecked => Layer::Verdict,
+            Timeout | Io => Layer::Local,
+        }
+    }
+
+    /// What this kind means and what usually fixes it, for people: the first sentence of every
+    /// hint of this kind, and `vnetprobe explain`'s text. DNS kinds never advise a network rule.
+    pub fn remedy(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            DnsNxdomain => {
+                "The DNS server answered that the name does not exist (NXDOMAIN). A private-endpoint name needs \
+                 its privatelink zone linked to this VNet, or custom DNS that conditionally forwards the zone to \
+                 Azure DNS (168.63.129.16); a public name needs custom DNS that forwards to 168.63.129.16."
+            }
+            DnsServfail => {
+                "The DNS server failed to answer (SERVFAIL or REFUSED): usually custom DNS whose forwarder is \
+                 unreachable or refuses; forward to Azure DNS (168.63.129.16) and check the server's own upstream."
+            }
+            DnsTimeout => {
+                "The DNS server did not answer: check the VNet's DNS server setting and that the server is up and \
+                 answers this subnet on port 53; custom DNS must forward to 168.63.129.16."
+            }
+            DnsNoRecords => {
+                "The name exists but has no address record: a private DNS zone that holds the name without an A \
+                 record (a private endpoint whose DNS zone group was removed), or the wrong zone answering."
+            }
+            DnsNotPrivate => {
+                "The name resolves to a public address, so traffic would leave the VNet instead of reaching the \
+                 private endpoint: link the private DNS zone (privatelink.*) to this VNet, or make custom DNS \
+                 forward the zone to 168.63.129.16."
+            }
+            DnsNotPublic => {
+                "The name resolves to a private address where a public one is expected: a private DNS zone linked \
+                 to this VNet overrides the public name; remove the record or the link if the service is reached \
+                 publicly."
+            }
+            TcpRefused => {
+                "The connection was refused (a TCP reset): a firewall rule that rejects, or nothing listening at \
+                 the address that answered."
+            }
+            TcpTimeout => {
+                "Nothing answered before the deadline: a silent drop, as an NSG deny rule, Azure Firewall or a \
+                 missing route does."
+            }
+            NetUnreachable => {
+                "No route to the address (network or host unreachable): a user-defined route, this node's own \
+                 routes, or a router on the path answering unreachable."
+            }
+            LocalFirewall => {
+                "This host's own packet filter (nftables/iptables, or a cgroup/systemd IPAddressDeny) refused the \
+                 traffic before it left: allow it on the node first."
+            }
+            UdpRejected => {
+                "An ICMP port unreachable came back: a firewall rejects UDP to this port, or nothing listens there."
+            }
+            TlsHandshake => {
+                "The TLS handshake failed. A TLS alert means the server refused (protocol, cipher, or a name it \
+                 does not serve); a connection closed during the handshake usually means a firewall filtering by \
+                 SNI (an Azure Firewall application rule without this FQDN)."
+            }
+            TlsUntrusted => {
+                "The certificate chain is not trusted: usually a TLS-inspecting firewall whose CA is not installed \
+                 (pass that CA with --ca-file to confirm), or a wrong endpoint answering."
+            }
+            TlsIntercepted => {
+                "A TLS-inspecting firewall or proxy re-signs this connection (see the issuer): exempt the host from TLS \
+                 inspection, or install the inspecting CA for pip and conda (REQUESTS_CA_BUNDLE, conda ssl_verify) and \
+                 accept it with --allow-intercept."
+            }
+            TlsNameMismatch => {
+                "The certificate does not name this host: the address that answered is not the service (a stale \
+                 DNS record, a private endpoint address reused, or a device answering in its place)."
+            }
+            TlsExpired => {
+                "A certificate in the chain is expired or not yet valid: check this node's clock (NTP) first, then \
+                 the device or service that presented it."
+            }
+            HttpStatus => {
+                "The server answered with a status outside the accepted list: the network path works, and the \
+                 status says what the service refused."
+            }
+            WsRejected => {
+                "The WebSocket upgrade was refused: a firewall or proxy that strips the Upgrade header, or a \
+                 server that serves no WebSocket at this path."
+            }
+            ProxyUnreachable => {
+                "The proxy in https_proxy/HTTPS_PROXY, http_proxy or ALL_PROXY (or --proxy) does not answer: check its \
+                 address and port, and the rule that lets this subnet reach it."
+            }
             ProxyDenied => {
                 "The proxy refused the tunnel. Private endpoints and internal names must bypass it: add them to \
                  NO_PROXY/no_proxy (e.g. .api.azureml.ms,.instances.azureml.ms,.notebooks.azure.net,.core.windows.net); \
@@ -108,29 +226,26 @@ impl ErrorKind {
                 "The proxy asks for credentials (407): give them in the proxy URL, http://user:password@proxy:port, as \
                  pip and curl read HTTPS_PROXY."
             }
-            ProxyUnreachable => {
-                "The proxy in https_proxy/HTTPS_PROXY, http_proxy or ALL_PROXY (or --proxy) does not answer: check its address and port, and the \
-                 NSG rule to it."
+            UnexpectedlyReachable => {
+                "A path that should be blocked answered: the rule meant to block it (an NSG or firewall rule, a \
+                 service endpoint policy) is missing or too broad."
             }
-            TlsIntercepted => {
-                "A TLS-inspecting firewall or proxy re-signs this connection (see the issuer): exempt the host from TLS \
-                 inspection, or install the inspecting CA for pip and conda (REQUESTS_CA_BUNDLE, conda ssl_verify) and \
-                 accept it with --allow-intercept."
+            Timeout => {
+                "The exchange began but did not finish before the deadline: a slow or overloaded service, a proxy \
+                 holding the connection, or a device dropping traffic after the handshake."
             }
-            TlsUntrusted => {
-                "The certificate chain is not trusted: usually a TLS-inspecting firewall whose CA is not installed \
-                 (pass that CA with --ca-file to confirm), or a wrong endpoint answering."
+            Io => {
+                "A local error that names no network cause (socket limits, permissions): see the message."
             }
-            LocalFirewall => {
-                "This host's own packet filter (nftables/iptables, or a cgroup/systemd IPAddressDeny) refused the \
-                 traffic: allow it on the node before looking at the NSG."
+            Unverified => {
+                "--strict: the pass could not be confirmed from the node; confirm the rule from Azure's side \
+                 (Network Watcher IP flow verify, or the effective security rules of the node's NIC)."
             }
-            DnsTimeout => {
-                "The DNS server did not answer: check the VNet's DNS servers, and that custom DNS forwards to \
-                 168.63.129.16."
+            NotChecked => {
+                "--strict: a required target was not checked because a variable is missing; set it (a flag, a \
+                 VNETPROBE_* variable or the config file)."
             }
-            _ => return None,
-        })
+        }
     }
 }
 
@@ -216,6 +331,8 @@ pub struct Evidence {
     /// Phase timings in milliseconds.
     pub phases_ms: BTreeMap<Phase, f64>,
     pub addresses: Vec<IpAddr>,
+    /// The DNS server that answered (or failed to) for this target's name.
+    pub resolver: Option<String>,
     /// Whether every resolved address is private (DNS targets and resolved hosts).
     pub private: Option<bool>,
     pub cname_chain: Vec<String>,

@@ -1,6 +1,8 @@
 //! A run's report, one serialisable shape that every renderer reads (table, JSON, Prometheus,
 //! JUnit) and that `merge` reads back.
 
+pub mod diagnosis;
+pub mod fix;
 pub mod json;
 pub mod junit;
 pub mod merge;
@@ -33,6 +35,10 @@ pub struct Report {
     #[serde(default)]
     pub context_sources: BTreeMap<String, String>,
     pub summary: Summary,
+    /// Failures that share one cause (a resolver, a proxy, a service tag, an inspecting CA),
+    /// largest first; a single failure is never a cause.
+    #[serde(default)]
+    pub causes: Vec<diagnosis::Cause>,
     pub results: Vec<ResultEntry>,
 }
 
@@ -91,6 +97,9 @@ pub struct ResultEntry {
     pub phases_ms: BTreeMap<Phase, f64>,
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// The DNS server asked for this target's name.
+    #[serde(default)]
+    pub resolver: Option<String>,
     #[serde(default)]
     pub private: Option<bool>,
     #[serde(default)]
@@ -148,6 +157,7 @@ impl ResultEntry {
                 .map(|(p, ms)| (*p, round2(*ms)))
                 .collect(),
             addresses: ev.addresses.iter().map(|a| a.to_string()).collect(),
+            resolver: ev.resolver.clone(),
             private: ev.private,
             cname_chain: ev.cname_chain.clone(),
             peer: ev.peer.map(|p| p.to_string()),
@@ -155,9 +165,10 @@ impl ResultEntry {
             tls: ev.tls.clone(),
             http_status: ev.http_status,
             warnings: ev.warnings.clone(),
-            hint: match (o.status, t.direction) {
-                (Status::Fail, _) => Some(hint(o.error.as_ref().map(|e| e.kind), &t.fix)),
-                (Status::Skip, Direction::Inbound) => Some(t.fix.clone()),
+            hint: match (o.status, &o.error, t.direction) {
+                (Status::Fail, Some(e), _) => Some(diagnosis::hint(t, e, ev)),
+                (Status::Fail, None, _) => Some(t.fix.clone()),
+                (Status::Skip, _, Direction::Inbound) => Some(t.fix.clone()),
                 _ => None,
             },
             why: t.why.clone(),
@@ -215,17 +226,6 @@ impl ResultEntry {
     }
 }
 
-/// The fix for a failure: the error kind's remedy where the cause is on the node, its proxy or
-/// an inspecting device, then the catalog's fix for the path; only the remedy where the kind
-/// proves the path itself open (a TLS handshake happened).
-fn hint(kind: Option<ErrorKind>, fix: &str) -> String {
-    match kind.and_then(|k| k.remedy().map(|r| (k, r))) {
-        Some((ErrorKind::TlsIntercepted | ErrorKind::TlsUntrusted, remedy)) => remedy.to_string(),
-        Some((_, remedy)) => format!("{remedy} If the path itself is closed: {fix}"),
-        None => fix.to_string(),
-    }
-}
-
 fn node_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim();
@@ -279,6 +279,7 @@ impl Report {
             context,
             context_sources: BTreeMap::new(),
             summary,
+            causes: diagnosis::causes(&results),
             results,
         }
     }
@@ -338,25 +339,6 @@ mod tests {
             outcome,
             duration: Duration::from_millis(3),
         }
-    }
-
-    #[test]
-    fn hints_lead_with_the_remedy_of_the_error_kind() {
-        let r = ResultEntry::from_finished(&finished(Some(ErrorKind::ProxyDenied), true));
-        let hint = r.hint.unwrap();
-        assert!(
-            hint.starts_with("The proxy refused") && hint.contains("NO_PROXY"),
-            "{hint}"
-        );
-        assert!(hint.ends_with("Allow outbound TCP 443."), "{hint}");
-        let r = ResultEntry::from_finished(&finished(Some(ErrorKind::TcpRefused), true));
-        assert_eq!(r.hint.as_deref(), Some("Allow outbound TCP 443."));
-        assert_eq!(ResultEntry::from_finished(&finished(None, true)).hint, None);
-        let r = ResultEntry::from_finished(&finished(Some(ErrorKind::TlsIntercepted), true));
-        assert!(
-            !r.hint.unwrap().contains("Allow outbound"),
-            "the path is open: no path rule"
-        );
     }
 
     #[test]

@@ -120,6 +120,15 @@ pub fn render(report: &Report, colour: bool) -> String {
             }
         }
     }
+    if !report.causes.is_empty() {
+        let _ = writeln!(out, "\n{}", paint(colour, "1", "causes"));
+        for c in &report.causes {
+            let _ = writeln!(out, "  {}  {}", paint(colour, "1;31", &c.kind), c.message);
+            let pad = " ".repeat(10);
+            let _ = writeln!(out, "{pad}{} {}", paint(colour, "1", "fix:"), c.fix);
+            let _ = writeln!(out, "{pad}targets: {}", c.targets.join(", "));
+        }
+    }
     let failed: Vec<&ResultEntry> = report
         .results
         .iter()

@@ -1,0 +1,475 @@
+//! Diagnosis: the fix under each failure follows the layer that failed (DNS, the connection, the
+//! TLS trust, the service's own answer, the proxy), and failures that share one cause are named
+//! once, as a cause, before the per-target list.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::ResultEntry;
+use crate::catalog::{Protocol, Target};
+use crate::probe::{ErrorKind, Evidence, Layer, ProbeError, Status};
+
+/// The hint for one failure: the kind's remedy, made specific with the evidence, then the
+/// catalog's fix for the path where the path is still in question.
+pub fn hint(t: &Target, e: &ProbeError, ev: &Evidence) -> String {
+    let remedy = e.kind.remedy();
+    match e.kind.layer() {
+        // A name that does not resolve says nothing about the path: resolver and zone fixes
+        // only, and the catalog's fix only for DNS targets (whose fix is about the zone).
+        Layer::Dns => {
+            let resolver = ev
+                .resolver
+                .as_deref()
+                .map(|r| format!(" The resolver asked was {r}."))
+                .unwrap_or_default();
+            if t.protocol == Protocol::Dns {
+                format!("{remedy}{resolver} {}", t.fix)
+            } else {
+                format!(
+                    "{remedy}{resolver} The {} path itself was not tried: fix name resolution first.",
+                    t.protocol.as_str().to_ascii_uppercase()
+                )
+            }
+        }
+        Layer::Connection => format!("{remedy} {} {}", rule(t), t.fix),
+        Layer::Trust => remedy.to_string(),
+        Layer::Answer if e.kind == ErrorKind::TlsHandshake && !e.message.contains("alert") => {
+            // Closed mid-handshake: most often a firewall deciding by SNI, so the path is in question.
+            format!("{remedy} {} {}", rule(t), t.fix)
+        }
+        Layer::Answer => answered(e.kind, ev),
+        Layer::Proxy => proxied(t, e.kind, ev),
+        Layer::Verdict | Layer::Local => format!("{remedy} {}", t.fix),
+    }
+}
+
+/// The rule a connection-level failure asks for: protocol, port and destination.
+fn rule(t: &Target) -> String {
+    let proto = match t.protocol {
+        Protocol::Udp => "UDP",
+        _ => "TCP",
+    };
+    let port = t.port.map(|p| format!(" {p}")).unwrap_or_default();
+    let dest = match &t.service_tag {
+        Some(tag) => format!("the {tag} service tag"),
+        None => t.host.clone(),
+    };
+    format!(
+        "Rule needed: outbound {proto}{port} to {dest} (NSG outbound rule, and firewall rule if one is in the path)."
+    )
+}
+
+/// The genuine service answered: the network works; say what the answer usually means.
+fn answered(kind: ErrorKind, ev: &Evidence) -> String {
+    let remedy = kind.remedy();
+    let Some(code) = ev.http_status else {
+        return format!("{remedy} No network rule is missing.");
+    };
+    let meaning = match code {
+        401 | 403 => {
+            "the service reached refused the request itself: its own network rules (a storage account, key \
+             vault or registry firewall that does not allow this VNet) or missing credentials"
+        }
+        404 => "the host has no such path: the path works, the probe's path may be out of date",
+        400 => "the service rejected the request's form: the path works",
+        407 => "a proxy on the path wants credentials",
+        300..=399 => "the service redirects: follow where it points (a sign-in page, another host)",
+        500..=599 => "the service itself failed: retry later; the network path works",
+        _ => "the service answered: the network path works",
+    };
+    format!("{remedy} It answered HTTP {code}: {meaning}. No network rule is missing.")
+}
+
+/// The proxy's failure: name the proxy (credentials masked) and the NO_PROXY entry that would
+/// route the host directly.
+fn proxied(t: &Target, kind: ErrorKind, ev: &Evidence) -> String {
+    let proxy = match &ev.via_proxy {
+        Some(p) => format!("The proxy {p}"),
+        None => "The proxy".to_string(),
+    };
+    match kind {
+        ErrorKind::ProxyDenied => format!(
+            "{proxy} refused the tunnel to {host}. If {host} is a private endpoint or an internal \
+             name, add {entry} to NO_PROXY and no_proxy where pip, conda and curl run, so it goes direct; \
+             otherwise allow {host} in the proxy's ACL. Path: {fix}",
+            host = t.host,
+            entry = no_proxy_entry(&t.host),
+            fix = t.fix
+        ),
+        ErrorKind::ProxyAuthRequired => format!(
+            "{proxy} asks for credentials (407): put them in the proxy URL \
+             (http://user:password@host:port), as pip and curl read HTTPS_PROXY."
+        ),
+        _ => format!(
+            "{proxy} does not answer: check its address and port in https_proxy/HTTPS_PROXY (or \
+             --proxy), and the rule that lets this subnet reach it."
+        ),
+    }
+}
+
+/// Domains whose names are private endpoints or workspace-internal, as the docs list them for
+/// custom DNS and NO_PROXY; the entry for a host under one is the domain, else the host.
+const PRIVATE_DOMAINS: &[&str] = &[
+    "api.azureml.ms",
+    "instances.azureml.ms",
+    "instances.azureml.net",
+    "notebooks.azure.net",
+    "blob.core.windows.net",
+    "file.core.windows.net",
+    "queue.core.windows.net",
+    "table.core.windows.net",
+    "dfs.core.windows.net",
+    "vault.azure.net",
+    "azurecr.io",
+    "api.ml.azure.us",
+    "instances.azureml.us",
+    "notebooks.usgovcloudapi.net",
+    "api.ml.azure.cn",
+    "instances.azureml.cn",
+    "notebooks.chinacloudapi.cn",
+];
+
+/// The NO_PROXY entry that routes `host` directly: `.domain` for a private-endpoint domain.
+pub fn no_proxy_entry(host: &str) -> String {
+    PRIVATE_DOMAINS
+        .iter()
+        .find(|d| host.ends_with(&format!(".{d}")))
+        .map(|d| format!(".{d}"))
+        .unwrap_or_else(|| host.to_string())
+}
+
+/// Many failures, one cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cause {
+    /// The shared error kind.
+    pub kind: String,
+    pub message: String,
+    pub fix: String,
+    /// The ids of the failing targets (a target with several ports once).
+    pub targets: Vec<String>,
+}
+
+/// What groups failures, and how a group is told.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    /// Every name failing the same way through one resolver.
+    Resolver(String, ErrorKind),
+    /// Every target behind one proxy failing the same way.
+    Proxy(String, ErrorKind),
+    /// Every direct path to one service tag dropped or rejected the same way.
+    ServiceTag(String, ErrorKind),
+    /// Every chain ending at one inspecting or untrusted issuer.
+    Issuer(String, ErrorKind),
+}
+
+fn key(r: &ResultEntry) -> Option<Key> {
+    let e = r.error.as_ref()?;
+    let kind = kind_of(&e.kind)?;
+    match kind.layer() {
+        Layer::Dns => Some(Key::Resolver(r.resolver.clone()?, kind)),
+        Layer::Proxy => Some(Key::Proxy(r.via_proxy.clone()?, kind)),
+        Layer::Trust => {
+            let issuer = r.tls.as_ref()?.chain.last()?.issuer.clone();
+            Some(Key::Issuer(issuer, kind))
+        }
+        _ if r.via_proxy.is_some() => Some(Key::Proxy(r.via_proxy.clone()?, kind)),
+        Layer::Connection => Some(Key::ServiceTag(r.service_tag.clone()?, kind)),
+        _ => None,
+    }
+}
+
+fn kind_of(label: &str) -> Option<ErrorKind> {
+    ErrorKind::ALL.iter().copied().find(|k| k.as_str() == label)
+}
+
+/// The causes that two or more failing targets share, largest first. A single failure is not a
+/// common cause: it keeps its own hint.
+pub fn causes(results: &[ResultEntry]) -> Vec<Cause> {
+    let mut groups: BTreeMap<Key, Vec<&ResultEntry>> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.status == Status::Fail) {
+        if let Some(k) = key(r) {
+            groups.entry(k).or_default().push(r);
+        }
+    }
+    let mut out: Vec<Cause> = groups
+        .into_iter()
+        .filter_map(|(key, members)| {
+            let mut targets: Vec<String> = Vec::new();
+            for r in &members {
+                if !targets.contains(&r.id) {
+                    targets.push(r.id.clone());
+                }
+            }
+            let endpoints: Vec<String> = {
+                let mut e: Vec<String> = members.iter().map(|r| r.endpoint()).collect();
+                e.sort();
+                e.dedup();
+                e
+            };
+            (endpoints.len() >= 2).then(|| tell(&key, &members, &endpoints, targets))
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.targets
+            .len()
+            .cmp(&a.targets.len())
+            .then(a.kind.cmp(&b.kind))
+    });
+    out
+}
+
+fn tell(key: &Key, members: &[&ResultEntry], endpoints: &[String], targets: Vec<String>) -> Cause {
+    let n = endpoints.len();
+    let (kind, message, fix) = match key {
+        Key::Resolver(resolver, kind) => {
+            let mut names: Vec<&str> = members.iter().map(|r| r.host.as_str()).collect();
+            names.sort();
+            names.dedup();
+            (
+                *kind,
+                format!(
+                    "{} names fail with {kind} through one resolver, {resolver}: the resolver, not the \
+                     paths, is the cause",
+                    names.len()
+                ),
+                kind.remedy().to_string(),
+            )
+        }
+        Key::Proxy(proxy, kind) => (
+            *kind,
+            format!("{n} endpoints behind the proxy {proxy} fail with {kind}"),
+            match kind {
+                ErrorKind::ProxyDenied => {
+                    let mut entries: Vec<String> =
+                        members.iter().map(|r| no_proxy_entry(&r.host)).collect();
+                    entries.sort();
+                    entries.dedup();
+                    format!(
+                        "The proxy refuses them all: add {} to NO_PROXY and no_proxy for the private and internal \
+                         names, and allow the public ones in the proxy's ACL.",
+                        entries.join(",")
+                    )
+                }
+                other => other.remedy().to_string(),
+            },
+        ),
+        Key::ServiceTag(tag, kind) => {
+            let mut ports: Vec<String> = members
+                .iter()
+                .filter_map(|r| r.port.map(|p| format!("{} {p}", proto(r))))
+                .collect();
+            ports.sort();
+            ports.dedup();
+            let how = match kind {
+                ErrorKind::TcpTimeout => "time out (a silent drop)",
+                ErrorKind::TcpRefused | ErrorKind::UdpRejected => "are rejected",
+                ErrorKind::LocalFirewall => "are refused by this host's own firewall",
+                _ => "fail the same way",
+            };
+            (
+                *kind,
+                format!(
+                    "{n} direct paths to the {tag} service tag {how}: {}",
+                    ports.join(", ")
+                ),
+                format!(
+                    "One rule covers them: allow outbound {} to the {tag} service tag (NSG outbound rule, and the \
+                     firewall's network rule if one is in the path).",
+                    ports.join(", ")
+                ),
+            )
+        }
+        Key::Issuer(issuer, kind) => (
+            *kind,
+            format!("{n} TLS endpoints present chains issued by '{issuer}' ({kind})"),
+            kind.remedy().to_string(),
+        ),
+    };
+    Cause {
+        kind: kind.as_str().into(),
+        message,
+        fix,
+        targets,
+    }
+}
+
+fn proto(r: &ResultEntry) -> &'static str {
+    if r.protocol == "udp" { "UDP" } else { "TCP" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, Expect, adhoc};
+
+    fn tcp_target() -> Target {
+        let mut t = adhoc::target(
+            Protocol::Tcp,
+            "ci1.westeurope.instances.azureml.ms".into(),
+            Some(8787),
+            Expect::Reachable,
+            Default::default(),
+        );
+        t.service_tag = Some("AzureMachineLearning".into());
+        t.fix = "PATH FIX".into();
+        t
+    }
+
+    fn hint_for(kind: ErrorKind, ev: Evidence) -> String {
+        hint(&tcp_target(), &ProbeError::new(kind, "m"), &ev)
+    }
+
+    #[test]
+    fn every_kind_has_a_remedy_and_dns_never_names_a_network_rule() {
+        for kind in ErrorKind::ALL {
+            assert!(kind.remedy().len() > 40, "{kind}: {}", kind.remedy());
+            if kind.layer() == Layer::Dns {
+                let h = hint_for(*kind, Evidence::default());
+                assert!(!h.contains("NSG") && !h.contains("PATH FIX"), "{kind}: {h}");
+                assert!(h.contains("not tried"), "{kind}: {h}");
+            }
+        }
+        // The catalog's own fixes of DNS rows, shown under DNS failures, name no NSG either.
+        let catalog = Catalog::embedded().unwrap();
+        let ctx = crate::context::Context::default();
+        for t in catalog.expand(&ctx, &[], None) {
+            if t.protocol == Protocol::Dns {
+                let fix = t.fix.to_ascii_lowercase();
+                assert!(
+                    !fix.contains("nsg") && !fix.contains("allow outbound"),
+                    "{}: {}",
+                    t.id,
+                    t.fix
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hints_follow_the_layer() {
+        let with_status = |code| Evidence {
+            http_status: Some(code),
+            ..Default::default()
+        };
+        // (kind, evidence, must contain, must not contain)
+        let cases: Vec<(ErrorKind, Evidence, &[&str], &[&str])> = vec![
+            (
+                ErrorKind::TcpTimeout,
+                Evidence::default(),
+                &[
+                    "silent drop",
+                    "outbound TCP 8787 to the AzureMachineLearning service tag",
+                    "PATH FIX",
+                ],
+                &[],
+            ),
+            (
+                ErrorKind::TcpRefused,
+                Evidence::default(),
+                &["reset", "PATH FIX"],
+                &[],
+            ),
+            (
+                ErrorKind::LocalFirewall,
+                Evidence::default(),
+                &["own packet filter", "PATH FIX"],
+                &[],
+            ),
+            (
+                ErrorKind::HttpStatus,
+                with_status(403),
+                &[
+                    "HTTP 403",
+                    "firewall that does not allow this VNet",
+                    "No network rule is missing",
+                ],
+                &["PATH FIX", "Rule needed"],
+            ),
+            (
+                ErrorKind::TlsIntercepted,
+                Evidence::default(),
+                &["inspect"],
+                &["PATH FIX", "Rule needed"],
+            ),
+            (
+                ErrorKind::ProxyDenied,
+                Evidence {
+                    via_proxy: Some("http://u:***@proxy:3128".into()),
+                    ..Default::default()
+                },
+                &[
+                    "http://u:***@proxy:3128",
+                    "add .instances.azureml.ms to NO_PROXY",
+                    "PATH FIX",
+                ],
+                &[],
+            ),
+        ];
+        for (kind, ev, want, never) in cases {
+            let h = hint_for(kind, ev);
+            for w in want {
+                assert!(h.contains(w), "{kind}: want {w:?} in {h}");
+            }
+            for n in never {
+                assert!(!h.contains(n), "{kind}: {n:?} in {h}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_proxy_entries_name_the_private_domain() {
+        assert_eq!(
+            no_proxy_entry("6f0c.workspace.westeurope.api.azureml.ms"),
+            ".api.azureml.ms"
+        );
+        assert_eq!(no_proxy_entry("kv1.vault.azure.net"), ".vault.azure.net");
+        assert_eq!(no_proxy_entry("pypi.org"), "pypi.org");
+    }
+
+    fn failed(id: &str, host: &str, kind: ErrorKind, ev: Evidence) -> ResultEntry {
+        let mut t = tcp_target();
+        t.id = id.into();
+        t.host = host.into();
+        let finished = crate::runner::Finished {
+            target: t,
+            outcome: crate::probe::Outcome {
+                status: Status::Fail,
+                error: Some(ProbeError::new(kind, "m")),
+                skip_reason: None,
+                evidence: ev,
+            },
+            duration: std::time::Duration::ZERO,
+        };
+        ResultEntry::from_finished(&finished)
+    }
+
+    #[test]
+    fn shared_causes_lead_and_a_single_failure_is_not_one() {
+        let via = |r: &str| Evidence {
+            resolver: Some(r.into()),
+            ..Default::default()
+        };
+        let results = vec![
+            failed("a", "a.example", ErrorKind::DnsTimeout, via("10.0.0.4")),
+            failed("b", "b.example", ErrorKind::DnsTimeout, via("10.0.0.4")),
+            failed("c", "c.example", ErrorKind::DnsTimeout, via("10.9.9.9")),
+            failed("d", "d.example", ErrorKind::TcpTimeout, Evidence::default()),
+            failed("e", "e.example", ErrorKind::TcpTimeout, Evidence::default()),
+        ];
+        let causes = causes(&results);
+        assert_eq!(causes.len(), 2, "{causes:#?}");
+        let dns = causes.iter().find(|c| c.kind == "dns_timeout").unwrap();
+        assert_eq!(dns.targets, ["a", "b"]);
+        assert!(dns.message.contains("10.0.0.4"), "{}", dns.message);
+        assert!(!dns.fix.contains("NSG"), "{}", dns.fix);
+        let tag = causes.iter().find(|c| c.kind == "tcp_timeout").unwrap();
+        assert!(
+            tag.message.contains("AzureMachineLearning"),
+            "{}",
+            tag.message
+        );
+        assert!(tag.fix.contains("TCP 8787"), "{}", tag.fix);
+        assert!(super::causes(&results[2..3]).is_empty());
+    }
+}
