@@ -128,6 +128,7 @@ pub fn target(
         fix,
         section: None,
         direction: Default::default(),
+        client: Default::default(),
         spec,
         skip: None,
     }

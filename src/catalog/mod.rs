@@ -171,6 +171,9 @@ pub struct Target {
     pub fix: String,
     pub section: Option<String>,
     pub direction: Direction,
+    /// Whose proxy route an HTTP or TLS probe takes (curl's by default; pip's for package
+    /// indexes).
+    pub client: crate::net::proxy::Client,
     #[serde(skip)]
     pub spec: ProbeSpec,
     /// Set when the host could not be expanded: the reason names the flag to set.
@@ -251,6 +254,8 @@ struct RawTarget {
     #[serde(default)]
     direction: Option<Direction>,
     #[serde(default)]
+    client: Option<crate::net::proxy::Client>,
+    #[serde(default)]
     expect: Option<Spanned<Expect>>,
     #[serde(default)]
     clouds: Option<Vec<Cloud>>,
@@ -298,6 +303,7 @@ struct TargetSpec {
     /// `private_endpoints` makes `expect = "private"` apply; otherwise any answer is reported.
     private_endpoint: Option<String>,
     direction: Direction,
+    client: crate::net::proxy::Client,
     clouds: Vec<Cloud>,
     section: Option<String>,
     why: String,
@@ -624,6 +630,7 @@ impl Catalog {
             expect,
             private_endpoint,
             direction,
+            client: raw.client.unwrap_or_default(),
             clouds: raw.clouds.unwrap_or_else(|| Cloud::ALL.to_vec()),
             section: raw.section,
             why: raw.why,
@@ -734,6 +741,7 @@ impl Catalog {
                     fix: t.fix.clone(),
                     section: t.section.clone(),
                     direction: t.direction,
+                    client: t.client,
                     spec: spec.clone(),
                     skip: skip.clone(),
                 });

@@ -40,12 +40,34 @@ pub const PROXY_VARS: &[&str] = &[
 /// Default port of a proxy URL without one (curl's CURL_DEFAULT_PROXY_PORT).
 pub const DEFAULT_PROXY_PORT: u16 = 1080;
 
-/// The proxy variables of this process, for `NetConfig::proxy_env`.
+/// The proxy variables of this process, for `NetConfig::proxy_env`: every `*_proxy` name in
+/// any case (Python requests reads them all, curl the ones in `PROXY_VARS`).
 pub fn process_env() -> BTreeMap<String, String> {
-    PROXY_VARS
-        .iter()
-        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.to_ascii_lowercase().ends_with("_proxy"))
+        .take(64)
         .collect()
+}
+
+/// Whose route a probe takes: curl's, or Python requests' (what pip and conda use). Where the
+/// two differ the result says so; the probe goes the way the target's users go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Client {
+    #[default]
+    Curl,
+    /// pip and conda: Python requests with urllib's environment rules.
+    Pip,
+}
+
+impl Client {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Client::Curl => "curl",
+            Client::Pip => "pip and conda (Python requests)",
+        }
+    }
 }
 
 /// The scheme a probe's URL would have: what decides which variable applies.
@@ -272,6 +294,15 @@ pub enum Route {
 }
 
 impl Route {
+    /// Where the route goes, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Route::Direct => "direct".into(),
+            Route::Bypassed => "direct (NO_PROXY matches)".into(),
+            Route::Proxy(p) => format!("through {p}"),
+        }
+    }
+
     /// A short observation for the report.
     pub fn note(&self) -> Option<&'static str> {
         match self {
@@ -280,6 +311,14 @@ impl Route {
             Route::Proxy(_) => None,
         }
     }
+}
+
+/// `no_proxy`, else `NO_PROXY`, as written: blanks around `*` are significant to both clients.
+fn no_proxy_value(env: &BTreeMap<String, String>) -> &str {
+    ["no_proxy", "NO_PROXY"]
+        .iter()
+        .find_map(|k| env.get(*k).filter(|v| !v.is_empty()))
+        .map_or("", String::as_str)
 }
 
 fn var<'a>(env: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
@@ -311,13 +350,84 @@ pub fn route(cfg: &NetConfig, scheme: Scheme, host: &str, port: u16) -> Result<R
     let Some(proxy) = configured(cfg, scheme)? else {
         return Ok(Route::Direct);
     };
-    let list = var(&cfg.proxy_env, "no_proxy")
-        .or_else(|| var(&cfg.proxy_env, "NO_PROXY"))
-        .unwrap_or_default();
-    if NoProxy::parse(list).matches(host, port) {
+    if NoProxy::parse(no_proxy_value(&cfg.proxy_env)).matches(host, port) {
         return Ok(Route::Bypassed);
     }
     Ok(Route::Proxy(proxy))
+}
+
+/// How `client` reaches `scheme://host:port`, and a warning when curl and pip would not go the
+/// same way (only http and https: nothing else is fetched with Python requests).
+pub fn decide(
+    cfg: &NetConfig,
+    client: Client,
+    scheme: Scheme,
+    host: &str,
+    port: u16,
+) -> Result<(Route, Option<String>), String> {
+    let curl = route(cfg, scheme, host, port)?;
+    let explicit = cfg.no_proxy || cfg.proxy.is_some();
+    if explicit || !matches!(scheme, Scheme::Http | Scheme::Https) {
+        return Ok((curl, None));
+    }
+    let pip = requests_route(cfg, scheme, host, port)?;
+    let chosen = match client {
+        Client::Curl => curl.clone(),
+        Client::Pip => pip.clone(),
+    };
+    let warning = (curl != pip).then(|| {
+        format!(
+            "curl would go {}, pip and conda (Python requests) {}: the NO_PROXY or proxy variables read differently; \
+             this probe follows {}",
+            curl.describe(),
+            pip.describe(),
+            client.describe()
+        )
+    });
+    Ok((chosen, warning))
+}
+
+/// Python requests' route: urllib's proxy variables (lower case wins, an empty lower-case one
+/// unsets, `all` is the fallback) and its NO_PROXY reading.
+fn requests_route(cfg: &NetConfig, scheme: Scheme, host: &str, port: u16) -> Result<Route, String> {
+    let proxies = requests_proxies(&cfg.proxy_env);
+    let key = scheme.as_str();
+    let Some((name, raw)) = proxies.get(key).or_else(|| proxies.get("all")) else {
+        return Ok(Route::Direct);
+    };
+    let list = no_proxy_value(&cfg.proxy_env);
+    let default_port = if scheme == Scheme::Https { 443 } else { 80 };
+    let explicit_port = (port != default_port).then_some(port);
+    if NoProxy::parse(list).matches_requests(host, explicit_port) {
+        return Ok(Route::Bypassed);
+    }
+    ProxyUrl::parse(raw)
+        .map(Route::Proxy)
+        .map_err(|e| format!("environment variable {name}: {e}"))
+}
+
+/// urllib.request.getproxies_environment over `env`: scheme -> (variable, value).
+fn requests_proxies(env: &BTreeMap<String, String>) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for (name, value) in env {
+        let lower = name.to_ascii_lowercase();
+        if let Some(scheme) = lower.strip_suffix("_proxy")
+            && !value.is_empty()
+        {
+            out.insert(scheme.to_string(), (name.clone(), value.clone()));
+        }
+    }
+    for (name, value) in env {
+        if let Some(prefix) = name.strip_suffix("_proxy") {
+            let scheme = prefix.to_ascii_lowercase();
+            if value.is_empty() {
+                out.remove(&scheme);
+            } else {
+                out.insert(scheme, (name.clone(), value.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// Checks every proxy setting a run could use, before the run: the error names the flag or

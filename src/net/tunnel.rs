@@ -36,8 +36,11 @@ pub async fn open(
     ev: &mut Evidence,
 ) -> Result<Opened, ProbeError> {
     let port = target.port.expect("stream targets have a port");
-    let route = proxy::route(&env.net, scheme, &target.host, port)
+    let (route, disagreement) = proxy::decide(&env.net, target.client, scheme, &target.host, port)
         .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
+    if let Some(warning) = disagreement {
+        ev.warnings.push(warning);
+    }
     let proxy = match route {
         Route::Direct | Route::Bypassed => {
             let stream = crate::probe::tcp::connect(target, env, ev).await?;

@@ -317,6 +317,7 @@ mod tests {
             fix: "Allow outbound TCP 443.".into(),
             section: None,
             direction: Default::default(),
+            client: Default::default(),
             spec: ProbeSpec::default(),
             skip: None,
         };
