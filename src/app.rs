@@ -85,7 +85,7 @@ fn run(cli: Cli) -> Result<u8> {
             emit(&out, 0)
         }
         Command::Context(args) => {
-            let (_, ctx) = layer_context(&args.select)?;
+            let (_, ctx, _) = layer_context(&args.select)?;
             let sourced = ctx.sourced();
             let out = match args.output {
                 ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&sourced)?),
@@ -159,7 +159,8 @@ fn env_map() -> BTreeMap<String, String> {
 }
 
 /// Flags > environment > config file > discovery, for the variables.
-fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context)> {
+/// Also returns the node root when discovery is on: the users' proxy files are read there.
+fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context, Option<PathBuf>)> {
     let file = ConfigFile::load(select.config.as_deref())?;
     let mut vars = Vec::new();
     if let Some(r) = &select.region {
@@ -180,7 +181,32 @@ fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context)> {
     };
     let settings = discover::Settings::resolve(flags, &env, &file)?;
     discover::discover(&mut ctx, &settings, &discover::process_env());
-    Ok((file, ctx))
+    let node_root = settings.enabled.then_some(settings.node_root);
+    Ok((file, ctx, node_root))
+}
+
+/// The proxy settings of the node's users (discovery): the shell profile's exports stand in
+/// for the process environment when it has no proxy variable; pip's and conda's own settings
+/// are kept for their targets.
+fn users_proxy_settings(net: &mut NetConfig, root: &std::path::Path) {
+    use crate::net::proxy_files::{self, ProxyFiles};
+    let home = std::env::var("HOME").ok();
+    let pip_proxy = std::env::var("PIP_PROXY").ok();
+    let files = ProxyFiles::read(
+        root,
+        &proxy_files::homes(root, home.as_deref()),
+        pip_proxy.as_deref(),
+    );
+    let env_has_proxy = net
+        .proxy_env
+        .iter()
+        .any(|(k, v)| !v.is_empty() && !k.eq_ignore_ascii_case("no_proxy"));
+    if !env_has_proxy && let Some((source, vars)) = &files.shell {
+        crate::log::info(&format!("proxy variables from {source}"));
+        net.proxy_env = vars.clone();
+        net.proxy_env_source = Some(source.clone());
+    }
+    net.proxy_files = files;
 }
 
 /// Everything a check needs, validated.
@@ -198,7 +224,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(select: &SelectArgs, net: Option<&NetArgs>) -> Result<Plan> {
-        let (file, ctx) = layer_context(select)?;
+        let (file, ctx, node_root) = layer_context(select)?;
         let catalog_paths: Vec<PathBuf> = if select.catalogs.is_empty() {
             file.catalog.clone().unwrap_or_default()
         } else {
@@ -284,7 +310,12 @@ impl Plan {
                 .or(file.proxy.as_ref().map(|p| p.get_ref().clone())),
             no_proxy: net.is_some_and(|n| n.no_proxy) || file.no_proxy.unwrap_or(false),
             proxy_env: crate::net::proxy::process_env(),
+            proxy_env_source: None,
+            proxy_files: Default::default(),
         };
+        if let Some(root) = &node_root {
+            users_proxy_settings(&mut netcfg, root);
+        }
         if net.is_some_and(|n| n.proxy.is_some()) {
             netcfg.no_proxy = false;
         }

@@ -19,6 +19,16 @@
 //!   `strict = true`) turns those into failures with the kinds `unverified` and `not_checked`.
 //!   A selection of zero targets exits 2 naming the selection; a `check` in which every target
 //!   was skipped prints its report and exits 2 ("nothing was checked").
+//! - Diagnosis: a top-level `causes` array (`kind`, `message`, `fix`, `targets`) for failures that
+//!   share one resolver, proxy, service tag or inspecting CA (never a single failure); per result
+//!   `resolver` (the DNS server asked); hints follow the failing layer (`ErrorKind::layer`), and
+//!   DNS hints never name a network rule. `check --output fix` renders the fix plan (az commands,
+//!   firewall rules, zone links, forwarders, NO_PROXY).
+//! - Routes: a target's `client` (`curl`, `pip`, `conda`) picks whose proxy route it takes; where
+//!   curl's and Python requests' readings differ, the result carries a warning. With discovery
+//!   on, `~/.bashrc` exports, `PIP_PROXY`/`pip.conf` and `.condarc` are read (bounded) and the
+//!   note names the file a proxy setting came from. NO_PROXY's `*.x`, `host:port` and `[v6]`
+//!   entries, which neither client honours, match nothing.
 //! - Error kinds: `io_error` for local OS errors that name no network cause; `unverified` and
 //!   `not_checked` (only with `--strict`).
 //! - Variables: `exfil_url` (the object the exfiltration check requests; replaces

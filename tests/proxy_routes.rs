@@ -373,3 +373,102 @@ fn vnetprobe_routes_like_curl_and_pip() {
         "only {disagreements} cases where the clients differ"
     );
 }
+
+/// On a compute instance the proxy lives in ~/.bashrc and in pip's and conda's files, not in
+/// the environment a setup script or a unit starts with: with discovery on, vnetprobe reads
+/// them under --node-root, follows each client's setting, and names the file.
+#[test]
+fn the_users_proxy_files_route_like_their_clients() {
+    let rec = Recorder::start();
+    let root = temp_dir("proxyfiles");
+    let home = root.join("home/azureuser");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let dir = temp_dir("proxyfiles-catalog");
+    let target = |id: &str, client: &str| {
+        format!(
+            "[[target]]\nid = \"{id}\"\nname = \"{id}\"\nprotocol = \"http\"\nhost = \"www.example.com\"\n\
+             ports = [443]\nclient = \"{client}\"\nprofiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n"
+        )
+    };
+    let catalog = write(
+        &dir,
+        "c.toml",
+        &format!(
+            "{}{}",
+            target("curl-route", "curl"),
+            target("pip-route", "pip")
+        ),
+    );
+    let check = || {
+        let out = Command::new(bin())
+            .args(["check", "--catalog", catalog.to_str().unwrap()])
+            .args([
+                "--node-root",
+                root.to_str().unwrap(),
+                "--region",
+                "westeurope",
+            ])
+            .args(["--dns-server", "127.0.0.1:9", "--timeout", "300ms"])
+            .args(["--imds-endpoint", "http://127.0.0.1:9", "--output", "json"])
+            .env_clear()
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let via = |r: &Value, id: &str| result(r, id)["via_proxy"].as_str().map(str::to_string);
+    let note = |r: &Value, id: &str| {
+        result(r, id)["note"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    // The shell profile's proxy, for both clients.
+    std::fs::write(
+        home.join(".bashrc"),
+        format!("export https_proxy={}\n", rec.url()),
+    )
+    .unwrap();
+    let mut report = Value::Null;
+    let hits = rec.count(|| report = check());
+    assert_eq!(hits, 2, "{report}");
+    for id in ["curl-route", "pip-route"] {
+        assert_eq!(
+            via(&report, id).as_deref(),
+            Some(rec.url().as_str()),
+            "{report}"
+        );
+        assert!(note(&report, id).contains(".bashrc"), "{report}");
+    }
+
+    // NO_PROXY in the profile sends both direct; pip's own proxy setting still applies to pip.
+    std::fs::write(
+        home.join(".bashrc"),
+        format!(
+            "export https_proxy={}\nexport no_proxy=example.com\n",
+            rec.url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/pip.conf"),
+        format!("[global]\nproxy = {}\n", rec.url()),
+    )
+    .unwrap();
+    let hits = rec.count(|| report = check());
+    assert_eq!(hits, 1, "{report}");
+    assert_eq!(via(&report, "curl-route"), None, "{report}");
+    assert_eq!(
+        via(&report, "pip-route").as_deref(),
+        Some(rec.url().as_str()),
+        "{report}"
+    );
+    assert!(
+        note(&report, "pip-route").contains("etc/pip.conf"),
+        "{report}"
+    );
+    let warnings = result(&report, "pip-route")["warnings"].to_string();
+    assert!(warnings.contains("curl would go direct"), "{warnings}");
+}

@@ -4,6 +4,7 @@
 pub mod dial;
 pub mod noproxy;
 pub mod proxy;
+pub mod proxy_files;
 pub mod tls;
 pub mod tunnel;
 
@@ -37,6 +38,10 @@ pub struct NetConfig {
     pub no_proxy: bool,
     /// The proxy variables in force (`proxy::process_env()` for the CLI; tests pass their own).
     pub proxy_env: BTreeMap<String, String>,
+    /// Where `proxy_env` came from when not the process environment (the shell profile).
+    pub proxy_env_source: Option<String>,
+    /// pip's and conda's own proxy settings.
+    pub proxy_files: proxy_files::ProxyFiles,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -53,6 +58,7 @@ impl std::fmt::Debug for NetConfig {
             .field("proxy", &self.proxy.as_deref().map(proxy::mask))
             .field("no_proxy", &self.no_proxy)
             .field("proxy_env", &env)
+            .field("proxy_env_source", &self.proxy_env_source)
             .finish()
     }
 }

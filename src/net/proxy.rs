@@ -57,17 +57,30 @@ pub fn process_env() -> BTreeMap<String, String> {
 pub enum Client {
     #[default]
     Curl,
-    /// pip and conda: Python requests with urllib's environment rules.
+    /// pip: Python requests with urllib's environment rules, or pip's own proxy setting.
     Pip,
+    /// conda: the same, or `.condarc` `proxy_servers`.
+    Conda,
 }
 
 impl Client {
     pub fn describe(self) -> &'static str {
         match self {
             Client::Curl => "curl",
-            Client::Pip => "pip and conda (Python requests)",
+            Client::Pip => "pip (Python requests)",
+            Client::Conda => "conda (Python requests)",
         }
     }
+}
+
+/// How a probe goes, and what the report should say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub route: Route,
+    /// curl and Python requests would not go the same way.
+    pub warning: Option<String>,
+    /// The proxy setting came from a file (the shell profile, pip.conf, .condarc).
+    pub source: Option<String>,
 }
 
 /// The scheme a probe's URL would have: what decides which variable applies.
@@ -356,35 +369,73 @@ pub fn route(cfg: &NetConfig, scheme: Scheme, host: &str, port: u16) -> Result<R
     Ok(Route::Proxy(proxy))
 }
 
-/// How `client` reaches `scheme://host:port`, and a warning when curl and pip would not go the
-/// same way (only http and https: nothing else is fetched with Python requests).
+/// How `client` reaches `scheme://host:port`, with a warning when curl and Python requests
+/// would not go the same way (only http and https: nothing else is fetched with requests).
 pub fn decide(
     cfg: &NetConfig,
     client: Client,
     scheme: Scheme,
     host: &str,
     port: u16,
-) -> Result<(Route, Option<String>), String> {
+) -> Result<Decision, String> {
     let curl = route(cfg, scheme, host, port)?;
+    let env_source = || cfg.proxy_env_source.clone();
     let explicit = cfg.no_proxy || cfg.proxy.is_some();
     if explicit || !matches!(scheme, Scheme::Http | Scheme::Https) {
-        return Ok((curl, None));
+        let source = matches!(curl, Route::Proxy(_)).then(env_source).flatten();
+        return Ok(Decision {
+            route: curl,
+            warning: None,
+            source,
+        });
     }
-    let pip = requests_route(cfg, scheme, host, port)?;
-    let chosen = match client {
-        Client::Curl => curl.clone(),
-        Client::Pip => pip.clone(),
+    // pip's and conda's own setting is an explicit proxy to requests: NO_PROXY does not apply.
+    let own = match client {
+        Client::Pip => cfg.proxy_files.pip.clone(),
+        Client::Conda => cfg.proxy_files.conda.as_ref().and_then(|(file, servers)| {
+            servers
+                .get(scheme.as_str())
+                .map(|url| (format!("{file} (proxy_servers)"), url.clone()))
+        }),
+        Client::Curl => None,
     };
-    let warning = (curl != pip).then(|| {
+    let (python, python_source) = match own {
+        Some((source, raw)) => (
+            Route::Proxy(ProxyUrl::parse(&raw).map_err(|e| format!("{source}: {e}"))?),
+            Some(source),
+        ),
+        None => {
+            let r = requests_route(cfg, scheme, host, port)?;
+            let source = matches!(r, Route::Proxy(_)).then(env_source).flatten();
+            (r, source)
+        }
+    };
+    let python_client = if client == Client::Curl {
+        Client::Pip
+    } else {
+        client
+    };
+    let warning = (curl != python).then(|| {
         format!(
-            "curl would go {}, pip and conda (Python requests) {}: the NO_PROXY or proxy variables read differently; \
-             this probe follows {}",
+            "curl would go {}, {} {}: the proxy settings read differently; this probe follows {}",
             curl.describe(),
-            pip.describe(),
+            python_client.describe(),
+            python.describe(),
             client.describe()
         )
     });
-    Ok((chosen, warning))
+    let (route, source) = match client {
+        Client::Curl => {
+            let source = matches!(curl, Route::Proxy(_)).then(env_source).flatten();
+            (curl, source)
+        }
+        _ => (python, python_source),
+    };
+    Ok(Decision {
+        route,
+        warning,
+        source,
+    })
 }
 
 /// Python requests' route: urllib's proxy variables (lower case wins, an empty lower-case one

@@ -36,11 +36,15 @@ pub async fn open(
     ev: &mut Evidence,
 ) -> Result<Opened, ProbeError> {
     let port = target.port.expect("stream targets have a port");
-    let (route, disagreement) = proxy::decide(&env.net, target.client, scheme, &target.host, port)
+    let decision = proxy::decide(&env.net, target.client, scheme, &target.host, port)
         .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
-    if let Some(warning) = disagreement {
+    if let Some(warning) = decision.warning {
         ev.warnings.push(warning);
     }
+    if let Some(source) = decision.source {
+        ev.note(format!("proxy setting from {source}"));
+    }
+    let route = decision.route;
     let proxy = match route {
         Route::Direct | Route::Bypassed => {
             let stream = crate::probe::tcp::connect(target, env, ev).await?;
