@@ -130,22 +130,7 @@ fn vnetprobe_routes(
         _ => (authority.to_string(), if tls { 443 } else { 80 }),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let target = |id: &str, client: &str| {
-        format!(
-            "[[target]]\nid = \"{id}\"\nname = \"{id}\"\nprotocol = \"http\"\nhost = \"{host}\"\nports = [{port}]\n\
-             tls = {tls}\nclient = \"{client}\"\nprofiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n"
-        )
-    };
-    let dir = temp_dir("routes");
-    let catalog = write(
-        &dir,
-        "c.toml",
-        &format!(
-            "{}{}",
-            target("curl-route", "curl"),
-            target("pip-route", "pip")
-        ),
-    );
+    let catalog = two_clients_catalog("routes", host, port, tls);
     let mut out = None;
     let hits = rec.count(|| {
         out = Some(
@@ -179,6 +164,23 @@ fn vnetprobe_routes(
         .filter_map(|w| w.as_str().map(str::to_string))
         .collect();
     (proxied("curl-route"), proxied("pip-route"), warnings, hits)
+}
+
+/// A catalog of one HTTP target per client, `curl-route` and `pip-route`, both to `host:port`.
+fn two_clients_catalog(tag: &str, host: &str, port: u16, tls: bool) -> std::path::PathBuf {
+    let target = |id: &str, client: &str| {
+        format!(
+            "[[target]]\nid = \"{id}\"\nname = \"{id}\"\nprotocol = \"http\"\nhost = \"{host}\"\n\
+             ports = [{port}]\ntls = {tls}\nclient = \"{client}\"\nprofiles = [\"internet\"]\n\
+             why = \"w\"\nfix = \"f\"\n"
+        )
+    };
+    let text = format!(
+        "{}{}",
+        target("curl-route", "curl"),
+        target("pip-route", "pip")
+    );
+    write(&temp_dir(tag), "c.toml", &text)
 }
 
 /// (proxy and NO_PROXY variables, with P standing for the recording proxy's URL; the URL)
@@ -384,22 +386,7 @@ fn the_users_proxy_files_route_like_their_clients() {
     let home = root.join("home/azureuser");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    let dir = temp_dir("proxyfiles-catalog");
-    let target = |id: &str, client: &str| {
-        format!(
-            "[[target]]\nid = \"{id}\"\nname = \"{id}\"\nprotocol = \"http\"\nhost = \"www.example.com\"\n\
-             ports = [443]\nclient = \"{client}\"\nprofiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n"
-        )
-    };
-    let catalog = write(
-        &dir,
-        "c.toml",
-        &format!(
-            "{}{}",
-            target("curl-route", "curl"),
-            target("pip-route", "pip")
-        ),
-    );
+    let catalog = two_clients_catalog("proxyfiles-catalog", "www.example.com", 443, true);
     let check = || {
         let out = Command::new(bin())
             .args(["check", "--catalog", catalog.to_str().unwrap()])
