@@ -360,7 +360,7 @@ fn vnetprobe_routes_like_curl_and_pip() {
         } else {
             disagreements += 1;
             let warned =
-                warnings.len() == 2 && warnings.iter().all(|w| w.contains("pip and conda"));
+                warnings.len() == 2 && warnings.iter().all(|w| w.contains("Python requests"));
             if (ours_curl, ours_pip) != (curl, pip) || !warned {
                 problems.push(format!(
                     "{case}: clients disagree, vnetprobe curl/pip targets {ours_curl}/{ours_pip}, warnings {warnings:?}"
