@@ -2,6 +2,7 @@
 //! against a context into the targets of one run, and select profiles.
 
 pub mod adhoc;
+pub mod peer;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub const BUILTIN_PROFILES: &[&str] = &[
     "vscode",
     "exfiltration",
     "sovereign",
+    "peer",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -131,6 +133,8 @@ pub struct ProbeSpec {
     pub method: String,
     pub accept: Vec<StatusMatch>,
     pub payload: Vec<u8>,
+    /// The host runs `vnetprobe listen`: TCP and UDP probes ask for its echo (see `net::echo`).
+    pub responder: bool,
 }
 
 impl Default for ProbeSpec {
@@ -141,6 +145,7 @@ impl Default for ProbeSpec {
             method: "GET".into(),
             accept: vec![StatusMatch::Class(2), StatusMatch::Class(3)],
             payload: Vec::new(),
+            responder: false,
         }
     }
 }
@@ -252,6 +257,8 @@ struct RawTarget {
     accept: Option<Spanned<Vec<toml::Value>>>,
     #[serde(default)]
     payload: Option<Spanned<String>>,
+    #[serde(default)]
+    responder: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -544,6 +551,19 @@ impl Catalog {
         if let Some(p) = &raw.payload {
             only("payload", p.span(), raw.protocol == Protocol::Udp, "udp")?;
             spec.payload = parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?;
+        }
+        if let Some(r) = raw.responder {
+            let transport = matches!(raw.protocol, Protocol::Tcp | Protocol::Udp);
+            only("responder", raw.id.span(), transport, "tcp and udp")?;
+            if raw.expect.is_some() && expect != Expect::Reachable {
+                return Err(err(
+                    raw.id.span(),
+                    "responder",
+                    "a responder target checks that the path works: expect must be \"reachable\""
+                        .into(),
+                ));
+            }
+            spec.responder = r;
         }
         let service_tag = match raw.service_tag {
             Some(tag) => {

@@ -2,6 +2,7 @@
 //! reach their targets (proxy, trust).
 
 pub mod dial;
+pub mod echo;
 pub mod noproxy;
 pub mod proxy;
 pub mod tls;
@@ -37,6 +38,8 @@ pub struct NetConfig {
     pub no_proxy: bool,
     /// The proxy variables in force (`proxy::process_env()` for the CLI; tests pass their own).
     pub proxy_env: BTreeMap<String, String>,
+    /// The key shared with `vnetprobe listen` responders (`--key-file`), for peer checks.
+    pub peer_key: Option<echo::Key>,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for NetConfig {
             .field("proxy", &self.proxy.as_deref().map(proxy::mask))
             .field("no_proxy", &self.no_proxy)
             .field("proxy_env", &env)
+            .field("peer_key", &self.peer_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }

@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod http;
 mod outcome;
+pub mod peer;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
@@ -11,7 +12,10 @@ pub mod ws;
 
 use std::time::Duration;
 
-pub use outcome::{CertInfo, ErrorKind, Evidence, Outcome, Phase, ProbeError, Status, TlsEvidence};
+pub use outcome::{
+    CertInfo, ErrorKind, Evidence, Outcome, Phase, ProbeError, ResponderEvidence, Status,
+    TlsEvidence,
+};
 
 use crate::catalog::{Expect, Protocol, Target};
 use crate::net::NetConfig;
@@ -64,6 +68,9 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     let mut ev = Evidence::default();
     let result = match target.protocol {
         Protocol::Dns => dns::probe(target, env, &mut ev).await,
+        Protocol::Tcp | Protocol::Udp if target.spec.responder => {
+            peer::probe(target, env, &mut ev).await
+        }
         Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
         Protocol::Udp => udp::probe(target, env, &mut ev).await,
         Protocol::Tls => tls::probe(target, env, &mut ev).await,

@@ -68,6 +68,8 @@ error_kinds! {
     UnexpectedlyReachable => "unexpectedly_reachable",
     Timeout => "timeout",
     Io => "io_error",
+    PeerNoEcho => "peer_no_echo",
+    PeerNotAuthenticated => "peer_not_authenticated",
 }
 
 impl ErrorKind {
@@ -121,6 +123,15 @@ impl ErrorKind {
             LocalFirewall => {
                 "This host's own packet filter (nftables/iptables, or a cgroup/systemd IPAddressDeny) refused the \
                  traffic: allow it on the node before looking at the NSG."
+            }
+            PeerNotAuthenticated => {
+                "A reply came that the shared key does not vouch for: give the responder (vnetprobe listen) and \
+                 this check the same --key-file; if they already share it, a device on the path (a transparent \
+                 proxy, an NVA) answers in the peer's place."
+            }
+            PeerNoEcho => {
+                "The port answered, but not with vnetprobe's echo: start `vnetprobe listen` on the peer for this \
+                 port (another service holds it, or a device on the path accepts connections in the peer's place)."
             }
             DnsTimeout => {
                 "The DNS server did not answer: check the VNet's DNS servers, and that custom DNS forwards to \
@@ -225,6 +236,17 @@ pub struct Evidence {
     /// A short observation such as "open|filtered", "answered" or "resolved by proxy".
     pub note: Option<String>,
     pub warnings: Vec<String>,
+    /// The `vnetprobe listen` responder that echoed a peer check.
+    pub responder: Option<ResponderEvidence>,
+}
+
+/// What a peer's echo proved: who answered, and whether the shared key vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponderEvidence {
+    /// The responder's host name, as its echo carried it.
+    pub node: String,
+    /// The echo's MAC verified with `--key-file`; false when no key was given.
+    pub authenticated: bool,
 }
 
 impl Evidence {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{ErrorKind, Phase, Status, TlsEvidence};
+use crate::probe::{ErrorKind, Phase, ResponderEvidence, Status, TlsEvidence};
 use crate::runner::Finished;
 
 /// The JSON contract's version.
@@ -90,6 +90,9 @@ pub struct ResultEntry {
     pub http_status: Option<u16>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Peer checks: the `vnetprobe listen` responder whose echo confirmed the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responder: Option<ResponderEvidence>,
     /// The fix, for a failed target.
     pub hint: Option<String>,
     #[serde(default)]
@@ -135,6 +138,7 @@ impl ResultEntry {
             tls: ev.tls.clone(),
             http_status: ev.http_status,
             warnings: ev.warnings.clone(),
+            responder: ev.responder.clone(),
             hint: (o.status == Status::Fail)
                 .then(|| hint(o.error.as_ref().map(|e| e.kind), &t.fix)),
             why: t.why.clone(),
@@ -162,7 +166,7 @@ fn hint(kind: Option<ErrorKind>, fix: &str) -> String {
     }
 }
 
-fn node_name() -> Option<String> {
+pub(crate) fn node_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_string())
