@@ -104,7 +104,7 @@ pub struct SelectArgs {
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Set a template variable: region, workspace_id, workspace_name, storage_account, instance,
-    /// acr, keyvault, batch_account, other_storage_account (repeatable).
+    /// acr, keyvault, batch_account, other_storage_account, peer (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The Azure region, e.g. westeurope (same as --set region=R).

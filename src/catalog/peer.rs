@@ -204,4 +204,23 @@ mod tests {
             assert!(e.starts_with("--peer "), "{bad}: {e}");
         }
     }
+
+    #[test]
+    fn the_catalog_marks_responder_targets_on_tcp_and_udp_only() {
+        let target = |protocol: &str, extra: &str| {
+            format!(
+                "[[target]]\nid = \"p\"\nname = \"p\"\nprotocol = \"{protocol}\"\nhost = \"{{peer}}\"\n\
+                 ports = [445]\nprofiles = [\"peer\"]\nwhy = \"w\"\nfix = \"f\"\n{extra}\n"
+            )
+        };
+        let load =
+            |text: String| super::super::Catalog::from_sources([("t.toml".to_string(), text)]);
+        assert!(load(target("udp", "responder = true")).is_ok());
+        let e = load(target("http", "responder = true")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("responder"), "{e}");
+        let e = load(target("tcp", "responder = true\nexpect = \"blocked\"")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("responder"), "{e}");
+        let embedded = super::super::Catalog::embedded().unwrap();
+        assert!(embedded.profile_names().contains(&"peer".to_string()));
+    }
 }

@@ -13,6 +13,7 @@ pub const DEPLOYMENT_VARIABLES: &[&str] = &[
     "keyvault",
     "batch_account",
     "other_storage_account",
+    "peer",
 ];
 
 /// Variables derived from others or from the cloud; never set directly.
