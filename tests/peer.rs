@@ -578,3 +578,114 @@ fn between_two_namespaces_the_echo_crosses_and_nftables_drop_and_reject_are_told
         b.nft("delete table inet peer\n");
     }
 }
+
+/// `vnetprobe ARGS` in namespace `ns` under its own host name `node` (a UTS namespace), as a
+/// node of a fleet would run it.
+fn as_node(node: &str, ns: &Netns, args: &[&str]) -> Command {
+    let mut c = command(&[]);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("VNETPROBE_DISCOVER", "0")
+        .env("NO_COLOR", "1");
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--uts",
+        "sh",
+        "-c",
+        r#"hostname "$0" && exec ip netns exec "$@""#,
+        node,
+    ])
+    .arg(&ns.name)
+    .arg(bin())
+    .args(args);
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn a_fleet_of_two_merges_into_a_node_by_node_matrix() {
+    if !have("unshare") {
+        eprintln!("SKIPPED: unshare (util-linux) is not installed");
+        return;
+    }
+    let Some((a, b)) = linked_pair("mtx") else {
+        return;
+    };
+    let dir = temp_dir("peer-matrix");
+    let key = key_file(&dir, "peer.key", KEY);
+    let listen_args = [
+        "listen",
+        "--tcp",
+        "4450",
+        "--udp",
+        "5831",
+        "--key-file",
+        &key,
+    ];
+    let _ra = Responder::start(as_node("node-a", &a, &listen_args));
+    let _rb = Responder::start(as_node("node-b", &b, &listen_args));
+    // node-b's subnet drops TCP from node-a: one direction of one path is broken.
+    b.nft(
+        "table inet peer {\n chain input {\n  type filter hook input priority 0; policy accept;\n  \
+         ip saddr 10.231.7.1 tcp dport 4450 drop\n }\n}\n",
+    );
+    let mut files = Vec::new();
+    for (node, ns, peer) in [("node-a", &a, "10.231.7.2"), ("node-b", &b, "10.231.7.1")] {
+        let spec = format!("{peer}:tcp/4450,udp/5831");
+        let out = as_node(
+            node,
+            ns,
+            &[
+                "check",
+                "--only",
+                "no-catalog-target",
+                "--peer",
+                &spec,
+                "--key-file",
+                &key,
+                "--timeout",
+                "500ms",
+                "--output",
+                "json",
+            ],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(json(&out)["node"], node);
+        files.push(write(
+            &dir,
+            &format!("{node}.json"),
+            &String::from_utf8_lossy(&out.stdout),
+        ));
+    }
+    let paths: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut args = vec!["merge"];
+    args.extend_from_slice(&paths);
+    let out = run(&args);
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("peer paths: 4 checked, 1 failing"),
+        "{table}"
+    );
+    let row = |node: &str| {
+        table
+            .lines()
+            .skip_while(|l| !l.starts_with("FROM \\ TO"))
+            .find(|l| l.starts_with(node))
+            .unwrap_or_else(|| panic!("no matrix row for {node}:\n{table}"))
+            .to_string()
+    };
+    assert!(row("node-a").contains("tcp/4450 tcp_timeout"), "{table}");
+    assert!(row("node-b").contains(" ok "), "{table}");
+    args.extend_from_slice(&["--output", "json"]);
+    let merged = json(&run(&args));
+    assert_eq!(
+        merged["peers"]["nodes"],
+        serde_json::json!(["node-a", "node-b"])
+    );
+}
