@@ -689,3 +689,139 @@ fn a_fleet_of_two_merges_into_a_node_by_node_matrix() {
         serde_json::json!(["node-a", "node-b"])
     );
 }
+
+/// The job's command as Azure ML runs it: the folded `command: >-` block of fleet-job.yml.
+fn fleet_command() -> String {
+    let yml = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/azureml/fleet-job.yml"
+    );
+    let text = std::fs::read_to_string(yml).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "command: >-")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert!(!lines.is_empty(), "no `command: >-` block in {yml}");
+    lines.join(" ")
+}
+
+/// Kills the responders a fleet run left behind (by their pid files) when dropped.
+struct FleetCleanup(Vec<std::path::PathBuf>);
+
+impl Drop for FleetCleanup {
+    fn drop(&mut self) {
+        for pidfile in &self.0 {
+            if let Some(pid) = std::fs::read_to_string(pidfile)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                // SAFETY: a pid our own run wrote; at worst the process is already gone.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let _ = std::fs::remove_file(pidfile);
+        }
+    }
+}
+
+#[test]
+fn the_fleet_job_peer_mode_checks_every_node_from_every_node() {
+    if !have("unshare") {
+        eprintln!("SKIPPED: unshare (util-linux) is not installed");
+        return;
+    }
+    let Some((a, b)) = linked_pair("flt") else {
+        return;
+    };
+    let code = temp_dir("fleet-code");
+    let out = temp_dir("fleet-out");
+    let installed = code.join("installed-vnetprobe");
+    std::fs::copy(bin(), code.join("vnetprobe")).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/azureml/fleet-peers.sh"
+    );
+    std::fs::copy(script, code.join("fleet-peers.sh")).unwrap();
+    write(&code, "peer.key", KEY);
+    let cmd = fleet_command()
+        .replace("/tmp/vnetprobe", installed.to_str().unwrap())
+        .replace("${{inputs.mode}}", "peers")
+        .replace("${{outputs.reports}}", out.to_str().unwrap())
+        // Only the peer checks: the namespaces have no DNS for the catalog.
+        .replace(
+            "check --output json",
+            "check --only no-catalog-target --timeout 1s --output json",
+        );
+    let pid = std::process::id();
+    let nodes = [(format!("vpt-a-{pid}"), &a), (format!("vpt-b-{pid}"), &b)];
+    let _cleanup = FleetCleanup(
+        nodes
+            .iter()
+            .map(|(n, _)| std::path::PathBuf::from(format!("/tmp/vnetprobe-listen.{n}.pid")))
+            .collect(),
+    );
+    let mut children: Vec<Reaper> = nodes
+        .iter()
+        .map(|(node, ns)| {
+            let child = Command::new("unshare")
+                .args([
+                    "--uts",
+                    "sh",
+                    "-c",
+                    r#"hostname "$0" && exec ip netns exec "$1" sh -c "$2""#,
+                ])
+                .args([node.as_str(), ns.name.as_str(), cmd.as_str()])
+                .current_dir(&code)
+                .env("VNETPROBE", &installed)
+                .env("VNETPROBE_DISCOVER", "0")
+                .env("WORLD_SIZE", "2")
+                .env("VNETPROBE_PEER_TCP", "4450")
+                .env("VNETPROBE_PEER_UDP", "5831")
+                .env("VNETPROBE_PEER_WAIT", "30")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(out.join(format!("{node}.err"))).unwrap())
+                .spawn()
+                .unwrap();
+            Reaper(child)
+        })
+        .collect();
+    for c in &mut children {
+        let status = wait_exit(&mut c.0, Duration::from_secs(90)).expect("the node's job ends");
+        assert!(status.success(), "the job command always succeeds");
+    }
+    let reports: Vec<String> = nodes
+        .iter()
+        .map(|(n, _)| out.join(format!("{n}.json")).display().to_string())
+        .collect();
+    let mut args = vec!["merge", "--output", "json"];
+    args.extend(reports.iter().map(String::as_str));
+    let merged = run(&args);
+    let stderr: Vec<String> = nodes
+        .iter()
+        .map(|(n, _)| std::fs::read_to_string(out.join(format!("{n}.err"))).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}{}\nnodes' stderr:\n{}",
+        String::from_utf8_lossy(&merged.stdout),
+        String::from_utf8_lossy(&merged.stderr),
+        stderr.join("\n")
+    );
+    let m = json(&merged);
+    let names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(m["peers"]["nodes"], serde_json::json!(names), "{m}");
+    let paths = m["peers"]["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 4, "tcp and udp, both ways: {m}");
+    assert!(
+        paths
+            .iter()
+            .all(|p| p["status"] == "pass" && p["authenticated"] == true),
+        "{m}"
+    );
+    let log = std::fs::read_to_string(out.join("peers").join(format!("{}.listen.log", names[0])))
+        .unwrap();
+    assert!(log.contains("answered tcp/4450 from 10.231.7.2:"), "{log}");
+}

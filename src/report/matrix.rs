@@ -150,6 +150,8 @@ impl PeerMatrix {
         for (n, w) in self.nodes.iter().zip(&widths) {
             let _ = write!(out, "  {n:<w$}");
         }
+        let end = out.trim_end_matches(' ').len();
+        out.truncate(end);
         out.push('\n');
         for (from, row) in self.nodes.iter().zip(&cells) {
             let _ = write!(out, "{from:<w_node$}");
