@@ -3,6 +3,7 @@
 //! answered, and stops by itself at its deadline unless told to run forever.
 
 mod rate;
+mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -147,12 +148,11 @@ pub async fn run(s: Settings) -> Result<(), String> {
     let mut udp = Vec::new();
     for &port in &s.udp {
         let addr = SocketAddr::new(s.address, port);
-        udp.push((
-            port,
-            UdpSocket::bind(addr)
-                .await
-                .map_err(|e| bind_error("--udp", addr, &e))?,
-        ));
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| bind_error("--udp", addr, &e))?;
+        udp::enable_pktinfo(&socket).map_err(|e| bind_error("--udp", addr, &e))?;
+        udp.push((port, socket));
     }
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -320,7 +320,7 @@ async fn serve_udp(socket: UdpSocket, port: u16, shared: Arc<Shared>) -> Result<
     // One byte more than a request, so an over-long datagram is seen as such.
     let mut buf = [0u8; echo::REQUEST_LEN + 1];
     loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
+        let (n, from, to) = match udp::recv(&socket, &mut buf).await {
             Ok(r) => r,
             // ICMP errors from earlier replies surface here on some kernels: not fatal.
             Err(_) => continue,
@@ -330,7 +330,7 @@ async fn serve_udp(socket: UdpSocket, port: u16, shared: Arc<Shared>) -> Result<
             continue;
         };
         debug_assert!(reply.len() <= n, "a reply is never larger than its request");
-        match socket.send_to(&reply, from).await {
+        match udp::send(&socket, &reply, from, to).await {
             Ok(_) => sent(),
             Err(e) => crate::log::debug(&format!("udp/{port}: reply to {from} failed: {e}")),
         }

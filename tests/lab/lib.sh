@@ -9,7 +9,8 @@ HOSTS_TSV="$LAB_DIR/hosts.tsv"
 NS_COMPUTE=vplab-compute
 NS_FW=vplab-fw
 NS_AZURE=vplab-azure
-NAMESPACES=("$NS_COMPUTE" "$NS_FW" "$NS_AZURE")
+NS_PEER=vplab-peer   # the workspace's VNet, peered with the compute VNet (peered-vnet.sh)
+NAMESPACES=("$NS_COMPUTE" "$NS_FW" "$NS_AZURE" "$NS_PEER")
 
 # compute subnet 10.77.1.0/24 <-> fw <-> 10.77.0.0/30 transit <-> azure (everything else)
 COMPUTE_IP=10.77.1.10
@@ -27,12 +28,15 @@ AZURE_RANGES=(10.77.2.0/24 10.77.3.0/24 10.77.4.0/24 198.51.100.0/24 203.0.113.0
 LAB_VARIABLES="region=westeurope workspace_id=6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b workspace_name=ws1 instance=ci1 storage_account=sa1 other_storage_account=sa2 acr=acr1 keyvault=kv1"
 
 SCENARIOS=(healthy udp-reject udp-drop instance-ports-blocked dns-not-linked custom-dns-no-forward
-           proxy-ok proxy-no-noproxy tls-intercept smb-blocked exfil-open)
+           proxy-ok proxy-no-noproxy tls-intercept smb-blocked exfil-open peered-vnet)
 
 say() { printf 'vplab: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# shellcheck source=tests/lab/peered-vnet.sh
+source "$LAB_DIR/peered-vnet.sh"
 
 # Calls "$1" once per line of hosts.tsv with these variables set:
 #   name addr via zone public tags proxy http wildcard(0/1) base (name without "*.")
