@@ -825,3 +825,46 @@ fn the_fleet_job_peer_mode_checks_every_node_from_every_node() {
         .unwrap();
     assert!(log.contains("answered tcp/4450 from 10.231.7.2:"), "{log}");
 }
+
+#[test]
+fn ports_key_and_deadline_come_from_the_config_file_and_its_mistakes_are_named() {
+    let dir = temp_dir("peer-config");
+    let key = key_file(&dir, "peer.key", KEY);
+    let udp = free_port();
+    let config = write(
+        &dir,
+        "config.toml",
+        &format!(
+            "[listen]\nudp = \"{udp}\"\naddress = \"127.0.0.1\"\nkey-file = \"{key}\"\nfor = \"1s\"\n"
+        ),
+    );
+    let config = config.to_str().unwrap();
+    let mut r = listen(&["--config", config]);
+    // check reads the same key from the config file's [listen] table.
+    let out = check_peer(&format!("127.0.0.1:udp/{udp}"), &["--config", config]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(json(&out)["results"][0]["responder"]["authenticated"], true);
+    let status = wait_exit(&mut r.child.0, Duration::from_secs(15)).expect("stopped at for = 1s");
+    assert_eq!(status.code(), Some(0));
+
+    for (table, field) in [
+        ("[listen]\nudp = \"0\"\n", "`udp`"),
+        ("[listen]\nudp = \"9\"\nfor = \"soon\"\n", "`for`"),
+        ("[listen]\nudp = \"9\"\nrate = 0\n", "`rate`"),
+        ("[listen]\nudp = \"9\"\nport = 9\n", "port"),
+    ] {
+        let bad = write(&dir, "bad.toml", table);
+        let out = run(&["listen", "--config", bad.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{table}: {err}");
+        assert!(
+            err.contains("bad.toml:") && err.contains(field),
+            "{table}: {err}"
+        );
+    }
+}
