@@ -83,7 +83,7 @@ generate "$gen/vnetprobe.fish" completions fish
 
 # Payload.
 install -D -m 0755 "$bin" "$staging/usr/bin/vnetprobe"
-for unit in vnetprobe.service vnetprobe-check.service vnetprobe-check.timer; do
+for unit in vnetprobe.service vnetprobe-check.service vnetprobe-check.timer vnetprobe-listen.service; do
     install -D -m 0644 "$root/systemd/$unit" "$staging/lib/systemd/system/$unit"
 done
 install -D -m 0644 "$root/systemd/vnetprobe.tmpfiles" "$staging/usr/lib/tmpfiles.d/vnetprobe.conf"

@@ -58,7 +58,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(args) => {
-            let plan = Plan::new(&args.select, Some(&args.net))?.ensure_selected()?;
+            let mut plan = Plan::new(&args.select, Some(&args.net))?;
+            plan.targets
+                .extend(crate::catalog::peer::targets(&args.peers)?);
+            let plan = plan.ensure_selected()?;
+            if plan.targets.iter().any(|t| t.spec.responder) && plan.net.peer_key.is_none() {
+                crate::log::warn(
+                    "peer checks without --key-file: an echo proves the path but not who answered",
+                );
+            }
             let report = runtime()?.block_on(plan.execute())?;
             if !report.checked_anything() {
                 // Still show why each target was skipped, then refuse to call it a pass.
@@ -76,6 +84,13 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Probe(args) => probe(args),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Listen(args) => {
+            let level = crate::log::level().max(crate::log::Level::Info);
+            crate::log::set_level(level);
+            let settings = crate::listen::Settings::resolve(&args)?;
+            runtime()?.block_on(crate::listen::run(settings))?;
+            Ok(0)
+        }
         Command::Catalog(args) => {
             let plan = Plan::new(&args.select, None)?.ensure_selected()?;
             let out = match args.output {
@@ -312,6 +327,7 @@ impl Plan {
             proxy_env: crate::net::proxy::process_env(),
             proxy_env_source: None,
             proxy_files: Default::default(),
+            peer_key: None,
         };
         if let Some(root) = &node_root {
             users_proxy_settings(&mut netcfg, root);
@@ -328,6 +344,15 @@ impl Plan {
                     _ => UsageError(e),
                 }
             })?;
+        }
+        if net.is_some() {
+            let flag = net.and_then(|n| n.key_file.as_deref());
+            let from_file = file.listen.as_ref().and_then(|l| l.key_file.as_deref());
+            netcfg.peer_key = match (flag, from_file) {
+                (Some(path), _) => Some(crate::net::echo::Key::load(path, "--key-file")?),
+                (None, Some(path)) => Some(crate::net::echo::Key::load(path, "listen.key-file")?),
+                (None, None) => None,
+            };
         }
         if let Some(ca) = &netcfg.ca_file
             && !ca.is_file()

@@ -76,6 +76,9 @@ pub enum Command {
     Context(ContextArgs),
     /// Combine many nodes' JSON reports: which node fails which target.
     Merge(MergeArgs),
+    /// Answer peer checks from other nodes (`check --peer`) on TCP and UDP ports.
+    #[command(long_about = LISTEN_LONG)]
+    Listen(ListenArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -108,7 +111,7 @@ pub struct SelectArgs {
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Set a variable: region, workspace_id, workspace_name, storage_account, instance, acr,
-    /// keyvault, batch_account, exfil_url, private_endpoints (repeatable).
+    /// keyvault, batch_account, exfil_url, private_endpoints, peer (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The Azure region, e.g. westeurope (same as --set region=R).
@@ -171,6 +174,10 @@ pub struct NetArgs {
     /// variable (config: strict = true).
     #[arg(long, global = true)]
     pub strict: bool,
+    /// The key shared with `vnetprobe listen` responders: peer echoes must carry its MAC
+    /// [config: listen.key-file].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -186,6 +193,10 @@ pub struct CheckArgs {
     /// textfile collector (name it *.prom).
     #[arg(long, value_name = "PATH")]
     pub textfile: Option<PathBuf>,
+    /// Probe a `vnetprobe listen` responder on another node: HOST:tcp/PORT,udp/PORT
+    /// (ranges and bare ports allowed: 10.0.1.5:tcp/445,44224,udp/5831; repeatable).
+    #[arg(long = "peer", value_name = "HOST:tcp/PORT,udp/PORT")]
+    pub peers: Vec<String>,
 }
 
 /// The default address of `serve`: loopback, port 9834.
@@ -320,4 +331,46 @@ pub struct MergeArgs {
     pub reports: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     pub output: ListOutput,
+}
+
+const LISTEN_LONG: &str = "\
+Runs the responder of peer checks: each request from `vnetprobe check --peer` on another node gets
+an echo of its nonce, signed with HMAC-SHA256 when both ends share --key-file, so a device on the
+path cannot answer in this node's place. A reply is never larger than its request (no
+amplification), each source address is rate-limited, and every answered peer is logged to stderr.
+
+The responder stops by itself after --for (15 minutes by default) unless --forever is given, so a
+forgotten responder does not stay open; SIGTERM or SIGINT stop it at once. Ports below 1024 need
+CAP_NET_BIND_SERVICE (the vnetprobe-listen unit grants only that).
+
+Ports, key, deadline and rate also come from the [listen] table of the config file.";
+
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// TCP ports to answer on: 445,44224 or ranges 5000-5010 [config: listen.tcp].
+    #[arg(long, value_name = "PORTS")]
+    pub tcp: Option<String>,
+    /// UDP ports to answer on [config: listen.udp].
+    #[arg(long, value_name = "PORTS")]
+    pub udp: Option<String>,
+    /// The shared key (at least 16 bytes): replies carry its MAC, and only requests signed with
+    /// it are answered [config: listen.key-file].
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Stop after this long [default: 15m; config: listen.for].
+    #[arg(long = "for", value_name = "DUR", value_parser = parse_duration, conflicts_with = "forever")]
+    pub for_: Option<Duration>,
+    /// Never stop by itself (under a supervisor that stops it) [config: listen.forever].
+    #[arg(long)]
+    pub forever: bool,
+    /// Replies per second to one source address, with bursts of twice that [default: 10;
+    /// config: listen.rate].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub rate: Option<u32>,
+    /// The address to listen on [default: 0.0.0.0, every IPv4 interface; config: listen.address].
+    #[arg(long, value_name = "IP")]
+    pub address: Option<std::net::IpAddr>,
+    /// Config file (default: /etc/vnetprobe/config.toml when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }

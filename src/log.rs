@@ -17,6 +17,15 @@ pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
+pub fn level() -> Level {
+    match LEVEL.load(Ordering::Relaxed) {
+        0 => Level::Error,
+        1 => Level::Warn,
+        2 => Level::Info,
+        _ => Level::Debug,
+    }
+}
+
 fn emit(level: Level, msg: &str) {
     if level as u8 > LEVEL.load(Ordering::Relaxed) {
         return;

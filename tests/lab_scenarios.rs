@@ -110,7 +110,11 @@ fn state_dir() -> PathBuf {
 
 fn script(name: &str, args: &[&str], deadline: Duration) -> Check {
     let r = run(
-        Command::new("bash").arg(lab_dir().join(name)).args(args),
+        Command::new("bash")
+            .arg(lab_dir().join(name))
+            .args(args)
+            // The peered VNet's responder is this build's `vnetprobe listen`.
+            .env("VNETPROBE", BIN),
         deadline,
     )?;
     if r.code == Some(0) {
@@ -1133,6 +1137,43 @@ fn inbound_public_ip(lab: &Lab) -> Check {
     p.done()
 }
 
+/// The workspace's private endpoint (HTTPS, and UDP for the echo) and the storage account's SMB
+/// in the peered VNet, checked against the responder there: broken peering, then healthy.
+fn peered_vnet(lab: &Lab) -> Check {
+    let workspace = format!("{}:tcp/443,udp/5831", lab.get("PEER_WORKSPACE"));
+    let storage = format!("{}:tcp/445", lab.get("PEER_STORAGE"));
+    let args = [
+        "--only",
+        "no-catalog-target",
+        "--peer",
+        &workspace,
+        "--peer",
+        &storage,
+        "--key-file",
+        lab.get("PEER_KEY"),
+    ];
+    let mut p = Problems::default();
+    let broken = lab.check(&[], &[], &args)?;
+    p.check(broken.fails_exactly(
+        1,
+        &[fails(Select::IdPrefix("peer-"), TIMED_OUT, &["peering"])],
+    ));
+    lab.scenario("healthy")?;
+    let healed = lab.check(&[], &[], &args)?;
+    p.check(healed.fails_exactly(0, &[]));
+    let confirmed = healed
+        .results()
+        .iter()
+        .filter(|r| r["responder"]["authenticated"] == true)
+        .count();
+    p.check(ensure(confirmed == 3, || {
+        healed.context(&format!(
+            "{confirmed} of 3 peer paths confirmed by an authenticated echo"
+        ))
+    }));
+    p.done()
+}
+
 /// A scenario's expectations, run after scenario.sh applied it.
 type Scenario = fn(&Lab) -> Check;
 
@@ -1153,6 +1194,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("batch-blocked", batch_blocked),
     ("udp-silent-strict", udp_silent_strict),
     ("inbound-public-ip", inbound_public_ip),
+    ("peered-vnet", peered_vnet),
 ];
 
 #[test]

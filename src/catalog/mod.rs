@@ -2,6 +2,7 @@
 //! against a context into the targets of one run, and select profiles.
 
 pub mod adhoc;
+pub mod peer;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub const BUILTIN_PROFILES: &[&str] = &[
     "packages",
     "vscode",
     "exfiltration",
+    "peer",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -141,6 +143,8 @@ pub struct ProbeSpec {
     pub method: String,
     pub accept: Vec<StatusMatch>,
     pub payload: Vec<u8>,
+    /// The host runs `vnetprobe listen`: TCP and UDP probes ask for its echo (see `net::echo`).
+    pub responder: bool,
 }
 
 impl Default for ProbeSpec {
@@ -151,6 +155,7 @@ impl Default for ProbeSpec {
             method: "GET".into(),
             accept: vec![StatusMatch::Class(2), StatusMatch::Class(3)],
             payload: Vec::new(),
+            responder: false,
         }
     }
 }
@@ -273,6 +278,8 @@ struct RawTarget {
     accept: Option<Spanned<Vec<toml::Value>>>,
     #[serde(default)]
     payload: Option<Spanned<String>>,
+    #[serde(default)]
+    responder: Option<bool>,
 }
 
 /// A profile as declared in a catalog.
@@ -607,6 +614,19 @@ impl Catalog {
                 "direction",
                 "an inbound row is a tcp or udp target with expect = \"reachable\"".into(),
             ));
+        }
+        if let Some(r) = raw.responder {
+            let transport = matches!(raw.protocol, Protocol::Tcp | Protocol::Udp);
+            only("responder", raw.id.span(), transport, "tcp and udp")?;
+            if raw.expect.is_some() && expect != Expect::Reachable {
+                return Err(err(
+                    raw.id.span(),
+                    "responder",
+                    "a responder target checks that the path works: expect must be \"reachable\""
+                        .into(),
+                ));
+            }
+            spec.responder = r;
         }
         let service_tag = match raw.service_tag {
             Some(tag) => {

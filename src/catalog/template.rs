@@ -14,6 +14,7 @@ pub const DEPLOYMENT_VARIABLES: &[&str] = &[
     "batch_account",
     "exfil_url",
     "private_endpoints",
+    "peer",
 ];
 
 /// Variables derived from others or from the cloud; never set directly.

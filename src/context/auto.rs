@@ -10,6 +10,8 @@
 //! - The compute-instance names (hosts with `{instance}`) run only on a compute instance, that is
 //!   when `instance` is known; elsewhere (a cluster node, a job, a plain VM) they are left out
 //!   instead of being skipped.
+//! - `peer` is added when `peer` is set: naming a node that runs `vnetprobe listen` is asking
+//!   for the paths to it.
 //! - `packages`, `vscode` and `public-ip` are never added: the node cannot tell whether jobs
 //!   install packages or anyone connects with VS Code, and `public-ip` repeats `no-public-ip`.
 //! - If the trimming would leave no profile, the defaults run unchanged (an empty list would mean
@@ -37,6 +39,9 @@ pub fn choose_profiles(ctx: &Context, defaults: &[String], known: &[String]) -> 
     let exfiltration = "exfiltration".to_string();
     if has("exfil_url") && known.contains(&exfiltration) && !chosen.contains(&exfiltration) {
         chosen.push(exfiltration);
+    }
+    if has("peer") && known.iter().any(|p| p == "peer") && !chosen.iter().any(|p| p == "peer") {
+        chosen.push("peer".to_string());
     }
     if chosen.is_empty() {
         defaults.to_vec()
@@ -91,6 +96,15 @@ mod tests {
             strings(DEFAULTS)
         );
         assert_eq!(choose(&[("keyvault", "kv")]), strings(DEFAULTS));
+    }
+
+    #[test]
+    fn peer_when_a_peer_is_named() {
+        let known = strings(&["no-public-ip", "internet", "peer"]);
+        let defaults = strings(&["no-public-ip", "internet"]);
+        let with = choose_profiles(&ctx(&[("peer", "10.0.1.5")]), &defaults, &known);
+        assert_eq!(with, strings(&["no-public-ip", "internet", "peer"]));
+        assert_eq!(choose_profiles(&ctx(&[]), &defaults, &known), defaults);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub struct ConfigFile {
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
     pub serve: Option<ServeSection>,
+    pub listen: Option<ListenSection>,
     /// Where this was read from, and its text, for errors that name a line.
     #[serde(skip)]
     pub origin: Option<(PathBuf, String)>,
@@ -45,6 +46,20 @@ pub struct ServeSection {
     pub listen: Option<Spanned<String>>,
     pub interval: Option<Spanned<String>>,
     pub web_config_file: Option<PathBuf>,
+}
+
+/// `vnetprobe listen`, the responder of peer checks; `key-file` is also the key of `check --peer`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ListenSection {
+    pub tcp: Option<Spanned<String>>,
+    pub udp: Option<Spanned<String>>,
+    pub key_file: Option<PathBuf>,
+    #[serde(rename = "for")]
+    pub for_: Option<Spanned<String>>,
+    pub forever: Option<bool>,
+    pub rate: Option<Spanned<u32>>,
+    pub address: Option<Spanned<String>>,
 }
 
 /// A config error: file, line and field.

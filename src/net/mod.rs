@@ -2,6 +2,7 @@
 //! reach their targets (proxy, trust).
 
 pub mod dial;
+pub mod echo;
 pub mod noproxy;
 pub mod proxy;
 pub mod proxy_files;
@@ -42,6 +43,8 @@ pub struct NetConfig {
     pub proxy_env_source: Option<String>,
     /// pip's and conda's own proxy settings.
     pub proxy_files: proxy_files::ProxyFiles,
+    /// The key shared with `vnetprobe listen` responders (`--key-file`), for peer checks.
+    pub peer_key: Option<echo::Key>,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -59,6 +62,7 @@ impl std::fmt::Debug for NetConfig {
             .field("no_proxy", &self.no_proxy)
             .field("proxy_env", &env)
             .field("proxy_env_source", &self.proxy_env_source)
+            .field("peer_key", &self.peer_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }

@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod http;
 mod outcome;
+pub mod peer;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
@@ -12,7 +13,8 @@ pub mod ws;
 use std::time::Duration;
 
 pub use outcome::{
-    CertInfo, ErrorKind, Evidence, Layer, Outcome, Phase, ProbeError, Status, TlsEvidence,
+    CertInfo, ErrorKind, Evidence, Layer, Outcome, Phase, ProbeError, ResponderEvidence, Status,
+    TlsEvidence,
 };
 
 use crate::catalog::{Direction, Expect, Protocol, Target};
@@ -73,6 +75,9 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     let mut ev = Evidence::default();
     let result = match target.protocol {
         Protocol::Dns => dns::probe(target, env, &mut ev).await,
+        Protocol::Tcp | Protocol::Udp if target.spec.responder => {
+            peer::probe(target, env, &mut ev).await
+        }
         Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
         Protocol::Udp => udp::probe(target, env, &mut ev).await,
         Protocol::Tls => tls::probe(target, env, &mut ev).await,

@@ -70,6 +70,8 @@ error_kinds! {
     Io => "io_error",
     Unverified => "unverified",
     NotChecked => "not_checked",
+    PeerNoEcho => "peer_no_echo",
+    PeerNotAuthenticated => "peer_not_authenticated",
 }
 
 impl ErrorKind {
@@ -127,7 +129,9 @@ impl ErrorKind {
             TlsUntrusted | TlsIntercepted => Layer::Trust,
             TlsHandshake | TlsNameMismatch | TlsExpired | HttpStatus | WsRejected => Layer::Answer,
             ProxyUnreachable | ProxyDenied | ProxyAuthRequired => Layer::Proxy,
-            UnexpectedlyReachable | Unverified | NotChecked => Layer::Verdict,
+            UnexpectedlyReachable | Unverified | NotChecked | PeerNoEcho | PeerNotAuthenticated => {
+                Layer::Verdict
+            }
             Timeout | Io => Layer::Local,
         }
     }
@@ -245,6 +249,15 @@ impl ErrorKind {
                 "--strict: a required target was not checked because a variable is missing; set it (a flag, a \
                  VNETPROBE_* variable or the config file)."
             }
+            PeerNotAuthenticated => {
+                "A reply came that the shared key does not vouch for: give the responder (vnetprobe listen) and \
+                 this check the same --key-file; if they already share it, a device on the path (a transparent \
+                 proxy, an NVA) answers in the peer's place."
+            }
+            PeerNoEcho => {
+                "The port answered, but not with vnetprobe's echo: start `vnetprobe listen` on the peer for this \
+                 port (another service holds it, or a device on the path accepts connections in the peer's place)."
+            }
         }
     }
 }
@@ -348,6 +361,17 @@ pub struct Evidence {
     /// a sign-in wall instead of a WebSocket upgrade). `--strict` fails such passes.
     pub unverified: Option<String>,
     pub warnings: Vec<String>,
+    /// The `vnetprobe listen` responder that echoed a peer check.
+    pub responder: Option<ResponderEvidence>,
+}
+
+/// What a peer's echo proved: who answered, and whether the shared key vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponderEvidence {
+    /// The responder's host name, as its echo carried it.
+    pub node: String,
+    /// The echo's MAC verified with `--key-file`; false when no key was given.
+    pub authenticated: bool,
 }
 
 impl Evidence {

@@ -78,7 +78,7 @@ async fn send_and_wait(
 
 /// A socket connected to the first address with a route. Connecting a UDP socket sends
 /// nothing; it fixes the peer so the kernel reports that peer's ICMP errors to us.
-fn open(
+pub(crate) fn open(
     addrs: &[IpAddr],
     port: u16,
     ev: &mut Evidence,
@@ -124,7 +124,7 @@ async fn exchange(socket: &UdpSocket, payload: &[u8], wait: Duration) -> io::Res
 }
 
 /// The OS errors of a connected UDP socket, as the operator reads them.
-fn classify(e: &io::Error, peer: SocketAddr) -> ProbeError {
+pub(crate) fn classify(e: &io::Error, peer: SocketAddr) -> ProbeError {
     let port = peer.port();
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => ProbeError::new(

@@ -47,6 +47,9 @@ pub struct Merged {
     pub failing: Vec<TargetAcross>,
     /// Targets that passed or were skipped everywhere.
     pub healthy: usize,
+    /// Node by node, when the reports hold peer checks (`check --peer`, the `peer` profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<super::matrix::PeerMatrix>,
 }
 
 impl Merged {
@@ -104,6 +107,11 @@ fn node_name(file: &str, report: &Report) -> String {
 
 pub fn merge(reports: &[(String, Report)]) -> Merged {
     let mut nodes = Vec::new();
+    let named: Vec<(String, &Report)> = reports
+        .iter()
+        .map(|(file, report)| (node_name(file, report), report))
+        .collect();
+    let peers = super::matrix::build(&named);
     // Keyed by id and port, not host: per-node names (the instance) differ across a fleet.
     let mut across: BTreeMap<(String, Option<u16>), TargetAcross> = BTreeMap::new();
     for (file, report) in reports {
@@ -161,10 +169,19 @@ pub fn merge(reports: &[(String, Report)]) -> Merged {
         nodes,
         healthy: total - failing.len(),
         failing,
+        peers,
     }
 }
 
 pub fn render_table(m: &Merged) -> String {
+    let mut out = render_nodes_and_failures(m);
+    if let Some(peers) = &m.peers {
+        peers.render(&mut out);
+    }
+    out
+}
+
+fn render_nodes_and_failures(m: &Merged) -> String {
     let mut out = String::new();
     let bad = m
         .nodes

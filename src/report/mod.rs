@@ -5,6 +5,7 @@ pub mod diagnosis;
 pub mod fix;
 pub mod json;
 pub mod junit;
+pub mod matrix;
 pub mod merge;
 pub mod prometheus;
 pub mod table;
@@ -16,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Direction;
-use crate::probe::{ErrorKind, Phase, Status, TlsEvidence};
+use crate::probe::{ErrorKind, Phase, ResponderEvidence, Status, TlsEvidence};
 use crate::runner::Finished;
 
 /// The JSON contract's version.
@@ -113,6 +114,9 @@ pub struct ResultEntry {
     pub http_status: Option<u16>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Peer checks: the `vnetprobe listen` responder whose echo confirmed the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responder: Option<ResponderEvidence>,
     /// The fix, for a failed target; for an inbound row, the rule to verify from Azure's side.
     pub hint: Option<String>,
     #[serde(default)]
@@ -165,6 +169,7 @@ impl ResultEntry {
             tls: ev.tls.clone(),
             http_status: ev.http_status,
             warnings: ev.warnings.clone(),
+            responder: ev.responder.clone(),
             hint: match (o.status, &o.error, t.direction) {
                 (Status::Fail, Some(e), _) => Some(diagnosis::hint(t, e, ev)),
                 (Status::Fail, None, _) => Some(t.fix.clone()),
@@ -226,7 +231,7 @@ impl ResultEntry {
     }
 }
 
-fn node_name() -> Option<String> {
+pub(crate) fn node_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_string())

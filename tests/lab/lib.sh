@@ -9,7 +9,8 @@ HOSTS_TSV="$LAB_DIR/hosts.tsv"
 NS_COMPUTE=vplab-compute
 NS_FW=vplab-fw
 NS_AZURE=vplab-azure
-NAMESPACES=("$NS_COMPUTE" "$NS_FW" "$NS_AZURE")
+NS_PEER=vplab-peer   # the workspace's VNet, peered with the compute VNet (peered-vnet.sh)
+NAMESPACES=("$NS_COMPUTE" "$NS_FW" "$NS_AZURE" "$NS_PEER")
 
 # compute subnet 10.77.1.0/24 <-> fw <-> 10.77.0.0/30 transit <-> azure (everything else)
 COMPUTE_IP=10.77.1.10
@@ -28,12 +29,15 @@ LAB_VARIABLES="region=westeurope workspace_id=6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a
 
 SCENARIOS=(healthy udp-reject udp-drop instance-ports-blocked dns-not-linked custom-dns-no-forward
            proxy-ok proxy-no-noproxy tls-intercept smb-blocked exfil-open storage-service-endpoint
-           batch-blocked udp-silent-strict exfil-policy inbound-public-ip)
+           batch-blocked udp-silent-strict exfil-policy inbound-public-ip peered-vnet)
 
 say() { printf 'vplab: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# shellcheck source=tests/lab/peered-vnet.sh
+source "$LAB_DIR/peered-vnet.sh"
 
 # Calls "$1" once per line of hosts.tsv with these variables set:
 #   name addr via zone public tags proxy http wildcard(0/1) base (name without "*.")

@@ -15,7 +15,7 @@ if [ "$SCENARIO" = --list ]; then printf '%s\n' "${SCENARIOS[@]}"; exit 0; fi
 # VPLAB_UDP_SERVER=closed closes UDP 5831 on the server (the kernel answers port unreachable).
 UDP_5831=accept INSTANCE_PORTS=open SMB=open PACKAGES=direct EXFIL=closed BATCH=open DENY=${VPLAB_DENY:-drop}
 DNS_MODE=linked STORAGE_MODE=private-endpoint UDP_SERVER=${VPLAB_UDP_SERVER:-echo} INTERCEPT_TAG=
-HTTP_STATUS=
+HTTP_STATUS= PEERING=up
 case $SCENARIO in
     healthy) ;;
     udp-reject) UDP_5831=reject ;;                # firewall answers ICMP port unreachable
@@ -32,6 +32,7 @@ case $SCENARIO in
     batch-blocked) BATCH=drop ;;                  # no outbound 443 to BatchNodeManagement.<region>
     udp-silent-strict) UDP_5831=drop ;;           # udp-drop, judged with --strict
     inbound-public-ip) ;;                         # healthy; the public-ip profile's inbound rows
+    peered-vnet) PEERING=down ;;                  # the peering to the workspace's VNet is disconnected
     *) die "unknown scenario '$SCENARIO' (one of: ${SCENARIOS[*]})" ;;
 esac
 
@@ -39,6 +40,8 @@ esac
 gen_nft "$SCENARIO" >"$STATE/nsg.nft"
 in_ns "$NS_FW" nft -f "$STATE/nsg.nft" || die "nft rejected $STATE/nsg.nft"
 if command -v conntrack >/dev/null; then in_ns "$NS_FW" conntrack -F >/dev/null 2>&1 || true; fi
+
+peering_apply "$PEERING"
 
 # DNS: restart dnsmasq only when its zones change.
 gen_dnsmasq >"$STATE/dns/dnsmasq.conf.new"

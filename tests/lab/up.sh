@@ -89,6 +89,7 @@ COMPUTE_IP=$COMPUTE_IP
 VARIABLES=$LAB_VARIABLES
 EOF
 
+peer_vnet_up
 wait_tcp "lab server" 10.77.2.4 443
 wait_tcp squid "$PROXY_IP" "$PROXY_PORT"
 "$LAB_DIR/scenario.sh" "$scenario"

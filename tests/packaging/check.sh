@@ -246,7 +246,7 @@ t_units_verify() {
     local out
     # The binary is not installed here: that one complaint is expected.
     out=$(cd "$units" && systemd-analyze verify --man=no vnetprobe.service vnetprobe-check.service \
-        vnetprobe-check.timer 2>&1 | grep -v 'Command /usr/bin/vnetprobe is not executable')
+        vnetprobe-check.timer vnetprobe-listen.service 2>&1 | grep -v 'Command /usr/bin/vnetprobe is not executable')
     [[ -z "$out" ]] || fail "systemd-analyze verify: $out"
 }
 
@@ -292,10 +292,11 @@ import sys, tomllib
 cfg = tomllib.load(open(sys.argv[1], "rb"))
 top = {"cloud", "profiles", "catalog", "dns-server", "timeout", "concurrency", "ca-file",
        "allow-intercept", "strict", "proxy", "no-proxy", "only", "discover", "imds-endpoint",
-       "node-root", "set", "serve"}
+       "node-root", "set", "serve", "listen"}
 sets = {"region", "workspace_id", "workspace_name", "storage_account", "instance", "acr",
-        "keyvault", "batch_account", "exfil_url", "private_endpoints"}
+        "keyvault", "batch_account", "exfil_url", "private_endpoints", "peer"}
 serve = {"listen", "interval", "web-config-file"}
+listen = {"tcp", "udp", "key-file", "for", "forever", "rate", "address"}
 errors = []
 if set(cfg) != top:
     errors.append("top-level keys: missing %s, unexpected %s" % (sorted(top - set(cfg)), sorted(set(cfg) - top)))
@@ -303,6 +304,8 @@ if set(cfg.get("set", {})) != sets:
     errors.append("[set] keys differ: %s" % sorted(set(cfg.get("set", {})) ^ sets))
 if set(cfg.get("serve", {})) != serve:
     errors.append("[serve] keys differ: %s" % sorted(set(cfg.get("serve", {})) ^ serve))
+if set(cfg.get("listen", {})) != listen:
+    errors.append("[listen] keys differ: %s" % sorted(set(cfg.get("listen", {})) ^ listen))
 if cfg.get("serve", {}).get("listen") != "127.0.0.1:9834":
     errors.append("serve.listen default must be 127.0.0.1:9834")
 for e in errors:
@@ -502,7 +505,7 @@ t_deb_layout() {
     contents=$(dpkg-deb -c "$deb")
     for f in ./usr/bin/vnetprobe ./lib/systemd/system/vnetprobe.service \
         ./lib/systemd/system/vnetprobe-check.service ./lib/systemd/system/vnetprobe-check.timer \
-        ./etc/vnetprobe/config.toml ./usr/lib/tmpfiles.d/vnetprobe.conf \
+        ./lib/systemd/system/vnetprobe-listen.service ./etc/vnetprobe/config.toml ./usr/lib/tmpfiles.d/vnetprobe.conf \
         ./usr/share/man/man1/vnetprobe.1.gz ./usr/share/bash-completion/completions/vnetprobe \
         ./usr/share/zsh/vendor-completions/_vnetprobe ./usr/share/fish/vendor_completions.d/vnetprobe.fish \
         ./usr/share/doc/vnetprobe/copyright; do
