@@ -19,6 +19,7 @@ use crate::probe::ProbeEnv;
 use crate::probe::dns::{self, DnsCache};
 use crate::report::{self, Report};
 use crate::runner::{self, Limits};
+use crate::settings;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -223,19 +224,16 @@ impl Plan {
         let timeout = match net.and_then(|n| n.timeout) {
             Some(t) => t,
             None => match &file.timeout {
-                Some(t) => {
-                    cli::parse_duration(t.get_ref()).map_err(|e| file.error_at(t, "timeout", &e))?
-                }
+                Some(t) => settings::duration(t.get_ref(), &settings::TIMEOUT)
+                    .map_err(|e| file.error_at(t, "timeout", &e))?,
                 None => DEFAULT_TIMEOUT,
             },
         };
         let concurrency = match net.and_then(|n| n.concurrency) {
-            Some(c) => c as usize,
+            Some(c) => c,
             None => match &file.concurrency {
-                Some(c) if *c.get_ref() == 0 => {
-                    return Err(file.error_at(c, "concurrency", "must be at least 1").into());
-                }
-                Some(c) => *c.get_ref(),
+                Some(c) => settings::count(*c.get_ref(), &settings::CONCURRENCY)
+                    .map_err(|e| file.error_at(c, "concurrency", &e))?,
                 None => DEFAULT_CONCURRENCY,
             },
         };

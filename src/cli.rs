@@ -139,11 +139,11 @@ pub struct NetArgs {
     #[arg(long, value_name = "IP[:PORT]", global = true)]
     pub dns_server: Option<String>,
     /// Deadline of each network wait, e.g. 5s, 800ms [default: 5s].
-    #[arg(long, value_name = "DUR", value_parser = parse_duration, global = true)]
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout, global = true)]
     pub timeout: Option<Duration>,
-    /// Probes in flight at once [default: 32].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096), global = true)]
-    pub concurrency: Option<u32>,
+    /// Probes in flight at once, 1 to 4096 [default: 32].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency, global = true)]
+    pub concurrency: Option<usize>,
     /// Extra trust anchors (PEM), trusted with the system store: a chain valid only through
     /// them is reported as tls_intercepted.
     #[arg(long, value_name = "PEM", global = true)]
@@ -203,7 +203,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub listen: Option<std::net::SocketAddr>,
     /// Time between the starts of two runs [default: 60s; config: serve.interval].
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// TLS and Basic auth settings, in exporter-toolkit's web config format (YAML)
     /// [config: serve.web-config-file].
@@ -291,6 +291,19 @@ pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
             format!("{s:?} is not IP:PORT (examples: 127.0.0.1:9834, [::1]:9834, 0.0.0.0:9834)")
         }
     })
+}
+
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    crate::settings::duration(s, &crate::settings::TIMEOUT)
+}
+
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    crate::settings::duration(s, &crate::settings::INTERVAL)
+}
+
+pub fn parse_concurrency(s: &str) -> Result<usize, String> {
+    let n = s.parse::<u64>().map_err(|e| format!("{s:?}: {e}"))?;
+    crate::settings::count(n, &crate::settings::CONCURRENCY)
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -29,3 +29,4 @@ pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod serve;
+pub mod settings;

@@ -21,7 +21,7 @@ pub struct ConfigFile {
     pub catalog: Option<Vec<PathBuf>>,
     pub dns_server: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
-    pub concurrency: Option<Spanned<usize>>,
+    pub concurrency: Option<Spanned<u64>>,
     pub ca_file: Option<PathBuf>,
     pub allow_intercept: Option<bool>,
     pub proxy: Option<Spanned<String>>,

@@ -46,7 +46,7 @@ impl Settings {
         };
         let interval = match (args.interval, serve.and_then(|s| s.interval.as_ref())) {
             (Some(i), _) => i,
-            (None, Some(raw)) => cli::parse_duration(raw.get_ref())
+            (None, Some(raw)) => cli::parse_interval(raw.get_ref())
                 .map_err(|e| file.error_at(raw, "serve.interval", &e))?,
             (None, None) => DEFAULT_INTERVAL,
         };

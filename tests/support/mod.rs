@@ -35,6 +35,33 @@ pub fn command(args: &[&str]) -> Command {
     c
 }
 
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Runs the binary and asserts a usage error: exit 2, no panic, each needle in stderr, and
+/// nothing on stdout.
+pub fn assert_usage_error(args: &[&str], needles: &[&str]) {
+    let out = run(args);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?} should exit 2; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: want {n:?} in: {err}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: nothing on stdout for a usage error"
+    );
+}
+
 pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
