@@ -271,7 +271,7 @@ impl Plan {
             })?;
         }
         if let Some(ca) = &netcfg.ca_file
-            && !ca.is_file()
+            && !ca.exists()
         {
             return Err(UsageError(format!(
                 "--ca-file {}: no such file",
@@ -287,6 +287,14 @@ impl Plan {
                 if let Some(path) = path {
                     crate::net::tls::read_pem(path, what)?;
                 }
+            }
+            // The system store may be empty or absent, but never a device the TLS library would
+            // read without end.
+            if let Some(path) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
+                && path.exists()
+            {
+                crate::input::read(&path, crate::input::PEM)
+                    .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
             }
         }
         Ok(Plan {

@@ -23,6 +23,7 @@ pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod context;
+pub mod input;
 pub mod log;
 pub mod net;
 pub mod probe;

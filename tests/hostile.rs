@@ -56,3 +56,71 @@ fn numbers_out_of_range_exit_2_from_every_source() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Asserts a usage error that ends within a few seconds: exit 2, no panic, the needles in stderr.
+fn assert_quick_usage_error(cmd: &mut std::process::Command, needles: &[&str]) {
+    let what = format!("{cmd:?}");
+    let out = output_within(cmd, std::time::Duration::from_secs(20));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{what}: want {n:?} in: {err}");
+    }
+}
+
+#[test]
+fn every_file_read_is_a_capped_regular_file() {
+    let dir = temp_dir("devzero");
+    let zero = "/dev/zero";
+    let not_regular = "not a regular file";
+    for args in [
+        &["check", "--config", zero][..],
+        &["catalog", "--catalog", zero],
+        &["check", "--ca-file", zero, "--only", "none"],
+        &["merge", zero],
+    ] {
+        assert_quick_usage_error(&mut command(args), &[zero, not_regular]);
+    }
+    for var in ["VNETPROBE_PUBLIC_ROOTS", "SSL_CERT_FILE"] {
+        assert_quick_usage_error(
+            command(&["probe", "tcp", "127.0.0.1:9"]).env(var, zero),
+            &[var, not_regular],
+        );
+    }
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = write(&dir, "cert.pem", &c.cert.pem());
+    let key = write(&dir, "key.pem", &c.signing_key.serialize_pem());
+    let (pem, key) = (pem.to_str().unwrap(), key.to_str().unwrap());
+    for (field, yaml) in [
+        (
+            "cert_file",
+            format!("tls_server_config:\n  cert_file: {zero}\n  key_file: {key}\n"),
+        ),
+        (
+            "key_file",
+            format!("tls_server_config:\n  cert_file: {pem}\n  key_file: {zero}\n"),
+        ),
+        (
+            "client_ca_file",
+            format!(
+                "tls_server_config:\n  cert_file: {pem}\n  key_file: {key}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {zero}\n"
+            ),
+        ),
+    ] {
+        let web = write(&dir, "web.yml", &yaml);
+        assert_quick_usage_error(
+            &mut command(&[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--web-config-file",
+                web.to_str().unwrap(),
+                "--only",
+                "none",
+            ]),
+            &[field, zero, not_regular],
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -680,7 +680,7 @@ impl Catalog {
 }
 
 fn read(path: &Path) -> Result<String, CatalogError> {
-    std::fs::read_to_string(path).map_err(|e| CatalogError {
+    crate::input::read_text(path, crate::input::CATALOG).map_err(|e| CatalogError {
         file: path.display().to_string(),
         line: None,
         field: None,

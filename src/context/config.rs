@@ -66,7 +66,7 @@ impl ConfigFile {
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
             None => return Ok(ConfigFile::default()),
         };
-        let text = std::fs::read_to_string(&path)
+        let text = crate::input::read_text(&path, crate::input::SMALL)
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         ConfigFile::parse(&path, &text)
     }

@@ -56,8 +56,8 @@ pub struct Trust {
 /// Reads every certificate of a PEM file; the error names `what` (the flag or variable) and the file.
 pub fn read_pem(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bad = |e: &dyn std::fmt::Display| format!("{what} {}: {e}", path.display());
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(&e))?
+    let bytes = crate::input::read(path, crate::input::PEM).map_err(|e| bad(&e))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(&e))?;
     if certs.is_empty() {

@@ -68,7 +68,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<(String, Report)>, String> {
     paths
         .iter()
         .map(|p| {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let text = crate::input::read_text(p, crate::input::REPORT)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
             let report: Report = serde_json::from_str(&text).map_err(|e| {
                 format!(
                     "{}:{}: not a vnetprobe JSON report: {e}",
