@@ -10,7 +10,8 @@
 //!   `summary.required_fail` (what decides the exit code); per result `profiles`, `service_tag`,
 //!   `skip_reason`, `note` (e.g. `open|filtered`, `resolved by proxy`), `duration_ms`, `private`,
 //!   `cname_chain`, `peer`, `tls` (chain, trust, earliest expiry), `http_status`, `warnings`, `why`.
-//! - Error kinds: `io_error` for local OS errors that name no network cause.
+//! - Error kinds: `io_error` for local OS errors that name no network cause; `internal_error` for
+//!   a probe that failed inside vnetprobe (a panic): a failure on that target, never a timeout.
 //! - Metrics: every per-target family also carries `required`; added families
 //!   `vnetprobe_probe_skipped`, `vnetprobe_probe_error_info`, `vnetprobe_targets`,
 //!   `vnetprobe_runs_total`, `vnetprobe_reloads_total`, `vnetprobe_config_last_reload_successful`.

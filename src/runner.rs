@@ -1,6 +1,9 @@
 //! Runs many probes concurrently under a bound, each with its own cap and all under one
 //! overall deadline, so a run never hangs. DNS answers are shared through the run's cache.
+//! A probe that panics is an `internal_error` on its own target, never a timeout.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,19 +43,36 @@ pub struct Finished {
 
 /// Runs every target; the results come back in the targets' order.
 pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Vec<Finished> {
+    run_with(targets, env, limits, |target, env| async move {
+        probe::run(&target, &env).await
+    })
+    .await
+}
+
+/// `run` with the probe as an argument: the seam where tests put a probe that misbehaves.
+pub async fn run_with<P, F>(
+    targets: Vec<Target>,
+    env: Arc<ProbeEnv>,
+    limits: Limits,
+    probe: P,
+) -> Vec<Finished>
+where
+    P: Fn(Target, Arc<ProbeEnv>) -> F,
+    F: Future<Output = Outcome> + Send + 'static,
+{
     let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len());
     let permits = Arc::new(Semaphore::new(limits.concurrency.max(1)));
     let mut set = JoinSet::new();
+    let mut task_of = HashMap::new();
     for (i, target) in targets.iter().cloned().enumerate() {
-        let (env, permits) = (env.clone(), permits.clone());
+        let permits = permits.clone();
         let cap = limits.probe_cap();
-        set.spawn(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
+        let probing = probe(target.clone(), env.clone());
+        let task = set.spawn(async move {
+            // Never closed: an error here is unreachable, and would end the task, not panic.
+            let _permit = permits.acquire_owned().await;
             let start = Instant::now();
-            let outcome = match tokio::time::timeout(cap, probe::run(&target, &env)).await {
+            let outcome = match tokio::time::timeout(cap, probing).await {
                 Ok(o) => o,
                 Err(_) => timed_out(
                     &target,
@@ -64,12 +84,30 @@ pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Ve
             };
             (i, outcome, start.elapsed())
         });
+        task_of.insert(task.id(), i);
     }
     let mut results: Vec<Option<(Outcome, Duration)>> = vec![None; targets.len()];
     loop {
         match tokio::time::timeout_at(deadline, set.join_next()).await {
             Ok(Some(Ok((i, outcome, took)))) => results[i] = Some((outcome, took)),
-            Ok(Some(Err(e))) => crate::log::error(&format!("a probe task failed: {e}")),
+            Ok(Some(Err(e))) => {
+                let e_id = e.id();
+                let why = match e.try_into_panic() {
+                    Ok(payload) => panic_message(payload.as_ref()),
+                    Err(e) => e.to_string(),
+                };
+                match task_of.get(&e_id) {
+                    Some(&i) => {
+                        let target = &targets[i];
+                        crate::log::error(&format!("the probe of {} failed: {why}", target.id));
+                        let message = format!(
+                            "the probe failed inside vnetprobe (a bug, please report it): {why}"
+                        );
+                        results[i] = Some((internal(target, message), Duration::ZERO));
+                    }
+                    None => crate::log::error(&format!("a probe task failed: {why}")),
+                }
+            }
             Ok(None) => break,
             Err(_) => {
                 set.abort_all();
@@ -94,6 +132,27 @@ pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Ve
         .collect()
 }
 
+/// What a panic carried, when it is text.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (
+        payload.downcast_ref::<&str>(),
+        payload.downcast_ref::<String>(),
+    ) {
+        (Some(s), _) => format!("panicked: {s}"),
+        (_, Some(s)) => format!("panicked: {s}"),
+        _ => "panicked".to_string(),
+    }
+}
+
+/// A probe that failed inside this program: a failure whatever the expectation.
+fn internal(target: &Target, message: String) -> Outcome {
+    probe::judge(
+        target,
+        Err(ProbeError::new(ErrorKind::Internal, message)),
+        Default::default(),
+    )
+}
+
 /// A probe cut off by a deadline, judged like any other failure (a blocked path may pass).
 fn timed_out(target: &Target, message: String) -> Outcome {
     probe::judge(
@@ -101,4 +160,79 @@ fn timed_out(target: &Target, message: String) -> Outcome {
         Err(ProbeError::new(ErrorKind::Timeout, message)),
         Default::default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Expect, ProbeSpec, Protocol, adhoc};
+    use crate::probe::Status;
+    use crate::probe::dns::DnsCache;
+
+    fn target(host: &str, expect: Expect) -> Target {
+        let spec = ProbeSpec::default();
+        adhoc::target(Protocol::Tcp, host.into(), Some(1), expect, spec)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_probe_is_an_internal_error_on_its_own_target() {
+        let timeout = Duration::from_millis(200);
+        let dns = DnsCache::new(None, timeout).unwrap();
+        let env = Arc::new(ProbeEnv::new(dns, timeout, Default::default()));
+        let targets = vec![
+            target("fine.test", Expect::Reachable),
+            target("boom.test", Expect::Reachable),
+            // A probe that panics proves nothing about a path: never a pass, even for "blocked".
+            target("boom.test", Expect::Blocked),
+        ];
+        let limits = Limits {
+            concurrency: 2,
+            timeout,
+        };
+        let finished = run_with(targets, env, limits, |t, _| async move {
+            if t.host == "boom.test" {
+                panic!("port arithmetic overflowed");
+            }
+            Outcome {
+                status: Status::Pass,
+                error: None,
+                skip_reason: None,
+                evidence: Default::default(),
+            }
+        })
+        .await;
+        assert_eq!(finished[0].outcome.status, Status::Pass);
+        for f in &finished[1..] {
+            assert_eq!(f.outcome.status, Status::Fail, "{f:?}");
+            let e = f.outcome.error.as_ref().unwrap();
+            assert_eq!(e.kind, ErrorKind::Internal);
+            assert!(e.message.contains("port arithmetic overflowed"), "{e}");
+            assert!(!e.message.contains("deadline"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_target_without_a_port_is_an_internal_error_not_a_panic() {
+        let timeout = Duration::from_millis(200);
+        let dns = DnsCache::new(None, timeout).unwrap();
+        let env = Arc::new(ProbeEnv::new(dns, timeout, Default::default()));
+        let limits = Limits {
+            concurrency: 4,
+            timeout,
+        };
+        let spec = ProbeSpec::default();
+        let targets = [
+            Protocol::Tcp,
+            Protocol::Udp,
+            Protocol::Tls,
+            Protocol::Http,
+            Protocol::Ws,
+        ]
+        .map(|p| adhoc::target(p, "127.0.0.1".into(), None, Expect::Reachable, spec.clone()));
+        for f in run(targets.to_vec(), env, limits).await {
+            let e = f.outcome.error.as_ref().unwrap();
+            assert_eq!(e.kind, ErrorKind::Internal, "{f:?}");
+            assert!(e.message.contains("without a port"), "{e}");
+        }
+    }
 }

@@ -35,7 +35,7 @@ pub async fn open(
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<Opened, ProbeError> {
-    let port = target.port.expect("stream targets have a port");
+    let port = crate::probe::port_of(target)?;
     let route = proxy::route(&env.net, scheme, &target.host, port)
         .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
     let proxy = match route {

@@ -38,6 +38,17 @@ impl ProbeEnv {
     }
 }
 
+/// The port of a target that connects. The catalog gives each such target one; a target
+/// without is an internal error on that target, never a panic.
+pub fn port_of(target: &Target) -> Result<u16, ProbeError> {
+    target.port.ok_or_else(|| {
+        ProbeError::new(
+            ErrorKind::Internal,
+            format!("a {} target without a port", target.protocol),
+        )
+    })
+}
+
 /// Resolves a target's host through the run's shared cache, recording the evidence.
 pub async fn resolve(
     target: &Target,

@@ -68,6 +68,7 @@ error_kinds! {
     UnexpectedlyReachable => "unexpectedly_reachable",
     Timeout => "timeout",
     Io => "io_error",
+    Internal => "internal_error",
 }
 
 impl ErrorKind {

@@ -17,7 +17,7 @@ pub async fn connect(
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<TcpStream, ProbeError> {
-    let port = target.port.expect("targets that connect have a port");
+    let port = super::port_of(target)?;
     let resolved = super::resolve(target, env, ev).await?;
     let start = std::time::Instant::now();
     let result = dial::connect_any(&resolved.addrs, port, env.timeout).await;

@@ -29,7 +29,7 @@ enum Heard {
 }
 
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let port = target.port.expect("udp targets have a port");
+    let port = super::port_of(target)?;
     let resolved = super::resolve(target, env, ev).await?;
     let result = send_and_wait(&resolved.addrs, port, &target.spec.payload, env.timeout, ev).await;
     ev.note("direct");
