@@ -395,13 +395,8 @@ fn probe(args: cli::ProbeArgs) -> Result<u8> {
 }
 
 fn catalog_table(targets: &[Target]) -> String {
-    let w_id = targets.iter().map(|t| t.id.len()).max().unwrap_or(2).max(2);
-    let w_ep = targets
-        .iter()
-        .map(|t| t.endpoint().len())
-        .max()
-        .unwrap_or(8)
-        .clamp(8, 64);
+    let w_id = report::table::column(targets.iter().map(|t| t.id.len()), 2);
+    let w_ep = report::table::column(targets.iter().map(|t| t.endpoint().len()), 8);
     let mut s = format!(
         "{:<w_id$}  {:<5}  {:<w_ep$}  {:<8}  {:<9}  PROFILES\n",
         "ID", "PROTO", "ENDPOINT", "REQUIRED", "EXPECT"

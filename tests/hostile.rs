@@ -124,3 +124,70 @@ fn every_file_read_is_a_capped_regular_file() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn huge_ids_names_and_hosts_are_refused_with_the_limit() {
+    let dir = temp_dir("huge");
+    let long = "a".repeat(70_000);
+    let base = "[[target]]\nid = \"x\"\nname = \"n\"\nprotocol = \"tcp\"\nhost = \"h.test\"\nports = [1]\nprofiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n";
+    for (field, text, limit) in [
+        (
+            "id",
+            base.replace("\"x\"", &format!("\"{long}\"")),
+            "the most is 100",
+        ),
+        (
+            "name",
+            base.replace("\"n\"", &format!("\"{long}\"")),
+            "the most is 200",
+        ),
+        ("host", base.replace("h.test", &long), "the most is 253"),
+    ] {
+        let path = write(&dir, "c.toml", &text);
+        let field = format!("field `{field}`");
+        for cmd in ["catalog", "check"] {
+            assert_usage_error(
+                &[cmd, "--catalog", path.to_str().unwrap()],
+                &[&field, limit, "70000 characters"],
+            );
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A report from a real probe (refused on loopback), then rewritten with hostile strings.
+fn report_with(edit: impl Fn(&mut serde_json::Value)) -> String {
+    let port = free_port().to_string();
+    let out = run(&[
+        "probe",
+        "tcp",
+        &format!("127.0.0.1:{port}"),
+        "--output",
+        "json",
+    ]);
+    let mut report = json(&out);
+    edit(&mut report);
+    report.to_string()
+}
+
+#[test]
+fn merge_renders_reports_with_huge_strings() {
+    let dir = temp_dir("mergehuge");
+    let long = "b".repeat(70_000);
+    let report = report_with(|r| {
+        r["node"] = long.clone().into();
+        let x = &mut r["results"][0];
+        x["id"] = long.clone().into();
+        x["host"] = long.clone().into();
+        x["name"] = long.clone().into();
+    });
+    let path = write(&dir, "r.json", &report);
+    for output in ["table", "json"] {
+        let out = run(&["merge", "--output", output, path.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{output}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&long));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -296,6 +296,11 @@ pub struct Catalog {
 }
 
 /// The 1-based line of a byte offset, for errors that name a line of a TOML file.
+/// The longest id, name and host (a DNS name's limit) a catalog may hold.
+pub const MAX_ID: usize = 100;
+pub const MAX_NAME: usize = 200;
+pub const MAX_HOST: usize = 253;
+
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
         .bytes()
@@ -413,6 +418,17 @@ impl Catalog {
             message,
         };
         let id = raw.id.get_ref();
+        for (field, value, span, max) in [
+            ("id", id, raw.id.span(), MAX_ID),
+            ("name", &raw.name, raw.id.span(), MAX_NAME),
+            ("host", raw.host.get_ref(), raw.host.span(), MAX_HOST),
+        ] {
+            let n = value.chars().count();
+            if n > max {
+                let why = format!("{n} characters long: the most is {max}");
+                return Err(err(span, field, why));
+            }
+        }
         if id.is_empty()
             || !id
                 .bytes()

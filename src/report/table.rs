@@ -16,6 +16,15 @@ fn paint(colour: bool, code: &str, text: &str) -> String {
     }
 }
 
+/// The widest a padded column gets: a longer value runs over it instead of widening every row
+/// (and a width over 65,535 would make `format!` panic).
+pub(crate) const MAX_COLUMN: usize = 64;
+
+/// The width of a column holding values of `lens`: at least `min`, at most `MAX_COLUMN`.
+pub(crate) fn column(lens: impl Iterator<Item = usize>, min: usize) -> usize {
+    lens.max().unwrap_or(min).clamp(min, MAX_COLUMN.max(min))
+}
+
 fn time(r: &ResultEntry) -> String {
     if r.status == Status::Skip {
         return "-".into();
@@ -61,20 +70,8 @@ pub fn render(report: &Report, colour: bool) -> String {
         report.duration_ms
     );
 
-    let w_id = report
-        .results
-        .iter()
-        .map(|r| r.id.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let w_ep = report
-        .results
-        .iter()
-        .map(|r| r.endpoint().len())
-        .max()
-        .unwrap_or(8)
-        .clamp(8, 64);
+    let w_id = column(report.results.iter().map(|r| r.id.len()), 6);
+    let w_ep = column(report.results.iter().map(|r| r.endpoint().len()), 8);
     let mut groups: Vec<&str> = Vec::new();
     for r in &report.results {
         let g = r.profiles.first().map(String::as_str).unwrap_or("other");
