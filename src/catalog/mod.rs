@@ -301,12 +301,30 @@ pub const MAX_ID: usize = 100;
 pub const MAX_NAME: usize = 200;
 pub const MAX_HOST: usize = 253;
 
+/// The line of any byte offset in one text: one pass to index it, then a binary search per
+/// question, so naming the line of every target stays linear in the file's size.
+pub(crate) struct Lines(Vec<usize>);
+
+impl Lines {
+    pub(crate) fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// 1-based, like `line_of`.
+    pub(crate) fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&newline| newline < offset) + 1
+    }
+}
+
+/// The 1-based line of a byte offset; for many offsets into one text, use `Lines`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+    Lines::new(text).of(offset)
 }
 
 impl Catalog {
@@ -390,8 +408,9 @@ impl Catalog {
         }
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (file, text, raw) in raw_files {
+            let lines = Lines::new(&text);
             for t in raw.target {
-                let line = line_of(&text, t.get_ref().id.span().start);
+                let line = lines.of(t.get_ref().id.span().start);
                 let spec = catalog.validate(&file, &text, t.into_inner())?;
                 if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
                     return Err(CatalogError {
