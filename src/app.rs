@@ -15,6 +15,7 @@ use crate::catalog::{Catalog, Expect, ProbeSpec, Protocol, Target, adhoc};
 use crate::cli::{self, Cli, Command, ListOutput, NetArgs, Output, ProbeWhat, SelectArgs};
 use crate::context::{self, ConfigFile, Context, auto, discover};
 use crate::net::NetConfig;
+use crate::printable::{self, printable_lines};
 use crate::probe::ProbeEnv;
 use crate::probe::dns::{self, DnsCache};
 use crate::report::{self, Report};
@@ -50,7 +51,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(UsageError(msg)) => {
-            eprintln!("vnetprobe: error: {msg}");
+            eprintln!("vnetprobe: error: {}", printable_lines(&msg));
             ExitCode::from(2)
         }
     }
@@ -72,8 +73,11 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Catalog(args) => {
             let plan = Plan::new(&args.select, None)?;
             let out = match args.output {
-                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&plan.targets)?),
-                ListOutput::Table => catalog_table(&plan.targets),
+                ListOutput::Json => format!(
+                    "{}\n",
+                    printable::json(serde_json::to_string_pretty(&plan.targets)?)
+                ),
+                ListOutput::Table => printable_lines(&catalog_table(&plan.targets)).into_owned(),
             };
             emit(&out, 0)
         }
@@ -81,13 +85,17 @@ fn run(cli: Cli) -> Result<u8> {
             let (_, ctx) = layer_context(&args.select)?;
             let sourced = ctx.sourced();
             let out = match args.output {
-                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&sourced)?),
+                ListOutput::Json => format!(
+                    "{}\n",
+                    printable::json(serde_json::to_string_pretty(&sourced)?)
+                ),
                 ListOutput::Table => {
                     let mut s = format!("{:<24} {:<8} VALUE\n", "VARIABLE", "SOURCE");
                     for (k, v) in &sourced {
                         s.push_str(&format!("{k:<24} {:<8} {}\n", v.source.as_str(), v.value));
                     }
-                    s
+                    // Values from IMDS and node files are not ours to trust on a terminal.
+                    printable_lines(&s).into_owned()
                 }
             };
             emit(&out, 0)
@@ -95,8 +103,13 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Merge(args) => {
             let merged = report::merge::merge(&report::merge::load(&args.reports)?);
             let out = match args.output {
-                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&merged)?),
-                ListOutput::Table => report::merge::render_table(&merged),
+                ListOutput::Json => format!(
+                    "{}\n",
+                    printable::json(serde_json::to_string_pretty(&merged)?)
+                ),
+                ListOutput::Table => {
+                    printable_lines(&report::merge::render_table(&merged)).into_owned()
+                }
             };
             emit(&out, merged.exit_code())
         }

@@ -19,6 +19,9 @@
 //!   `--no-discover`/`--imds-endpoint`/`--node-root` on every command that expands the catalog;
 //!   environment `VNETPROBE_DISCOVER=0` and `VNETPROBE_PUBLIC_ROOTS=PEM` (replaces the built-in web
 //!   PKI roots: for labs and tests).
+//! - Output: text a peer chose (certificate names, reason phrases, proxy replies, DNS and IMDS
+//!   values) never reaches a terminal raw: tables and logs show control characters as `\x1b`,
+//!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).
 
 pub mod app;
 pub mod catalog;
@@ -27,6 +30,7 @@ pub mod context;
 pub mod input;
 pub mod log;
 pub mod net;
+pub mod printable;
 pub mod probe;
 pub mod report;
 pub mod runner;

@@ -191,3 +191,56 @@ fn merge_renders_reports_with_huge_strings() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// No raw control character (ESC, BEL, CR, C1 CSI) in what the program printed.
+fn assert_no_raw_escapes(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let raw: Vec<char> = text
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect();
+    assert!(raw.is_empty(), "{what}: raw {raw:?} in:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_names_with_escape_sequences_never_reach_the_terminal_raw() {
+    use support::pki::{Leaf, server_config, tls_server};
+    // Self-signed, so the issuer a message names is the same hostile text.
+    let evil = "evil\x1b[2J\x1b]0;pwned\x07\u{9b}31m\r";
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, evil);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let leaf = Leaf {
+        chain: vec![cert.der().clone()],
+        key: key.serialize_der(),
+    };
+    let (addr, _) = tls_server(server_config(&leaf, &[]), 4).await;
+    let endpoint = addr.to_string();
+    for output in ["table", "json", "junit", "prometheus"] {
+        let endpoint = endpoint.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let args = [
+                "probe",
+                "--log-level",
+                "debug",
+                "--output",
+                output,
+                "tls",
+                &endpoint,
+            ];
+            output_within(&mut command(&args), std::time::Duration::from_secs(20))
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_no_raw_escapes(&format!("{output} stdout"), &out.stdout);
+        assert_no_raw_escapes(&format!("{output} stderr"), &out.stderr);
+        if output == "table" {
+            let shown = String::from_utf8_lossy(&out.stdout);
+            assert!(shown.contains("evil\\x1b[2J\\x1b]0;pwned\\x07"), "{shown}");
+        }
+    }
+}

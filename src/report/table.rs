@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::{Report, ResultEntry};
+use crate::printable::printable;
 use crate::probe::Status;
 
 const RESET: &str = "\x1b[0m";
@@ -49,7 +50,8 @@ fn detail(r: &ResultEntry) -> String {
     for w in &r.warnings {
         let _ = write!(d, "{}warning: {w}", if d.is_empty() { "" } else { "; " });
     }
-    d
+    // Messages and notes quote peers: certificate names, reason phrases, proxy replies.
+    printable(&d).into_owned()
 }
 
 /// Renders the report; `colour` adds ANSI colours.
@@ -58,10 +60,10 @@ pub fn render(report: &Report, colour: bool) -> String {
     let ctx = &report.context;
     let mut head = format!(
         "vnetprobe check · cloud {}",
-        ctx.get("cloud").map(String::as_str).unwrap_or("public")
+        printable(ctx.get("cloud").map(String::as_str).unwrap_or("public"))
     );
     if let Some(region) = ctx.get("region") {
-        let _ = write!(head, " · region {region}");
+        let _ = write!(head, " · region {}", printable(region));
     }
     let _ = writeln!(
         out,
@@ -100,14 +102,15 @@ pub fn render(report: &Report, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {status}  {:<w_id$}  {:<w_ep$}  {:<5}  {:>7}  {}",
-                r.id,
-                r.endpoint(),
+                printable(&r.id),
+                printable(&r.endpoint()),
                 r.protocol,
                 time(r),
                 detail(r)
             );
             if let Some(hint) = &r.hint {
                 let pad = " ".repeat(10);
+                let hint = printable(hint);
                 let _ = writeln!(out, "{pad}{} {hint}", paint(colour, "1", "fix:"));
             }
         }
@@ -125,8 +128,8 @@ pub fn render(report: &Report, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {:<w_id$}  {:<w_ep$}  {kind}{req}",
-                r.id,
-                r.endpoint()
+                printable(&r.id),
+                printable(&r.endpoint())
             );
         }
     }
