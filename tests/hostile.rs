@@ -244,3 +244,19 @@ async fn certificate_names_with_escape_sequences_never_reach_the_terminal_raw() 
         }
     }
 }
+
+#[test]
+fn a_password_in_a_target_url_is_masked_in_the_usage_error() {
+    for args in [
+        &["probe", "http", "https://user:secret@host/"][..],
+        &["probe", "ws", "wss://user:secret@host/socket"],
+        &["probe", "http", "gopher://user:secret@host/"],
+        &["probe", "tcp", "user:secret@host"],
+    ] {
+        let out = run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("secret"), "{args:?}: {err}");
+        assert!(err.contains("user:***@host"), "{args:?}: {err}");
+    }
+}
