@@ -183,8 +183,10 @@ const SERVE_LONG: &str = "\
 Runs the selected targets every interval (with a little jitter, never two runs at once) and serves
 the latest report over HTTP. A scrape never starts a probe.
 
-Endpoints: /metrics (Prometheus text), /results (the JSON report), /healthz (200 once the process
-is up), /readyz (200 once the first run finished, 503 before), / (an index).
+Endpoints: /metrics (Prometheus text), /results (the JSON report), /healthz (200 while the probe
+loop keeps publishing; 503 once the last report is older than a run, an interval and 30 s),
+/readyz (200 once the first run finished, 503 before), / (an index). A probe loop that dies ends
+the daemon with exit code 1, for the service manager to restart it.
 
 Signals: SIGTERM or SIGINT stop within a second; SIGHUP reloads the catalog, the config file and
 the web config file, keeping the old ones (and logging why) when the new ones are invalid.

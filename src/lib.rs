@@ -15,6 +15,8 @@
 //! - Metrics: every per-target family also carries `required`; added families
 //!   `vnetprobe_probe_skipped`, `vnetprobe_probe_error_info`, `vnetprobe_targets`,
 //!   `vnetprobe_runs_total`, `vnetprobe_reloads_total`, `vnetprobe_config_last_reload_successful`.
+//! - `serve`: `/healthz` answers 503 once the last report is older than a run, an interval and
+//!   30 s (a stuck or dead probe loop); a probe loop that dies ends the daemon with exit code 1.
 //! - CLI: `serve --web-config-file`, the `/readyz` endpoint, `probe dns --expect`, `--log-level`,
 //!   `--no-discover`/`--imds-endpoint`/`--node-root` on every command that expands the catalog;
 //!   environment `VNETPROBE_DISCOVER=0` and `VNETPROBE_PUBLIC_ROOTS=PEM` (replaces the built-in web

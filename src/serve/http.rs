@@ -170,7 +170,10 @@ async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
                 "{\"error\": \"the first run has not finished yet\"}\n",
             ),
         },
-        "/healthz" => reply(StatusCode::OK, TEXT, "ok\n"),
+        "/healthz" => match state.health(std::time::Instant::now()) {
+            Ok(()) => reply(StatusCode::OK, TEXT, "ok\n"),
+            Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
+        },
         "/readyz" if state.ready() => reply(StatusCode::OK, TEXT, "ready\n"),
         "/readyz" => reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -193,7 +196,7 @@ const INDEX: &str = concat!(
     "</h1>\n<p>Probes the network paths Azure Machine Learning needs, every interval.</p>\n<ul>\n",
     "<li><a href=\"metrics\">/metrics</a>: the last run as Prometheus metrics</li>\n",
     "<li><a href=\"results\">/results</a>: the last run as the JSON report</li>\n",
-    "<li><a href=\"healthz\">/healthz</a>: 200 while the process is up</li>\n",
+    "<li><a href=\"healthz\">/healthz</a>: 200 while the probe loop keeps publishing</li>\n",
     "<li><a href=\"readyz\">/readyz</a>: 200 once the first run finished</li>\n",
     "</ul>\n</body></html>\n"
 );
