@@ -7,7 +7,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::catalog::Target;
@@ -61,43 +60,44 @@ where
     F: Future<Output = Outcome> + Send + 'static,
 {
     let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len());
-    let permits = Arc::new(Semaphore::new(limits.concurrency.max(1)));
+    let (concurrency, cap) = (limits.concurrency.max(1), limits.probe_cap());
+    // At most `concurrency` probes exist at any time, so memory follows the concurrency, not
+    // the number of targets: the next one is started when one ends.
     let mut set = JoinSet::new();
     let mut task_of = HashMap::new();
-    for (i, target) in targets.iter().cloned().enumerate() {
-        let permits = permits.clone();
-        let cap = limits.probe_cap();
-        let probing = probe(target.clone(), env.clone());
-        let task = set.spawn(async move {
-            // Never closed: an error here is unreachable, and would end the task, not panic.
-            let _permit = permits.acquire_owned().await;
-            let start = Instant::now();
-            let outcome = match tokio::time::timeout(cap, probing).await {
-                Ok(o) => o,
-                Err(_) => timed_out(
-                    &target,
-                    format!(
-                        "the probe took longer than its cap of {} ms",
-                        cap.as_millis()
-                    ),
-                ),
-            };
-            (i, outcome, start.elapsed())
-        });
-        task_of.insert(task.id(), i);
-    }
+    let mut next = 0;
     let mut results: Vec<Option<(Outcome, Duration)>> = vec![None; targets.len()];
     loop {
-        match tokio::time::timeout_at(deadline, set.join_next()).await {
-            Ok(Some(Ok((i, outcome, took)))) => results[i] = Some((outcome, took)),
+        while set.len() < concurrency && next < targets.len() {
+            let (i, probing) = (next, probe(targets[next].clone(), env.clone()));
+            next += 1;
+            let task = set.spawn(async move {
+                let start = Instant::now();
+                let outcome = tokio::time::timeout(cap, probing).await.ok();
+                (i, outcome, start.elapsed())
+            });
+            task_of.insert(task.id(), i);
+        }
+        match tokio::time::timeout_at(deadline, set.join_next_with_id()).await {
+            Ok(Some(Ok((id, (i, outcome, took))))) => {
+                task_of.remove(&id);
+                let outcome = outcome.unwrap_or_else(|| {
+                    let why = format!(
+                        "the probe took longer than its cap of {} ms",
+                        cap.as_millis()
+                    );
+                    timed_out(&targets[i], why)
+                });
+                results[i] = Some((outcome, took));
+            }
             Ok(Some(Err(e))) => {
-                let e_id = e.id();
+                let task = task_of.remove(&e.id());
                 let why = match e.try_into_panic() {
                     Ok(payload) => panic_message(payload.as_ref()),
                     Err(e) => e.to_string(),
                 };
-                match task_of.get(&e_id) {
-                    Some(&i) => {
+                match task {
+                    Some(i) => {
                         let target = &targets[i];
                         crate::log::error(&format!("the probe of {} failed: {why}", target.id));
                         let message = format!(
@@ -108,6 +108,7 @@ where
                     None => crate::log::error(&format!("a probe task failed: {why}")),
                 }
             }
+            // Empty, and every target was started (the set is filled before each wait).
             Ok(None) => break,
             Err(_) => {
                 set.abort_all();
