@@ -157,15 +157,7 @@ fn huge_ids_names_and_hosts_are_refused_with_the_limit() {
 
 /// A report from a real probe (refused on loopback), then rewritten with hostile strings.
 fn report_with(edit: impl Fn(&mut serde_json::Value)) -> String {
-    let port = free_port().to_string();
-    let out = run(&[
-        "probe",
-        "tcp",
-        &format!("127.0.0.1:{port}"),
-        "--output",
-        "json",
-    ]);
-    let mut report = json(&out);
+    let mut report = refused_report();
     edit(&mut report);
     report.to_string()
 }

@@ -388,6 +388,15 @@ impl Drop for Netns {
     }
 }
 
+/// A JSON report of one failed probe: TCP to a free (refused) loopback port.
+pub fn refused_report() -> serde_json::Value {
+    let port = free_port().to_string();
+    let endpoint = format!("127.0.0.1:{port}");
+    let out = run(&["probe", "tcp", &endpoint, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    json(&out)
+}
+
 /// Runs `cmd` to its end, or kills it and fails the test when it runs past `deadline`.
 pub fn output_within(cmd: &mut Command, deadline: Duration) -> Output {
     use std::io::Read;
