@@ -23,14 +23,14 @@ pub fn printable_lines(s: &str) -> Cow<'_, str> {
 /// Serialised JSON with the control characters serde_json leaves raw (DEL, C1, bidirectional
 /// overrides) written as `\uXXXX`; outside strings JSON is ASCII, so this only touches strings.
 pub fn json(s: String) -> String {
-    if !s.chars().any(is_hidden) {
+    let raw = |c: char| is_hidden(c) && !matches!(c, '\n' | '\t' | '\r');
+    if !s.chars().any(raw) {
         return s;
     }
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
         match c {
-            '\n' | '\t' | '\r' => out.push(c),
-            c if is_hidden(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if raw(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
     }
