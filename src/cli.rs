@@ -138,7 +138,8 @@ pub struct NetArgs {
     /// DNS server to ask instead of the system's resolv.conf.
     #[arg(long, value_name = "IP[:PORT]", global = true)]
     pub dns_server: Option<String>,
-    /// Deadline of each network wait, e.g. 5s, 800ms [default: 5s].
+    /// Deadline of each probe, shared by its DNS lookup, connect, proxy, TLS and request, e.g.
+    /// 5s, 800ms [default: 5s]; a probe is cut off at 1.2 times it at the latest.
     #[arg(long, value_name = "DUR", value_parser = parse_timeout, global = true)]
     pub timeout: Option<Duration>,
     /// Probes in flight at once, 1 to 4096 [default: 32].

@@ -16,13 +16,14 @@ use crate::probe::{self, ErrorKind, Outcome, ProbeEnv, ProbeError};
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub concurrency: usize,
-    /// The deadline of each network wait; a probe is capped at twice this (lookup + exchange).
+    /// Each probe's deadline: its DNS lookup, connect, proxy CONNECT, TLS and request share it.
     pub timeout: Duration,
 }
 
 impl Limits {
+    /// A probe's own deadline ends it; this cap (1.2 times the timeout) is the safety net.
     pub fn probe_cap(&self) -> Duration {
-        self.timeout * 2 + Duration::from_millis(250)
+        self.timeout + self.timeout / 5
     }
 
     /// The whole run: one probe cap per wave the concurrency allows, and a second to spare.

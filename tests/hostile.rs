@@ -252,3 +252,84 @@ fn a_password_in_a_target_url_is_masked_in_the_usage_error() {
         assert!(err.contains("user:***@host"), "{args:?}: {err}");
     }
 }
+
+/// A proxy on loopback that answers CONNECT `late` after the request, then says nothing more
+/// (the TLS handshake through it never completes). It serves at most one client.
+fn late_proxy(late: std::time::Duration) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut client, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+            if client.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        std::thread::sleep(late);
+        let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        // Holds the tunnel open and silent until the probe gives up (bounded).
+        let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        let mut buf = [0u8; 4096];
+        while client.read(&mut buf).is_ok_and(|n| n > 0) {}
+    });
+    addr
+}
+
+#[test]
+fn a_proxied_probe_keeps_one_deadline_and_the_local_lookup_never_delays_it() {
+    // A DNS server that never answers: the informational lookup of the proxied name would take
+    // a whole timeout. The proxy answers CONNECT after 600 ms of a 1 s timeout; the TLS
+    // handshake after it must get the 400 ms that are left, not a fresh second.
+    let silent_dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dns = silent_dns.local_addr().unwrap().to_string();
+    let proxy = format!(
+        "http://{}",
+        late_proxy(std::time::Duration::from_millis(600))
+    );
+    let args = [
+        "probe",
+        "--timeout",
+        "1s",
+        "--dns-server",
+        &dns,
+        "--proxy",
+        &proxy,
+        "--output",
+        "json",
+        "tls",
+        "slow.proxied.test:443",
+    ];
+    let started = std::time::Instant::now();
+    let out = output_within(&mut command(&args), std::time::Duration::from_secs(20));
+    eprintln!(
+        "proxied probe with a 1 s timeout took {:?} in all",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    let r = &report["results"][0];
+    assert_eq!(error_kind(r), "timeout", "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    let left: u64 = message
+        .split("no TLS handshake within ")
+        .nth(1)
+        .and_then(|m| m.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("the TLS step names its wait: {message}"));
+    assert!(
+        left < 600,
+        "the TLS handshake got a fresh timeout: {message}"
+    );
+    let note = r["note"].as_str().unwrap_or("");
+    assert!(note.contains("local DNS had not answered"), "{r}");
+    assert!(
+        r["phases_ms"]["proxy_connect"].as_f64().unwrap() >= 500.0,
+        "{r}"
+    );
+}

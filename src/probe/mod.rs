@@ -11,6 +11,8 @@ pub mod ws;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 pub use outcome::{CertInfo, ErrorKind, Evidence, Outcome, Phase, ProbeError, Status, TlsEvidence};
 
 use crate::catalog::{Expect, Protocol, Target};
@@ -49,13 +51,31 @@ pub fn port_of(target: &Target) -> Result<u16, ProbeError> {
     })
 }
 
+tokio::task_local! {
+    /// The end of the running probe: `--timeout` after it started. Every wait of the probe
+    /// (DNS, connect, proxy CONNECT, TLS, request) takes what is left of it, never a fresh one.
+    static DEADLINE: Instant;
+}
+
+/// The running probe's deadline (a whole timeout from now outside a probe).
+pub fn deadline(env: &ProbeEnv) -> Instant {
+    DEADLINE
+        .try_with(|d| *d)
+        .unwrap_or_else(|_| Instant::now() + env.timeout)
+}
+
+/// What is left of the running probe's deadline.
+pub fn remaining(env: &ProbeEnv) -> Duration {
+    deadline(env).saturating_duration_since(Instant::now())
+}
+
 /// Resolves a target's host through the run's shared cache, recording the evidence.
 pub async fn resolve(
     target: &Target,
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<Resolved, ProbeError> {
-    match env.dns.resolve(&target.host).await {
+    match env.dns.resolve_within(&target.host, remaining(env)).await {
         Ok(r) => {
             r.record(ev);
             Ok(r)
@@ -67,20 +87,24 @@ pub async fn resolve(
     }
 }
 
-/// Runs one target and judges the result against its expectation.
+/// Runs one target, all of it within one `--timeout`, and judges the result against its
+/// expectation.
 pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     if let Some(reason) = &target.skip {
         return Outcome::skip(reason.clone());
     }
     let mut ev = Evidence::default();
-    let result = match target.protocol {
-        Protocol::Dns => dns::probe(target, env, &mut ev).await,
-        Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
-        Protocol::Udp => udp::probe(target, env, &mut ev).await,
-        Protocol::Tls => tls::probe(target, env, &mut ev).await,
-        Protocol::Http => http::probe(target, env, &mut ev).await,
-        Protocol::Ws => ws::probe(target, env, &mut ev).await,
+    let probing = async {
+        match target.protocol {
+            Protocol::Dns => dns::probe(target, env, &mut ev).await,
+            Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
+            Protocol::Udp => udp::probe(target, env, &mut ev).await,
+            Protocol::Tls => tls::probe(target, env, &mut ev).await,
+            Protocol::Http => http::probe(target, env, &mut ev).await,
+            Protocol::Ws => ws::probe(target, env, &mut ev).await,
+        }
     };
+    let result = DEADLINE.scope(Instant::now() + env.timeout, probing).await;
     judge(target, result, ev)
 }
 
