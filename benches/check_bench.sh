@@ -6,23 +6,8 @@
 #   usage: benches/check_bench.sh [path/to/vnetprobe]   (default: a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-}
-if [ -z "$BIN" ]; then
-    cargo build --release --quiet
-    BIN=${CARGO_TARGET_DIR:-target}/release/vnetprobe
-fi
-BIN=$(readlink -f "$BIN")
-NS=vpbench-$$
-WORK=$(mktemp -d)
-cleanup() {
-    [ -f "$WORK/pids" ] && xargs -r kill <"$WORK/pids" 2>/dev/null || true
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-ip netns add "$NS"
-ip netns exec "$NS" ip link set lo up
+# shellcheck source=benches/namespace.sh
+source benches/namespace.sh "$@"
 # Everything to 127.0.0.2 is dropped on input: an NSG deny, silent.
 printf 'table inet nsg {\n chain input { type filter hook input priority 0; ip daddr 127.0.0.2 drop; }\n}\n' |
     ip netns exec "$NS" nft -f -
@@ -43,21 +28,7 @@ sleep 0.3
 cat "$WORK/dnsmasq.pid" >>"$WORK/pids"
 
 # Listeners for the open side.
-ip netns exec "$NS" python3 - "$BASE" "$PORTS" <<'PY' &
-import socket, sys, time, select
-base, n = int(sys.argv[1]), int(sys.argv[2])
-socks = []
-for p in range(base, base + n):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", p)); s.listen(1024); socks.append(s)
-end = time.time() + 120
-while time.time() < end:
-    r, _, _ = select.select(socks, [], [], 0.5)
-    for s in r:
-        c, _ = s.accept(); c.close()
-PY
-echo $! >>"$WORK/pids"
-sleep 0.3
+listen "$BASE" "$PORTS"
 
 {
     for side in open hole; do

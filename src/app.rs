@@ -15,10 +15,12 @@ use crate::catalog::{Catalog, Expect, ProbeSpec, Protocol, Target, adhoc};
 use crate::cli::{self, Cli, Command, ListOutput, NetArgs, Output, ProbeWhat, SelectArgs};
 use crate::context::{self, ConfigFile, Context, auto, discover};
 use crate::net::NetConfig;
+use crate::printable::{self, printable_lines};
 use crate::probe::ProbeEnv;
 use crate::probe::dns::{self, DnsCache};
 use crate::report::{self, Report};
 use crate::runner::{self, Limits};
+use crate::settings;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -49,7 +51,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(UsageError(msg)) => {
-            eprintln!("vnetprobe: error: {msg}");
+            eprintln!("vnetprobe: error: {}", printable_lines(&msg));
             ExitCode::from(2)
         }
     }
@@ -94,8 +96,11 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Catalog(args) => {
             let plan = Plan::new(&args.select, None)?.ensure_selected()?;
             let out = match args.output {
-                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&plan.targets)?),
-                ListOutput::Table => catalog_table(&plan.targets),
+                ListOutput::Json => format!(
+                    "{}\n",
+                    printable::json(serde_json::to_string_pretty(&plan.targets)?)
+                ),
+                ListOutput::Table => printable_lines(&catalog_table(&plan.targets)).into_owned(),
             };
             emit(&out, 0)
         }
@@ -103,13 +108,17 @@ fn run(cli: Cli) -> Result<u8> {
             let (_, ctx, _) = layer_context(&args.select)?;
             let sourced = ctx.sourced();
             let out = match args.output {
-                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&sourced)?),
+                ListOutput::Json => format!(
+                    "{}\n",
+                    printable::json(serde_json::to_string_pretty(&sourced)?)
+                ),
                 ListOutput::Table => {
                     let mut s = format!("{:<24} {:<8} VALUE\n", "VARIABLE", "SOURCE");
                     for (k, v) in &sourced {
                         s.push_str(&format!("{k:<24} {:<8} {}\n", v.source.as_str(), v.value));
                     }
-                    s
+                    // Values from IMDS and node files are not ours to trust on a terminal.
+                    printable_lines(&s).into_owned()
                 }
             };
             emit(&out, 0)
@@ -117,8 +126,13 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Merge(args) => {
             let merged = report::merge::merge(&report::merge::load(&args.reports)?);
             let out = match args.output {
-                ListOutput::Json => format!("{}\n", serde_json::to_string_pretty(&merged)?),
-                ListOutput::Table => report::merge::render_table(&merged),
+                ListOutput::Json => format!(
+                    "{}\n",
+                    printable::json(serde_json::to_string_pretty(&merged)?)
+                ),
+                ListOutput::Table => {
+                    printable_lines(&report::merge::render_table(&merged)).into_owned()
+                }
             };
             emit(&out, merged.exit_code())
         }
@@ -290,19 +304,16 @@ impl Plan {
         let timeout = match net.and_then(|n| n.timeout) {
             Some(t) => t,
             None => match &file.timeout {
-                Some(t) => {
-                    cli::parse_duration(t.get_ref()).map_err(|e| file.error_at(t, "timeout", &e))?
-                }
+                Some(t) => settings::duration(t.get_ref(), &settings::TIMEOUT)
+                    .map_err(|e| file.error_at(t, "timeout", &e))?,
                 None => DEFAULT_TIMEOUT,
             },
         };
         let concurrency = match net.and_then(|n| n.concurrency) {
-            Some(c) => c as usize,
+            Some(c) => c,
             None => match &file.concurrency {
-                Some(c) if *c.get_ref() == 0 => {
-                    return Err(file.error_at(c, "concurrency", "must be at least 1").into());
-                }
-                Some(c) => *c.get_ref(),
+                Some(c) => settings::count(*c.get_ref(), &settings::CONCURRENCY)
+                    .map_err(|e| file.error_at(c, "concurrency", &e))?,
                 None => DEFAULT_CONCURRENCY,
             },
         };
@@ -355,7 +366,7 @@ impl Plan {
             };
         }
         if let Some(ca) = &netcfg.ca_file
-            && !ca.is_file()
+            && !ca.exists()
         {
             return Err(UsageError(format!(
                 "--ca-file {}: no such file",
@@ -371,6 +382,14 @@ impl Plan {
                 if let Some(path) = path {
                     crate::net::tls::read_pem(path, what)?;
                 }
+            }
+            // The system store may be empty or absent, but never a device the TLS library would
+            // read without end.
+            if let Some(path) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
+                && path.exists()
+            {
+                crate::input::read(&path, crate::input::PEM)
+                    .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
             }
         }
         Ok(Plan {
@@ -490,13 +509,8 @@ fn probe(args: cli::ProbeArgs) -> Result<u8> {
 }
 
 fn catalog_table(targets: &[Target]) -> String {
-    let w_id = targets.iter().map(|t| t.id.len()).max().unwrap_or(2).max(2);
-    let w_ep = targets
-        .iter()
-        .map(|t| t.endpoint().len())
-        .max()
-        .unwrap_or(8)
-        .clamp(8, 64);
+    let w_id = report::table::column(targets.iter().map(|t| t.id.len()), 2);
+    let w_ep = report::table::column(targets.iter().map(|t| t.endpoint().len()), 8);
     let mut s = format!(
         "{:<w_id$}  {:<5}  {:<w_ep$}  {:<8}  {:<9}  PROFILES\n",
         "ID", "PROTO", "ENDPOINT", "REQUIRED", "EXPECT"

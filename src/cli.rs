@@ -148,12 +148,13 @@ pub struct NetArgs {
     /// DNS server to ask instead of the system's resolv.conf.
     #[arg(long, value_name = "IP[:PORT]", global = true)]
     pub dns_server: Option<String>,
-    /// Deadline of each network wait, e.g. 5s, 800ms [default: 5s].
-    #[arg(long, value_name = "DUR", value_parser = parse_duration, global = true)]
+    /// Deadline of each probe, shared by its DNS lookup, connect, proxy, TLS and request, e.g.
+    /// 5s, 800ms [default: 5s]; a probe is cut off at 1.2 times it at the latest.
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout, global = true)]
     pub timeout: Option<Duration>,
-    /// Probes in flight at once [default: 32].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096), global = true)]
-    pub concurrency: Option<u32>,
+    /// Probes in flight at once, 1 to 4096 [default: 32].
+    #[arg(long, value_name = "N", value_parser = parse_concurrency, global = true)]
+    pub concurrency: Option<usize>,
     /// Extra trust anchors (PEM), trusted with the system store: a chain valid only through
     /// them is reported as tls_intercepted.
     #[arg(long, value_name = "PEM", global = true)]
@@ -206,8 +207,10 @@ const SERVE_LONG: &str = "\
 Runs the selected targets every interval (with a little jitter, never two runs at once) and serves
 the latest report over HTTP. A scrape never starts a probe.
 
-Endpoints: /metrics (Prometheus text), /results (the JSON report), /healthz (200 once the process
-is up), /readyz (200 once the first run finished, 503 before), / (an index).
+Endpoints: /metrics (Prometheus text), /results (the JSON report), /healthz (200 while the probe
+loop keeps publishing; 503 once the last report is older than a run, an interval and 30 s),
+/readyz (200 once the first run finished, 503 before), / (an index). A probe loop that dies ends
+the daemon with exit code 1, for the service manager to restart it.
 
 Signals: SIGTERM or SIGINT stop within a second; SIGHUP reloads the catalog, the config file and
 the web config file, keeping the old ones (and logging why) when the new ones are invalid.
@@ -226,7 +229,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub listen: Option<std::net::SocketAddr>,
     /// Time between the starts of two runs [default: 60s; config: serve.interval].
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// TLS and Basic auth settings, in exporter-toolkit's web config format (YAML)
     /// [config: serve.web-config-file].
@@ -314,6 +317,19 @@ pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
             format!("{s:?} is not IP:PORT (examples: 127.0.0.1:9834, [::1]:9834, 0.0.0.0:9834)")
         }
     })
+}
+
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    crate::settings::duration(s, &crate::settings::TIMEOUT)
+}
+
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    crate::settings::duration(s, &crate::settings::INTERVAL)
+}
+
+pub fn parse_concurrency(s: &str) -> Result<usize, String> {
+    let n = s.parse::<u64>().map_err(|e| format!("{s:?}: {e}"))?;
+    crate::settings::count(n, &crate::settings::CONCURRENCY)
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -46,9 +46,13 @@
 //!   `from`, `to`, `host`, `protocol`, `port`, `status`, `kind`, `authenticated`) and the table a
 //!   node-by-node matrix. The `peer` profile and the `{peer}` variable (`--set peer=HOST`, which
 //!   adds the profile); the catalog key `responder = true` on tcp and udp targets.
+//! - Internal error kind: `internal_error` for
+//!   a probe that failed inside vnetprobe (a panic): a failure on that target, never a timeout.
 //! - Metrics: every per-target family also carries `required`; added families
 //!   `vnetprobe_probe_skipped`, `vnetprobe_probe_unverified`, `vnetprobe_probe_error_info`, `vnetprobe_targets`,
 //!   `vnetprobe_runs_total`, `vnetprobe_reloads_total`, `vnetprobe_config_last_reload_successful`.
+//! - `serve`: `/healthz` answers 503 once the last report is older than a run, an interval and
+//!   30 s (a stuck or dead probe loop); a probe loop that dies ends the daemon with exit code 1.
 //! - CLI: `serve --web-config-file`, the `/readyz` endpoint, `probe dns --expect`, `--log-level`,
 //!   `--no-discover`/`--imds-endpoint`/`--node-root` on every command that expands the catalog;
 //!   environment `VNETPROBE_DISCOVER=0` and `VNETPROBE_PUBLIC_ROOTS=PEM` (replaces the built-in web
@@ -58,15 +62,21 @@
 //!   for bad ports, key file or a port it cannot bind), `check --peer HOST:tcp/PORT,udp/PORT`
 //!   (repeatable) and `--key-file F` (check, probe, serve); config table `[listen]` (`tcp`, `udp`,
 //!   `key-file`, `for`, `forever`, `rate`, `address`). The echo's wire format is in `net::echo`.
+//! - Output: text a peer chose (certificate names, reason phrases, proxy replies, DNS and IMDS
+//!   values) never reaches a terminal raw: tables and logs show control characters as `\x1b`,
+//!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).
 
 pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod context;
+pub mod input;
 pub mod listen;
 pub mod log;
 pub mod net;
+pub mod printable;
 pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod serve;
+pub mod settings;

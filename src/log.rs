@@ -30,6 +30,8 @@ fn emit(level: Level, msg: &str) {
     if level as u8 > LEVEL.load(Ordering::Relaxed) {
         return;
     }
+    // Messages quote peers (certificates, proxies, servers): one line each, no escapes.
+    let msg = crate::printable::printable(msg);
     let (prio, name) = match level {
         Level::Error => (3, "ERROR"),
         Level::Warn => (4, "WARN"),

@@ -1,10 +1,12 @@
 //! Runs many probes concurrently under a bound, each with its own cap and all under one
 //! overall deadline, so a run never hangs. DNS answers are shared through the run's cache.
+//! A probe that panics is an `internal_error` on its own target, never a timeout.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::catalog::Target;
@@ -14,13 +16,14 @@ use crate::probe::{self, ErrorKind, Outcome, ProbeEnv, ProbeError};
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub concurrency: usize,
-    /// The deadline of each network wait; a probe is capped at twice this (lookup + exchange).
+    /// Each probe's deadline: its DNS lookup, connect, proxy CONNECT, TLS and request share it.
     pub timeout: Duration,
 }
 
 impl Limits {
+    /// A probe's own deadline ends it; this cap (1.2 times the timeout) is the safety net.
     pub fn probe_cap(&self) -> Duration {
-        self.timeout * 2 + Duration::from_millis(250)
+        self.timeout + self.timeout / 5
     }
 
     /// The whole run: one probe cap per wave the concurrency allows, and a second to spare.
@@ -40,36 +43,73 @@ pub struct Finished {
 
 /// Runs every target; the results come back in the targets' order.
 pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Vec<Finished> {
+    run_with(targets, env, limits, |target, env| async move {
+        probe::run(&target, &env).await
+    })
+    .await
+}
+
+/// `run` with the probe as an argument: the seam where tests put a probe that misbehaves.
+pub async fn run_with<P, F>(
+    targets: Vec<Target>,
+    env: Arc<ProbeEnv>,
+    limits: Limits,
+    probe: P,
+) -> Vec<Finished>
+where
+    P: Fn(Target, Arc<ProbeEnv>) -> F,
+    F: Future<Output = Outcome> + Send + 'static,
+{
     let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len());
-    let permits = Arc::new(Semaphore::new(limits.concurrency.max(1)));
+    let (concurrency, cap) = (limits.concurrency.max(1), limits.probe_cap());
+    // At most `concurrency` probes exist at any time, so memory follows the concurrency, not
+    // the number of targets: the next one is started when one ends.
     let mut set = JoinSet::new();
-    for (i, target) in targets.iter().cloned().enumerate() {
-        let (env, permits) = (env.clone(), permits.clone());
-        let cap = limits.probe_cap();
-        set.spawn(async move {
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
-            let start = Instant::now();
-            let outcome = match tokio::time::timeout(cap, probe::run(&target, &env)).await {
-                Ok(o) => o,
-                Err(_) => timed_out(
-                    &target,
-                    format!(
-                        "the probe took longer than its cap of {} ms",
-                        cap.as_millis()
-                    ),
-                ),
-            };
-            (i, outcome, start.elapsed())
-        });
-    }
+    let mut task_of = HashMap::new();
+    let mut next = 0;
     let mut results: Vec<Option<(Outcome, Duration)>> = vec![None; targets.len()];
     loop {
-        match tokio::time::timeout_at(deadline, set.join_next()).await {
-            Ok(Some(Ok((i, outcome, took)))) => results[i] = Some((outcome, took)),
-            Ok(Some(Err(e))) => crate::log::error(&format!("a probe task failed: {e}")),
+        while set.len() < concurrency && next < targets.len() {
+            let (i, probing) = (next, probe(targets[next].clone(), env.clone()));
+            next += 1;
+            let task = set.spawn(async move {
+                let start = Instant::now();
+                let outcome = tokio::time::timeout(cap, probing).await.ok();
+                (i, outcome, start.elapsed())
+            });
+            task_of.insert(task.id(), i);
+        }
+        match tokio::time::timeout_at(deadline, set.join_next_with_id()).await {
+            Ok(Some(Ok((id, (i, outcome, took))))) => {
+                task_of.remove(&id);
+                let outcome = outcome.unwrap_or_else(|| {
+                    let why = format!(
+                        "the probe took longer than its cap of {} ms",
+                        cap.as_millis()
+                    );
+                    timed_out(&targets[i], why)
+                });
+                results[i] = Some((outcome, took));
+            }
+            Ok(Some(Err(e))) => {
+                let task = task_of.remove(&e.id());
+                let why = match e.try_into_panic() {
+                    Ok(payload) => panic_message(payload.as_ref()),
+                    Err(e) => e.to_string(),
+                };
+                match task {
+                    Some(i) => {
+                        let target = &targets[i];
+                        crate::log::error(&format!("the probe of {} failed: {why}", target.id));
+                        let message = format!(
+                            "the probe failed inside vnetprobe (a bug, please report it): {why}"
+                        );
+                        results[i] = Some((internal(target, message), Duration::ZERO));
+                    }
+                    None => crate::log::error(&format!("a probe task failed: {why}")),
+                }
+            }
+            // Empty, and every target was started (the set is filled before each wait).
             Ok(None) => break,
             Err(_) => {
                 set.abort_all();
@@ -94,6 +134,27 @@ pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Ve
         .collect()
 }
 
+/// What a panic carried, when it is text.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (
+        payload.downcast_ref::<&str>(),
+        payload.downcast_ref::<String>(),
+    ) {
+        (Some(s), _) => format!("panicked: {s}"),
+        (_, Some(s)) => format!("panicked: {s}"),
+        _ => "panicked".to_string(),
+    }
+}
+
+/// A probe that failed inside this program: a failure whatever the expectation.
+fn internal(target: &Target, message: String) -> Outcome {
+    probe::judge(
+        target,
+        Err(ProbeError::new(ErrorKind::Internal, message)),
+        Default::default(),
+    )
+}
+
 /// A probe cut off by a deadline, judged like any other failure (a blocked path may pass).
 fn timed_out(target: &Target, message: String) -> Outcome {
     probe::judge(
@@ -101,4 +162,79 @@ fn timed_out(target: &Target, message: String) -> Outcome {
         Err(ProbeError::new(ErrorKind::Timeout, message)),
         Default::default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Expect, ProbeSpec, Protocol, adhoc};
+    use crate::probe::Status;
+    use crate::probe::dns::DnsCache;
+
+    fn target(host: &str, expect: Expect) -> Target {
+        let spec = ProbeSpec::default();
+        adhoc::target(Protocol::Tcp, host.into(), Some(1), expect, spec)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_probe_is_an_internal_error_on_its_own_target() {
+        let timeout = Duration::from_millis(200);
+        let dns = DnsCache::new(None, timeout).unwrap();
+        let env = Arc::new(ProbeEnv::new(dns, timeout, Default::default()));
+        let targets = vec![
+            target("fine.test", Expect::Reachable),
+            target("boom.test", Expect::Reachable),
+            // A probe that panics proves nothing about a path: never a pass, even for "blocked".
+            target("boom.test", Expect::Blocked),
+        ];
+        let limits = Limits {
+            concurrency: 2,
+            timeout,
+        };
+        let finished = run_with(targets, env, limits, |t, _| async move {
+            if t.host == "boom.test" {
+                panic!("port arithmetic overflowed");
+            }
+            Outcome {
+                status: Status::Pass,
+                error: None,
+                skip_reason: None,
+                evidence: Default::default(),
+            }
+        })
+        .await;
+        assert_eq!(finished[0].outcome.status, Status::Pass);
+        for f in &finished[1..] {
+            assert_eq!(f.outcome.status, Status::Fail, "{f:?}");
+            let e = f.outcome.error.as_ref().unwrap();
+            assert_eq!(e.kind, ErrorKind::Internal);
+            assert!(e.message.contains("port arithmetic overflowed"), "{e}");
+            assert!(!e.message.contains("deadline"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_target_without_a_port_is_an_internal_error_not_a_panic() {
+        let timeout = Duration::from_millis(200);
+        let dns = DnsCache::new(None, timeout).unwrap();
+        let env = Arc::new(ProbeEnv::new(dns, timeout, Default::default()));
+        let limits = Limits {
+            concurrency: 4,
+            timeout,
+        };
+        let spec = ProbeSpec::default();
+        let targets = [
+            Protocol::Tcp,
+            Protocol::Udp,
+            Protocol::Tls,
+            Protocol::Http,
+            Protocol::Ws,
+        ]
+        .map(|p| adhoc::target(p, "127.0.0.1".into(), None, Expect::Reachable, spec.clone()));
+        for f in run(targets.to_vec(), env, limits).await {
+            let e = f.outcome.error.as_ref().unwrap();
+            assert_eq!(e.kind, ErrorKind::Internal, "{f:?}");
+            assert!(e.message.contains("without a port"), "{e}");
+        }
+    }
 }

@@ -8,31 +8,6 @@ use std::process::Stdio;
 
 use support::*;
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn assert_usage_error(args: &[&str], needles: &[&str]) {
-    let out = run(args);
-    let err = stderr(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{args:?} should exit 2; stderr: {err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{args:?} panicked: {err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: want {n:?} in: {err}");
-    }
-    assert!(
-        out.stdout.is_empty(),
-        "{args:?}: nothing on stdout for a usage error"
-    );
-}
-
 #[test]
 fn bad_flags_and_values_exit_2_naming_the_flag() {
     assert_usage_error(&["check", "--bogus"], &["--bogus"]);

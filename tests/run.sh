@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests drive for real: a DNS server, a firewall, proxies, Prometheus,
 # the musl toolchain for the static build, systemd-analyze for the unit scores.
 PACKAGES=(dnsmasq-base nftables iproute2 squid tinyproxy prometheus musl-tools openssl python3 systemd time file binutils
-    shellcheck acl curl python3-requests)
+    shellcheck acl curl python3-requests prometheus-node-exporter)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

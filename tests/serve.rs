@@ -642,6 +642,33 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
+/// A TLS client trusting only `cert` (the daemon's self-signed certificate for localhost).
+fn tls_client(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// One GET over TLS to the daemon at `addr`, as `localhost`.
+fn tls_get(
+    config: &Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    path: &str,
+    auth: Option<&str>,
+) -> Reply {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+    exchange(rustls::StreamOwned::new(conn, connect(addr)), path, auth).unwrap()
+}
+
 #[test]
 fn web_config_basic_auth_and_tls() {
     let dir = Scratch::new("web");
@@ -672,27 +699,8 @@ fn web_config_basic_auth_and_tls() {
         daemon.log()
     );
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
-    let get = |path: &str, auth: Option<&str>| {
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
-        exchange(
-            rustls::StreamOwned::new(conn, connect(daemon.addr)),
-            path,
-            auth,
-        )
-        .unwrap()
-    };
+    let config = tls_client(&cert);
+    let get = |path: &str, auth: Option<&str>| tls_get(&config, daemon.addr, path, auth);
 
     let denied = get("/metrics", None);
     assert_eq!(denied.status, 401);
@@ -780,4 +788,76 @@ fn a_bad_web_config_exits_2_naming_file_and_line() {
         err.contains(&format!("{}:3: unknown key `ciphers`", web.display())),
         "{err}"
     );
+}
+
+/// `n` connections to `addr` that send `partial` (an unfinished request head, or nothing before
+/// TLS) and then hold still; from six loopback addresses, so both the per-peer and the overall
+/// connection caps come into play.
+fn slowloris(addr: SocketAddr, n: usize, partial: &[u8]) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| {
+            let source: SocketAddr = format!("127.0.0.{}:0", 2 + i % 6).parse().unwrap();
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket.bind(&source.into()).unwrap();
+            socket
+                .connect_timeout(&addr.into(), Duration::from_secs(5))
+                .unwrap();
+            let mut stream: TcpStream = socket.into();
+            stream.write_all(partial).unwrap();
+            stream
+        })
+        .collect()
+}
+
+/// The latency of each of `n` scrapes made by `scrape`, asserting each one succeeds.
+fn scrape_latencies(n: usize, scrape: impl Fn() -> Reply) -> Vec<Duration> {
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            let r = scrape();
+            assert_eq!(r.status, 200, "{}", r.body);
+            start.elapsed()
+        })
+        .collect()
+}
+
+#[test]
+fn hundreds_of_slow_connections_never_lock_a_scraper_out() {
+    let dir = Scratch::new("slowloris");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    dir.write("cert.pem", &cert.cert.pem());
+    dir.write("key.pem", &cert.signing_key.serialize_pem());
+    let web = dir.write(
+        "web.yml",
+        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n",
+    );
+    let catalog = dir.write("c.toml", &tcp_catalog(&[("down", free_port(), true)]));
+    let catalog = catalog.to_str().unwrap();
+
+    // Plain HTTP: clients that never finish their request head.
+    let plain = Daemon::start(&["--catalog", catalog, "--interval", "1h"]);
+    plain.wait_ready();
+    let held = slowloris(plain.addr, 300, b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+    let took = scrape_latencies(5, || plain.get("/metrics"));
+    // Generous: before the fix every scrape waited for the 10 s header deadline of a slot.
+    eprintln!("plain HTTP scrapes beside 300 slow connections: {took:?}");
+    assert!(took.iter().all(|t| *t < Duration::from_secs(2)), "{took:?}");
+    drop(held);
+
+    // TLS: clients that connect and never say hello.
+    let tls = Daemon::start(&[
+        "--catalog",
+        catalog,
+        "--interval",
+        "1h",
+        "--web-config-file",
+        web.to_str().unwrap(),
+    ]);
+    let config = tls_client(&cert);
+    let held = slowloris(tls.addr, 300, b"");
+    let took = scrape_latencies(5, || tls_get(&config, tls.addr, "/metrics", None));
+    eprintln!("TLS scrapes beside 300 silent connections: {took:?}");
+    assert!(took.iter().all(|t| *t < Duration::from_secs(2)), "{took:?}");
+    drop(held);
 }

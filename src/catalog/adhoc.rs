@@ -4,7 +4,8 @@ use super::{Expect, ProbeSpec, Protocol, Target};
 
 /// Splits `host:port` (`[v6]:port` for IPv6); the error names the argument.
 pub fn parse_endpoint(raw: &str) -> Result<(String, u16), String> {
-    let bad = || format!("{raw:?}: expected HOST:PORT (IPv6 as [addr]:port)");
+    let shown = masked(raw);
+    let bad = || format!("{shown:?}: expected HOST:PORT (IPv6 as [addr]:port)");
     let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
         let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
         (h, p)
@@ -15,12 +16,15 @@ pub fn parse_endpoint(raw: &str) -> Result<(String, u16), String> {
         }
         (h, p)
     };
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("{raw:?}: bad port {port:?} (1-65535)"))?;
-    check_host(host).map_err(|e| format!("{raw:?}: {e}"))?;
+    let port: u16 =
+        port.parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| match port.contains('@') {
+                true => bad(),
+                false => format!("{shown:?}: bad port {port:?} (1-65535)"),
+            })?;
+    check_host(host).map_err(|e| format!("{shown:?}: {e}"))?;
     Ok((host.to_ascii_lowercase(), port))
 }
 
@@ -54,17 +58,42 @@ pub struct Url {
     pub path: String,
 }
 
+/// A URL as a message may show it: credentials before the host are masked (`user:***@`, or
+/// `***@` for a lone token), with or without a scheme.
+pub fn masked(raw: &str) -> String {
+    let (scheme, rest) = match raw.split_once("://") {
+        Some((scheme, rest)) if !scheme.contains('@') => (format!("{scheme}://"), rest),
+        _ => (String::new(), raw),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_string(),
+            };
+            format!("{scheme}{user}@{host}{}", &rest[end..])
+        }
+        None => raw.to_string(),
+    }
+}
+
 /// Parses `http://`, `https://`, `ws://` and `wss://` URLs; `ws` says which pair is wanted.
+/// Errors show the URL with any password masked.
 pub fn parse_url(raw: &str, ws: bool) -> Result<Url, String> {
+    let shown = masked(raw);
     let (scheme, rest) = raw
         .split_once("://")
-        .ok_or_else(|| format!("{raw:?}: expected a URL like https://host/path"))?;
+        .ok_or_else(|| format!("{shown:?}: expected a URL like https://host/path"))?;
     let tls = match (scheme.to_ascii_lowercase().as_str(), ws) {
         ("http", false) | ("ws", true) => false,
         ("https", false) | ("wss", true) => true,
         _ => {
             let want = if ws { "ws or wss" } else { "http or https" };
-            return Err(format!("{raw:?}: scheme {scheme:?} (use {want})"));
+            return Err(match scheme.contains('@') {
+                true => format!("{shown:?}: expected a URL like {want}://host/path"),
+                false => format!("{shown:?}: scheme {scheme:?} (use {want})"),
+            });
         }
     };
     let (authority, path) = match rest.find('/') {
@@ -72,7 +101,9 @@ pub fn parse_url(raw: &str, ws: bool) -> Result<Url, String> {
         None => (rest, "/".to_string()),
     };
     if authority.contains('@') {
-        return Err(format!("{raw:?}: credentials in the URL are not supported"));
+        return Err(format!(
+            "{shown:?}: credentials in the URL are not supported"
+        ));
     }
     let default_port = if tls { 443 } else { 80 };
     let has_port = authority
@@ -82,7 +113,7 @@ pub fn parse_url(raw: &str, ws: bool) -> Result<Url, String> {
         parse_endpoint(authority)?
     } else {
         let h = authority.trim_start_matches('[').trim_end_matches(']');
-        check_host(h).map_err(|e| format!("{raw:?}: {e}"))?;
+        check_host(h).map_err(|e| format!("{shown:?}: {e}"))?;
         (h.to_ascii_lowercase(), default_port)
     };
     Ok(Url {
@@ -137,6 +168,29 @@ pub fn target(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_appear_in_errors() {
+        assert_eq!(masked("https://u:secret@h/p?q"), "https://u:***@h/p?q");
+        assert_eq!(masked("wss://token@h"), "wss://***@h");
+        assert_eq!(masked("https://a@b:p@ss@h/x@y"), "https://a@b:***@h/x@y");
+        assert_eq!(masked("https://h/u:p@x"), "https://h/u:p@x");
+        for raw in [
+            "https://user:secret@host/",
+            "ftp://user:secret@host/",
+            "user:secret@host://x",
+            "user:secret@host",
+            "https://user:secret@bad host/",
+        ] {
+            let e = parse_url(raw, false).unwrap_err();
+            assert!(!e.contains("secret"), "{raw}: {e}");
+            assert!(e.contains("user:***@"), "{raw}: {e}");
+        }
+        for raw in ["user:secret@host", "user:secret@host:1", "u:secret@:1"] {
+            let e = parse_endpoint(raw).unwrap_err();
+            assert!(!e.contains("secret"), "{raw}: {e}");
+        }
+    }
 
     #[test]
     fn endpoints() {

@@ -326,12 +326,35 @@ pub struct Catalog {
 }
 
 /// The 1-based line of a byte offset, for errors that name a line of a TOML file.
+/// The longest id, name and host (a DNS name's limit) a catalog may hold.
+pub const MAX_ID: usize = 100;
+pub const MAX_NAME: usize = 200;
+pub const MAX_HOST: usize = 253;
+
+/// The line of any byte offset in one text: one pass to index it, then a binary search per
+/// question, so naming the line of every target stays linear in the file's size.
+pub(crate) struct Lines(Vec<usize>);
+
+impl Lines {
+    pub(crate) fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// 1-based, like `line_of`.
+    pub(crate) fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&newline| newline < offset) + 1
+    }
+}
+
+/// The 1-based line of a byte offset; for many offsets into one text, use `Lines`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+    Lines::new(text).of(offset)
 }
 
 impl Catalog {
@@ -415,8 +438,9 @@ impl Catalog {
         }
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (file, text, raw) in raw_files {
+            let lines = Lines::new(&text);
             for t in raw.target {
-                let line = line_of(&text, t.get_ref().id.span().start);
+                let line = lines.of(t.get_ref().id.span().start);
                 let spec = catalog.validate(&file, &text, t.into_inner())?;
                 if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
                     return Err(CatalogError {
@@ -443,6 +467,17 @@ impl Catalog {
             message,
         };
         let id = raw.id.get_ref();
+        for (field, value, span, max) in [
+            ("id", id, raw.id.span(), MAX_ID),
+            ("name", &raw.name, raw.id.span(), MAX_NAME),
+            ("host", raw.host.get_ref(), raw.host.span(), MAX_HOST),
+        ] {
+            let n = value.chars().count();
+            if n > max {
+                let why = format!("{n} characters long: the most is {max}");
+                return Err(err(span, field, why));
+            }
+        }
         if id.is_empty()
             || !id
                 .bytes()
@@ -772,7 +807,7 @@ impl Catalog {
 }
 
 fn read(path: &Path) -> Result<String, CatalogError> {
-    std::fs::read_to_string(path).map_err(|e| CatalogError {
+    crate::input::read_text(path, crate::input::CATALOG).map_err(|e| CatalogError {
         file: path.display().to_string(),
         line: None,
         field: None,

@@ -296,3 +296,27 @@ fn no_sovereign_profile_without_targets() {
         assert!(!targets.is_empty(), "profile {p} has no target");
     }
 }
+
+#[test]
+fn lines_count_like_a_scan_and_a_duplicate_names_both_lines() {
+    let text = "a\nbb\n\nccc\n";
+    let lines = Lines::new(text);
+    for offset in 0..=text.len() + 3 {
+        let scanned = text.as_bytes()[..offset.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        assert_eq!(lines.of(offset), scanned, "offset {offset}");
+    }
+    let target = OK.split("[[target]]").nth(1).unwrap();
+    let text = format!("{OK}\n[[target]]{target}");
+    let e = load(&text).unwrap_err().to_string();
+    let first = 1 + OK[..OK.find("id = \"aml-instance-tcp\"").unwrap()]
+        .matches('\n')
+        .count();
+    assert!(
+        e.contains(&format!("first defined at probes/t.toml:{first}")),
+        "{e}"
+    );
+}

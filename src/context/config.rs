@@ -21,7 +21,7 @@ pub struct ConfigFile {
     pub catalog: Option<Vec<PathBuf>>,
     pub dns_server: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
-    pub concurrency: Option<Spanned<usize>>,
+    pub concurrency: Option<Spanned<u64>>,
     pub ca_file: Option<PathBuf>,
     pub allow_intercept: Option<bool>,
     pub strict: Option<bool>,
@@ -82,7 +82,7 @@ impl ConfigFile {
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
             None => return Ok(ConfigFile::default()),
         };
-        let text = std::fs::read_to_string(&path)
+        let text = crate::input::read_text(&path, crate::input::SMALL)
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         ConfigFile::parse(&path, &text)
     }

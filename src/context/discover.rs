@@ -26,7 +26,6 @@
 mod imds;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -402,15 +401,9 @@ fn mlflow_uri(raw: &str) -> Findings {
 fn nbvm_file(root: &Path) -> Findings {
     let path = root.join(NBVM_PATH);
     let shown = path.display().to_string();
-    let mut text = Vec::new();
-    let read =
-        std::fs::File::open(&path).and_then(|file| file.take(NBVM_CAP + 1).read_to_end(&mut text));
-    match read {
-        Ok(_) if text.len() as u64 > NBVM_CAP => {
-            log::warn(&format!("{shown}: larger than {NBVM_CAP} bytes: ignored"));
-            Findings::default()
-        }
-        Ok(_) => match String::from_utf8(text) {
+    // A regular file under the cap (a FIFO or device there must not hang discovery).
+    match crate::input::read(&path, NBVM_CAP) {
+        Ok(text) => match String::from_utf8(text) {
             Ok(text) => nbvm(&text, &shown),
             Err(_) => {
                 log::warn(&format!("{shown}: not UTF-8 text: ignored"));

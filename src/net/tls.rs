@@ -56,8 +56,8 @@ pub struct Trust {
 /// Reads every certificate of a PEM file; the error names `what` (the flag or variable) and the file.
 pub fn read_pem(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bad = |e: &dyn std::fmt::Display| format!("{what} {}: {e}", path.display());
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(&e))?
+    let bytes = crate::input::read(path, crate::input::PEM).map_err(|e| bad(&e))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(&e))?;
     if certs.is_empty() {
@@ -496,7 +496,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
     handshake_with_alpn(stream, server_name, &[], env, ev).await
 }
 
-/// TLS over `stream` (direct or a tunnel) within the run's timeout, offering `alpn` (e.g.
+/// TLS over `stream` (direct or a tunnel) within what is left of the probe's deadline, offering `alpn` (e.g.
 /// `b"http/1.1"`). Records Phase::Tls and Evidence.tls, and applies the interception policy: a
 /// chain trusted only by the system store or `--ca-file` is `tls_intercepted`, or a warning
 /// when `allow_intercept` is set.
@@ -528,8 +528,9 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
 
     let start = Instant::now();
+    let wait = crate::probe::remaining(env);
     let result = tokio::time::timeout(
-        env.timeout,
+        wait,
         TlsConnector::from(Arc::new(config)).connect(name, stream),
     )
     .await;
@@ -557,7 +558,7 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 ErrorKind::Timeout,
                 format!(
                     "connected, but no TLS handshake within {} ms (a firewall holding the connection?)",
-                    env.timeout.as_millis()
+                    wait.as_millis()
                 ),
             ));
         }

@@ -2,8 +2,9 @@
 //! proxy curl would pick, with an HTTP CONNECT tunnel through it when the probe needs one.
 //!
 //! For a proxied target the proxy resolves the name, so a local DNS failure is recorded but
-//! is not a failure. Everything after the lookup shares one deadline (`env.timeout`), which
-//! the caller carries on through TLS and the request.
+//! is not a failure, and the local lookup runs beside the tunnel without ever delaying it.
+//! Everything shares the probe's one deadline, which the caller carries on through TLS and the
+//! request.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -35,7 +36,7 @@ pub async fn open(
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<Opened, ProbeError> {
-    let port = target.port.expect("stream targets have a port");
+    let port = crate::probe::port_of(target)?;
     let decision = proxy::decide(&env.net, target.client, scheme, &target.host, port)
         .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
     if let Some(warning) = decision.warning {
@@ -54,20 +55,66 @@ pub async fn open(
             return Ok(Opened {
                 stream,
                 forward_proxy: None,
-                deadline: Instant::now() + env.timeout,
+                deadline: crate::probe::deadline(env),
             });
         }
         Route::Proxy(p) => p,
     };
     ev.via_proxy = Some(proxy.to_string());
-    match env.dns.resolve(&target.host).await {
-        Ok(r) => r.record(ev),
-        Err((e, elapsed)) => {
+    let deadline = crate::probe::deadline(env);
+    // The local lookup is evidence only: it runs while the tunnel opens, and whatever it has
+    // not answered by then is left unanswered.
+    let mut lookup = std::pin::pin!(env.dns.resolve(&target.host));
+    let mut local = None;
+    let mut phases = Evidence::default();
+    let opened = {
+        let mut tunnel = std::pin::pin!(tunnel(
+            target,
+            port,
+            scheme,
+            proxy,
+            env,
+            &mut phases,
+            deadline
+        ));
+        loop {
+            tokio::select! {
+                biased;
+                opened = &mut tunnel => break opened,
+                answer = &mut lookup, if local.is_none() => local = Some(answer),
+            }
+        }
+    };
+    if local.is_none() {
+        local = tokio::time::timeout(std::time::Duration::ZERO, &mut lookup)
+            .await
+            .ok();
+    }
+    match local {
+        Some(Ok(r)) => r.record(ev),
+        Some(Err((e, elapsed))) => {
             ev.phase(Phase::Dns, elapsed);
             ev.note(format!("resolved by proxy (local DNS: {})", e.kind));
         }
+        None => ev.note("resolved by proxy (local DNS had not answered when the tunnel was up)"),
     }
-    let deadline = Instant::now() + env.timeout;
+    for (phase, ms) in phases.phases_ms {
+        *ev.phases_ms.entry(phase).or_insert(0.0) += ms;
+    }
+    ev.peer = phases.peer;
+    opened
+}
+
+/// TCP to the proxy, then (but for plain http) `CONNECT` through it, within `deadline`.
+async fn tunnel(
+    target: &Target,
+    port: u16,
+    scheme: Scheme,
+    proxy: ProxyUrl,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+    deadline: Instant,
+) -> Result<Opened, ProbeError> {
     let mut stream = dial_proxy(&proxy, env, ev, deadline).await?;
     if scheme == Scheme::Http {
         return Ok(Opened {
@@ -148,9 +195,10 @@ async fn dial_proxy(
 ) -> Result<TcpStream, ProbeError> {
     let unreachable =
         |why: String| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy {proxy}: {why}"));
+    let left = deadline.saturating_duration_since(Instant::now());
     let addrs = env
         .dns
-        .resolve(&proxy.host)
+        .resolve_within(&proxy.host, left)
         .await
         .map_err(|(e, _)| unreachable(e.to_string()))?
         .addrs;

@@ -147,6 +147,24 @@ impl DnsCache {
         &self.label
     }
 
+    /// `resolve`, waiting at most `wait` (what is left of the caller's deadline) for the answer,
+    /// which may be another probe's lookup of the same name.
+    pub async fn resolve_within(&self, host: &str, wait: Duration) -> DnsAnswer {
+        match tokio::time::timeout(wait, self.resolve(host)).await {
+            Ok(answer) => answer,
+            Err(_) => Err((
+                ProbeError::new(
+                    ErrorKind::DnsTimeout,
+                    format!(
+                        "{host}: no DNS answer from {} within the probe's deadline",
+                        self.server()
+                    ),
+                ),
+                wait,
+            )),
+        }
+    }
+
     /// Resolves `host` once per run; concurrent callers wait for the same answer.
     pub async fn resolve(&self, host: &str) -> DnsAnswer {
         let bare = host.trim_start_matches('[').trim_end_matches(']');

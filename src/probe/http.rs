@@ -62,8 +62,8 @@ fn url(target: &Target) -> String {
 
 /// `host` or `host:port` when the port is not the scheme's default; IPv6 in brackets.
 fn host_header(target: &Target) -> String {
-    let port = target.port.expect("http targets have a port");
     let default = if target.spec.tls { 443 } else { 80 };
+    let port = target.port.unwrap_or(default);
     match port == default {
         true if target.host.contains(':') => format!("[{}]", target.host),
         true => target.host.clone(),

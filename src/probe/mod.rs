@@ -12,6 +12,8 @@ pub mod ws;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 pub use outcome::{
     CertInfo, ErrorKind, Evidence, Layer, Outcome, Phase, ProbeError, ResponderEvidence, Status,
     TlsEvidence,
@@ -45,6 +47,35 @@ impl ProbeEnv {
     }
 }
 
+/// The port of a target that connects. The catalog gives each such target one; a target
+/// without is an internal error on that target, never a panic.
+pub fn port_of(target: &Target) -> Result<u16, ProbeError> {
+    target.port.ok_or_else(|| {
+        ProbeError::new(
+            ErrorKind::Internal,
+            format!("a {} target without a port", target.protocol),
+        )
+    })
+}
+
+tokio::task_local! {
+    /// The end of the running probe: `--timeout` after it started. Every wait of the probe
+    /// (DNS, connect, proxy CONNECT, TLS, request) takes what is left of it, never a fresh one.
+    static DEADLINE: Instant;
+}
+
+/// The running probe's deadline (a whole timeout from now outside a probe).
+pub fn deadline(env: &ProbeEnv) -> Instant {
+    DEADLINE
+        .try_with(|d| *d)
+        .unwrap_or_else(|_| Instant::now() + env.timeout)
+}
+
+/// What is left of the running probe's deadline.
+pub fn remaining(env: &ProbeEnv) -> Duration {
+    deadline(env).saturating_duration_since(Instant::now())
+}
+
 /// Resolves a target's host through the run's shared cache, recording the evidence.
 pub async fn resolve(
     target: &Target,
@@ -52,7 +83,7 @@ pub async fn resolve(
     ev: &mut Evidence,
 ) -> Result<Resolved, ProbeError> {
     ev.resolver = Some(env.dns.server().to_string());
-    match env.dns.resolve(&target.host).await {
+    match env.dns.resolve_within(&target.host, remaining(env)).await {
         Ok(r) => {
             r.record(ev);
             Ok(r)
@@ -64,7 +95,8 @@ pub async fn resolve(
     }
 }
 
-/// Runs one target and judges the result against its expectation.
+/// Runs one target, all of it within one `--timeout`, and judges the result against its
+/// expectation.
 pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
     if let Some(reason) = &target.skip {
         return Outcome::skip(reason.clone());
@@ -73,17 +105,20 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
         return Outcome::skip(INBOUND_SKIP);
     }
     let mut ev = Evidence::default();
-    let result = match target.protocol {
-        Protocol::Dns => dns::probe(target, env, &mut ev).await,
-        Protocol::Tcp | Protocol::Udp if target.spec.responder => {
-            peer::probe(target, env, &mut ev).await
+    let probing = async {
+        match target.protocol {
+            Protocol::Dns => dns::probe(target, env, &mut ev).await,
+            Protocol::Tcp | Protocol::Udp if target.spec.responder => {
+                peer::probe(target, env, &mut ev).await
+            }
+            Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
+            Protocol::Udp => udp::probe(target, env, &mut ev).await,
+            Protocol::Tls => tls::probe(target, env, &mut ev).await,
+            Protocol::Http => http::probe(target, env, &mut ev).await,
+            Protocol::Ws => ws::probe(target, env, &mut ev).await,
         }
-        Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
-        Protocol::Udp => udp::probe(target, env, &mut ev).await,
-        Protocol::Tls => tls::probe(target, env, &mut ev).await,
-        Protocol::Http => http::probe(target, env, &mut ev).await,
-        Protocol::Ws => ws::probe(target, env, &mut ev).await,
     };
+    let result = DEADLINE.scope(Instant::now() + env.timeout, probing).await;
     judge(target, result, ev)
 }
 

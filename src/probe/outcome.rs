@@ -72,6 +72,7 @@ error_kinds! {
     NotChecked => "not_checked",
     PeerNoEcho => "peer_no_echo",
     PeerNotAuthenticated => "peer_not_authenticated",
+    Internal => "internal_error",
 }
 
 impl ErrorKind {
@@ -132,7 +133,7 @@ impl ErrorKind {
             UnexpectedlyReachable | Unverified | NotChecked | PeerNoEcho | PeerNotAuthenticated => {
                 Layer::Verdict
             }
-            Timeout | Io => Layer::Local,
+            Timeout | Io | Internal => Layer::Local,
         }
     }
 
@@ -240,6 +241,10 @@ impl ErrorKind {
             }
             Io => {
                 "A local error that names no network cause (socket limits, permissions): see the message."
+            }
+            Internal => {
+                "The probe failed inside vnetprobe (a bug), not on the network: nothing was proven about this \
+                 path; please report it with the message."
             }
             Unverified => {
                 "--strict: the pass could not be confirmed from the node; confirm the rule from Azure's side \

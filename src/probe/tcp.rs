@@ -17,10 +17,10 @@ pub async fn connect(
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<TcpStream, ProbeError> {
-    let port = target.port.expect("targets that connect have a port");
+    let port = super::port_of(target)?;
     let resolved = super::resolve(target, env, ev).await?;
     let start = std::time::Instant::now();
-    let result = dial::connect_any(&resolved.addrs, port, env.timeout).await;
+    let result = dial::connect_any(&resolved.addrs, port, super::remaining(env)).await;
     ev.phase(Phase::Connect, start.elapsed());
     let (stream, peer) = result?;
     ev.peer = Some(peer);

@@ -8,7 +8,7 @@ use crate::net::proxy::Scheme;
 use crate::net::{tls, tunnel};
 
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    // Nothing follows the handshake, so its own wait (the run's timeout) bounds it.
+    // The handshake takes what is left of the probe's deadline after the stream opened.
     let opened = tunnel::open(target, Scheme::Https, env, ev).await?;
     tls::handshake(opened.stream, &target.host, env, ev)
         .await

@@ -22,7 +22,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
         Scheme::Ws
     };
     let opened = tunnel::open_web(target, scheme, env, ev).await?;
-    let port = target.port.expect("ws targets have a port");
+    let port = super::port_of(target)?;
     let url = format!(
         "{}://{}{}",
         scheme.as_str(),

@@ -3,7 +3,8 @@
 use super::Report;
 
 pub fn render(report: &Report) -> String {
-    let mut s = serde_json::to_string_pretty(report).expect("a report always serialises");
+    let s = serde_json::to_string_pretty(report).expect("a report always serialises");
+    let mut s = crate::printable::json(s);
     s.push('\n');
     s
 }

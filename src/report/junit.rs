@@ -15,7 +15,12 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // XML 1.0 cannot hold the other C0 characters at all, even as references.
             c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            // Written as references, so none reaches a terminal raw.
+            c if c != '\n' && crate::printable::is_hidden(c) => {
+                let _ = write!(out, "&#x{:x};", c as u32);
+            }
             c => out.push(c),
         }
     }
@@ -102,8 +107,8 @@ mod tests {
     #[test]
     fn escapes_markup_and_control_characters() {
         assert_eq!(
-            super::escape("a<b>&\"c'\u{1}"),
-            "a&lt;b&gt;&amp;&quot;c&apos;"
+            super::escape("a<b>&\"c'\u{1}\r\u{9b}\n"),
+            "a&lt;b&gt;&amp;&quot;c&apos;&#xd;&#x9b;\n"
         );
     }
 }

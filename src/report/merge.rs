@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::table::column;
 use super::{Report, Summary};
 use crate::probe::Status;
 
@@ -71,7 +72,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<(String, Report)>, String> {
     paths
         .iter()
         .map(|p| {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let text = crate::input::read_text(p, crate::input::REPORT)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
             let report: Report = serde_json::from_str(&text).map_err(|e| {
                 format!(
                     "{}:{}: not a vnetprobe JSON report: {e}",
@@ -194,13 +196,7 @@ fn render_nodes_and_failures(m: &Merged) -> String {
         m.nodes.len(),
         m.nodes.len() - bad
     );
-    let w_node = m
-        .nodes
-        .iter()
-        .map(|n| n.node.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let w_node = column(m.nodes.iter().map(|n| n.node.len()), 4);
     let _ = writeln!(
         out,
         "\n{:<w_node$}  {:>4}  {:>4}  {:>4}  STARTED",
@@ -218,20 +214,8 @@ fn render_nodes_and_failures(m: &Merged) -> String {
         let _ = writeln!(out, "\nno target fails on any node ({} targets)", m.healthy);
         return out;
     }
-    let w_id = m
-        .failing
-        .iter()
-        .map(|t| t.id.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let w_ep = m
-        .failing
-        .iter()
-        .map(|t| t.endpoint.len())
-        .max()
-        .unwrap_or(8)
-        .clamp(8, 64);
+    let w_id = column(m.failing.iter().map(|t| t.id.len()), 6);
+    let w_ep = column(m.failing.iter().map(|t| t.endpoint.len()), 8);
     let _ = writeln!(
         out,
         "\n{:<w_id$}  {:<w_ep$}  {:<8}  FAILING ON",

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::{Report, ResultEntry};
+use crate::printable::printable;
 use crate::probe::Status;
 
 const RESET: &str = "\x1b[0m";
@@ -14,6 +15,15 @@ fn paint(colour: bool, code: &str, text: &str) -> String {
     } else {
         text.to_string()
     }
+}
+
+/// The widest a padded column gets: a longer value runs over it instead of widening every row
+/// (and a width over 65,535 would make `format!` panic).
+pub(crate) const MAX_COLUMN: usize = 64;
+
+/// The width of a column holding values of `lens`: at least `min`, at most `MAX_COLUMN`.
+pub(crate) fn column(lens: impl Iterator<Item = usize>, min: usize) -> usize {
+    lens.max().unwrap_or(min).clamp(min, MAX_COLUMN.max(min))
 }
 
 fn time(r: &ResultEntry) -> String {
@@ -40,7 +50,8 @@ fn detail(r: &ResultEntry) -> String {
     for w in &r.warnings {
         let _ = write!(d, "{}warning: {w}", if d.is_empty() { "" } else { "; " });
     }
-    d
+    // Messages and notes quote peers: certificate names, reason phrases, proxy replies.
+    printable(&d).into_owned()
 }
 
 /// Renders the report; `colour` adds ANSI colours.
@@ -49,10 +60,10 @@ pub fn render(report: &Report, colour: bool) -> String {
     let ctx = &report.context;
     let mut head = format!(
         "vnetprobe check · cloud {}",
-        ctx.get("cloud").map(String::as_str).unwrap_or("public")
+        printable(ctx.get("cloud").map(String::as_str).unwrap_or("public"))
     );
     if let Some(region) = ctx.get("region") {
-        let _ = write!(head, " · region {region}");
+        let _ = write!(head, " · region {}", printable(region));
     }
     let _ = writeln!(
         out,
@@ -61,20 +72,8 @@ pub fn render(report: &Report, colour: bool) -> String {
         report.duration_ms
     );
 
-    let w_id = report
-        .results
-        .iter()
-        .map(|r| r.id.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let w_ep = report
-        .results
-        .iter()
-        .map(|r| r.endpoint().len())
-        .max()
-        .unwrap_or(8)
-        .clamp(8, 64);
+    let w_id = column(report.results.iter().map(|r| r.id.len()), 6);
+    let w_ep = column(report.results.iter().map(|r| r.endpoint().len()), 8);
     let mut groups: Vec<&str> = Vec::new();
     for r in &report.results {
         let g = r.profiles.first().map(String::as_str).unwrap_or("other");
@@ -104,14 +103,15 @@ pub fn render(report: &Report, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {status}  {:<w_id$}  {:<w_ep$}  {:<5}  {:>7}  {}",
-                r.id,
-                r.endpoint(),
+                printable(&r.id),
+                printable(&r.endpoint()),
                 r.protocol,
                 time(r),
                 detail(r)
             );
             if let Some(hint) = &r.hint {
                 let pad = " ".repeat(10);
+                let hint = printable(hint);
                 let label = match r.status {
                     Status::Skip => "verify:",
                     _ => "fix:",
@@ -142,8 +142,8 @@ pub fn render(report: &Report, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {:<w_id$}  {:<w_ep$}  {kind}{req}",
-                r.id,
-                r.endpoint()
+                printable(&r.id),
+                printable(&r.endpoint())
             );
         }
     }

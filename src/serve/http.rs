@@ -1,9 +1,12 @@
-//! The HTTP side of the daemon: a bounded accept loop (connection cap, handshake and header
-//! deadlines, small request heads) and the endpoints, which only read the latest snapshot.
+//! The HTTP side of the daemon: a bounded accept loop (connection caps with eviction, handshake
+//! and header deadlines, small request heads) and the endpoints, which only read the latest
+//! snapshot.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -14,13 +17,16 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, watch};
 
 use super::State;
 use crate::log;
 
-/// Connections served at once; more wait in the kernel's backlog.
+/// Connections served at once, and from one peer address. Past either cap, the connection quiet
+/// the longest (an idle keep-alive, or a client that never finishes its TLS handshake or request
+/// head) is closed to make room: slow or idle clients can never lock a scraper out.
 const MAX_CONNECTIONS: usize = 256;
+const MAX_PER_PEER: usize = 64;
 /// A client must finish its TLS handshake, and each request head, within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,17 +36,88 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 const MAX_REQUEST_HEAD: usize = 8192;
 const MAX_HEADERS: usize = 64;
 
+/// One open connection: who, when it last asked for something, and how to close it.
+struct Open {
+    peer: IpAddr,
+    active: Instant,
+    close: Arc<Notify>,
+}
+
+/// The open connections, by a number of their own.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: HashMap<u64, Open>,
+}
+
+type Shared = Arc<Mutex<Connections>>;
+
+impl Connections {
+    /// Registers a new connection from `peer`, first closing the quietest one when a cap is
+    /// reached (that peer's own when it holds too many).
+    fn admit(&mut self, peer: IpAddr) -> (u64, Arc<Notify>) {
+        let from_peer = self.open.values().filter(|c| c.peer == peer).count();
+        let quietest = |same_peer: bool| {
+            self.open
+                .iter()
+                .filter(|(_, c)| !same_peer || c.peer == peer)
+                .min_by_key(|(_, c)| c.active)
+                .map(|(id, _)| *id)
+        };
+        let evict = if from_peer >= MAX_PER_PEER {
+            quietest(true)
+        } else if self.open.len() >= MAX_CONNECTIONS {
+            quietest(false)
+        } else {
+            None
+        };
+        if let Some(c) = evict.and_then(|id| self.open.remove(&id)) {
+            log::debug(&format!(
+                "closing the quietest connection, from {}, to make room",
+                c.peer
+            ));
+            c.close.notify_one();
+        }
+        let id = self.next;
+        self.next += 1;
+        let close = Arc::new(Notify::new());
+        let active = Instant::now();
+        self.open.insert(
+            id,
+            Open {
+                peer,
+                active,
+                close: close.clone(),
+            },
+        );
+        (id, close)
+    }
+
+    fn touch(&mut self, id: u64) {
+        if let Some(c) = self.open.get_mut(&id) {
+            c.active = Instant::now();
+        }
+    }
+}
+
+/// Unregisters a connection when its task ends, however it ends.
+struct Registered(u64, Shared);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.1.lock() {
+            c.open.remove(&self.0);
+        }
+    }
+}
+
 pub(super) async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Shared::default();
     loop {
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s.expect("never closed"),
-            _ = super::stopped(&mut stop) => return,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -53,47 +130,74 @@ pub(super) async fn accept_loop(
             },
             _ = super::stopped(&mut stop) => return,
         };
+        let (id, close) = match connections.lock() {
+            Ok(mut c) => c.admit(peer.ip()),
+            Err(_) => return log::error("the connection table is unusable: no more connections"),
+        };
+        let registered = Registered(id, connections.clone());
         let state = state.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            let tls = state.web().tls;
-            let served = match tls {
-                None => {
-                    tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(stream, state)).await
-                }
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(tls, state))
-                                .await
-                        }
-                        Ok(Err(e)) => {
-                            return log::debug(&format!("TLS handshake with {peer}: {e}"));
-                        }
-                        Err(_) => {
-                            return log::debug(&format!(
-                                "TLS handshake with {peer}: no handshake within the deadline"
-                            ));
-                        }
-                    }
-                }
-            };
-            if served.is_err() {
-                log::debug(&format!(
-                    "connection from {peer} closed after {} s",
-                    CONNECTION_LIFETIME.as_secs()
-                ));
+            tokio::select! {
+                _ = connection(stream, peer, state, &registered) => {}
+                _ = close.notified() => {}
             }
         });
     }
 }
 
-async fn serve_connection<I>(io: I, state: Arc<State>)
+/// Serves one connection: TLS when configured, then HTTP, within the deadlines.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    state: Arc<State>,
+    registered: &Registered,
+) {
+    let touch = {
+        let (id, connections) = (registered.0, registered.1.clone());
+        move || {
+            if let Ok(mut c) = connections.lock() {
+                c.touch(id);
+            }
+        }
+    };
+    let tls = state.web().tls;
+    let served = match tls {
+        None => {
+            tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(stream, state, touch)).await
+        }
+        Some(acceptor) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(tls, state, touch))
+                        .await
+                }
+                Ok(Err(e)) => {
+                    return log::debug(&format!("TLS handshake with {peer}: {e}"));
+                }
+                Err(_) => {
+                    return log::debug(&format!(
+                        "TLS handshake with {peer}: no handshake within the deadline"
+                    ));
+                }
+            }
+        }
+    };
+    if served.is_err() {
+        log::debug(&format!(
+            "connection from {peer} closed after {} s",
+            CONNECTION_LIFETIME.as_secs()
+        ));
+    }
+}
+
+/// HTTP/1.1 on an established stream; `touch` marks the connection active on each request.
+async fn serve_connection<I>(io: I, state: Arc<State>, touch: impl Fn() + Send + Sync + 'static)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
         let state = state.clone();
+        touch();
         async move { Ok::<_, Infallible>(route(&req, &state).await) }
     });
     let mut builder = http1::Builder::new();
@@ -170,7 +274,10 @@ async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
                 "{\"error\": \"the first run has not finished yet\"}\n",
             ),
         },
-        "/healthz" => reply(StatusCode::OK, TEXT, "ok\n"),
+        "/healthz" => match state.health(std::time::Instant::now()) {
+            Ok(()) => reply(StatusCode::OK, TEXT, "ok\n"),
+            Err(why) => reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
+        },
         "/readyz" if state.ready() => reply(StatusCode::OK, TEXT, "ready\n"),
         "/readyz" => reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -193,7 +300,7 @@ const INDEX: &str = concat!(
     "</h1>\n<p>Probes the network paths Azure Machine Learning needs, every interval.</p>\n<ul>\n",
     "<li><a href=\"metrics\">/metrics</a>: the last run as Prometheus metrics</li>\n",
     "<li><a href=\"results\">/results</a>: the last run as the JSON report</li>\n",
-    "<li><a href=\"healthz\">/healthz</a>: 200 while the process is up</li>\n",
+    "<li><a href=\"healthz\">/healthz</a>: 200 while the probe loop keeps publishing</li>\n",
     "<li><a href=\"readyz\">/readyz</a>: 200 once the first run finished</li>\n",
     "</ul>\n</body></html>\n"
 );

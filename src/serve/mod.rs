@@ -25,6 +25,8 @@ use crate::report::{self, Report};
 use web_config::WebConfig;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Slack on top of a run and an interval before /healthz calls the probe loop stale.
+const STALE_MARGIN: Duration = Duration::from_secs(30);
 
 /// Where and how often, from flags > config file > defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +48,7 @@ impl Settings {
         };
         let interval = match (args.interval, serve.and_then(|s| s.interval.as_ref())) {
             (Some(i), _) => i,
-            (None, Some(raw)) => cli::parse_duration(raw.get_ref())
+            (None, Some(raw)) => cli::parse_interval(raw.get_ref())
                 .map_err(|e| file.error_at(raw, "serve.interval", &e))?,
             (None, None) => DEFAULT_INTERVAL,
         };
@@ -71,11 +73,11 @@ struct Loaded {
 
 fn load(args: &ServeArgs) -> Result<Loaded, UsageError> {
     let settings = Settings::resolve(args)?;
-    let plan = Plan::new(&args.select, Some(&args.net))?.ensure_selected()?;
     let web = match &settings.web_config {
         Some(path) => WebConfig::load(path)?,
         None => WebConfig::default(),
     };
+    let plan = Plan::new(&args.select, Some(&args.net))?.ensure_selected()?;
     Ok(Loaded {
         settings,
         plan,
@@ -103,6 +105,9 @@ pub(crate) struct State {
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     last_reload_ok: AtomicBool,
+    /// When the probe loop last published a report (or the daemon started): /healthz fails
+    /// when this is older than a run and an interval can explain.
+    progress: Mutex<Instant>,
     /// Wakes the probe loop for a run now (after a reload).
     wake: Notify,
 }
@@ -120,6 +125,7 @@ impl State {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             last_reload_ok: AtomicBool::new(true),
+            progress: Mutex::new(Instant::now()),
             wake: Notify::new(),
         }
     }
@@ -136,6 +142,32 @@ impl State {
         self.latest().is_some()
     }
 
+    /// The longest a healthy probe loop goes without publishing: a whole run (its own deadline),
+    /// the interval with its jitter, and a margin.
+    fn stale_after(&self) -> Duration {
+        let plan = self.plan.read().expect("plan lock").clone();
+        let interval = *self.interval.read().expect("interval lock");
+        plan.limits.run_deadline(plan.targets.len()) + interval + interval / 10 + STALE_MARGIN
+    }
+
+    /// Ok while the probe loop keeps publishing; otherwise why not (a stuck or dead loop).
+    fn health(&self, now: Instant) -> Result<(), String> {
+        let last = *self.progress.lock().expect("progress lock");
+        let (age, bound) = (now.saturating_duration_since(last), self.stale_after());
+        if age <= bound {
+            return Ok(());
+        }
+        let what = match self.ready() {
+            true => "the last run finished",
+            false => "the daemon started, and no run has finished since,",
+        };
+        Err(format!(
+            "stale: {what} {} s ago, more than the {} s a run and an interval take",
+            age.as_secs(),
+            bound.as_secs()
+        ))
+    }
+
     fn publish(&self, report: &Report) {
         let snapshot = Snapshot {
             metrics: Bytes::from(report::prometheus::render(report)),
@@ -143,6 +175,7 @@ impl State {
         };
         *self.latest.write().expect("snapshot lock") = Some(Arc::new(snapshot));
         self.runs.fetch_add(1, Ordering::Relaxed);
+        *self.progress.lock().expect("progress lock") = Instant::now();
         self.rebuild_metrics();
     }
 
@@ -234,12 +267,12 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
     state.rebuild_metrics();
     let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(http::accept_loop(listener, state.clone(), stop.clone()));
-    let prober = tokio::spawn(probe_loop(state.clone(), stop.clone()));
+    let mut prober = tokio::spawn(probe_loop(state.clone(), stop.clone()));
     log::info(&format!(
         "listening on {scheme}://{local}; {targets} targets, a run every {}",
         humantime::format_duration(settings.interval)
     ));
-    loop {
+    let code = loop {
         let why = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
@@ -249,17 +282,36 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             },
+            ended = &mut prober => break loop_ended(ended),
         };
         log::info(&format!("{why}: stopping"));
-        break;
-    }
+        break 0;
+    };
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
         let _ = server.await;
-        let _ = prober.await;
+        if !prober.is_finished() {
+            let _ = prober.await;
+        }
     })
     .await;
-    Ok(0)
+    Ok(code)
+}
+
+/// The probe loop only ends when told to stop: ending before means it died (a panic), and
+/// serving its last report forever would hide that. Exit code 1, so systemd restarts the daemon.
+fn loop_ended(ended: Result<(), tokio::task::JoinError>) -> u8 {
+    let why = match ended {
+        Ok(()) => "it returned".to_string(),
+        Err(e) => match e.try_into_panic() {
+            Ok(p) => format!("it {}", crate::runner::panic_message(p.as_ref())),
+            Err(e) => e.to_string(),
+        },
+    };
+    log::error(&format!(
+        "the probe loop ended ({why}): exiting so the service manager restarts the daemon"
+    ));
+    1
 }
 
 /// Re-reads catalog, config and web config; on any error keeps the running ones and says why.
@@ -427,6 +479,48 @@ mod tests {
             e.0
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn healthz_fails_once_the_probe_loop_stops_publishing() {
+        let loaded = load(&args(&[
+            "--config",
+            "/dev/null",
+            "--no-discover",
+            "--interval",
+            "60s",
+        ]))
+        .unwrap();
+        let state = State::new(loaded);
+        let start = *state.progress.lock().unwrap();
+        let bound = state.stale_after();
+        assert!(bound >= Duration::from_secs(60 + 6 + 30), "{bound:?}");
+        assert_eq!(state.health(start + bound), Ok(()));
+        let e = state
+            .health(start + bound + Duration::from_secs(1))
+            .unwrap_err();
+        assert!(e.contains("no run has finished"), "{e}");
+
+        let report = Report::new(
+            Default::default(),
+            std::time::SystemTime::now(),
+            Duration::ZERO,
+            &[],
+            false,
+        );
+        state.publish(&report);
+        let published = *state.progress.lock().unwrap();
+        assert!(published >= start);
+        assert_eq!(state.health(published + bound), Ok(()));
+        let e = state.health(published + bound * 2).unwrap_err();
+        assert!(e.starts_with("stale: the last run finished"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_probe_loop_ends_the_daemon_with_exit_code_1() {
+        let died = tokio::spawn(async { panic!("probe loop bug") });
+        assert_eq!(loop_ended(died.await), 1);
+        assert_eq!(loop_ended(tokio::spawn(async {}).await), 1);
     }
 
     #[test]

@@ -93,7 +93,8 @@ impl At<'_> {
 impl WebConfig {
     /// Reads and validates the file; TLS material is loaded now, so a bad path fails at start.
     pub fn load(path: &Path) -> Result<WebConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = crate::input::read_text(path, crate::input::SMALL)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         WebConfig::parse(path, &text)
     }
 
@@ -131,9 +132,14 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
             "tls_server_config needs both cert_file and key_file",
         ));
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| at.err(cert_line, format!("cert_file {}: {e}", cert_path.display())))?;
+    let pem = |path: &Path, line: usize, field: &str| {
+        crate::input::read(path, crate::input::PEM)
+            .map_err(|e| at.err(line, format!("{field} {}: {e}", path.display())))
+    };
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&pem(&cert_path, cert_line, "cert_file")?)
+            .collect::<Result<_, _>>()
+            .map_err(|e| at.err(cert_line, format!("cert_file {}: {e}", cert_path.display())))?;
     if certs.is_empty() {
         return Err(at.err(
             cert_line,
@@ -143,7 +149,7 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
             ),
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path)
+    let key = PrivateKeyDer::from_pem_slice(&pem(&key_path, key_line, "key_file")?)
         .map_err(|e| at.err(key_line, format!("key_file {}: {e}", key_path.display())))?;
 
     let version = |key: &str| -> Result<Option<&'static SupportedProtocolVersion>, String> {
@@ -196,12 +202,8 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
             };
             let ca_path = base.join(ca_file);
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(&ca_path).map_err(|e| {
-                at.err(
-                    *ca_line,
-                    format!("client_ca_file {}: {e}", ca_path.display()),
-                )
-            })? {
+            for cert in CertificateDer::pem_slice_iter(&pem(&ca_path, *ca_line, "client_ca_file")?)
+            {
                 let cert = cert.map_err(|e| {
                     at.err(
                         *ca_line,

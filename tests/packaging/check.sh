@@ -255,11 +255,14 @@ t_units_contract() {
     grep -qx 'ExecStart=/usr/bin/vnetprobe serve --config /etc/vnetprobe/config.toml' "$s" || fail "serve ExecStart"
     # shellcheck disable=SC2016 # a literal $MAINPID
     grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$s" || fail "serve ExecReload"
-    grep -q '^ExecStart=/usr/bin/vnetprobe check .*--output prometheus --textfile /var/lib/prometheus/node-exporter/vnetprobe.prom$' "$c" ||
+    grep -q '^ExecStart=/usr/bin/vnetprobe check .*--output prometheus --textfile /var/lib/vnetprobe/vnetprobe.prom$' "$c" ||
         fail "check ExecStart"
+    # The symlink for node_exporter, as root, and never a hidden failure ("-").
+    grep -q '^ExecStartPre=+/bin/sh -c .*ln -sfn /var/lib/vnetprobe/vnetprobe.prom /var/lib/prometheus/node-exporter/vnetprobe.prom' "$c" ||
+        fail "check ExecStartPre (textfile symlink)"
     grep -qx 'Type=oneshot' "$c" || fail "check service is not oneshot"
     grep -qx 'SuccessExitStatus=1' "$c" || fail "check service must treat exit 1 as success"
-    grep -qx 'ReadWritePaths=/var/lib/prometheus/node-exporter' "$c" || fail "check ReadWritePaths"
+    grep -qx 'StateDirectory=vnetprobe' "$c" || fail "check StateDirectory"
     grep -qx 'OnUnitActiveSec=5min' "$t" || fail "timer interval"
     grep -q '^RandomizedDelaySec=' "$t" || fail "timer has no randomized delay"
     local f
@@ -268,9 +271,15 @@ t_units_contract() {
         grep -qx 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' "$f" || fail "$f RestrictAddressFamilies"
         grep -qx 'CapabilityBoundingSet=' "$f" || fail "$f CapabilityBoundingSet"
         grep -qx 'User=vnetprobe' "$f" || fail "$f User"
-        if grep -q '^ReadWritePaths=' "$f" && [[ $f != "$c" ]]; then fail "$f must not write anywhere"; fi
+        if grep -q '^ReadWritePaths=' "$f"; then fail "$f must not write outside its state directory"; fi
     done
-    grep -q 'u:vnetprobe:rwx' "$units/vnetprobe.tmpfiles" || fail "tmpfiles ACL for the textfile directory"
+    grep -qx 'd /var/lib/vnetprobe 0755 vnetprobe vnetprobe -' "$units/vnetprobe.tmpfiles" ||
+        fail "tmpfiles: the state directory"
+    # systemd-tmpfiles refuses ACLs below Debian's /var/lib/prometheus (owned by prometheus).
+    if grep -q '^a' "$units/vnetprobe.tmpfiles"; then fail "tmpfiles must not set ACLs"; fi
+    if grep -Eq '(tmpfiles|setfacl|install|ln) .*\|\| true' "$pkg/debian/postinst"; then
+        fail "postinst hides a failed file system step (|| true)"
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -658,6 +667,41 @@ dpkg_retry() {
     return 1
 }
 
+# With the package installed: the check, as the service runs it (user vnetprobe, its textfile
+# in /var/lib/vnetprobe), then Debian's node_exporter on a loopback port reading its textfile
+# directory, where the postinst's symlink must lead to the check's metrics.
+textfile_for_node_exporter() {
+    local exporter=/usr/bin/prometheus-node-exporter dir=/var/lib/prometheus/node-exporter
+    if [[ ! -x $exporter || ! -d $dir ]]; then
+        echo "prometheus-node-exporter is not installed (tests/run.sh installs it)"
+        return 1
+    fi
+    [[ $(readlink "$dir/vnetprobe.prom") == /var/lib/vnetprobe/vnetprobe.prom ]] ||
+        { echo "no symlink $dir/vnetprobe.prom -> /var/lib/vnetprobe/vnetprobe.prom"; return 1; }
+    local readable rc=0 port
+    readable=$(mktemp -d "${TMPDIR:-/tmp}/vnetprobe-textfile.XXXXXX")
+    chmod 0755 "$readable"
+    install -m 0644 "$fixtures/catalog.toml" "$readable/catalog.toml"
+    runuser -u vnetprobe -- /usr/bin/vnetprobe check --config /etc/vnetprobe/config.toml \
+        --catalog "$readable/catalog.toml" --no-discover --timeout 3s --output prometheus \
+        --textfile /var/lib/vnetprobe/vnetprobe.prom >/dev/null 2>"$tmp/textfile.err" || rc=$?
+    rm -rf "$readable"
+    [[ $rc -le 1 ]] || { cat "$tmp/textfile.err"; echo "check as vnetprobe: exit $rc"; return 1; }
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$exporter" --web.listen-address="127.0.0.1:$port" --collector.disable-defaults \
+        --collector.textfile --collector.textfile.directory="$dir" >"$tmp/node-exporter.log" 2>&1 &
+    echo $! >>"$pidfile"
+    local _ scraped=""
+    for _ in $(seq 50); do
+        scraped=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null) && break
+        sleep 0.1
+    done
+    grep -q '^vnetprobe_probe_success{' <<<"$scraped" ||
+        { cat "$tmp/node-exporter.log"; echo "node_exporter does not export vnetprobe_probe_success"; return 1; }
+    grep -qx 'node_textfile_scrape_error 0' <<<"$scraped" ||
+        { grep textfile <<<"$scraped"; echo "node_exporter reports a textfile error"; return 1; }
+}
+
 f_deb_install_purge() {
     need_full
     need_root
@@ -675,12 +719,12 @@ f_deb_install_purge() {
     [[ $(stat -c '%U:%G %a' /etc/vnetprobe/config.toml 2>/dev/null) == "root:vnetprobe 640" ]] ||
         problems+=("config.toml is $(stat -c '%U:%G %a' /etc/vnetprobe/config.toml 2>&1)")
     [[ -f /usr/share/man/man1/vnetprobe.1.gz ]] || problems+=("no man page")
-    [[ -d /var/lib/prometheus/node-exporter ]] || problems+=("no textfile directory")
-    if command -v getfacl >/dev/null; then
-        getfacl -p /var/lib/prometheus/node-exporter 2>/dev/null | grep -qx 'user:vnetprobe:rwx' ||
-            problems+=("no effective rwx ACL for vnetprobe on the textfile directory")
-    fi
+    [[ $(stat -c '%U:%G %a' /var/lib/vnetprobe 2>/dev/null) == "vnetprobe:vnetprobe 755" ]] ||
+        problems+=("/var/lib/vnetprobe is $(stat -c '%U:%G %a' /var/lib/vnetprobe 2>&1)")
+    textfile_for_node_exporter || problems+=("node_exporter does not serve the textfile (see above)")
     dpkg_retry -P vnetprobe || problems+=("dpkg -P failed")
+    [[ -e /var/lib/vnetprobe ]] && problems+=("/var/lib/vnetprobe left after purge")
+    [[ -L /var/lib/prometheus/node-exporter/vnetprobe.prom ]] && problems+=("textfile symlink left after purge")
     [[ -e /usr/bin/vnetprobe ]] && problems+=("/usr/bin/vnetprobe left after purge")
     [[ -e /etc/vnetprobe ]] && problems+=("/etc/vnetprobe left after purge")
     [[ -e /lib/systemd/system/vnetprobe.service ]] && problems+=("unit left after purge")

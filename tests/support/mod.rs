@@ -35,6 +35,33 @@ pub fn command(args: &[&str]) -> Command {
     c
 }
 
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Runs the binary and asserts a usage error: exit 2, no panic, each needle in stderr, and
+/// nothing on stdout.
+pub fn assert_usage_error(args: &[&str], needles: &[&str]) {
+    let out = run(args);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?} should exit 2; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: want {n:?} in: {err}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: nothing on stdout for a usage error"
+    );
+}
+
 pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -358,5 +385,51 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// A JSON report of one failed probe: TCP to a free (refused) loopback port.
+pub fn refused_report() -> serde_json::Value {
+    let port = free_port().to_string();
+    let endpoint = format!("127.0.0.1:{port}");
+    let out = run(&["probe", "tcp", &endpoint, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    json(&out)
+}
+
+/// Runs `cmd` to its end, or kills it and fails the test when it runs past `deadline`.
+pub fn output_within(cmd: &mut Command, deadline: Duration) -> Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {deadline:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
     }
 }

@@ -1,0 +1,73 @@
+//! What may reach a terminal: text a peer chose (certificate names, HTTP reason phrases, proxy
+//! replies, DNS names, IMDS values) with its control characters and escape sequences made
+//! visible, so it can neither drive the terminal nor forge lines of output.
+
+use std::borrow::Cow;
+
+/// Control characters (C0, DEL, C1) and the bidirectional overrides that reorder what is shown.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every control character written as a visible escape (`\x1b`, `\u{202e}`).
+pub fn printable(s: &str) -> Cow<'_, str> {
+    escape(s, |_| false)
+}
+
+/// Like `printable`, keeping line breaks: for our own multi-line messages.
+pub fn printable_lines(s: &str) -> Cow<'_, str> {
+    escape(s, |c| c == '\n')
+}
+
+/// Serialised JSON with the control characters serde_json leaves raw (DEL, C1, bidirectional
+/// overrides) written as `\uXXXX`; outside strings JSON is ASCII, so this only touches strings.
+pub fn json(s: String) -> String {
+    let raw = |c: char| is_hidden(c) && !matches!(c, '\n' | '\t' | '\r');
+    if !s.chars().any(raw) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            c if raw(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(|c| is_hidden(c) && !keep(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if keep(c) || !is_hidden(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_become_visible_text() {
+        assert!(matches!(printable("plain text: ü"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("evil\x1b]0;title\x07\x1b[2Jx\r\n\t\u{9b}1m\u{202e}"),
+            "evil\\x1b]0;title\\x07\\x1b[2Jx\\x0d\\x0a\\x09\\u{9b}1m\\u{202e}"
+        );
+        assert_eq!(printable_lines("a\nb\x1bc"), "a\nb\\x1bc");
+        let raw = serde_json::to_string_pretty(&["\x1b\u{7f}\u{9b}\u{202e}"]).unwrap();
+        let safe = json(raw);
+        assert!(!safe.chars().any(|c| c.is_control() && c != '\n'), "{safe}");
+        let back: Vec<String> = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, ["\x1b\u{7f}\u{9b}\u{202e}"]);
+    }
+}
