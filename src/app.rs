@@ -209,7 +209,12 @@ fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context, Option<Pat
         node_root: select.node_root.as_deref(),
     };
     let settings = discover::Settings::resolve(flags, &env, &file)?;
-    discover::discover(&mut ctx, &settings, &discover::process_env());
+    let identity = select.profiles.iter().any(|p| p == "public-ip")
+        || file
+            .profiles
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|p| p == "public-ip"));
+    discover::discover(&mut ctx, &settings, &discover::process_env(), identity);
     let node_root = settings.enabled.then_some(settings.node_root);
     Ok((file, ctx, node_root))
 }

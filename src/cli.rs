@@ -45,8 +45,10 @@ file; then discovery, unless --no-discover, VNETPROBE_DISCOVER=0 or `discover = 
           workspace_id, region (or location), resource_group, subscription
   mlflow  MLFLOW_TRACKING_URI=azureml://{region}.api.azureml.ms/...: region, cloud, workspace name
   batch   AZ_BATCH_ACCOUNT_URL (batch_account)
-  imds    the Instance Metadata Service (compute.location, compute.azEnvironment), asked directly
-          with a 1 s deadline, only when the region is still unknown
+  imds    the Instance Metadata Service (compute.location, compute.azEnvironment; compute.name,
+          subscriptionId, resourceGroupName and the private address as vm_name, subscription,
+          resource_group, private_ip for the inbound rows' commands), asked directly with a 1 s
+          deadline, only when the region is still unknown or the public-ip profile is selected
 A malformed value is ignored with a warning.";
 
 #[derive(Debug, Parser)]

@@ -37,6 +37,9 @@
 //!   variable is checked by one rule whatever its source (flag, `VNETPROBE_*`, config file,
 //!   discovery). The catalog's `required` may list clouds, DNS rows name their service with
 //!   `private_endpoint`, inbound rows say `direction = "inbound"`; there is no `sovereign` profile.
+//!   Inbound rows' hints are Network Watcher commands filled from the context variables
+//!   `subscription`, `resource_group`, `vm_name`, `private_ip` (IMDS, asked when the region is
+//!   unknown or the `public-ip` profile is selected).
 //! - Peer error kinds: `peer_no_echo` (a
 //!   peer's port answered, but not with the echo of `vnetprobe listen`) and
 //!   `peer_not_authenticated` (an echo that the shared `--key-file` does not verify: another key,

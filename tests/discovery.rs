@@ -814,3 +814,71 @@ fn profiles_follow_the_discovered_context() {
         ["tundra", "instance", "pypi"]
     );
 }
+
+/// The inbound rows of the public-ip profile cannot be observed from the node; their hint is
+/// the Network Watcher command that verifies the rule from Azure's side, filled from IMDS
+/// (asked for the node's identity even when the region is given).
+#[test]
+fn inbound_rows_carry_the_command_filled_from_imds() {
+    let imds = FakeImds::start(Behaviour::Json(
+        r#"{"compute":{"location":"westeurope","azEnvironment":"AzurePublicCloud","name":"vm1",
+        "subscriptionId":"0f8fad5b-d9cb-469f-a165-70867728950e","resourceGroupName":"rg-nodes"},
+        "network":{"interface":[{"ipv4":{"ipAddress":[{"privateIpAddress":"10.0.1.5","publicIpAddress":"20.1.2.3"}]}}]}}"#,
+    ));
+    let out = run(
+        &[
+            "catalog",
+            "--profile",
+            "public-ip",
+            "--region",
+            "westeurope",
+            "--imds-endpoint",
+            &imds.url(),
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        imds.connections(),
+        1,
+        "IMDS is asked for the node's identity"
+    );
+    let targets: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let fix = |id: &str| {
+        targets.iter().find(|t| t["id"] == id).unwrap()["fix"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let flow = fix("inbound-aml-44224");
+    for want in [
+        "az network watcher test-ip-flow",
+        &format!("--subscription {GUID}"),
+        "--resource-group rg-nodes",
+        "--vm vm1",
+        "--local 10.0.1.5:44224",
+        "<AML_ADDRESS>",
+    ] {
+        assert!(flow.contains(want), "{want:?} in {flow}");
+    }
+    let hop = fix("inbound-aml-route");
+    assert!(
+        hop.contains("show-next-hop") && hop.contains("--source-ip 10.0.1.5"),
+        "{hop}"
+    );
+    // Without the profile and with the region known, IMDS is not asked.
+    let out = run(
+        &[
+            "catalog",
+            "--region",
+            "westeurope",
+            "--imds-endpoint",
+            &imds.url(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(imds.connections(), 1);
+}

@@ -1122,7 +1122,7 @@ fn inbound_public_ip(lab: &Lab) -> Check {
                     text(res, "status") == "skip"
                         && reason == "inbound: cannot be observed from this node"
                         && text(res, "direction") == "inbound"
-                        && (hint.contains("test-ip-flow") || hint.contains("effective-route")),
+                        && (hint.contains("test-ip-flow") || hint.contains("show-next-hop")),
                     || r.context(&format!("{id}: {}; hint {hint:?}", describe(res))),
                 )
             }));

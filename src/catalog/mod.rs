@@ -793,7 +793,10 @@ impl Catalog {
                         _ => t.expect,
                     },
                     why: t.why.clone(),
-                    fix: t.fix.clone(),
+                    fix: match t.direction {
+                        Direction::Inbound => fill_placeholders(&t.fix, ctx),
+                        Direction::Outbound => t.fix.clone(),
+                    },
                     section: t.section.clone(),
                     direction: t.direction,
                     client: t.client,
@@ -813,6 +816,24 @@ fn read(path: &Path) -> Result<String, CatalogError> {
         field: None,
         message: e.to_string(),
     })
+}
+
+/// Fills the `<PLACEHOLDERS>` of an inbound row's command with what the context knows (from
+/// IMDS, flags or discovery); the others stay for the admin to fill.
+fn fill_placeholders(fix: &str, ctx: &Context) -> String {
+    let mut out = fix.to_string();
+    for (placeholder, var) in [
+        ("<SUBSCRIPTION_ID>", "subscription"),
+        ("<RESOURCE_GROUP>", "resource_group"),
+        ("<VM_NAME>", "vm_name"),
+        ("<NODE_IP>", "private_ip"),
+        ("<REGION>", "region"),
+    ] {
+        if let Some(value) = ctx.get(var) {
+            out = out.replace(placeholder, value);
+        }
+    }
+    out
 }
 
 /// `required`: a boolean, or the list of clouds that require the path.

@@ -44,7 +44,8 @@ pub const NBVM_PATH: &str = "mnt/azmnt/.nbvm";
 const NBVM_CAP: u64 = 64 * 1024;
 
 /// Variables discovery records for the operator that no template uses.
-pub const INFO_VARIABLES: &[&str] = &["resource_group", "subscription"];
+/// `vm_name` and `private_ip` (from IMDS) fill the commands of the inbound rows.
+pub const INFO_VARIABLES: &[&str] = &["resource_group", "subscription", "vm_name", "private_ip"];
 
 /// The process variables discovery reads (besides `VNETPROBE_*`).
 pub const ENV_KEYS: &[&str] = &[
@@ -183,7 +184,14 @@ pub fn process_env() -> BTreeMap<String, String> {
 }
 
 /// Offers everything discovered to `ctx`; values already set by a higher source stay.
-pub fn discover(ctx: &mut Context, settings: &Settings, env: &BTreeMap<String, String>) {
+/// `identity`: the node's own Azure identity (VM name, address) is wanted (the inbound rows'
+/// commands), so IMDS is asked even when the region is known.
+pub fn discover(
+    ctx: &mut Context,
+    settings: &Settings,
+    env: &BTreeMap<String, String>,
+    identity: bool,
+) {
     if !settings.enabled {
         log::debug("discovery is off");
         return;
@@ -195,7 +203,7 @@ pub fn discover(ctx: &mut Context, settings: &Settings, env: &BTreeMap<String, S
         apply(ctx, mlflow_uri(uri), Source::Mlflow);
     }
     apply(ctx, batch_env(env), Source::Batch);
-    if ctx.get("region").is_none() {
+    if ctx.get("region").is_none() || identity {
         apply(ctx, ask_imds(settings.imds), Source::Imds);
     } else {
         log::debug("region known: the Instance Metadata Service is not asked");
@@ -480,6 +488,27 @@ fn ask_imds(addr: SocketAddr) -> Findings {
     };
     if let Some(location) = &answer.compute.location {
         f.var("region", location, &format!("{origin}: compute.location"));
+    }
+    let c = &answer.compute;
+    for (var, value, field) in [
+        ("vm_name", &c.name, "compute.name"),
+        ("subscription", &c.subscription_id, "compute.subscriptionId"),
+        (
+            "resource_group",
+            &c.resource_group_name,
+            "compute.resourceGroupName",
+        ),
+    ] {
+        if let Some(v) = value {
+            f.var(var, v, &format!("{origin}: {field}"));
+        }
+    }
+    if let Some(ip) = answer.private_ip() {
+        f.var(
+            "private_ip",
+            ip,
+            &format!("{origin}: network private address"),
+        );
     }
     if let Some(env) = &answer.compute.az_environment {
         match Cloud::parse(env) {
@@ -778,7 +807,7 @@ mod tests {
             ("MLFLOW_TRACKING_URI", MLFLOW),
             ("AZUREML_ARM_RESOURCEGROUP", "jobrg"),
         ]);
-        discover(&mut ctx, &settings, &e);
+        discover(&mut ctx, &settings, &e, false);
         let s = ctx.sourced();
         let got = |k: &str| (s[k].value.as_str(), s[k].source);
         assert_eq!(got("workspace_name"), ("flagws", Source::Flag));
@@ -796,7 +825,7 @@ mod tests {
             imds: "127.0.0.1:9".parse().unwrap(),
             node_root: "/".into(),
         };
-        discover(&mut ctx, &settings, &env(&[("CI_NAME", "ci1")]));
+        discover(&mut ctx, &settings, &env(&[("CI_NAME", "ci1")]), false);
         assert_eq!(ctx, Context::default());
     }
 
@@ -826,7 +855,7 @@ mod tests {
             &ConfigFile::default(),
         )
         .unwrap();
-        discover(&mut ctx, &settings, &env(&[]));
+        discover(&mut ctx, &settings, &env(&[]), false);
         assert_eq!(
             (ctx.cloud(), ctx.sourced()["cloud"].source),
             (Cloud::China, Source::Derived)

@@ -92,6 +92,17 @@ pub fn check(var: &str, value: &str) -> Result<String, String> {
             Ok(v.to_ascii_lowercase())
         }
         "batch_account" => refuse("not a host name"),
+        "vm_name"
+            if (1..=64).contains(&v.len())
+                && all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            Ok(v.to_string())
+        }
+        "vm_name" => refuse("not a VM name"),
+        "private_ip" => v
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| "not an IP address".to_string()),
         "exfil_url" => exfil_url(v).map(|_| v.to_string()),
         "private_endpoints" => private_endpoints(v).map(|list| list.join(",")),
         "other_storage_account" => refuse(

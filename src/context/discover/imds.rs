@@ -31,6 +31,8 @@ pub enum FetchError {
 pub struct Answer {
     #[serde(default)]
     pub compute: Compute,
+    #[serde(default)]
+    pub network: Network,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -38,6 +40,48 @@ pub struct Answer {
 pub struct Compute {
     pub location: Option<String>,
     pub az_environment: Option<String>,
+    /// The VM's name, subscription and resource group: what Network Watcher commands name.
+    pub name: Option<String>,
+    pub subscription_id: Option<String>,
+    pub resource_group_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+pub struct Network {
+    #[serde(default)]
+    pub interface: Vec<Interface>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+pub struct Interface {
+    #[serde(default)]
+    pub ipv4: Ipv4,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+pub struct Ipv4 {
+    #[serde(default, rename = "ipAddress")]
+    pub ip_address: Vec<IpAddress>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+pub struct IpAddress {
+    #[serde(rename = "privateIpAddress")]
+    pub private_ip_address: Option<String>,
+}
+
+impl Answer {
+    /// The first private address of the first interface.
+    pub fn private_ip(&self) -> Option<&str> {
+        self.network
+            .interface
+            .first()?
+            .ipv4
+            .ip_address
+            .first()?
+            .private_ip_address
+            .as_deref()
+    }
 }
 
 /// Parses an instance answer; unknown fields are ignored, missing ones are `None`.
