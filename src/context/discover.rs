@@ -844,6 +844,7 @@ mod tests {
                 "AZUREML_SERVICE_ENDPOINT",
                 "https://usgovvirginia.api.azureml.ms",
             )]),
+            false,
         );
         // The endpoint's domain says public; the region's name says usgov. The domain wins: it
         // is what the workspace's clients actually use.
