@@ -104,6 +104,8 @@ pub fn check(var: &str, value: &str) -> Result<String, String> {
             .map(|ip| ip.to_string())
             .map_err(|_| "not an IP address".to_string()),
         "exfil_url" => exfil_url(v).map(|_| v.to_string()),
+        // A node running `vnetprobe listen`: a host name or an address.
+        "peer" => adhoc::check_host(v).map(|()| v.to_ascii_lowercase()),
         "private_endpoints" => private_endpoints(v).map(|list| list.join(",")),
         "other_storage_account" => refuse(
             "replaced by exfil_url: a TCP connect to another account proves nothing about a service \
@@ -191,6 +193,8 @@ mod tests {
         assert_eq!(check("storage_account", "Sa1Data"), Ok("sa1data".into()));
         assert!(check("storage_account", "sa1.blob.core.windows.net").is_err());
         assert!(check("keyvault", "kv_1").is_err());
+        assert_eq!(check("peer", "10.0.1.5"), Ok("10.0.1.5".into()));
+        assert!(check("peer", "a b").is_err());
     }
 
     #[test]
