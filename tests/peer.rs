@@ -737,7 +737,9 @@ fn the_fleet_job_peer_mode_checks_every_node_from_every_node() {
     };
     let code = temp_dir("fleet-code");
     let out = temp_dir("fleet-out");
-    let installed = code.join("installed-vnetprobe");
+    // Each node installs the binary where the job says (/tmp/vnetprobe on a real node); the two
+    // "nodes" here share one folder, so each gets its own path or their installs would race.
+    let installed = |node: &str| code.join(format!("installed-vnetprobe-{node}"));
     std::fs::copy(bin(), code.join("vnetprobe")).unwrap();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -746,7 +748,7 @@ fn the_fleet_job_peer_mode_checks_every_node_from_every_node() {
     std::fs::copy(script, code.join("fleet-peers.sh")).unwrap();
     write(&code, "peer.key", KEY);
     let cmd = fleet_command()
-        .replace("/tmp/vnetprobe", installed.to_str().unwrap())
+        .replace("/tmp/vnetprobe", "${VNETPROBE}")
         .replace("${{inputs.mode}}", "peers")
         .replace("${{outputs.reports}}", out.to_str().unwrap())
         // Only the peer checks: the namespaces have no DNS for the catalog.
@@ -774,7 +776,7 @@ fn the_fleet_job_peer_mode_checks_every_node_from_every_node() {
                 ])
                 .args([node.as_str(), ns.name.as_str(), cmd.as_str()])
                 .current_dir(&code)
-                .env("VNETPROBE", &installed)
+                .env("VNETPROBE", installed(node))
                 .env("VNETPROBE_DISCOVER", "0")
                 .env("WORLD_SIZE", "2")
                 .env("VNETPROBE_PEER_TCP", "4450")
