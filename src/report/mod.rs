@@ -372,6 +372,16 @@ mod tests {
         );
     }
 
+    fn report_of(run: &[Finished], strict: bool) -> Report {
+        Report::new(
+            BTreeMap::new(),
+            SystemTime::now(),
+            Duration::ZERO,
+            run,
+            strict,
+        )
+    }
+
     fn unverified_pass() -> Finished {
         let mut f = finished(None, true);
         f.outcome.evidence.unverified = Some("silence".into());
@@ -394,13 +404,7 @@ mod tests {
             skipped(true, Direction::Inbound),
             finished(None, true),
         ];
-        let r = Report::new(
-            BTreeMap::new(),
-            SystemTime::now(),
-            Duration::ZERO,
-            &run,
-            false,
-        );
+        let r = report_of(&run, false);
         let s = r.summary;
         assert_eq!(
             (s.pass, s.unverified, s.skip, s.required_skip),
@@ -417,13 +421,7 @@ mod tests {
         assert!(line.contains("1 required not checked (t)"), "{line}");
         assert!(!line.contains("every required target met"), "{line}");
 
-        let strict = Report::new(
-            BTreeMap::new(),
-            SystemTime::now(),
-            Duration::ZERO,
-            &run,
-            true,
-        );
+        let strict = report_of(&run, true);
         let kinds: Vec<Option<&str>> = strict
             .results
             .iter()
@@ -443,24 +441,8 @@ mod tests {
 
     #[test]
     fn a_run_of_skips_checked_nothing() {
-        let run = [skipped(true, Direction::Outbound)];
-        let r = Report::new(
-            BTreeMap::new(),
-            SystemTime::now(),
-            Duration::ZERO,
-            &run,
-            false,
-        );
+        let r = report_of(&[skipped(true, Direction::Outbound)], false);
         assert!(!r.checked_anything());
-        assert!(
-            Report::new(
-                BTreeMap::new(),
-                SystemTime::now(),
-                Duration::ZERO,
-                &[finished(None, true)],
-                false
-            )
-            .checked_anything()
-        );
+        assert!(report_of(&[finished(None, true)], false).checked_anything());
     }
 }

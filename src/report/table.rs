@@ -156,40 +156,26 @@ pub fn render(report: &Report, colour: bool) -> String {
 pub fn summary_line(report: &Report, colour: bool) -> String {
     let s = &report.summary;
     let mut line = format!("summary: {} pass, {} fail, {} skip", s.pass, s.fail, s.skip);
+    let mut note = |text: String| {
+        let _ = write!(line, "; {}", paint(colour, "33", &text));
+    };
     if s.unverified > 0 {
         let passes = if s.unverified == 1 { "pass" } else { "passes" };
-        let _ = write!(
-            line,
-            "; {}",
-            paint(
-                colour,
-                "33",
-                &format!("{} {passes} unconfirmed", s.unverified)
-            )
-        );
+        note(format!("{} {passes} unconfirmed", s.unverified));
     }
     if s.required_skip > 0 {
-        let ids: Vec<&str> = report
+        let mut ids: Vec<&str> = report
             .results
             .iter()
             .filter(|r| r.is_required_skip())
             .map(|r| r.id.as_str())
             .collect();
-        let mut ids_shown = ids.clone();
-        ids_shown.dedup();
-        let _ = write!(
-            line,
-            "; {}",
-            paint(
-                colour,
-                "33",
-                &format!(
-                    "{} required not checked ({})",
-                    s.required_skip,
-                    ids_shown.join(", ")
-                )
-            )
-        );
+        ids.dedup();
+        note(format!(
+            "{} required not checked ({})",
+            s.required_skip,
+            ids.join(", ")
+        ));
     }
     let verdict = if s.required_fail > 0 {
         paint(
