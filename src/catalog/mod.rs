@@ -352,6 +352,66 @@ impl Lines {
     }
 }
 
+/// One table of a catalog file (or what precedes the first): a large catalog is parsed a table
+/// at a time, since the TOML document of a whole file costs many times the targets it holds.
+pub(crate) struct Section<'a> {
+    text: &'a str,
+    /// The 1-based line of the section's first line in its file.
+    first_line: usize,
+}
+
+impl Section<'_> {
+    fn is_target(&self) -> bool {
+        self.text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .is_some_and(|l| l.starts_with("[[target]]"))
+    }
+
+    /// The line in the file of a byte offset into the section.
+    fn line(&self, offset: usize) -> usize {
+        self.first_line + line_of(self.text, offset) - 1
+    }
+
+    fn parse(&self, file: &str) -> Result<RawFile, CatalogError> {
+        toml::from_str(self.text).map_err(|e| CatalogError {
+            file: file.to_string(),
+            line: e.span().map(|s| self.line(s.start)),
+            field: None,
+            message: e.message().trim().to_string(),
+        })
+    }
+}
+
+/// Cuts `text` before every table header (`[...]` or `[[...]]` at the start of a line), outside
+/// multi-line strings.
+pub(crate) fn sections(text: &str) -> Vec<Section<'_>> {
+    let mut out = Vec::new();
+    let (mut start, mut start_line, mut line_no) = (0, 1, 1);
+    let (mut basic, mut literal) = (false, false);
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let header = !basic && !literal && line.trim_start().starts_with('[');
+        if header && offset > start {
+            out.push(Section {
+                text: &text[start..offset],
+                first_line: start_line,
+            });
+            (start, start_line) = (offset, line_no);
+        }
+        basic ^= line.matches("\"\"\"").count() % 2 == 1;
+        literal ^= line.matches("\'\'\'").count() % 2 == 1;
+        offset += line.len();
+        line_no += 1;
+    }
+    out.push(Section {
+        text: &text[start..],
+        first_line: start_line,
+    });
+    out
+}
+
 /// The 1-based line of a byte offset; for many offsets into one text, use `Lines`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     Lines::new(text).of(offset)
@@ -402,30 +462,28 @@ impl Catalog {
         sources: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
-        let mut raw_files = Vec::new();
-        for (file, text) in sources {
-            let raw: RawFile = toml::from_str(&text).map_err(|e| CatalogError {
-                file: file.clone(),
-                line: e.span().map(|s| line_of(&text, s.start)),
-                field: None,
-                message: e.message().trim().to_string(),
-            })?;
-            for (name, p) in &raw.profile {
-                if catalog.profiles.iter().any(|q| &q.name == name) {
-                    return Err(CatalogError {
-                        file: file.clone(),
-                        line: None,
-                        field: Some(format!("profile.{name}")),
-                        message: format!("profile {name:?} is declared twice"),
+        let sources: Vec<(String, String)> = sources.into_iter().collect();
+        // Pass 1: the profile tables (and anything that is not a target, to report it), so that
+        // every target can be checked against every profile, wherever it is declared.
+        for (file, text) in &sources {
+            for section in sections(text).iter().filter(|s| !s.is_target()) {
+                let raw = section.parse(file)?;
+                for (name, p) in &raw.profile {
+                    if catalog.profiles.iter().any(|q| &q.name == name) {
+                        return Err(CatalogError {
+                            file: file.clone(),
+                            line: Some(section.first_line),
+                            field: Some(format!("profile.{name}")),
+                            message: format!("profile {name:?} is declared twice"),
+                        });
+                    }
+                    catalog.profiles.push(Profile {
+                        name: name.clone(),
+                        description: p.description.clone(),
+                        default: p.default,
                     });
                 }
-                catalog.profiles.push(Profile {
-                    name: name.clone(),
-                    description: p.description.clone(),
-                    default: p.default,
-                });
             }
-            raw_files.push((file, text, raw));
         }
         for name in BUILTIN_PROFILES {
             if !catalog.profiles.iter().any(|p| p.name == *name) {
@@ -436,33 +494,40 @@ impl Catalog {
                 });
             }
         }
+        // Pass 2: one target table at a time, validated as soon as it is parsed.
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        for (file, text, raw) in raw_files {
-            let lines = Lines::new(&text);
-            for t in raw.target {
-                let line = lines.of(t.get_ref().id.span().start);
-                let spec = catalog.validate(&file, &text, t.into_inner())?;
-                if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
-                    return Err(CatalogError {
-                        file,
-                        line: Some(line),
-                        field: Some("id".into()),
-                        message: format!(
-                            "duplicate target id {:?} (first defined at {first})",
-                            spec.id
-                        ),
-                    });
+        for (file, text) in &sources {
+            for section in sections(text).iter().filter(|s| s.is_target()) {
+                for t in section.parse(file)?.target {
+                    let line = section.line(t.get_ref().id.span().start);
+                    let spec = catalog.validate(file, section, t.into_inner())?;
+                    if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
+                        return Err(CatalogError {
+                            file: file.clone(),
+                            line: Some(line),
+                            field: Some("id".into()),
+                            message: format!(
+                                "duplicate target id {:?} (first defined at {first})",
+                                spec.id
+                            ),
+                        });
+                    }
+                    catalog.targets.push(spec);
                 }
-                catalog.targets.push(spec);
             }
         }
         Ok(catalog)
     }
 
-    fn validate(&self, file: &str, text: &str, raw: RawTarget) -> Result<TargetSpec, CatalogError> {
+    fn validate(
+        &self,
+        file: &str,
+        section: &Section,
+        raw: RawTarget,
+    ) -> Result<TargetSpec, CatalogError> {
         let err = |span: std::ops::Range<usize>, field: &str, message: String| CatalogError {
             file: file.to_string(),
-            line: Some(line_of(text, span.start)),
+            line: Some(section.line(span.start)),
             field: Some(field.to_string()),
             message,
         };

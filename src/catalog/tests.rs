@@ -320,3 +320,23 @@ fn lines_count_like_a_scan_and_a_duplicate_names_both_lines() {
         "{e}"
     );
 }
+
+#[test]
+fn large_files_are_parsed_a_table_at_a_time_with_true_line_numbers() {
+    let text = "# head\n[profile.p]\ndescription = \"\"\"\n[[target]] inside a string\n\"\"\"\n\n\
+                [[target]]\nid = \"a\"\n\n  [[target]]\nid = \"b\"\n";
+    let cut: Vec<(usize, bool)> = sections(text)
+        .iter()
+        .map(|s| (s.first_line, s.is_target()))
+        .collect();
+    assert_eq!(cut, [(1, false), (2, false), (7, true), (10, true)]);
+    // An error in a later table names its line in the file, not in the table.
+    let bad =
+        format!("{OK}\n[[target]]\nid = \"late\"\nname = \"n\"\nprotocol = \"tcp\"\nbogus = 1\n");
+    let line = bad.lines().position(|l| l == "bogus = 1").unwrap() + 1;
+    let e = load(&bad).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("probes/t.toml:{line}")),
+        "want line {line}: {e}"
+    );
+}
