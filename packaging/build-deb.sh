@@ -77,6 +77,11 @@ $(head -n 5 "$err" | sed 's/^/    /')"
 log "generating the man page and shell completions with $bin"
 generate "$gen/vnetprobe.1" man
 grep -q '^\.TH' "$gen/vnetprobe.1" || die "'vnetprobe man' did not print a roff man page (no .TH line)"
+# One page per subcommand besides vnetprobe(1): vnetprobe-check(1), vnetprobe-serve(1), ...
+"$bin" man --dir "$gen/man" >/dev/null 2>"$gen/stderr" ||
+    die "'vnetprobe man --dir' failed: this binary does not write the subcommand pages yet.
+$(head -n 5 "$gen/stderr" | sed 's/^/    /')"
+ls "$gen"/man/vnetprobe-*.1 >/dev/null 2>&1 || die "'vnetprobe man --dir' wrote no vnetprobe-SUBCOMMAND.1 page"
 generate "$gen/vnetprobe.bash" completions bash
 generate "$gen/_vnetprobe" completions zsh
 generate "$gen/vnetprobe.fish" completions fish
@@ -92,6 +97,10 @@ install -D -m 0644 "$pkgdir/config.toml" "$staging/etc/vnetprobe/config.toml"
 
 install -d -m 0755 "$staging/usr/share/man/man1"
 gzip -9n <"$gen/vnetprobe.1" >"$staging/usr/share/man/man1/vnetprobe.1.gz"
+for page in "$gen"/man/vnetprobe-*.1; do
+    name=$(basename "$page")
+    gzip -9n <"$gen/man/$name" >"$staging/usr/share/man/man1/$name.gz"
+done
 install -D -m 0644 "$gen/vnetprobe.bash" "$staging/usr/share/bash-completion/completions/vnetprobe"
 install -D -m 0644 "$gen/_vnetprobe" "$staging/usr/share/zsh/vendor-completions/_vnetprobe"
 install -D -m 0644 "$gen/vnetprobe.fish" "$staging/usr/share/fish/vendor_completions.d/vnetprobe.fish"

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,6 +46,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     crate::log::set_level(cli.log_level);
+    crate::log::set_format(cli.log_format);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(UsageError(msg)) => {
@@ -112,10 +113,20 @@ fn run(cli: Cli) -> Result<u8> {
             clap_complete::generate(shell, &mut Cli::command(), "vnetprobe", &mut buf);
             emit(&String::from_utf8_lossy(&buf), 0)
         }
-        Command::Man => {
-            let mut buf = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
-            emit(&String::from_utf8_lossy(&buf), 0)
+        Command::Man { page, dir } => match dir {
+            Some(dir) => {
+                let written = crate::manpage::write_all(&dir)?;
+                emit(&format!("{}\n", written.join("\n")), 0)
+            }
+            None => emit(&crate::manpage::render(page.as_deref())?, 0),
+        },
+        Command::Explain { kind } => {
+            let width = crate::terminal::stdout_width();
+            let out = match kind {
+                None => crate::explain::render_list(width),
+                Some(k) => crate::explain::render(&crate::explain::lookup(&k)?, width),
+            };
+            emit(&out, 0)
         }
     }
 }
@@ -137,13 +148,9 @@ fn emit(text: &str, code: u8) -> Result<u8> {
     }
 }
 
-fn colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
 pub fn render(report: &Report, output: Output) -> String {
     match output {
-        Output::Table => report::table::render(report, colour()),
+        Output::Table => report::table::render(report, crate::terminal::stdout_colour()),
         Output::Json => report::json::render(report),
         Output::Junit => report::junit::render(report),
         Output::Prometheus => report::prometheus::render(report),

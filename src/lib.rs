@@ -30,18 +30,28 @@
 //! - Metrics: every per-target family also carries `required`; added families
 //!   `vnetprobe_probe_skipped`, `vnetprobe_probe_unverified`, `vnetprobe_probe_error_info`, `vnetprobe_targets`,
 //!   `vnetprobe_runs_total`, `vnetprobe_reloads_total`, `vnetprobe_config_last_reload_successful`.
+//! - Operator's tools: `explain [KIND]` (meaning, detection and fix of every error kind; the
+//!   fix is the kind's remedy), `man [SUBCOMMAND] | man --dir DIR` (vnetprobe(1) and one
+//!   vnetprobe-SUBCOMMAND(1) page each, with EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES),
+//!   `--version` (version, commit, target, static, rustc; `vnetprobe_build_info` carries the same
+//!   as labels `version`, `revision`, `target`, `static`, `rustc_version`), `--log-format
+//!   text|logfmt|json`. Every `--help` ends with examples and wraps at the terminal width.
 //! - CLI: `serve --web-config-file`, the `/readyz` endpoint, `probe dns --expect`, `--log-level`,
 //!   `--no-discover`/`--imds-endpoint`/`--node-root` on every command that expands the catalog;
 //!   environment `VNETPROBE_DISCOVER=0` and `VNETPROBE_PUBLIC_ROOTS=PEM` (replaces the built-in web
 //!   PKI roots: for labs and tests).
 
 pub mod app;
+pub mod build_info;
 pub mod catalog;
 pub mod cli;
 pub mod context;
+pub mod explain;
 pub mod log;
+pub mod manpage;
 pub mod net;
 pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod serve;
+pub mod terminal;

@@ -503,7 +503,8 @@ t_deb_layout() {
     for f in ./usr/bin/vnetprobe ./lib/systemd/system/vnetprobe.service \
         ./lib/systemd/system/vnetprobe-check.service ./lib/systemd/system/vnetprobe-check.timer \
         ./etc/vnetprobe/config.toml ./usr/lib/tmpfiles.d/vnetprobe.conf \
-        ./usr/share/man/man1/vnetprobe.1.gz ./usr/share/bash-completion/completions/vnetprobe \
+        ./usr/share/man/man1/vnetprobe.1.gz ./usr/share/man/man1/vnetprobe-check.1.gz \
+        ./usr/share/bash-completion/completions/vnetprobe \
         ./usr/share/zsh/vendor-completions/_vnetprobe ./usr/share/fish/vendor_completions.d/vnetprobe.fish \
         ./usr/share/doc/vnetprobe/copyright; do
         grep -q " $f\$" <<<"$contents" || fail "$f missing from the package"
@@ -672,6 +673,12 @@ f_deb_install_purge() {
     [[ $(stat -c '%U:%G %a' /etc/vnetprobe/config.toml 2>/dev/null) == "root:vnetprobe 640" ]] ||
         problems+=("config.toml is $(stat -c '%U:%G %a' /etc/vnetprobe/config.toml 2>&1)")
     [[ -f /usr/share/man/man1/vnetprobe.1.gz ]] || problems+=("no man page")
+    # Every page the binary knows (vnetprobe.1 and one per subcommand) is installed.
+    local page
+    for page in $(/usr/bin/vnetprobe man --dir "$tmp/pages"); do
+        [[ -f /usr/share/man/man1/$page.gz ]] || problems+=("man page $page not installed")
+        zgrep -q '^\.SH "EXIT STATUS"' "/usr/share/man/man1/$page.gz" 2>/dev/null || problems+=("$page has no EXIT STATUS")
+    done
     [[ -d /var/lib/prometheus/node-exporter ]] || problems+=("no textfile directory")
     if command -v getfacl >/dev/null; then
         getfacl -p /var/lib/prometheus/node-exporter 2>/dev/null | grep -qx 'user:vnetprobe:rwx' ||
