@@ -36,6 +36,13 @@
 //!   `--version` (version, commit, target, static, rustc; `vnetprobe_build_info` carries the same
 //!   as labels `version`, `revision`, `target`, `static`, `rustc_version`), `--log-format
 //!   text|logfmt|json`. Every `--help` ends with examples and wraps at the terminal width.
+//! - `check --wait DUR` re-runs failing targets with backoff (1 s doubling to 15 s) until they
+//!   pass or DUR is over; each result then carries `wait: {attempts, reachable_after_ms}`.
+//!   `check` draws a live progress line on stderr when it is a terminal and the output is the
+//!   table (`--quiet` turns it off). The table fits the terminal (or `COLUMNS`, or 100 columns);
+//!   a skipped target's host shows a missing variable as `<name>`, never as `{name}`, and its
+//!   reason names it in words. `probe`'s table adds the evidence (addresses, peer, certificate,
+//!   HTTP status, phases).
 //! - CLI: `serve --web-config-file`, the `/readyz` endpoint, `probe dns --expect`, `--log-level`,
 //!   `--no-discover`/`--imds-endpoint`/`--node-root` on every command that expands the catalog;
 //!   environment `VNETPROBE_DISCOVER=0` and `VNETPROBE_PUBLIC_ROOTS=PEM` (replaces the built-in web
@@ -51,7 +58,9 @@ pub mod log;
 pub mod manpage;
 pub mod net;
 pub mod probe;
+pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod serve;
 pub mod terminal;
+pub mod wait;

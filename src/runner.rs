@@ -38,19 +38,38 @@ pub struct Finished {
     pub duration: Duration,
 }
 
+/// Told when each probe starts and ends (the progress line); must not block.
+pub trait Observer: Send + Sync {
+    fn started(&self, index: usize, target: &Target);
+    fn finished(&self, index: usize, outcome: &Outcome);
+}
+
 /// Runs every target; the results come back in the targets' order.
 pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Vec<Finished> {
+    run_observed(targets, env, limits, None).await
+}
+
+/// `run`, telling `observer` as probes start and finish.
+pub async fn run_observed(
+    targets: Vec<Target>,
+    env: Arc<ProbeEnv>,
+    limits: Limits,
+    observer: Option<Arc<dyn Observer>>,
+) -> Vec<Finished> {
     let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len());
     let permits = Arc::new(Semaphore::new(limits.concurrency.max(1)));
     let mut set = JoinSet::new();
     for (i, target) in targets.iter().cloned().enumerate() {
-        let (env, permits) = (env.clone(), permits.clone());
+        let (env, permits, observer) = (env.clone(), permits.clone(), observer.clone());
         let cap = limits.probe_cap();
         set.spawn(async move {
             let _permit = permits
                 .acquire_owned()
                 .await
                 .expect("semaphore never closed");
+            if let Some(o) = &observer {
+                o.started(i, &target);
+            }
             let start = Instant::now();
             let outcome = match tokio::time::timeout(cap, probe::run(&target, &env)).await {
                 Ok(o) => o,
@@ -62,6 +81,9 @@ pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Ve
                     ),
                 ),
             };
+            if let Some(o) = &observer {
+                o.finished(i, &outcome);
+            }
             (i, outcome, start.elapsed())
         });
     }

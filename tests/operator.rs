@@ -181,3 +181,291 @@ fn version_says_commit_target_and_static() {
     let short = stdout(&run(&["-V"]));
     assert_eq!(short.lines().count(), 1, "{short}");
 }
+
+/// A catalog of targets on 127.0.0.1: (id, protocol, host, port).
+fn catalog(targets: &[(&str, &str, &str, u16)]) -> String {
+    targets
+        .iter()
+        .map(|(id, protocol, host, port)| {
+            format!(
+                "[[target]]\nid = \"{id}\"\nname = \"{id}\"\nprotocol = \"{protocol}\"\nhost = \"{host}\"\nports = [{port}]\n\
+                 profiles = [\"internet\"]\nrequired = true\nwhy = \"test\"\n\
+                 fix = \"Allow outbound TCP {port} to the AzureMachineLearning service tag in the NSG and the firewall; rules that allow only 443 break this path.\"\n\n"
+            )
+        })
+        .collect()
+}
+
+/// `vnetprobe check` on `catalog` (no config file) with `extra` arguments.
+fn check_on(catalog: &std::path::Path, extra: &[&str]) -> std::process::Command {
+    let mut c = command(&["check", "--config", "/dev/null", "--catalog"]);
+    c.arg(catalog).args(extra);
+    c
+}
+
+/// A port that accepts connections (the kernel completes them) and never answers: a TLS
+/// handshake there waits for its timeout.
+fn silent_port() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `script` runs a command under a pseudo-terminal (util-linux). Without it the progress test
+/// cannot run: loud skip, or a failure under tests/run.sh (VNETPROBE_LAB=1).
+fn need(tool: &str, what: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    assert!(
+        std::env::var("VNETPROBE_LAB").as_deref() != Ok("1"),
+        "VNETPROBE_LAB=1 but {tool} is missing: {what} cannot run"
+    );
+    eprintln!("\n*** SKIPPED: {what}: {tool} is not installed ***\n");
+    false
+}
+
+/// Runs the binary with `args` under a pseudo-terminal; returns what the terminal showed
+/// (stdout and stderr together) and the exit code.
+fn under_pty(args: &[String]) -> (String, Option<i32>) {
+    let quoted: Vec<String> = std::iter::once(bin().to_string())
+        .chain(args.iter().cloned())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
+        .env("VNETPROBE_DISCOVER", "0")
+        .env("NO_COLOR", "1")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn progress_is_live_on_a_terminal_and_cleared_before_the_table() {
+    if !need("script", "progress under a pseudo-terminal") {
+        return;
+    }
+    let (_silent, slow) = silent_port();
+    let open = Listener::start();
+    let dir = temp_dir("progress");
+    let cat = write(
+        &dir,
+        "c.toml",
+        &catalog(&[
+            ("slow-tls", "tls", "127.0.0.1", slow),
+            ("open-tcp", "tcp", "127.0.0.1", open.port),
+            ("closed-tcp", "tcp", "127.0.0.1", closed_port()),
+        ]),
+    );
+    let base: Vec<String> = [
+        "check",
+        "--config",
+        "/dev/null",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--timeout",
+        "1s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (screen, code) = under_pty(&base);
+    assert_eq!(code, Some(1), "{screen}");
+    let clear = "\r\x1b[2K";
+    // Frames while the TLS probe waits: done/total, the failure so far, the slowest target.
+    assert!(
+        screen.contains("vnetprobe: 2/3 done, 1 failed · waiting")
+            && screen.contains("on slow-tls"),
+        "no live progress in: {screen:?}"
+    );
+    let table = screen.find("vnetprobe check ·").expect("the table");
+    let last_clear = screen.rfind(clear).expect("the line is cleared");
+    assert!(
+        last_clear < table,
+        "the progress line is cleared before the table"
+    );
+    assert!(screen[last_clear + clear.len()..table].trim().is_empty());
+    assert!(
+        !screen[table..].contains("vnetprobe: "),
+        "no progress inside the report"
+    );
+
+    // --quiet, and machine outputs, draw nothing.
+    let mut quiet = base.clone();
+    quiet.push("--quiet".into());
+    let (screen, _) = under_pty(&quiet);
+    assert!(
+        !screen.contains("vnetprobe: ") && !screen.contains(clear),
+        "{screen:?}"
+    );
+    let mut json = base.clone();
+    json.extend(["--output".to_string(), "json".to_string()]);
+    let (screen, _) = under_pty(&json);
+    assert!(
+        !screen.contains(clear) && screen.trim_start().starts_with('{'),
+        "{screen:?}"
+    );
+
+    // Not a terminal: nothing on stderr.
+    let piped = check_on(&cat, &["--timeout", "1s"]).output().unwrap();
+    assert!(
+        piped.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_table_fits_80_and_100_columns_and_names_missing_variables_in_words() {
+    let dir = temp_dir("width");
+    let closed = closed_port();
+    let mut text = catalog(&[
+        (
+            "a-rather-long-target-identifier-for-a-port",
+            "tcp",
+            "127.0.0.1",
+            closed,
+        ),
+        ("short", "tcp", "127.0.0.1", closed),
+    ]);
+    text.push_str(&catalog(&[(
+        "needs-instance",
+        "tls",
+        "{instance}.{region}.instances.azureml.ms",
+        18881,
+    )]));
+    let cat = write(&dir, "c.toml", &text);
+    for width in [80, 100] {
+        let out = check_on(&cat, &["--region", "westeurope"])
+            .env("COLUMNS", width.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let table = stdout(&out);
+        for line in table.lines() {
+            assert!(line.chars().count() <= width, "{width}: {line:?}\n{table}");
+        }
+        assert!(!table.contains('{'), "raw template text: {table}");
+        assert!(
+            table.contains("  <instance") && table.contains("needs instance"),
+            "{table}"
+        );
+        assert!(
+            table.contains("\n          fix: Allow outbound TCP"),
+            "{table}"
+        );
+        assert!(table.contains("tcp_refused"), "{table}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_passing_probe_shows_addresses_and_the_peer() {
+    let open = Listener::start();
+    let out = run(&["probe", "tcp", &format!("localhost:{}", open.port)]);
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("evidence"), "{text}");
+    assert!(text.contains("addresses  127.0.0.1"), "{text}");
+    assert!(
+        text.contains(&format!("peer       127.0.0.1:{} (direct)", open.port)),
+        "{text}"
+    );
+}
+
+#[test]
+fn wait_retries_until_the_path_comes_up_and_says_when() {
+    let port = free_port();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        // Accept for a while, then let go: bounded.
+        l.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < until {
+            if l.accept().is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    });
+    let dir = temp_dir("wait");
+    let cat = write(
+        &dir,
+        "c.toml",
+        &catalog(&[("late-tcp", "tcp", "127.0.0.1", port)]),
+    );
+    let started = std::time::Instant::now();
+    let out = check_on(
+        &cat,
+        &["--timeout", "500ms", "--wait", "12s", "--output", "json"],
+    )
+    .output()
+    .unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let r = result(&report, "late-tcp");
+    assert_eq!(r["status"], "pass");
+    let attempts = r["wait"]["attempts"].as_u64().unwrap();
+    let after = r["wait"]["reachable_after_ms"].as_f64().unwrap();
+    assert!(attempts >= 2, "{r}");
+    assert!(
+        (1400.0..took.as_millis() as f64).contains(&after),
+        "{after} ms of {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "{took:?}: it stops once everything passes"
+    );
+
+    // A path that never comes up: retried until the time is up, then reported as failing.
+    let closed = closed_port();
+    let cat = write(
+        &dir,
+        "d.toml",
+        &catalog(&[("never", "tcp", "127.0.0.1", closed)]),
+    );
+    let started = std::time::Instant::now();
+    let out = check_on(&cat, &["--timeout", "500ms", "--wait", "2500ms"])
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        took >= std::time::Duration::from_millis(2000) && took < std::time::Duration::from_secs(6),
+        "{took:?}"
+    );
+    let text = stdout(&out).replace("\n          ", " ");
+    assert!(text.contains("still failing after 3 attempts"), "{text}");
+    late.join().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

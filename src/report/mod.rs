@@ -108,6 +108,19 @@ pub struct ResultEntry {
     pub hint: Option<String>,
     #[serde(default)]
     pub why: String,
+    /// With `check --wait`: the attempts made and when the target became reachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitEntry>,
+}
+
+/// How a target fared under `check --wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WaitEntry {
+    /// Attempts made (the report shows the last).
+    pub attempts: u32,
+    /// Milliseconds from the start of the check to the end of the attempt that passed; null
+    /// when it never passed.
+    pub reachable_after_ms: Option<f64>,
 }
 
 fn round2(ms: f64) -> f64 {
@@ -161,6 +174,7 @@ impl ResultEntry {
                 _ => None,
             },
             why: t.why.clone(),
+            wait: None,
         }
     }
 
@@ -393,7 +407,7 @@ mod tests {
     fn skipped(required: bool, direction: Direction) -> Finished {
         let mut f = finished(None, required);
         f.target.direction = direction;
-        f.outcome = Outcome::skip("needs {batch_account}");
+        f.outcome = Outcome::skip("needs batch_account");
         f
     }
 

@@ -398,14 +398,20 @@ t_setup_arguments() {
     : >"$args"
     FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa" --profile no-public-ip --profile=public-ip \
         -- --catalog "$fixtures/catalog.toml" --no-discover
-    grep -qx -- "check --profile no-public-ip --profile public-ip --catalog $fixtures/catalog.toml --no-discover --output json" "$args" ||
+    grep -qx -- "check --profile no-public-ip --profile public-ip --catalog $fixtures/catalog.toml --no-discover --wait 2m --output json" "$args" ||
         fail "check arguments not passed through: $(cat "$args")"
     grep -qx -- "check --profile no-public-ip --profile public-ip --catalog $fixtures/catalog.toml --no-discover --output table" "$args" ||
         fail "table run arguments: $(cat "$args")"
     : >"$args"
-    FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa-strict" --mode strict -- --no-discover
+    FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa-strict" --mode strict --wait 0 -- --no-discover
     grep -qx -- "check --no-discover --strict --output json" "$args" ||
-        fail "--mode strict does not pass --strict: $(cat "$args")"
+        fail "--mode strict does not pass --strict (or --wait 0 still waits): $(cat "$args")"
+    : >"$args"
+    FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa-wait" --wait 30s -- --no-discover
+    grep -qx -- "check --no-discover --wait 30s --output json" "$args" ||
+        fail "--wait is not passed to the JSON run: $(cat "$args")"
+    grep -qx -- "check --no-discover --output table" "$args" ||
+        fail "the table run waits again: $(cat "$args")"
     "$setup_script" --binary "$fake" --mode sometimes >/dev/null 2>&1 || rc=$?
     [[ $rc -eq 2 ]] || fail "bad --mode: exit $rc, want 2"
     rc=0
