@@ -43,6 +43,13 @@
 //!   a skipped target's host shows a missing variable as `<name>`, never as `{name}`, and its
 //!   reason names it in words. `probe`'s table adds the evidence (addresses, peer, certificate,
 //!   HTTP status, phases).
+//! - `serve`: `/metrics` is gzip-encoded when the scraper accepts it (compressed once per run;
+//!   the per-scrape `process_*` families, `process_cpu_seconds_total`,
+//!   `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`,
+//!   `process_max_fds`, `process_start_time_seconds`, are appended as a stored block); `/` is
+//!   a self-contained HTML status page of the last run (summary, causes by error kind, targets
+//!   coloured by status), reloading every interval; one start-up line at the default level
+//!   (address, interval, targets, web config, TLS, Basic auth).
 //! - CLI: `serve --web-config-file`, the `/readyz` endpoint, `probe dns --expect`, `--log-level`,
 //!   `--no-discover`/`--imds-endpoint`/`--node-root` on every command that expands the catalog;
 //!   environment `VNETPROBE_DISCOVER=0` and `VNETPROBE_PUBLIC_ROOTS=PEM` (replaces the built-in web

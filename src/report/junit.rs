@@ -3,24 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{Report, ResultEntry};
+use super::{Report, ResultEntry, escape_markup as escape};
 use crate::probe::Status;
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn group(r: &ResultEntry) -> &str {
     r.profiles.first().map(String::as_str).unwrap_or("other")

@@ -1,6 +1,7 @@
 //! A run's report, one serialisable shape that every renderer reads (table, JSON, Prometheus,
-//! JUnit) and that `merge` reads back.
+//! JUnit, the HTML status page) and that `merge` reads back.
 
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod merge;
@@ -238,6 +239,24 @@ fn hint(kind: Option<ErrorKind>, fix: &str) -> String {
         Some((_, remedy)) => format!("{remedy} If the path itself is closed: {fix}"),
         None => fix.to_string(),
     }
+}
+
+/// Escapes text for XML and HTML (JUnit, the status page): the five markup characters, and
+/// control characters XML cannot hold are dropped.
+pub fn escape_markup(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn node_name() -> Option<String> {
