@@ -25,7 +25,8 @@
 //!   `other_storage_account`, which is now refused with a pointer to it) and `private_endpoints`
 //!   (the services whose names must resolve privately, default `workspace,keyvault,acr`). Every
 //!   variable is checked by one rule whatever its source (flag, `VNETPROBE_*`, config file,
-//!   discovery). The catalog's `required` may list clouds, DNS rows name their service with
+//!   discovery). A catalog target may set its own `timeout` (at most 300 s) for a rare slow
+//!   path: its probe cap and the run's deadline grow with it. The catalog's `required` may list clouds, DNS rows name their service with
 //!   `private_endpoint`, inbound rows say `direction = "inbound"`; there is no `sovereign` profile.
 //! - Metrics: every per-target family also carries `required`; added families
 //!   `vnetprobe_probe_skipped`, `vnetprobe_probe_unverified`, `vnetprobe_probe_error_info`, `vnetprobe_targets`,

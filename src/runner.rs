@@ -20,7 +20,16 @@ pub struct Limits {
 
 impl Limits {
     pub fn probe_cap(&self) -> Duration {
-        self.timeout * 2 + Duration::from_millis(250)
+        Self::cap(self.timeout)
+    }
+
+    /// A target's cap: from its own `timeout` when the catalog gives one.
+    pub fn probe_cap_for(&self, target: &Target) -> Duration {
+        Self::cap(target.spec.timeout.unwrap_or(self.timeout))
+    }
+
+    fn cap(timeout: Duration) -> Duration {
+        timeout * 2 + Duration::from_millis(250)
     }
 
     /// The whole run: one probe cap per wave the concurrency allows, and a second to spare.
@@ -56,12 +65,18 @@ pub async fn run_observed(
     limits: Limits,
     observer: Option<Arc<dyn Observer>>,
 ) -> Vec<Finished> {
-    let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len());
+    // A target with a longer `timeout` of its own extends the run by its extra cap, once.
+    let extra = targets
+        .iter()
+        .map(|t| limits.probe_cap_for(t).saturating_sub(limits.probe_cap()))
+        .max()
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len()) + extra;
     let permits = Arc::new(Semaphore::new(limits.concurrency.max(1)));
     let mut set = JoinSet::new();
     for (i, target) in targets.iter().cloned().enumerate() {
         let (env, permits, observer) = (env.clone(), permits.clone(), observer.clone());
-        let cap = limits.probe_cap();
+        let cap = limits.probe_cap_for(&target);
         set.spawn(async move {
             let _permit = permits
                 .acquire_owned()

@@ -469,3 +469,35 @@ fn wait_retries_until_the_path_comes_up_and_says_when() {
     late.join().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_target_with_its_own_timeout_waits_longer_within_the_run() {
+    let (_silent, port) = silent_port();
+    let dir = temp_dir("target-timeout");
+    let mut text = catalog(&[("run-timeout", "tls", "127.0.0.1", port)]);
+    text.push_str(
+        &catalog(&[("own-timeout", "tls", "127.0.0.1", port)]).replacen(
+            "why = \"test\"",
+            "why = \"test\"\ntimeout = \"2s\"",
+            1,
+        ),
+    );
+    let cat = write(&dir, "c.toml", &text);
+    let started = std::time::Instant::now();
+    let out = check_on(&cat, &["--timeout", "500ms", "--output", "json"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let run = result(&report, "run-timeout");
+    let own = result(&report, "own-timeout");
+    let message = |r: &serde_json::Value| r["error"]["message"].as_str().unwrap().to_string();
+    assert!(message(run).contains("within 500 ms"), "{run}");
+    assert!(message(own).contains("within 2000 ms"), "{own}");
+    let waited = own["duration_ms"].as_f64().unwrap();
+    assert!((1900.0..4500.0).contains(&waited), "{own}");
+    assert!(run["duration_ms"].as_f64().unwrap() < 1500.0, "{run}");
+    assert!(took < std::time::Duration::from_secs(6), "{took:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -141,6 +141,9 @@ pub struct ProbeSpec {
     pub method: String,
     pub accept: Vec<StatusMatch>,
     pub payload: Vec<u8>,
+    /// The target's own wait for each network step (`timeout = "10s"`), instead of the run's
+    /// `--timeout`; its probe cap and the run's deadline grow with it.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for ProbeSpec {
@@ -151,6 +154,7 @@ impl Default for ProbeSpec {
             method: "GET".into(),
             accept: vec![StatusMatch::Class(2), StatusMatch::Class(3)],
             payload: Vec::new(),
+            timeout: None,
         }
     }
 }
@@ -268,6 +272,8 @@ struct RawTarget {
     accept: Option<Spanned<Vec<toml::Value>>>,
     #[serde(default)]
     payload: Option<Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
 }
 
 /// A profile as declared in a catalog.
@@ -562,6 +568,10 @@ impl Catalog {
             only("payload", p.span(), raw.protocol == Protocol::Udp, "udp")?;
             spec.payload = parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?;
         }
+        if let Some(t) = &raw.timeout {
+            spec.timeout =
+                Some(parse_timeout(t.get_ref()).map_err(|m| err(t.span(), "timeout", m))?);
+        }
         let required = match &raw.required {
             None => Cloud::ALL.to_vec(),
             Some(r) => parse_required(r.get_ref()).map_err(|m| err(r.span(), "required", m))?,
@@ -766,6 +776,21 @@ fn parse_required(raw: &toml::Value) -> Result<Vec<Cloud>, String> {
             .collect(),
         other => Err(format!("{other:?}: {FORM}")),
     }
+}
+
+/// The longest per-target timeout: a rare slow path, not a way to hang a run.
+pub const MAX_TARGET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d =
+        humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 10s, 1500ms)"))?;
+    if d.is_zero() || d > MAX_TARGET_TIMEOUT {
+        return Err(format!(
+            "{s:?}: between 1ms and {} s",
+            MAX_TARGET_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_payload(s: &str) -> Result<Vec<u8>, String> {

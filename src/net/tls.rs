@@ -529,7 +529,7 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
 
     let start = Instant::now();
     let result = tokio::time::timeout(
-        env.timeout,
+        env.timeout(),
         TlsConnector::from(Arc::new(config)).connect(name, stream),
     )
     .await;
@@ -557,7 +557,7 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 ErrorKind::Timeout,
                 format!(
                     "connected, but no TLS handshake within {} ms (a firewall holding the connection?)",
-                    env.timeout.as_millis()
+                    env.timeout().as_millis()
                 ),
             ));
         }

@@ -2,7 +2,7 @@
 //! proxy curl would pick, with an HTTP CONNECT tunnel through it when the probe needs one.
 //!
 //! For a proxied target the proxy resolves the name, so a local DNS failure is recorded but
-//! is not a failure. Everything after the lookup shares one deadline (`env.timeout`), which
+//! is not a failure. Everything after the lookup shares one deadline (`env.timeout()`), which
 //! the caller carries on through TLS and the request.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -47,7 +47,7 @@ pub async fn open(
             return Ok(Opened {
                 stream,
                 forward_proxy: None,
-                deadline: Instant::now() + env.timeout,
+                deadline: Instant::now() + env.timeout(),
             });
         }
         Route::Proxy(p) => p,
@@ -60,7 +60,7 @@ pub async fn open(
             ev.note(format!("resolved by proxy (local DNS: {})", e.kind));
         }
     }
-    let deadline = Instant::now() + env.timeout;
+    let deadline = Instant::now() + env.timeout();
     let mut stream = dial_proxy(&proxy, env, ev, deadline).await?;
     if scheme == Scheme::Http {
         return Ok(Opened {

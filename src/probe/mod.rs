@@ -20,10 +20,16 @@ pub const INBOUND_SKIP: &str = "inbound: cannot be observed from this node";
 use crate::net::NetConfig;
 use dns::{DnsCache, Resolved};
 
+tokio::task_local! {
+    /// The running target's own `timeout` from the catalog, for the duration of its probe.
+    static TARGET_TIMEOUT: Duration;
+}
+
 /// Everything a probe needs from its run.
 pub struct ProbeEnv {
     pub dns: DnsCache,
-    /// The deadline of each network wait (DNS lookup, and the connection exchange).
+    /// The run's deadline of each network wait (DNS lookup, and the connection exchange); a
+    /// probe reads `timeout()`, which honours its target's own `timeout`.
     pub timeout: Duration,
     pub net: NetConfig,
     /// The TLS trust, loaded on the first handshake of the run (see `net::tls`).
@@ -38,6 +44,14 @@ impl ProbeEnv {
             net,
             tls: Default::default(),
         }
+    }
+}
+
+impl ProbeEnv {
+    /// The wait for each network step of the running probe: its target's `timeout` from the
+    /// catalog, else the run's. DNS answers are shared between targets and keep the run's.
+    pub fn timeout(&self) -> Duration {
+        TARGET_TIMEOUT.try_with(|t| *t).unwrap_or(self.timeout)
     }
 }
 
@@ -68,14 +82,19 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
         return Outcome::skip(INBOUND_SKIP);
     }
     let mut ev = Evidence::default();
-    let result = match target.protocol {
-        Protocol::Dns => dns::probe(target, env, &mut ev).await,
-        Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
-        Protocol::Udp => udp::probe(target, env, &mut ev).await,
-        Protocol::Tls => tls::probe(target, env, &mut ev).await,
-        Protocol::Http => http::probe(target, env, &mut ev).await,
-        Protocol::Ws => ws::probe(target, env, &mut ev).await,
+    let probe = async {
+        match target.protocol {
+            Protocol::Dns => dns::probe(target, env, &mut ev).await,
+            Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
+            Protocol::Udp => udp::probe(target, env, &mut ev).await,
+            Protocol::Tls => tls::probe(target, env, &mut ev).await,
+            Protocol::Http => http::probe(target, env, &mut ev).await,
+            Protocol::Ws => ws::probe(target, env, &mut ev).await,
+        }
     };
+    let result = TARGET_TIMEOUT
+        .scope(target.spec.timeout.unwrap_or(env.timeout), probe)
+        .await;
     judge(target, result, ev)
 }
 

@@ -20,7 +20,7 @@ pub async fn connect(
     let port = target.port.expect("targets that connect have a port");
     let resolved = super::resolve(target, env, ev).await?;
     let start = std::time::Instant::now();
-    let result = dial::connect_any(&resolved.addrs, port, env.timeout).await;
+    let result = dial::connect_any(&resolved.addrs, port, env.timeout()).await;
     ev.phase(Phase::Connect, start.elapsed());
     let (stream, peer) = result?;
     ev.peer = Some(peer);

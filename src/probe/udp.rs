@@ -31,10 +31,17 @@ enum Heard {
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
     let port = target.port.expect("udp targets have a port");
     let resolved = super::resolve(target, env, ev).await?;
-    let result = send_and_wait(&resolved.addrs, port, &target.spec.payload, env.timeout, ev).await;
+    let result = send_and_wait(
+        &resolved.addrs,
+        port,
+        &target.spec.payload,
+        env.timeout(),
+        ev,
+    )
+    .await;
     ev.note("direct");
     let heard = result?;
-    let waited = env.timeout.as_millis();
+    let waited = env.timeout().as_millis();
     match heard {
         Heard::Reply(n) => ev.note(format!("answered ({n} bytes)")),
         // Only an answer proves a UDP path open, so for a path that should be blocked silence
