@@ -501,3 +501,70 @@ fn a_target_with_its_own_timeout_waits_longer_within_the_run() {
     assert!(took < std::time::Duration::from_secs(6), "{took:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_readme_installs_first_and_lists_every_profile_and_variable() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let at = |h: &str| {
+        readme
+            .find(h)
+            .unwrap_or_else(|| panic!("README has no {h}"))
+    };
+    assert!(at("## Install") < at("## Usage"));
+    for what in [
+        "build-static.sh",
+        "sha256sum",
+        "build-deb.sh",
+        "dpkg -i",
+        "vnetprobe.service",
+        "completions bash",
+    ] {
+        assert!(
+            readme[at("## Install")..at("## Usage")].contains(what),
+            "install: {what}"
+        );
+    }
+    // Every profile of the embedded catalog, as the error for an unknown one lists them.
+    let err = String::from_utf8_lossy(
+        &run(&["check", "--profile", "nope", "--config", "/dev/null"]).stderr,
+    )
+    .into_owned();
+    let known = err
+        .split("known:")
+        .nth(1)
+        .or_else(|| err.split("one of").nth(1))
+        .unwrap_or_else(|| panic!("the error lists the profiles: {err}"));
+    let profiles: Vec<&str> = known
+        .split([',', ' ', ')', '(', '\n', ';'])
+        .map(|p| p.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-'))
+        .filter(|p| p.len() > 2 && p.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .collect();
+    assert!(profiles.len() >= 7, "{profiles:?} from {err}");
+    for p in profiles {
+        assert!(
+            readme.contains(&format!("`{p}`")),
+            "README does not list the profile {p}"
+        );
+    }
+    // Every variable the man page lists as read.
+    let man = stdout(&run(&["man"])).replace("\\-", "-");
+    let env = &man[man.find(".SH \"ENVIRONMENT\"").unwrap()..];
+    let env = &env[..env[4..].find(".SH").unwrap() + 4];
+    let names: Vec<String> = env
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("\\fB")?
+                .strip_suffix("\\fR")
+                .map(str::to_string)
+        })
+        .flat_map(|l| l.split(", ").map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    assert!(names.len() >= 30, "{names:?}");
+    for n in names {
+        assert!(
+            readme.contains(&format!("`{n}`")),
+            "README does not list the variable {n}"
+        );
+    }
+}
