@@ -95,18 +95,24 @@ impl Progress {
         });
         let drawing = shared.clone();
         let drawer = std::thread::spawn(move || {
-            let mut counts = drawing.counts.lock().expect("progress lock");
-            while !counts.stop {
-                let text = line(&counts, Instant::now(), width);
+            loop {
+                // The lock is not held while writing: a slow terminal must not stall probes.
+                let text = {
+                    let counts = drawing.counts.lock().expect("progress lock");
+                    if counts.stop {
+                        break;
+                    }
+                    line(&counts, Instant::now(), width)
+                };
                 let mut err = std::io::stderr().lock();
                 let _ = write!(err, "{CLEAR}{text}");
                 let _ = err.flush();
                 drop(err);
-                counts = drawing
-                    .wake
-                    .wait_timeout(counts, TICK)
-                    .expect("progress lock")
-                    .0;
+                let counts = drawing.counts.lock().expect("progress lock");
+                if counts.stop {
+                    break;
+                }
+                let _ = drawing.wake.wait_timeout(counts, TICK);
             }
         });
         Progress {
