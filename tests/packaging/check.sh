@@ -709,12 +709,18 @@ f_setup_script_real() {
     port_closed 1 || skip "something listens on 127.0.0.1:1 (fixtures/catalog.toml expects it closed)"
     local logs="$tmp/real-setup" rc=0
     local check_args=(-- --catalog "$fixtures/catalog.toml" --no-discover --timeout 3s)
-    "$setup_script" --binary "$static_bin" --mode fail --log-dir "$logs/fail" "${check_args[@]}" \
+    # --wait 2s: the closed port is retried (bounded) and check.json counts the attempts.
+    "$setup_script" --binary "$static_bin" --mode fail --wait 2s --log-dir "$logs/fail" "${check_args[@]}" \
         >"$tmp/real-fail.out" 2>&1 || rc=$?
     cat "$tmp/real-fail.out"
     [[ $rc -eq 1 ]] || fail "fail mode: exit $rc, want 1"
+    python3 - "$logs/fail/check.json" <<'PY' || fail "--wait did not retry the failing target"
+import json, sys
+r = [r for r in json.load(open(sys.argv[1]))["results"] if r["id"] == "test-closed-loopback"][0]
+assert r["wait"]["attempts"] >= 2 and r["wait"]["reachable_after_ms"] is None, r["wait"]
+PY
     rc=0
-    "$setup_script" --binary "$static_bin" --mode warn --log-dir "$logs/warn" "${check_args[@]}" \
+    "$setup_script" --binary "$static_bin" --mode warn --wait 0 --log-dir "$logs/warn" "${check_args[@]}" \
         >"$tmp/real-warn.out" 2>&1 || rc=$?
     cat "$tmp/real-warn.out"
     [[ $rc -eq 0 ]] || fail "warn mode: exit $rc, want 0"
