@@ -3,7 +3,8 @@
 //! For a 500-target catalog on loopback (400 to a listener that accepts, 100 to a closed port):
 //! CPU seconds per probe run (/proc/PID/stat utime+stime over several runs, no scrapes), the
 //! steady RSS (/proc/PID/status VmRSS), and scrape latency (median, p99) with 50 concurrent
-//! scrapers, each scrape a new connection, plain and with `Accept-Encoding: gzip` (as
+//! scrapers against a daemon at the default 60 s interval, each scrape a new connection, plain
+//! and with `Accept-Encoding: gzip` (as
 //! Prometheus asks). Side by side in the same run: node_exporter's textfile collector serving
 //! the same metrics (Debian's prometheus-node-exporter, when installed).
 //!
@@ -78,51 +79,7 @@ fn main() {
     }
     std::fs::write(&catalog, text).unwrap();
 
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--config",
-            "/dev/null",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-        ])
-        .env("VNETPROBE_DISCOVER", "0")
-        .arg("--catalog")
-        .arg(&catalog)
-        .args(["--interval", &format!("{INTERVAL_S}s")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the vnetprobe binary");
-    let pid = child.id();
-    let stderr = child.stderr.take().unwrap();
-    let daemon = Guard(child);
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str| -> String {
-        loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no {what} in 60 s"));
-            if line.contains(what) {
-                return line;
-            }
-        }
-    };
-    let listening = next("listening on ");
-    let addr: SocketAddr = listening
-        [listening.find("://").unwrap() + 3..listening.find(';').unwrap()]
-        .parse()
-        .unwrap();
-
+    let (daemon, pid, _, next) = start(&catalog, INTERVAL_S);
     // CPU per run: from the end of the first run to the end of the last measured one.
     let first = next("run finished");
     let cpu0 = cpu_seconds(pid);
@@ -134,6 +91,13 @@ fn main() {
     let cpu = cpu_seconds(pid) - cpu0;
     let wall = t0.elapsed();
     let rss_after_runs = status_kib(pid, "VmRSS:");
+
+    drop(daemon);
+
+    // Scrapes against a daemon at the default interval, as in production (a run a minute):
+    // its first run has finished and no other starts while it is measured.
+    let (daemon, pid, addr, next) = start(&catalog, 60);
+    next("run finished");
 
     // Scrape latency with 50 concurrent scrapers, plain and gzip.
     let body_len = scrape(addr, false).1;
@@ -220,7 +184,7 @@ fn main() {
         hwm
     );
     println!(
-        "  /metrics with {SCRAPERS} concurrent scrapers ({SCRAPES_EACH} scrapes each, a new connection each):"
+        "  /metrics with {SCRAPERS} concurrent scrapers ({SCRAPES_EACH} scrapes each, a new connection each; serve at --interval 60s):"
     );
     println!(
         "    {:<34} {:>9} {:>9} {:>9} {:>10}",
@@ -266,6 +230,59 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `vnetprobe serve` on the catalog, every `interval_s`: the daemon, its pid, its address and
+/// a function that waits (at most 60 s) for a log line containing a text.
+fn start(
+    catalog: &std::path::Path,
+    interval_s: u64,
+) -> (Guard, u32, SocketAddr, impl Fn(&str) -> String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            "/dev/null",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
+        .env("VNETPROBE_DISCOVER", "0")
+        .arg("--catalog")
+        .arg(catalog)
+        .args(["--interval", &format!("{interval_s}s")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the vnetprobe binary");
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let daemon = Guard(child);
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = move |what: &str| -> String {
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {what} in 60 s"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    let listening = next("listening on ");
+    let addr: SocketAddr = listening
+        [listening.find("://").unwrap() + 3..listening.find(';').unwrap()]
+        .parse()
+        .unwrap();
+    (daemon, pid, addr, next)
 }
 
 fn ms(d: Duration) -> f64 {
