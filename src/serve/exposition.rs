@@ -1,7 +1,7 @@
 //! The /metrics body, prepared once per run: the text, and the same text gzip-compressed up to
 //! a sync flush. A scrape appends the few lines that change on every scrape (the process
-//! metrics) to either, as plain text or as a final stored deflate block with the combined CRC,
-//! so no scrape compresses the run's families again.
+//! metrics) to either, as plain text or as a final stored deflate block with the CRC carried on
+//! from the text's, so no scrape compresses the run's families again.
 
 use std::io::Write;
 
@@ -52,10 +52,9 @@ impl Exposition {
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&(!len).to_le_bytes());
         out.extend_from_slice(tail);
+        // The CRC of the text, carried on over the tail.
         let mut crc = self.crc.clone();
-        let mut tail_crc = crc32fast::Hasher::new();
-        tail_crc.update(tail);
-        crc.combine(&tail_crc);
+        crc.update(tail);
         out.extend_from_slice(&crc.finalize().to_le_bytes());
         let size = (self.text.len() + tail.len()) as u32;
         out.extend_from_slice(&size.to_le_bytes());
