@@ -38,10 +38,10 @@ fn catalog(open: u16, closed: u16) -> String {
             "Open port <b>closed</b> & retry.",
         ),
         target(
-            "needs-instance",
-            "{instance}.example.test",
+            "needs-batch",
+            "{batch_account}",
             443,
-            "set the instance",
+            "set the batch account",
         ),
     ]
     .concat()
@@ -311,9 +311,9 @@ fn the_status_page_renders_in_chromium() {
         "<div class=\"cause\" data-kind=\"tcp_refused\">",
         "<tr class=\"status-fail\" data-target=\"closed-tcp\" data-kind=\"tcp_refused\">",
         "<tr class=\"status-pass\" data-target=\"open-tcp\"",
-        "<tr class=\"status-skip\" data-target=\"needs-instance\"",
+        "<tr class=\"status-skip\" data-target=\"needs-batch\"",
         "fix: Open port &lt;b&gt;closed&lt;/b&gt; &amp; retry.",
-        "needs instance: set --set instance=VALUE",
+        "needs batch_account: set --set batch_account=",
     ] {
         assert!(
             dom.contains(want),

@@ -354,7 +354,7 @@ fn the_table_fits_80_and_100_columns_and_names_missing_variables_in_words() {
     )]));
     let cat = write(&dir, "c.toml", &text);
     for width in [80, 100] {
-        let out = check_on(&cat, &["--region", "westeurope"])
+        let out = check_on(&cat, &["--region", "westeurope", "--profile", "internet"])
             .env("COLUMNS", width.to_string())
             .output()
             .unwrap();

@@ -111,10 +111,15 @@ impl Template {
             .iter()
             .map(|p| match p {
                 Piece::Text(t) => t.clone(),
-                Piece::Var(v) => vars.get(v).cloned().unwrap_or_else(|| format!("<{v}>")),
+                Piece::Var(v) => vars.get(v).cloned().unwrap_or_else(|| placeholder(v)),
             })
             .collect()
     }
+}
+
+/// How a missing variable shows in a partly expanded host: `<instance>`.
+pub fn placeholder(var: &str) -> String {
+    format!("<{var}>")
 }
 
 /// The first label of a workspace's notebook host: `ml-{workspace_name}-{region}-{workspace_id}`,
