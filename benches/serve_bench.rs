@@ -3,7 +3,10 @@
 //! For a 500-target catalog on loopback (400 to a listener that accepts, 100 to a closed port):
 //! CPU seconds per probe run (/proc/PID/stat utime+stime over several runs, no scrapes), the
 //! steady RSS (/proc/PID/status VmRSS), and scrape latency (median, p99) with 50 concurrent
-//! scrapers, each scrape a new connection.
+//! scrapers against a daemon at the default 60 s interval, each scrape a new connection, plain
+//! and with `Accept-Encoding: gzip` (as
+//! Prometheus asks). Side by side in the same run: node_exporter's textfile collector serving
+//! the same metrics (Debian's prometheus-node-exporter, when installed).
 //!
 //! Run: `cargo bench --bench serve_bench` (release profile).
 
@@ -76,51 +79,7 @@ fn main() {
     }
     std::fs::write(&catalog, text).unwrap();
 
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--config",
-            "/dev/null",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-        ])
-        .env("VNETPROBE_DISCOVER", "0")
-        .arg("--catalog")
-        .arg(&catalog)
-        .args(["--interval", &format!("{INTERVAL_S}s")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the vnetprobe binary");
-    let pid = child.id();
-    let stderr = child.stderr.take().unwrap();
-    let daemon = Guard(child);
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str| -> String {
-        loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no {what} in 60 s"));
-            if line.contains(what) {
-                return line;
-            }
-        }
-    };
-    let listening = next("listening on ");
-    let addr: SocketAddr = listening
-        [listening.find("://").unwrap() + 3..listening.find(';').unwrap()]
-        .parse()
-        .unwrap();
-
+    let (daemon, pid, _, next) = start(&catalog, INTERVAL_S);
     // CPU per run: from the end of the first run to the end of the last measured one.
     let first = next("run finished");
     let cpu0 = cpu_seconds(pid);
@@ -133,34 +92,87 @@ fn main() {
     let wall = t0.elapsed();
     let rss_after_runs = status_kib(pid, "VmRSS:");
 
-    // Scrape latency with 50 concurrent scrapers.
-    let body_len = scrape(addr).1;
+    drop(daemon);
+
+    // Scrapes against a daemon at the default interval, as in production (a run a minute):
+    // its first run has finished and no other starts while it is measured.
+    let (daemon, pid, addr, next) = start(&catalog, 60);
+    next("run finished");
+    // The log line comes just before the report is published: wait for its series.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !body(addr).contains("vnetprobe_probe_success{") {
+        assert!(
+            Instant::now() < deadline,
+            "the first run was never published"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    // Scrape latency with 50 concurrent scrapers, plain and gzip.
+    let body_len = scrape(addr, false).1;
     // For scale: one scraper alone.
-    let mut alone: Vec<Duration> = (0..100).map(|_| scrape(addr).0).collect();
+    let mut alone: Vec<Duration> = (0..100).map(|_| scrape(addr, false).0).collect();
     alone.sort();
     let cpu_before_scrapes = cpu_seconds(pid);
-    let started = Instant::now();
-    let scrapers: Vec<_> = (0..SCRAPERS)
-        .map(|_| {
-            thread::spawn(move || {
-                (0..SCRAPES_EACH)
-                    .map(|_| scrape(addr).0)
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut latencies: Vec<Duration> = scrapers
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
-    let scrape_wall = started.elapsed();
+    let plain = measure(addr, false);
     let scrape_cpu = cpu_seconds(pid) - cpu_before_scrapes;
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
+    let cpu_before_gzip = cpu_seconds(pid);
+    let gzip = measure(addr, true);
+    let gzip_cpu = cpu_seconds(pid) - cpu_before_gzip;
     let rss_after_scrapes = status_kib(pid, "VmRSS:");
     let hwm = status_kib(pid, "VmHWM:");
+
+    // node_exporter's textfile collector with the same families (its own process_* aside).
+    let text = body(addr);
+    let textfile_dir = dir.join("textfile");
+    std::fs::create_dir_all(&textfile_dir).unwrap();
+    let same: String = text
+        .lines()
+        .filter(|l| !l.contains("process_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(textfile_dir.join("vnetprobe.prom"), &same).unwrap();
+    let node_exporter = ["prometheus-node-exporter", "node_exporter"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok());
+    let node = node_exporter.map(|bin| {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // No cap on parallel scrapes (its default, 40, answers 503 to the 41st scraper).
+            .args([
+                "--collector.disable-defaults",
+                "--collector.textfile",
+                "--web.max-requests=0",
+            ])
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                textfile_dir.display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node_exporter starts");
+        let guard = Guard(child);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "node_exporter did not listen");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let served = body(addr);
+        assert!(
+            served.contains("vnetprobe_probe_success{"),
+            "node_exporter does not serve the textfile"
+        );
+        let (plain, gzip) = (measure(addr, false), measure(addr, true));
+        drop(guard);
+        (bin, served.len(), plain, gzip)
+    });
 
     println!(
         "vnetprobe serve benchmark: {} targets on loopback ({OPEN_TARGETS} open, {CLOSED_TARGETS} refused)",
@@ -183,22 +195,43 @@ fn main() {
         hwm
     );
     println!(
-        "  scrape latency:        median {:.2} ms, p99 {:.2} ms, max {:.2} ms  ({} scrapes by {SCRAPERS} concurrent scrapers in {:.2} s, {} bytes each)",
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(*latencies.last().unwrap()),
-        latencies.len(),
-        scrape_wall.as_secs_f64(),
-        body_len
+        "  /metrics with {SCRAPERS} concurrent scrapers ({SCRAPES_EACH} scrapes each, a new connection each; serve at --interval 60s):"
     );
+    println!(
+        "    {:<34} {:>9} {:>9} {:>9} {:>10}",
+        "", "p50 ms", "p99 ms", "max ms", "bytes"
+    );
+    let row = |name: &str, s: &Stats| {
+        println!(
+            "    {name:<34} {:>9.2} {:>9.2} {:>9.2} {:>10}",
+            s.p50, s.p99, s.max, s.bytes
+        )
+    };
+    row("vnetprobe serve, plain", &plain);
+    row("vnetprobe serve, gzip", &gzip);
+    match &node {
+        Some((bin, len, plain, gzip)) => {
+            row(&format!("{bin} textfile, plain"), plain);
+            row(&format!("{bin} textfile, gzip"), gzip);
+            println!(
+                "    (node_exporter serves the same {} series, {len} bytes with its own go_/process_)",
+                same.lines().filter(|l| !l.starts_with('#')).count()
+            );
+        }
+        None => println!(
+            "    node_exporter: not installed (apt-get install prometheus-node-exporter) - no side-by-side figures"
+        ),
+    }
+    println!("    uncompressed body of vnetprobe: {body_len} bytes");
     println!(
         "  one scraper alone:     median {:.2} ms, p99 {:.2} ms  (100 sequential scrapes)",
         ms(alone[49]),
         ms(alone[98])
     );
     println!(
-        "  CPU per scrape:        {:.1} us (serve's CPU during the scrapes, runs included)",
-        scrape_cpu / latencies.len() as f64 * 1e6
+        "  CPU per scrape:        {:.1} us plain, {:.1} us gzip (serve's CPU during the scrapes)",
+        scrape_cpu / (SCRAPERS * SCRAPES_EACH) as f64 * 1e6,
+        gzip_cpu / (SCRAPERS * SCRAPES_EACH) as f64 * 1e6
     );
     println!(
         "  probe connections seen by the loopback server: {}",
@@ -211,17 +244,150 @@ fn main() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `vnetprobe serve` on the catalog, every `interval_s`: the daemon, its pid, its address and
+/// a function that waits (at most 60 s) for a log line containing a text.
+fn start(
+    catalog: &std::path::Path,
+    interval_s: u64,
+) -> (Guard, u32, SocketAddr, impl Fn(&str) -> String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            "/dev/null",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
+        .env("VNETPROBE_DISCOVER", "0")
+        .arg("--catalog")
+        .arg(catalog)
+        .args(["--interval", &format!("{interval_s}s")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the vnetprobe binary");
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let daemon = Guard(child);
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = move |what: &str| -> String {
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {what} in 60 s"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    let listening = next("listening on ");
+    let addr: SocketAddr = listening
+        [listening.find("://").unwrap() + 3..listening.find(';').unwrap()]
+        .parse()
+        .unwrap();
+    (daemon, pid, addr, next)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// One GET /metrics on a new connection: its latency and body size.
-fn scrape(addr: SocketAddr) -> (Duration, usize) {
-    let start = Instant::now();
+/// Latency percentiles (ms) of one scrape configuration.
+struct Stats {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    bytes: usize,
+}
+
+/// SCRAPERS threads scraping SCRAPES_EACH times each, all at once.
+fn measure(addr: SocketAddr, gzip: bool) -> Stats {
+    let bytes = scrape(addr, gzip).1;
+    let scrapers: Vec<_> = (0..SCRAPERS)
+        .map(|_| {
+            thread::spawn(move || {
+                (0..SCRAPES_EACH)
+                    .map(|_| scrape(addr, gzip).0)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = scrapers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    latencies.sort();
+    let pct = |p: f64| {
+        ms(latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1])
+    };
+    Stats {
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: ms(*latencies.last().unwrap()),
+        bytes,
+    }
+}
+
+/// The plain body of /metrics.
+fn body(addr: SocketAddr) -> String {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
         .unwrap();
+    let mut raw = Vec::new();
+    s.take(64 << 20).read_to_end(&mut raw).unwrap();
+    let head = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let text = String::from_utf8_lossy(&raw[head..]).into_owned();
+    // node_exporter answers HTTP/1.1 with chunked encoding: drop the chunk sizes.
+    if raw[..head]
+        .windows(7)
+        .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+    {
+        return dechunk(&raw[head..]);
+    }
+    text
+}
+
+fn dechunk(mut raw: &[u8]) -> String {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&raw[..eol])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || raw.len() < eol + 4 + size {
+            break;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One GET /metrics on a new connection (asking for gzip or not): its latency and body size.
+fn scrape(addr: SocketAddr, gzip: bool) -> (Duration, usize) {
+    let start = Instant::now();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let encoding = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    s.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: bench\r\n{encoding}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
     let mut raw = Vec::new();
     s.take(64 << 20).read_to_end(&mut raw).unwrap();
     let took = start.elapsed();

@@ -90,5 +90,7 @@ else
 fi
 
 size=$(stat -c %s "$bin")
-log "built $bin ($((size / 1024)) KiB, static)"
+# The checksum to publish with the binary (setup-vnetprobe.sh --sha256 checks it).
+(cd "$(dirname "$bin")" && sha256sum vnetprobe >vnetprobe.sha256)
+log "built $bin ($((size / 1024)) KiB, static); sha256 $(cut -d' ' -f1 "$bin.sha256") in $bin.sha256"
 printf '%s\n' "$bin"

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,6 +48,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     crate::log::set_level(cli.log_level);
+    crate::log::set_format(cli.log_format);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(UsageError(msg)) => {
@@ -69,7 +70,16 @@ fn run(cli: Cli) -> Result<u8> {
                     "peer checks without --key-file: an echo proves the path but not who answered",
                 );
             }
-            let report = runtime()?.block_on(plan.execute())?;
+            // Live progress only for people: a terminal on stderr, the table, no --quiet.
+            let progress = crate::terminal::stderr_width()
+                .filter(|_| args.output == Output::Table && !args.quiet)
+                .map(|width| crate::progress::Progress::start(plan.targets.len(), width));
+            let report =
+                runtime()?.block_on(crate::wait::check(&plan, args.wait, progress.as_ref()));
+            if let Some(p) = progress {
+                p.finish();
+            }
+            let report = report?;
             if !report.checked_anything() {
                 // Still show why each target was skipped, then refuse to call it a pass.
                 emit(&render(&report, args.output), 2)?;
@@ -141,10 +151,20 @@ fn run(cli: Cli) -> Result<u8> {
             clap_complete::generate(shell, &mut Cli::command(), "vnetprobe", &mut buf);
             emit(&String::from_utf8_lossy(&buf), 0)
         }
-        Command::Man => {
-            let mut buf = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
-            emit(&String::from_utf8_lossy(&buf), 0)
+        Command::Man { page, dir } => match dir {
+            Some(dir) => {
+                let written = crate::manpage::write_all(&dir)?;
+                emit(&format!("{}\n", written.join("\n")), 0)
+            }
+            None => emit(&crate::manpage::render(page.as_deref())?, 0),
+        },
+        Command::Explain { kind } => {
+            let width = crate::terminal::stdout_width();
+            let out = match kind {
+                None => crate::explain::render_list(width),
+                Some(k) => crate::explain::render(&crate::explain::lookup(&k)?, width),
+            };
+            emit(&out, 0)
         }
     }
 }
@@ -166,13 +186,13 @@ fn emit(text: &str, code: u8) -> Result<u8> {
     }
 }
 
-fn colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
 pub fn render(report: &Report, output: Output) -> String {
     match output {
-        Output::Table => report::table::render(report, colour()),
+        Output::Table => report::table::render(
+            report,
+            crate::terminal::stdout_colour(),
+            crate::terminal::stdout_width(),
+        ),
         Output::Json => report::json::render(report),
         Output::Junit => report::junit::render(report),
         Output::Prometheus => report::prometheus::render(report),
@@ -424,34 +444,48 @@ impl Plan {
 
     /// Runs the plan once: a fresh resolver (no cache across runs), all targets, one report.
     pub async fn execute(&self) -> Result<Report> {
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let finished = self.run_targets(self.targets.clone(), None).await?;
+        Ok(self.report(&finished, started, clock.elapsed()))
+    }
+
+    /// Probes `targets` with a fresh resolver (no cache across runs), telling `observer`.
+    pub async fn run_targets(
+        &self,
+        targets: Vec<Target>,
+        observer: Option<Arc<dyn runner::Observer>>,
+    ) -> Result<Vec<runner::Finished>> {
         let env = ProbeEnv::new(
             DnsCache::new(self.dns_server, self.limits.timeout)?,
             self.limits.timeout,
             self.net.clone(),
         );
-        let started = SystemTime::now();
-        let clock = Instant::now();
         let env = Arc::new(env);
-        let finished = runner::run(self.targets.clone(), env.clone(), self.limits).await;
+        let finished = runner::run_observed(targets, env.clone(), self.limits, observer).await;
         crate::log::debug(&format!(
             "{} targets, {} distinct DNS lookups",
             finished.len(),
             env.dns.lookups()
         ));
-        let mut report = Report::new(
-            self.context.values(),
-            started,
-            clock.elapsed(),
-            &finished,
-            self.strict,
-        );
+        Ok(finished)
+    }
+
+    /// The report of `finished`, with this plan's context and strictness.
+    pub fn report(
+        &self,
+        finished: &[runner::Finished],
+        started: SystemTime,
+        took: Duration,
+    ) -> Report {
+        let mut report = Report::new(self.context.values(), started, took, finished, self.strict);
         report.context_sources = self
             .context
             .sourced()
             .into_iter()
             .map(|(k, v)| (k, v.source.as_str().into()))
             .collect();
-        Ok(report)
+        report
     }
 }
 
@@ -510,7 +544,15 @@ fn probe(args: cli::ProbeArgs) -> Result<u8> {
     let mut plan = Plan::new(&select, Some(&args.net))?;
     plan.targets = vec![target];
     let report = runtime()?.block_on(plan.execute())?;
-    emit(&render(&report, args.output), report.exit_code())
+    let out = match args.output {
+        Output::Table => report::table::render_probe(
+            &report,
+            crate::terminal::stdout_colour(),
+            crate::terminal::stdout_width(),
+        ),
+        other => render(&report, other),
+    };
+    emit(&out, report.exit_code())
 }
 
 fn catalog_table(targets: &[Target]) -> String {

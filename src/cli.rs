@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::Cloud;
-use crate::log::Level;
+use crate::log::{Format, Level};
 
 const ABOUT: &str =
     "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";
@@ -14,49 +14,122 @@ const ABOUT: &str =
 const CHECK_LONG: &str = "\
 Runs every selected target of the catalog and reports each one with the fix for its failure.
 
-Variables come from flags, then VNETPROBE_* variables, then the config file, then discovery
+Variables come from flags, then VNETPROBE_* variables, then the config file, then discovery \
 (see `vnetprobe context --help`); `vnetprobe context` shows each value and its source.
 
-Profiles: with no --profile (and no `profiles` in the config file), the catalog's defaults
+Profiles: with no --profile (and no `profiles` in the config file), the catalog's defaults \
 (no-public-ip, internet and private-endpoint) are fitted to the context:
   - private-endpoint runs only when workspace_id, storage_account, keyvault or acr is known;
-  - exfiltration is added when exfil_url is set (a publicly readable blob outside the workspace);
-  - compute-instance names ({instance}) run only when the instance is known (a compute instance);
+  - exfiltration is added when exfil_url is set (a publicly readable blob outside the \
+workspace);
+  - compute-instance names ({instance}) run only when the instance is known (a compute \
+instance);
   - packages, vscode and public-ip run only when asked for with --profile.
 Others: `vnetprobe catalog --profile NAME` lists a profile's targets.
 
-A pass the node cannot confirm (UDP silence, a sign-in wall instead of a WebSocket upgrade) is
-marked unconfirmed; a required target skipped for a missing variable is named as not checked;
+A pass the node cannot confirm (UDP silence, a sign-in wall instead of a WebSocket upgrade) is \
+marked unconfirmed; a required target skipped for a missing variable is named as not checked; \
 inbound rules are listed as rows to verify from Azure's side. --strict fails the first two.
 
-Exit codes: 0 every required target that ran met its expectation (with --strict: and none was
-unconfirmed or skipped); 1 at least one required target failed; 2 usage, config or catalog error,
-a selection of no target, or a run in which every target was skipped.";
+Exit codes: 0 every required target that ran met its expectation (with --strict: and none was \
+unconfirmed or skipped); 1 at least one required target failed; 2 usage, config or catalog \
+error, a selection of no target, or a run in which every target was skipped.";
 
 const CONTEXT_LONG: &str = "\
-Prints every variable, its value and where it came from (flag, env, file, job, ci, nbvm, mlflow,
-batch, imds, derived, default). Sources, highest first: flags; VNETPROBE_* variables; the config
-file; then discovery, unless --no-discover, VNETPROBE_DISCOVER=0 or `discover = false`:
-  job     AZUREML_ARM_WORKSPACE_NAME, AZUREML_WORKSPACE_ID, AZUREML_SERVICE_ENDPOINT (region),
-          AZUREML_ARM_SUBSCRIPTION, AZUREML_ARM_RESOURCEGROUP
-  ci      CI_NAME (instance), CI_WORKSPACE (workspace_name), CI_RESOURCE_GROUP; only when
-          CI_NAME and CI_WORKSPACE are both set, as on a compute instance
-  nbvm    key=value lines of {node-root}/mnt/azmnt/.nbvm: instance, workspace (or workspace_name),
-          workspace_id, region (or location), resource_group, subscription
-  mlflow  MLFLOW_TRACKING_URI=azureml://{region}.api.azureml.ms/...: region, cloud, workspace name
+Prints every variable, its value and where it came from (flag, env, file, job, ci, nbvm, \
+mlflow, batch, imds, derived, default). Sources, highest first: flags; VNETPROBE_* variables; \
+the config file; then discovery, unless --no-discover, VNETPROBE_DISCOVER=0 or `discover = \
+false`:
+  job     AZUREML_ARM_WORKSPACE_NAME, AZUREML_WORKSPACE_ID, AZUREML_SERVICE_ENDPOINT (region), \
+AZUREML_ARM_SUBSCRIPTION, AZUREML_ARM_RESOURCEGROUP
+  ci      CI_NAME (instance), CI_WORKSPACE (workspace_name), CI_RESOURCE_GROUP; only when \
+CI_NAME and CI_WORKSPACE are both set, as on a compute instance
+  nbvm    key=value lines of {node-root}/mnt/azmnt/.nbvm: instance, workspace (or \
+workspace_name), workspace_id, region (or location), resource_group, subscription
+  mlflow  MLFLOW_TRACKING_URI=azureml://{region}.api.azureml.ms/...: region, cloud, workspace \
+name
   batch   AZ_BATCH_ACCOUNT_URL (batch_account)
-  imds    the Instance Metadata Service (compute.location, compute.azEnvironment; compute.name,
-          subscriptionId, resourceGroupName and the private address as vm_name, subscription,
-          resource_group, private_ip for the inbound rows' commands), asked directly with a 1 s
-          deadline, only when the region is still unknown or the public-ip profile is selected
+  imds    the Instance Metadata Service (compute.location, compute.azEnvironment; compute.name, \
+subscriptionId, resourceGroupName and the private address as vm_name, subscription, resource_group, \
+private_ip for the inbound rows' commands), asked directly with a 1 s deadline, only when the \
+region is still unknown or the public-ip profile is selected
 A malformed value is ignored with a warning.";
 
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  vnetprobe check --region westeurope      # the default profiles, a table
+  vnetprobe probe tls ci1.westeurope.instances.azureml.ms:8787
+  vnetprobe explain tcp_timeout            # what it means, how to fix it";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  vnetprobe check --region westeurope --set instance=ci1
+  vnetprobe check --wait 5m --quiet        # provisioning: wait for the network
+  vnetprobe check --profile packages --output json > report.json";
+
+const PROBE_EXAMPLES: &str = "\
+Examples:
+  vnetprobe probe dns sa1.blob.core.windows.net --expect private
+  vnetprobe probe tcp westeurope.api.azureml.ms:443
+  vnetprobe probe http https://pypi.org/simple/ --proxy http://proxy:3128";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  vnetprobe serve                          # 127.0.0.1:9834, a run every 60 s
+  vnetprobe serve --listen 0.0.0.0:9834 --web-config-file web.yml
+  curl -s --compressed http://127.0.0.1:9834/metrics | grep probe_success";
+
+const CATALOG_EXAMPLES: &str = "\
+Examples:
+  vnetprobe catalog                        # the targets a check would run
+  vnetprobe catalog --profile vscode --output json
+  vnetprobe catalog --catalog my-catalog.toml --only 'pkg-*'";
+
+const LISTEN_EXAMPLES: &str = "\
+Examples:
+  vnetprobe listen --tcp 445,29500 --udp 5831 --key-file peer.key
+  vnetprobe listen --tcp 5000-5010 --for 1h
+  vnetprobe check --peer 10.0.1.5:tcp/445,udp/5831 --key-file peer.key";
+
+const CONTEXT_EXAMPLES: &str = "\
+Examples:
+  vnetprobe context                        # each variable and its source
+  vnetprobe context --no-discover --output json
+  VNETPROBE_REGION=westeurope vnetprobe context";
+
+const MERGE_EXAMPLES: &str = "\
+Examples:
+  vnetprobe merge reports/*.json           # which node fails which target
+  vnetprobe merge node1.json node2.json --output json";
+
+const EXPLAIN_EXAMPLES: &str = "\
+Examples:
+  vnetprobe explain                        # every error kind, one line each
+  vnetprobe explain dns_not_private";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  vnetprobe completions bash > /etc/bash_completion.d/vnetprobe
+  vnetprobe completions zsh > \"${fpath[1]}/_vnetprobe\"
+  vnetprobe completions fish > ~/.config/fish/completions/vnetprobe.fish";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  vnetprobe man | man -l -                 # read the main page
+  vnetprobe man check | man -l -
+  vnetprobe man --dir /usr/local/share/man/man1   # every page";
+
 #[derive(Debug, Parser)]
-#[command(name = "vnetprobe", version, about = ABOUT, propagate_version = true)]
+#[command(name = "vnetprobe", version, long_version = crate::build_info::LONG_VERSION, about = ABOUT,
+          propagate_version = true, after_help = MAIN_EXAMPLES)]
 pub struct Cli {
     /// Log level (logs go to stderr).
     #[arg(long, global = true, value_enum, default_value = "warn")]
     pub log_level: Level,
+    /// Log line format: text (time, level, message), or logfmt or json as Prometheus
+    /// exporters write them.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: Format,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -64,30 +137,49 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe every selected target of the catalog.
-    #[command(long_about = CHECK_LONG)]
+    #[command(long_about = CHECK_LONG, after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
     /// Run one probe ad hoc.
+    #[command(after_help = PROBE_EXAMPLES)]
     Probe(ProbeArgs),
     /// Run as a Prometheus exporter: probe the catalog every interval, serve the latest report.
-    #[command(long_about = SERVE_LONG)]
+    #[command(long_about = SERVE_LONG, after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
     /// List the targets after expansion, probing nothing.
+    #[command(after_help = CATALOG_EXAMPLES)]
     Catalog(CatalogArgs),
     /// Print every variable, its value and where it came from.
-    #[command(long_about = CONTEXT_LONG)]
+    #[command(long_about = CONTEXT_LONG, after_help = CONTEXT_EXAMPLES)]
     Context(ContextArgs),
     /// Combine many nodes' JSON reports: which node fails which target.
+    #[command(after_help = MERGE_EXAMPLES)]
     Merge(MergeArgs),
     /// Answer peer checks from other nodes (`check --peer`) on TCP and UDP ports.
-    #[command(long_about = LISTEN_LONG)]
+    #[command(long_about = LISTEN_LONG, after_help = LISTEN_EXAMPLES)]
     Listen(ListenArgs),
-    /// Print shell completions.
+    /// Explain an error kind: what it means, how it is detected, how to fix it.
+    #[command(after_help = EXPLAIN_EXAMPLES)]
+    Explain {
+        /// An error kind such as tcp_timeout; without it, every kind is listed.
+        #[arg(value_name = "KIND")]
+        kind: Option<String>,
+    },
+    /// Print shell completions (see the examples for where to install them).
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print a man page (roff), or write every page to a folder.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man {
+        /// The subcommand whose page to print (vnetprobe-SUBCOMMAND(1)); without it, vnetprobe(1).
+        #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir")]
+        page: Option<String>,
+        /// Write vnetprobe.1 and every vnetprobe-SUBCOMMAND.1 into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -200,26 +292,37 @@ pub struct CheckArgs {
     /// (ranges and bare ports allowed: 10.0.1.5:tcp/445,44224,udp/5831; repeatable).
     #[arg(long = "peer", value_name = "HOST:tcp/PORT,udp/PORT")]
     pub peers: Vec<String>,
+    /// Wait for the network: re-run failing targets with backoff (1 s doubling to 15 s) until
+    /// they pass or DUR is over, then report the last attempt and when each target became
+    /// reachable.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// No progress line on stderr (it is shown only when stderr is a terminal and the output
+    /// is the table).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// The default address of `serve`: loopback, port 9834.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9834";
 
 const SERVE_LONG: &str = "\
-Runs the selected targets every interval (with a little jitter, never two runs at once) and serves
-the latest report over HTTP. A scrape never starts a probe.
+Runs the selected targets every interval (with a little jitter, never two runs at once) and \
+serves the latest report over HTTP. A scrape never starts a probe.
 
-Endpoints: /metrics (Prometheus text), /results (the JSON report), /healthz (200 while the probe
-loop keeps publishing; 503 once the last report is older than a run, an interval and 30 s),
-/readyz (200 once the first run finished, 503 before), / (an index). A probe loop that dies ends
-the daemon with exit code 1, for the service manager to restart it.
+Endpoints: /metrics (Prometheus text; gzip-compressed when the scraper accepts it), /results (the \
+JSON report), /healthz (200 while the probe loop keeps publishing; 503 once the last report is \
+older than a run, an interval and 30 s), /readyz (200 once the first run finished, 503 before), / \
+(a status page of the last run, refreshed every interval). A probe loop that dies ends the daemon \
+with exit code 1, for the service manager to restart it.
 
-Signals: SIGTERM or SIGINT stop within a second; SIGHUP reloads the catalog, the config file and
-the web config file, keeping the old ones (and logging why) when the new ones are invalid.
+Signals: SIGTERM or SIGINT stop within a second; SIGHUP reloads the catalog, the config file \
+and the web config file, keeping the old ones (and logging why) when the new ones are invalid.
 
---web-config-file takes the web config of Prometheus exporters (exporter-toolkit): tls_server_config
-(cert_file, key_file, client_auth_type, client_ca_file, min_version, max_version) and
-basic_auth_users (user: bcrypt hash). /healthz and /readyz answer without authentication.";
+--web-config-file takes the web config of Prometheus exporters (exporter-toolkit): \
+tls_server_config (cert_file, key_file, client_auth_type, client_ca_file, min_version, \
+max_version) and basic_auth_users (user: bcrypt hash). /healthz and /readyz answer without \
+authentication.";
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {

@@ -35,7 +35,8 @@
 //!   `other_storage_account`, which is now refused with a pointer to it) and `private_endpoints`
 //!   (the services whose names must resolve privately, default `workspace,keyvault,acr`). Every
 //!   variable is checked by one rule whatever its source (flag, `VNETPROBE_*`, config file,
-//!   discovery). The catalog's `required` may list clouds, DNS rows name their service with
+//!   discovery). A catalog target may set its own `timeout` (at most 300 s) for a rare slow
+//!   path: its probe cap and the run's deadline grow with it. The catalog's `required` may list clouds, DNS rows name their service with
 //!   `private_endpoint`, inbound rows say `direction = "inbound"`; there is no `sovereign` profile.
 //!   Inbound rows' hints are Network Watcher commands filled from the context variables
 //!   `subscription`, `resource_group`, `vm_name`, `private_ip` (IMDS, asked when the region is
@@ -56,6 +57,26 @@
 //!   `vnetprobe_runs_total`, `vnetprobe_reloads_total`, `vnetprobe_config_last_reload_successful`.
 //! - `serve`: `/healthz` answers 503 once the last report is older than a run, an interval and
 //!   30 s (a stuck or dead probe loop); a probe loop that dies ends the daemon with exit code 1.
+//! - Operator's tools: `explain [KIND]` (meaning, detection and fix of every error kind; the
+//!   fix is the kind's remedy), `man [SUBCOMMAND] | man --dir DIR` (vnetprobe(1) and one
+//!   vnetprobe-SUBCOMMAND(1) page each, with EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES),
+//!   `--version` (version, commit, target, static, rustc; `vnetprobe_build_info` carries the same
+//!   as labels `version`, `revision`, `target`, `static`, `rustc_version`), `--log-format
+//!   text|logfmt|json`. Every `--help` ends with examples and wraps at the terminal width.
+//! - `check --wait DUR` re-runs failing targets with backoff (1 s doubling to 15 s) until they
+//!   pass or DUR is over; each result then carries `wait: {attempts, reachable_after_ms}`.
+//!   `check` draws a live progress line on stderr when it is a terminal and the output is the
+//!   table (`--quiet` turns it off). The table fits the terminal (or `COLUMNS`, or 100 columns);
+//!   a skipped target's host shows a missing variable as `<name>`, never as `{name}`, and its
+//!   reason names it in words. `probe`'s table adds the evidence (addresses, peer, certificate,
+//!   HTTP status, phases).
+//! - `serve`: `/metrics` is gzip-encoded when the scraper accepts it (compressed once per run;
+//!   the per-scrape `process_*` families, `process_cpu_seconds_total`,
+//!   `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`,
+//!   `process_max_fds`, `process_start_time_seconds`, are appended as a stored block); `/` is
+//!   a self-contained HTML status page of the last run (summary, causes by error kind, targets
+//!   coloured by status), reloading every interval; one start-up line at the default level
+//!   (address, interval, targets, web config, TLS, Basic auth).
 //! - CLI: `serve --web-config-file`, the `/readyz` endpoint, `probe dns --expect`, `--log-level`,
 //!   `--no-discover`/`--imds-endpoint`/`--node-root` on every command that expands the catalog;
 //!   environment `VNETPROBE_DISCOVER=0` and `VNETPROBE_PUBLIC_ROOTS=PEM` (replaces the built-in web
@@ -70,16 +91,22 @@
 //!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).
 
 pub mod app;
+pub mod build_info;
 pub mod catalog;
 pub mod cli;
 pub mod context;
+pub mod explain;
 pub mod input;
 pub mod listen;
 pub mod log;
+pub mod manpage;
 pub mod net;
 pub mod printable;
 pub mod probe;
+pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod serve;
 pub mod settings;
+pub mod terminal;
+pub mod wait;

@@ -23,7 +23,16 @@ pub struct Limits {
 impl Limits {
     /// A probe's own deadline ends it; this cap (1.2 times the timeout) is the safety net.
     pub fn probe_cap(&self) -> Duration {
-        self.timeout + self.timeout / 5
+        Self::cap(self.timeout)
+    }
+
+    /// A target's cap: from its own `timeout` when the catalog gives one.
+    pub fn probe_cap_for(&self, target: &Target) -> Duration {
+        Self::cap(target.spec.timeout.unwrap_or(self.timeout))
+    }
+
+    fn cap(timeout: Duration) -> Duration {
+        timeout + timeout / 5
     }
 
     /// The whole run: one probe cap per wave the concurrency allows, and a second to spare.
@@ -41,9 +50,25 @@ pub struct Finished {
     pub duration: Duration,
 }
 
+/// Told when each probe starts and ends (the progress line); must not block.
+pub trait Observer: Send + Sync {
+    fn started(&self, index: usize, target: &Target);
+    fn finished(&self, index: usize, outcome: &Outcome);
+}
+
 /// Runs every target; the results come back in the targets' order.
 pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Vec<Finished> {
-    run_with(targets, env, limits, |target, env| async move {
+    run_observed(targets, env, limits, None).await
+}
+
+/// `run`, telling `observer` as probes start and finish.
+pub async fn run_observed(
+    targets: Vec<Target>,
+    env: Arc<ProbeEnv>,
+    limits: Limits,
+    observer: Option<Arc<dyn Observer>>,
+) -> Vec<Finished> {
+    drive(targets, env, limits, observer, |target, env| async move {
         probe::run(&target, &env).await
     })
     .await
@@ -60,8 +85,28 @@ where
     P: Fn(Target, Arc<ProbeEnv>) -> F,
     F: Future<Output = Outcome> + Send + 'static,
 {
-    let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len());
-    let (concurrency, cap) = (limits.concurrency.max(1), limits.probe_cap());
+    drive(targets, env, limits, None, probe).await
+}
+
+async fn drive<P, F>(
+    targets: Vec<Target>,
+    env: Arc<ProbeEnv>,
+    limits: Limits,
+    observer: Option<Arc<dyn Observer>>,
+    probe: P,
+) -> Vec<Finished>
+where
+    P: Fn(Target, Arc<ProbeEnv>) -> F,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    // A target with a longer `timeout` of its own extends the run by its extra cap, once.
+    let extra = targets
+        .iter()
+        .map(|t| limits.probe_cap_for(t).saturating_sub(limits.probe_cap()))
+        .max()
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + limits.run_deadline(targets.len()) + extra;
+    let concurrency = limits.concurrency.max(1);
     // At most `concurrency` probes exist at any time, so memory follows the concurrency, not
     // the number of targets: the next one is started when one ends.
     let mut set = JoinSet::new();
@@ -71,6 +116,10 @@ where
     loop {
         while set.len() < concurrency && next < targets.len() {
             let (i, probing) = (next, probe(targets[next].clone(), env.clone()));
+            let cap = limits.probe_cap_for(&targets[i]);
+            if let Some(o) = &observer {
+                o.started(i, &targets[i]);
+            }
             next += 1;
             let task = set.spawn(async move {
                 let start = Instant::now();
@@ -85,10 +134,13 @@ where
                 let outcome = outcome.unwrap_or_else(|| {
                     let why = format!(
                         "the probe took longer than its cap of {} ms",
-                        cap.as_millis()
+                        limits.probe_cap_for(&targets[i]).as_millis()
                     );
                     timed_out(&targets[i], why)
                 });
+                if let Some(o) = &observer {
+                    o.finished(i, &outcome);
+                }
                 results[i] = Some((outcome, took));
             }
             Ok(Some(Err(e))) => {
@@ -104,7 +156,11 @@ where
                         let message = format!(
                             "the probe failed inside vnetprobe (a bug, please report it): {why}"
                         );
-                        results[i] = Some((internal(target, message), Duration::ZERO));
+                        let outcome = internal(target, message);
+                        if let Some(o) = &observer {
+                            o.finished(i, &outcome);
+                        }
+                        results[i] = Some((outcome, Duration::ZERO));
                     }
                     None => crate::log::error(&format!("a probe task failed: {why}")),
                 }

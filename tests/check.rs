@@ -361,9 +361,13 @@ fn table_output_shows_status_fix_and_summary() {
         refused.contains("FAIL") && refused.contains("tcp_refused"),
         "{refused}"
     );
-    let fix = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("fix:") && l.contains("FIX-tcp-refused"));
+    // The fix under the failure (wrapped to the width), after what the evidence means.
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("fix: The connection was refused (a TCP reset)")
+            && flat.contains("FIX-tcp-refused"),
+        "{text}"
+    );
     assert!(
         fix.is_some_and(|l| l.contains("refused (a TCP reset)")),
         "the fix under the failure, after what the evidence means:\n{text}"

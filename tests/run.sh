@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive for real: a DNS server, a firewall, proxies, Prometheus,
-# the musl toolchain for the static build, systemd-analyze for the unit scores.
+# the musl toolchain for the static build, systemd-analyze for the unit scores, headless
+# Chromium for the status page, bsdutils' script(1) for the progress line under a terminal,
+# node_exporter for the scrape benchmark's side-by-side figures.
 PACKAGES=(dnsmasq-base nftables iproute2 squid tinyproxy prometheus musl-tools openssl python3 systemd time file binutils
-    shellcheck acl curl python3-requests prometheus-node-exporter)
+    shellcheck acl curl python3-requests chromium bsdutils prometheus-node-exporter)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

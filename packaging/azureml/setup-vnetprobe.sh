@@ -4,7 +4,7 @@
 #
 # Usage:
 #   setup-vnetprobe.sh [--binary PATH_OR_URL] [--sha256 HEX] [--mode fail|strict|warn]
-#                      [--log-dir DIR] [--profile NAME]... [--install-service]
+#                      [--wait DUR] [--log-dir DIR] [--profile NAME]... [--install-service]
 #                      [-- EXTRA CHECK ARGS...]
 #
 #   --binary PATH_OR_URL  the static vnetprobe binary: a local path (e.g. next to
@@ -17,6 +17,11 @@
 #                         strict also fails what was not confirmed (vnetprobe
 #                         check --strict): a pass the node cannot prove and a
 #                         required target skipped for a missing variable.
+#   --wait DUR            how long to wait for the network to come up (default
+#                         2m; 0 judges the first attempt): failing targets are
+#                         re-run with backoff until they pass or DUR is over
+#                         (vnetprobe check --wait), and check.json says after
+#                         how long each became reachable.
 #   --log-dir DIR         where results go (default /var/log/vnetprobe):
 #                           check.json  the report (vnetprobe check --output json)
 #                           check.txt   the same run's results as a table
@@ -49,7 +54,8 @@
 #                        passed through.
 #
 # The table in check.txt comes from a second `vnetprobe check --output table`
-# run with the same arguments; the exit status always comes from the JSON run.
+# run with the same arguments (without --wait: the network had its time); the
+# exit status always comes from the JSON run.
 #
 # Environment (for tests and image builds): VNETPROBE_INSTALL_ROOT=DIR installs
 # the service files under DIR instead of / and skips useradd and systemctl.
@@ -62,6 +68,7 @@ die() { log "error: $*"; exit 2; }
 binary=""
 sha256=""
 mode=fail
+wait=2m
 log_dir=/var/log/vnetprobe
 install_service=0
 profiles=()
@@ -77,6 +84,8 @@ while [[ $# -gt 0 ]]; do
         --sha256=*) sha256=${1#*=}; shift ;;
         --mode) need_value "$@"; mode=$2; shift 2 ;;
         --mode=*) mode=${1#*=}; shift ;;
+        --wait) need_value "$@"; wait=$2; shift 2 ;;
+        --wait=*) wait=${1#*=}; shift ;;
         --log-dir) need_value "$@"; log_dir=$2; shift 2 ;;
         --log-dir=*) log_dir=${1#*=}; shift ;;
         --profile) need_value "$@"; profiles+=("$2"); shift 2 ;;
@@ -100,6 +109,8 @@ for arg in "${extra[@]}"; do
     case "$arg" in
         --output | --output=* | --textfile | --textfile=*)
             die "$arg after --: this script chooses the outputs (check.json, check.txt)" ;;
+        --wait | --wait=*)
+            die "$arg after --: use the script's own --wait DUR" ;;
     esac
 done
 
@@ -229,9 +240,11 @@ done
 check_args+=("${extra[@]}")
 [[ $mode == strict ]] && check_args+=(--strict)
 
-log "running: vnetprobe ${check_args[*]} --output json"
+wait_args=()
+[[ $wait == 0 || $wait == 0s ]] || wait_args=(--wait "$wait")
+log "running: vnetprobe ${check_args[*]} ${wait_args[*]} --output json"
 rc=0
-"$bin" "${check_args[@]}" --output json >"$log_dir/check.json" 2>"$log_dir/check.err" || rc=$?
+"$bin" "${check_args[@]}" "${wait_args[@]}" --output json >"$log_dir/check.json" 2>"$log_dir/check.err" || rc=$?
 
 if [[ $rc -eq 2 ]]; then
     log "vnetprobe exited 2 (usage, config or catalog error): nothing was proved"

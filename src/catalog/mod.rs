@@ -145,6 +145,9 @@ pub struct ProbeSpec {
     pub payload: Vec<u8>,
     /// The host runs `vnetprobe listen`: TCP and UDP probes ask for its echo (see `net::echo`).
     pub responder: bool,
+    /// The target's own wait for each network step (`timeout = "10s"`), instead of the run's
+    /// `--timeout`; its probe cap and the run's deadline grow with it.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for ProbeSpec {
@@ -156,6 +159,7 @@ impl Default for ProbeSpec {
             accept: vec![StatusMatch::Class(2), StatusMatch::Class(3)],
             payload: Vec::new(),
             responder: false,
+            timeout: None,
         }
     }
 }
@@ -280,6 +284,7 @@ struct RawTarget {
     payload: Option<Spanned<String>>,
     #[serde(default)]
     responder: Option<bool>,
+    timeout: Option<Spanned<String>>,
 }
 
 /// A profile as declared in a catalog.
@@ -296,7 +301,6 @@ struct TargetSpec {
     id: String,
     name: String,
     protocol: Protocol,
-    host_text: String,
     host: Template,
     path: Template,
     ports: Vec<u16>,
@@ -676,6 +680,10 @@ impl Catalog {
             only("payload", p.span(), raw.protocol == Protocol::Udp, "udp")?;
             spec.payload = parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?;
         }
+        if let Some(t) = &raw.timeout {
+            spec.timeout =
+                Some(parse_timeout(t.get_ref()).map_err(|m| err(t.span(), "timeout", m))?);
+        }
         let required = match &raw.required {
             None => Cloud::ALL.to_vec(),
             Some(r) => parse_required(r.get_ref()).map_err(|m| err(r.span(), "required", m))?,
@@ -740,7 +748,6 @@ impl Catalog {
             id: id.clone(),
             name: raw.name,
             protocol: raw.protocol,
-            host_text: raw.host.get_ref().clone(),
             host,
             path,
             ports,
@@ -830,7 +837,7 @@ impl Catalog {
                     None,
                 ),
                 Err(var) => (
-                    t.host_text.clone(),
+                    t.host.expand_partial(&vars),
                     t.spec.clone(),
                     Some(crate::context::missing_variable_hint(&var)),
                 ),
@@ -917,6 +924,21 @@ fn parse_required(raw: &toml::Value) -> Result<Vec<Cloud>, String> {
             .collect(),
         other => Err(format!("{other:?}: {FORM}")),
     }
+}
+
+/// The longest per-target timeout: a rare slow path, not a way to hang a run.
+pub const MAX_TARGET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d =
+        humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 10s, 1500ms)"))?;
+    if d.is_zero() || d > MAX_TARGET_TIMEOUT {
+        return Err(format!(
+            "{s:?}: between 1ms and {} s",
+            MAX_TARGET_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_payload(s: &str) -> Result<Vec<u8>, String> {

@@ -104,6 +104,23 @@ impl Template {
         }
         Ok(out)
     }
+
+    /// Expands what `vars` knows and shows each missing variable as `<name>`: for people, on a
+    /// target that is skipped, never the raw `{template}`.
+    pub fn expand_partial(&self, vars: &BTreeMap<String, String>) -> String {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.clone(),
+                Piece::Var(v) => vars.get(v).cloned().unwrap_or_else(|| placeholder(v)),
+            })
+            .collect()
+    }
+}
+
+/// How a missing variable shows in a partly expanded host: `<instance>`.
+pub fn placeholder(var: &str) -> String {
+    format!("<{var}>")
 }
 
 /// The first label of a workspace's notebook host: `ml-{workspace_name}-{region}-{workspace_id}`,
@@ -138,6 +155,10 @@ mod tests {
     fn missing_variable_is_named() {
         let t = Template::parse("{instance}.{region}.instances.azureml.ms").unwrap();
         assert_eq!(t.expand(&vars(&[("region", "x")])).unwrap_err(), "instance");
+        assert_eq!(
+            t.expand_partial(&vars(&[("region", "x")])),
+            "<instance>.x.instances.azureml.ms"
+        );
     }
 
     #[test]

@@ -340,3 +340,29 @@ fn large_files_are_parsed_a_table_at_a_time_with_true_line_numbers() {
         "want line {line}: {e}"
     );
 }
+
+#[test]
+fn a_target_may_have_its_own_timeout_within_bounds() {
+    let with = |t: &str| {
+        OK.replacen(
+            "fix = \"f\"\n",
+            &format!("fix = \"f\"\ntimeout = \"{t}\"\n"),
+            1,
+        )
+    };
+    let c = load(&with("10s")).unwrap();
+    let t = c.expand(
+        &ctx(&[("region", "r"), ("instance", "ci1")], None),
+        &["lab".into()],
+        None,
+    );
+    assert!(
+        t.iter()
+            .all(|t| t.spec.timeout == Some(std::time::Duration::from_secs(10)))
+    );
+    for bad in ["soon", "0s", "1h"] {
+        let e = load(&with(bad)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("timeout"), "{bad}: {e:?}");
+        assert_eq!(e.line, Some(15), "{bad}: {e:?}");
+    }
+}

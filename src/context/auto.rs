@@ -51,9 +51,12 @@ pub fn choose_profiles(ctx: &Context, defaults: &[String], known: &[String]) -> 
 }
 
 /// Whether an expanded target belongs to this node when profiles were chosen automatically.
-/// A target whose host could not be expanded keeps its template as host.
+/// A target whose host could not be expanded shows each missing variable as a placeholder.
 pub fn applies(ctx: &Context, target: &Target) -> bool {
-    ctx.get("instance").is_some() || !target.host.contains("{instance}")
+    ctx.get("instance").is_some()
+        || !target
+            .host
+            .contains(&crate::catalog::template::placeholder("instance"))
 }
 
 #[cfg(test)]
@@ -155,12 +158,12 @@ mod tests {
 
     #[test]
     fn instance_names_only_on_a_compute_instance() {
-        let unexpanded = target("{instance}.{region}.instances.{aml_domain}");
+        let unexpanded = target("<instance>.westeurope.instances.azureml.ms");
         assert!(!applies(&ctx(&[("region", "westeurope")]), &unexpanded));
         assert!(applies(
             &ctx(&[("instance", "ci1")]),
             &target("ci1.westeurope.instances.azureml.ms")
         ));
-        assert!(applies(&ctx(&[]), &target("{region}.tundra.{aml_domain}")));
+        assert!(applies(&ctx(&[]), &target("<region>.tundra.azureml.ms")));
     }
 }

@@ -154,12 +154,13 @@ pub fn unknown_variable_message(key: &str) -> String {
     )
 }
 
-/// The skip reason for a target whose template needs `var`: names the flag that sets it.
+/// The skip reason for a target whose template needs `var`: names the flag that sets it (in
+/// words, never as the raw `{template}`).
 pub fn missing_variable_hint(var: &str) -> String {
     match var {
-        "region" => "needs {region}: set --region R (or VNETPROBE_REGION)".to_string(),
+        "region" => "needs region: set --region R (or VNETPROBE_REGION)".to_string(),
         "notebook_label" => {
-            "needs {workspace_name}, {region} and {workspace_id}: set --set workspace_name=..., --region and --set workspace_id=...".to_string()
+            "needs workspace_name, region and workspace_id: set --set workspace_name=..., --region and --set workspace_id=...".to_string()
         }
         "exfil_host" | "exfil_path" => {
             "needs exfil_url: set --set exfil_url=https://OTHERACCOUNT.blob.core.windows.net/CONTAINER/BLOB \
@@ -167,14 +168,14 @@ pub fn missing_variable_hint(var: &str) -> String {
                 .to_string()
         }
         "batch_account" => {
-            "needs {batch_account}: set --set batch_account=ACCOUNT.REGION.batch.azure.com (or \
+            "needs batch_account: set --set batch_account=ACCOUNT.REGION.batch.azure.com (or \
              VNETPROBE_BATCH_ACCOUNT); cluster nodes have it in AZ_BATCH_ACCOUNT_URL"
                 .to_string()
         }
         v if template::DEPLOYMENT_VARIABLES.contains(&v) => {
-            format!("needs {{{v}}}: set --set {v}=VALUE (or VNETPROBE_{})", v.to_ascii_uppercase())
+            format!("needs {v}: set --set {v}=VALUE (or VNETPROBE_{})", v.to_ascii_uppercase())
         }
-        v => format!("needs {{{v}}}"),
+        v => format!("needs {v}"),
     }
 }
 

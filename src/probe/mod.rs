@@ -26,10 +26,16 @@ pub const INBOUND_SKIP: &str = "inbound: cannot be observed from this node";
 use crate::net::NetConfig;
 use dns::{DnsCache, Resolved};
 
+tokio::task_local! {
+    /// The running target's own `timeout` from the catalog, for the duration of its probe.
+    static TARGET_TIMEOUT: Duration;
+}
+
 /// Everything a probe needs from its run.
 pub struct ProbeEnv {
     pub dns: DnsCache,
-    /// The deadline of each network wait (DNS lookup, and the connection exchange).
+    /// The run's deadline of each network wait (DNS lookup, and the connection exchange); a
+    /// probe reads `timeout()`, which honours its target's own `timeout`.
     pub timeout: Duration,
     pub net: NetConfig,
     /// The TLS trust, loaded on the first handshake of the run (see `net::tls`).
@@ -76,6 +82,14 @@ pub fn remaining(env: &ProbeEnv) -> Duration {
     deadline(env).saturating_duration_since(Instant::now())
 }
 
+impl ProbeEnv {
+    /// The wait for each network step of the running probe: its target's `timeout` from the
+    /// catalog, else the run's. DNS answers are shared between targets and keep the run's.
+    pub fn timeout(&self) -> Duration {
+        TARGET_TIMEOUT.try_with(|t| *t).unwrap_or(self.timeout)
+    }
+}
+
 /// Resolves a target's host through the run's shared cache, recording the evidence.
 pub async fn resolve(
     target: &Target,
@@ -118,7 +132,10 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
             Protocol::Ws => ws::probe(target, env, &mut ev).await,
         }
     };
-    let result = DEADLINE.scope(Instant::now() + env.timeout, probing).await;
+    let timeout = target.spec.timeout.unwrap_or(env.timeout);
+    let result = TARGET_TIMEOUT
+        .scope(timeout, DEADLINE.scope(Instant::now() + timeout, probing))
+        .await;
     judge(target, result, ev)
 }
 

@@ -3,29 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{Report, ResultEntry};
+use super::{Report, ResultEntry, escape_markup as escape};
 use crate::probe::Status;
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 cannot hold the other C0 characters at all, even as references.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            // Written as references, so none reaches a terminal raw.
-            c if c != '\n' && crate::printable::is_hidden(c) => {
-                let _ = write!(out, "&#x{:x};", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn group(r: &ResultEntry) -> &str {
     r.profiles.first().map(String::as_str).unwrap_or("other")

@@ -1,8 +1,9 @@
 //! A run's report, one serialisable shape that every renderer reads (table, JSON, Prometheus,
-//! JUnit) and that `merge` reads back.
+//! JUnit, the HTML status page) and that `merge` reads back.
 
 pub mod diagnosis;
 pub mod fix;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod matrix;
@@ -121,6 +122,19 @@ pub struct ResultEntry {
     pub hint: Option<String>,
     #[serde(default)]
     pub why: String,
+    /// With `check --wait`: the attempts made and when the target became reachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitEntry>,
+}
+
+/// How a target fared under `check --wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WaitEntry {
+    /// Attempts made (the report shows the last).
+    pub attempts: u32,
+    /// Milliseconds from the start of the check to the end of the attempt that passed; null
+    /// when it never passed.
+    pub reachable_after_ms: Option<f64>,
 }
 
 fn round2(ms: f64) -> f64 {
@@ -177,6 +191,7 @@ impl ResultEntry {
                 _ => None,
             },
             why: t.why.clone(),
+            wait: None,
         }
     }
 
@@ -229,6 +244,30 @@ impl ResultEntry {
             None => self.host.clone(),
         }
     }
+}
+
+/// Escapes text for XML and HTML (JUnit, the status page): the five markup characters; control
+/// characters XML cannot hold are dropped, and other hidden characters are written as references,
+/// so none reaches a terminal raw.
+pub fn escape_markup(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 cannot hold the other C0 characters at all, even as references.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c if c != '\n' && crate::printable::is_hidden(c) => {
+                let _ = write!(out, "&#x{:x};", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub(crate) fn node_name() -> Option<String> {
@@ -391,7 +430,7 @@ mod tests {
     fn skipped(required: bool, direction: Direction) -> Finished {
         let mut f = finished(None, required);
         f.target.direction = direction;
-        f.outcome = Outcome::skip("needs {batch_account}");
+        f.outcome = Outcome::skip("needs batch_account");
         f
     }
 

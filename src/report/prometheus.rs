@@ -20,16 +20,18 @@ pub fn render(report: &Report) -> String {
     encode(&registry)
 }
 
-/// `vnetprobe_build_info{version} 1`.
+/// `vnetprobe_build_info{version,revision,target,static,rustc_version} 1`: what `--version` says.
 pub fn register_build_info(registry: &Registry) {
+    let labels = crate::build_info::labels();
+    let names: Vec<&str> = labels.iter().map(|(n, _)| *n).collect();
+    let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
     let info = gauge_vec(
         registry,
         "vnetprobe_build_info",
         "The vnetprobe build that produced these metrics.",
-        &["version"],
+        &names,
     );
-    info.with_label_values(&[env!("CARGO_PKG_VERSION")])
-        .set(1.0);
+    info.with_label_values(&values).set(1.0);
 }
 
 /// Encodes every family of `registry` in the text format (families sorted by name).
@@ -290,10 +292,14 @@ mod tests {
             text.contains("vnetprobe_last_run_timestamp_seconds 1767225601.5\n"),
             "{text}"
         );
-        assert!(text.contains(&format!(
-            "vnetprobe_build_info{{version=\"{}\"}} 1\n",
-            env!("CARGO_PKG_VERSION")
-        )));
+        let b = crate::build_info::labels();
+        assert!(
+            text.contains(&format!(
+                "vnetprobe_build_info{{revision=\"{}\",rustc_version=\"{}\",static=\"{}\",target=\"{}\",version=\"{}\"}} 1\n",
+                b[1].1, b[4].1, b[3].1, b[2].1, b[0].1
+            )),
+            "{text}"
+        );
     }
 
     #[test]

@@ -265,7 +265,7 @@ async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
         return r;
     }
     match path {
-        "/metrics" => reply(StatusCode::OK, METRICS, state.metrics()),
+        "/metrics" => metrics(req, state),
         "/results" => match state.latest() {
             Some(s) => reply(StatusCode::OK, JSON, s.results.clone()),
             None => reply(
@@ -284,7 +284,10 @@ async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
             TEXT,
             "not ready: the first run has not finished yet\n",
         ),
-        "/" => reply(StatusCode::OK, HTML, INDEX),
+        "/" => match state.latest() {
+            Some(s) => reply(StatusCode::OK, HTML, s.page.clone()),
+            None => reply(StatusCode::OK, HTML, crate::report::html::pending(2)),
+        },
         _ => reply(
             StatusCode::NOT_FOUND,
             TEXT,
@@ -293,14 +296,26 @@ async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
     }
 }
 
-const INDEX: &str = concat!(
-    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>vnetprobe</title></head><body>\n",
-    "<h1>vnetprobe ",
-    env!("CARGO_PKG_VERSION"),
-    "</h1>\n<p>Probes the network paths Azure Machine Learning needs, every interval.</p>\n<ul>\n",
-    "<li><a href=\"metrics\">/metrics</a>: the last run as Prometheus metrics</li>\n",
-    "<li><a href=\"results\">/results</a>: the last run as the JSON report</li>\n",
-    "<li><a href=\"healthz\">/healthz</a>: 200 while the probe loop keeps publishing</li>\n",
-    "<li><a href=\"readyz\">/readyz</a>: 200 once the first run finished</li>\n",
-    "</ul>\n</body></html>\n"
-);
+/// The latest run's families and the process metrics of now; gzip when the scraper accepts it
+/// (Prometheus always does), without compressing the run's families again.
+fn metrics(req: &Request<Incoming>, state: &State) -> Reply {
+    let exposition = state.metrics();
+    let process = super::process::render(state.start_time);
+    let gzip = req
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(super::exposition::accepts_gzip);
+    let mut r = if gzip {
+        let mut r = reply(StatusCode::OK, METRICS, exposition.gzip(&process));
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        reply(StatusCode::OK, METRICS, exposition.plain(&process))
+    };
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    r
+}

@@ -1,7 +1,9 @@
 //! The daemon: a probe loop that runs the catalog every interval (never two runs at once), HTTP
 //! endpoints over the latest report, and signals (SIGTERM/SIGINT stop, SIGHUP reloads).
 
+mod exposition;
 mod http;
+mod process;
 pub mod web_config;
 pub mod yaml;
 
@@ -89,6 +91,8 @@ fn load(args: &ServeArgs) -> Result<Loaded, UsageError> {
 struct Snapshot {
     metrics: Bytes,
     results: Bytes,
+    /// The status page (`/`).
+    page: Bytes,
 }
 
 /// What the probe loop, the HTTP side and the signal handler share.
@@ -97,9 +101,12 @@ pub(crate) struct State {
     interval: RwLock<Duration>,
     web: RwLock<WebConfig>,
     latest: RwLock<Option<Arc<Snapshot>>>,
-    /// The body of /metrics, rebuilt when a run ends or a reload happens: a scrape renders
-    /// nothing. The mutex makes rebuilds take turns, so the last one sees every change.
-    metrics: RwLock<Bytes>,
+    /// The body of /metrics (plain and gzip), rebuilt when a run ends or a reload happens: a
+    /// scrape renders only the process metrics. The mutex makes rebuilds take turns, so the
+    /// last one sees every change.
+    metrics: RwLock<Arc<exposition::Exposition>>,
+    /// `process_start_time_seconds`.
+    start_time: f64,
     rebuild: Mutex<()>,
     runs: AtomicU64,
     reloads_ok: AtomicU64,
@@ -119,7 +126,8 @@ impl State {
             interval: RwLock::new(loaded.settings.interval),
             web: RwLock::new(loaded.web),
             latest: RwLock::new(None),
-            metrics: RwLock::new(Bytes::new()),
+            metrics: RwLock::new(Arc::new(exposition::Exposition::new(Bytes::new()))),
+            start_time: process::start_time_seconds(),
             rebuild: Mutex::new(()),
             runs: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
@@ -169,9 +177,16 @@ impl State {
     }
 
     fn publish(&self, report: &Report) {
+        let refresh = self
+            .interval
+            .read()
+            .expect("interval lock")
+            .as_secs()
+            .max(1);
         let snapshot = Snapshot {
             metrics: Bytes::from(report::prometheus::render(report)),
             results: Bytes::from(report::json::render(report)),
+            page: Bytes::from(report::html::render(report, refresh)),
         };
         *self.latest.write().expect("snapshot lock") = Some(Arc::new(snapshot));
         self.runs.fetch_add(1, Ordering::Relaxed);
@@ -179,7 +194,7 @@ impl State {
         self.rebuild_metrics();
     }
 
-    fn metrics(&self) -> Bytes {
+    fn metrics(&self) -> Arc<exposition::Exposition> {
         self.metrics.read().expect("metrics lock").clone()
     }
 
@@ -229,7 +244,8 @@ impl State {
             Some(s) => [&s.metrics[..], own.as_bytes()].concat(),
             None => own.into_bytes(),
         };
-        *self.metrics.write().expect("metrics lock") = Bytes::from(body);
+        *self.metrics.write().expect("metrics lock") =
+            Arc::new(exposition::Exposition::new(Bytes::from(body)));
     }
 }
 
@@ -263,15 +279,27 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
         ));
     }
     let targets = loaded.plan.targets.len();
+    let (tls, auth) = (loaded.web.tls.is_some(), loaded.web.auth.is_some());
     let state = Arc::new(State::new(loaded));
     state.rebuild_metrics();
     let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(http::accept_loop(listener, state.clone(), stop.clone()));
     let mut prober = tokio::spawn(probe_loop(state.clone(), stop.clone()));
-    log::info(&format!(
-        "listening on {scheme}://{local}; {targets} targets, a run every {}",
-        humantime::format_duration(settings.interval)
-    ));
+    // One line at the default level, as exporters log their start: where, how often, what.
+    let interval = humantime::format_duration(settings.interval).to_string();
+    let on = |b: bool| if b { "on" } else { "off" };
+    log::notice(
+        &format!("listening on {scheme}://{local}; {targets} targets, a run every {interval}"),
+        &[
+            ("address", &local.to_string()),
+            ("interval", &interval),
+            ("targets", &targets.to_string()),
+            ("web_config", on(settings.web_config.is_some())),
+            ("tls", on(tls)),
+            ("basic_auth", on(auth)),
+            ("version", crate::build_info::VERSION),
+        ],
+    );
     let code = loop {
         let why = tokio::select! {
             _ = term.recv() => "SIGTERM",

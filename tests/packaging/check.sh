@@ -410,14 +410,20 @@ t_setup_arguments() {
     : >"$args"
     FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa" --profile no-public-ip --profile=public-ip \
         -- --catalog "$fixtures/catalog.toml" --no-discover
-    grep -qx -- "check --profile no-public-ip --profile public-ip --catalog $fixtures/catalog.toml --no-discover --output json" "$args" ||
+    grep -qx -- "check --profile no-public-ip --profile public-ip --catalog $fixtures/catalog.toml --no-discover --wait 2m --output json" "$args" ||
         fail "check arguments not passed through: $(cat "$args")"
     grep -qx -- "check --profile no-public-ip --profile public-ip --catalog $fixtures/catalog.toml --no-discover --output table" "$args" ||
         fail "table run arguments: $(cat "$args")"
     : >"$args"
-    FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa-strict" --mode strict -- --no-discover
+    FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa-strict" --mode strict --wait 0 -- --no-discover
     grep -qx -- "check --no-discover --strict --output json" "$args" ||
-        fail "--mode strict does not pass --strict: $(cat "$args")"
+        fail "--mode strict does not pass --strict (or --wait 0 still waits): $(cat "$args")"
+    : >"$args"
+    FAKE_VNETPROBE_ARGS=$args expect_setup 0 0 --log-dir "$tmp/sa-wait" --wait 30s -- --no-discover
+    grep -qx -- "check --no-discover --wait 30s --output json" "$args" ||
+        fail "--wait is not passed to the JSON run: $(cat "$args")"
+    grep -qx -- "check --no-discover --output table" "$args" ||
+        fail "the table run waits again: $(cat "$args")"
     "$setup_script" --binary "$fake" --mode sometimes >/dev/null 2>&1 || rc=$?
     [[ $rc -eq 2 ]] || fail "bad --mode: exit $rc, want 2"
     rc=0
@@ -515,7 +521,8 @@ t_deb_layout() {
     for f in ./usr/bin/vnetprobe ./lib/systemd/system/vnetprobe.service \
         ./lib/systemd/system/vnetprobe-check.service ./lib/systemd/system/vnetprobe-check.timer \
         ./lib/systemd/system/vnetprobe-listen.service ./etc/vnetprobe/config.toml ./usr/lib/tmpfiles.d/vnetprobe.conf \
-        ./usr/share/man/man1/vnetprobe.1.gz ./usr/share/bash-completion/completions/vnetprobe \
+        ./usr/share/man/man1/vnetprobe.1.gz ./usr/share/man/man1/vnetprobe-check.1.gz \
+        ./usr/share/bash-completion/completions/vnetprobe \
         ./usr/share/zsh/vendor-completions/_vnetprobe ./usr/share/fish/vendor_completions.d/vnetprobe.fish \
         ./usr/share/doc/vnetprobe/copyright; do
         grep -q " $f\$" <<<"$contents" || fail "$f missing from the package"
@@ -719,6 +726,12 @@ f_deb_install_purge() {
     [[ $(stat -c '%U:%G %a' /etc/vnetprobe/config.toml 2>/dev/null) == "root:vnetprobe 640" ]] ||
         problems+=("config.toml is $(stat -c '%U:%G %a' /etc/vnetprobe/config.toml 2>&1)")
     [[ -f /usr/share/man/man1/vnetprobe.1.gz ]] || problems+=("no man page")
+    # Every page the binary knows (vnetprobe.1 and one per subcommand) is installed.
+    local page
+    for page in $(/usr/bin/vnetprobe man --dir "$tmp/pages"); do
+        [[ -f /usr/share/man/man1/$page.gz ]] || problems+=("man page $page not installed")
+        zgrep -q '^\.SH "EXIT STATUS"' "/usr/share/man/man1/$page.gz" 2>/dev/null || problems+=("$page has no EXIT STATUS")
+    done
     [[ $(stat -c '%U:%G %a' /var/lib/vnetprobe 2>/dev/null) == "vnetprobe:vnetprobe 755" ]] ||
         problems+=("/var/lib/vnetprobe is $(stat -c '%U:%G %a' /var/lib/vnetprobe 2>&1)")
     textfile_for_node_exporter || problems+=("node_exporter does not serve the textfile (see above)")
@@ -743,12 +756,18 @@ f_setup_script_real() {
     port_closed 1 || skip "something listens on 127.0.0.1:1 (fixtures/catalog.toml expects it closed)"
     local logs="$tmp/real-setup" rc=0
     local check_args=(-- --catalog "$fixtures/catalog.toml" --no-discover --timeout 3s)
-    "$setup_script" --binary "$static_bin" --mode fail --log-dir "$logs/fail" "${check_args[@]}" \
+    # --wait 2s: the closed port is retried (bounded) and check.json counts the attempts.
+    "$setup_script" --binary "$static_bin" --mode fail --wait 2s --log-dir "$logs/fail" "${check_args[@]}" \
         >"$tmp/real-fail.out" 2>&1 || rc=$?
     cat "$tmp/real-fail.out"
     [[ $rc -eq 1 ]] || fail "fail mode: exit $rc, want 1"
+    python3 - "$logs/fail/check.json" <<'PY' || fail "--wait did not retry the failing target"
+import json, sys
+r = [r for r in json.load(open(sys.argv[1]))["results"] if r["id"] == "test-closed-loopback"][0]
+assert r["wait"]["attempts"] >= 2 and r["wait"]["reachable_after_ms"] is None, r["wait"]
+PY
     rc=0
-    "$setup_script" --binary "$static_bin" --mode warn --log-dir "$logs/warn" "${check_args[@]}" \
+    "$setup_script" --binary "$static_bin" --mode warn --wait 0 --log-dir "$logs/warn" "${check_args[@]}" \
         >"$tmp/real-warn.out" 2>&1 || rc=$?
     cat "$tmp/real-warn.out"
     [[ $rc -eq 0 ]] || fail "warn mode: exit $rc, want 0"
