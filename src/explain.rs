@@ -31,8 +31,8 @@ pub fn entry(kind: ErrorKind) -> Entry {
 /// The entry whose label is `label`, or the error for `explain` (with the closest labels).
 pub fn lookup(label: &str) -> Result<Entry, String> {
     let wanted = label.trim().to_ascii_lowercase().replace('-', "_");
-    if let Some(k) = ErrorKind::ALL.iter().find(|k| k.as_str() == wanted) {
-        return Ok(entry(*k));
+    if let Some(k) = ErrorKind::from_label(&wanted) {
+        return Ok(entry(k));
     }
     let close: Vec<&str> = ErrorKind::ALL
         .iter()

@@ -467,15 +467,17 @@ impl Catalog {
     ) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         let sources: Vec<(String, String)> = sources.into_iter().collect();
+        let cut: Vec<(&String, Vec<Section>)> =
+            sources.iter().map(|(f, t)| (f, sections(t))).collect();
         // Pass 1: the profile tables (and anything that is not a target, to report it), so that
         // every target can be checked against every profile, wherever it is declared.
-        for (file, text) in &sources {
-            for section in sections(text).iter().filter(|s| !s.is_target()) {
+        for (file, sections) in &cut {
+            for section in sections.iter().filter(|s| !s.is_target()) {
                 let raw = section.parse(file)?;
                 for (name, p) in &raw.profile {
                     if catalog.profiles.iter().any(|q| &q.name == name) {
                         return Err(CatalogError {
-                            file: file.clone(),
+                            file: file.to_string(),
                             line: Some(section.first_line),
                             field: Some(format!("profile.{name}")),
                             message: format!("profile {name:?} is declared twice"),
@@ -500,14 +502,14 @@ impl Catalog {
         }
         // Pass 2: one target table at a time, validated as soon as it is parsed.
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        for (file, text) in &sources {
-            for section in sections(text).iter().filter(|s| s.is_target()) {
+        for (file, sections) in &cut {
+            for section in sections.iter().filter(|s| s.is_target()) {
                 for t in section.parse(file)?.target {
                     let line = section.line(t.get_ref().id.span().start);
                     let spec = catalog.validate(file, section, t.into_inner())?;
                     if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
                         return Err(CatalogError {
-                            file: file.clone(),
+                            file: file.to_string(),
                             line: Some(line),
                             field: Some("id".into()),
                             message: format!(

@@ -362,18 +362,21 @@ impl Context {
             vars.insert("exfil_host".into(), host);
             vars.insert("exfil_path".into(), path);
         }
-        vars.insert("node".into(), node_name());
+        vars.insert(
+            "node".into(),
+            node_name().unwrap_or_else(|| "localhost".into()),
+        );
         vars
     }
 }
 
-/// This machine's host name, the `{node}` of inbound rows (which are about traffic to it).
-pub fn node_name() -> String {
+/// This machine's host name: the report's `node`, and the `{node}` of inbound rows (which are
+/// about traffic to it).
+pub fn node_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

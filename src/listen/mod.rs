@@ -111,7 +111,7 @@ impl Settings {
             })?,
             (None, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         };
-        let name = crate::report::node_name().unwrap_or_else(|| "vnetprobe".into());
+        let name = crate::context::node_name().unwrap_or_else(|| "vnetprobe".into());
         Ok(Settings {
             tcp,
             udp,

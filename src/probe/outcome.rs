@@ -35,6 +35,11 @@ macro_rules! error_kinds {
         impl ErrorKind {
             pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant),+];
 
+            /// The kind whose stable label is `label` (as JSON and `merge` carry it).
+            pub fn from_label(label: &str) -> Option<ErrorKind> {
+                Self::ALL.iter().copied().find(|k| k.as_str() == label)
+            }
+
             /// The stable label used in JSON, metrics and documentation.
             pub fn as_str(self) -> &'static str {
                 match self { $(ErrorKind::$variant => $label),+ }

@@ -165,7 +165,7 @@ enum Key {
 
 fn key(r: &ResultEntry) -> Option<Key> {
     let e = r.error.as_ref()?;
-    let kind = kind_of(&e.kind)?;
+    let kind = ErrorKind::from_label(&e.kind)?;
     match kind.layer() {
         Layer::Dns => Some(Key::Resolver(r.resolver.clone()?, kind)),
         Layer::Proxy => Some(Key::Proxy(r.via_proxy.clone()?, kind)),
@@ -177,10 +177,6 @@ fn key(r: &ResultEntry) -> Option<Key> {
         Layer::Connection => Some(Key::ServiceTag(r.service_tag.clone()?, kind)),
         _ => None,
     }
-}
-
-fn kind_of(label: &str) -> Option<ErrorKind> {
-    ErrorKind::ALL.iter().copied().find(|k| k.as_str() == label)
 }
 
 /// The causes that two or more failing targets share, largest first. A single failure is not a

@@ -138,7 +138,7 @@ fn protocol(r: &ResultEntry) -> &'static str {
 
 fn kind(r: &ResultEntry) -> Option<ErrorKind> {
     let label = &r.error.as_ref()?.kind;
-    ErrorKind::ALL.iter().copied().find(|k| k.as_str() == label)
+    ErrorKind::from_label(label)
 }
 
 impl Plan {

@@ -83,10 +83,7 @@ fn causes(report: &Report) -> Vec<(String, String, Vec<String>)> {
     let mut by_kind: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     for r in report.results.iter().filter(|r| r.status == Status::Fail) {
         let kind = r.error.as_ref().map(|e| e.kind.clone()).unwrap_or_default();
-        let remedy = ErrorKind::ALL
-            .iter()
-            .find(|k| k.as_str() == kind)
-            .map(|k| k.remedy().to_string());
+        let remedy = ErrorKind::from_label(&kind).map(|k| k.remedy().to_string());
         let entry = by_kind.entry(kind).or_insert_with(|| {
             (
                 remedy.unwrap_or_else(|| r.hint.clone().unwrap_or_default()),

@@ -270,12 +270,6 @@ pub fn escape_markup(s: &str) -> String {
     out
 }
 
-pub(crate) fn node_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim();
-    (!name.is_empty()).then(|| name.to_string())
-}
-
 /// RFC 3339 in UTC, whole seconds.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -317,7 +311,7 @@ impl Report {
         }
         Report {
             version: VERSION,
-            node: node_name(),
+            node: crate::context::node_name(),
             started_at: rfc3339(started),
             duration_ms: took.as_millis() as u64,
             context,
