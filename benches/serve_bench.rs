@@ -3,12 +3,13 @@
 //! For a 500-target catalog on loopback (400 to a listener that accepts, 100 to a closed port):
 //! CPU seconds per probe run (/proc/PID/stat utime+stime over several runs, no scrapes), the
 //! steady RSS (/proc/PID/status VmRSS), and scrape latency (median, p99) with 50 concurrent
-//! scrapers against a daemon at the default 60 s interval, each scrape a new connection, plain
-//! and with `Accept-Encoding: gzip` (as
-//! Prometheus asks). Side by side in the same run: node_exporter's textfile collector serving
-//! the same metrics (Debian's prometheus-node-exporter, when installed).
+//! scrapers (ApacheBench, `ab -c 50`) against a daemon at the default 60 s interval, each scrape
+//! a new connection, plain and with `Accept-Encoding: gzip` (as Prometheus asks). Side by side
+//! in the same run: node_exporter's textfile collector serving the same metrics (Debian's
+//! prometheus-node-exporter, when installed).
 //!
-//! Run: `cargo bench --bench serve_bench` (release profile).
+//! Run: `cargo bench --bench serve_bench` (release profile; `tests/run.sh` installs `ab` from
+//! apache2-utils and node_exporter).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -24,7 +25,10 @@ const CLOSED_TARGETS: usize = 100;
 const INTERVAL_S: u64 = 3;
 const MEASURED_RUNS: usize = 8;
 const SCRAPERS: usize = 50;
-const SCRAPES_EACH: usize = 40;
+/// Scrapes per measurement: of vnetprobe, and of node_exporter (which parses the textfile on
+/// every scrape and answers in seconds under this load).
+const SCRAPES: usize = 4000;
+const NODE_EXPORTER_SCRAPES: usize = 500;
 
 struct Guard(Child);
 
@@ -114,10 +118,10 @@ fn main() {
     let mut alone: Vec<Duration> = (0..100).map(|_| scrape(addr, false).0).collect();
     alone.sort();
     let cpu_before_scrapes = cpu_seconds(pid);
-    let plain = measure(addr, false);
+    let plain = measure(addr, false, SCRAPES);
     let scrape_cpu = cpu_seconds(pid) - cpu_before_scrapes;
     let cpu_before_gzip = cpu_seconds(pid);
-    let gzip = measure(addr, true);
+    let gzip = measure(addr, true, SCRAPES);
     let gzip_cpu = cpu_seconds(pid) - cpu_before_gzip;
     let rss_after_scrapes = status_kib(pid, "VmRSS:");
     let hwm = status_kib(pid, "VmHWM:");
@@ -169,7 +173,10 @@ fn main() {
             served.contains("vnetprobe_probe_success{"),
             "node_exporter does not serve the textfile"
         );
-        let (plain, gzip) = (measure(addr, false), measure(addr, true));
+        let (plain, gzip) = (
+            measure(addr, false, NODE_EXPORTER_SCRAPES),
+            measure(addr, true, NODE_EXPORTER_SCRAPES),
+        );
         drop(guard);
         (bin, served.len(), plain, gzip)
     });
@@ -195,7 +202,7 @@ fn main() {
         hwm
     );
     println!(
-        "  /metrics with {SCRAPERS} concurrent scrapers ({SCRAPES_EACH} scrapes each, a new connection each; serve at --interval 60s):"
+        "  /metrics with {SCRAPERS} concurrent scrapers (ApacheBench -c {SCRAPERS}: {SCRAPES} scrapes of vnetprobe, {NODE_EXPORTER_SCRAPES} of node_exporter, a new connection each; serve at --interval 60s):"
     );
     println!(
         "    {:<34} {:>9} {:>9} {:>9} {:>10}",
@@ -230,8 +237,8 @@ fn main() {
     );
     println!(
         "  CPU per scrape:        {:.1} us plain, {:.1} us gzip (serve's CPU during the scrapes)",
-        scrape_cpu / (SCRAPERS * SCRAPES_EACH) as f64 * 1e6,
-        gzip_cpu / (SCRAPERS * SCRAPES_EACH) as f64 * 1e6
+        scrape_cpu / (SCRAPES + 4 * SCRAPERS) as f64 * 1e6,
+        gzip_cpu / (SCRAPES + 4 * SCRAPERS) as f64 * 1e6
     );
     println!(
         "  probe connections seen by the loopback server: {}",
@@ -309,30 +316,59 @@ struct Stats {
     bytes: usize,
 }
 
-/// SCRAPERS threads scraping SCRAPES_EACH times each, all at once.
-fn measure(addr: SocketAddr, gzip: bool) -> Stats {
+/// `n` scrapes by ApacheBench with SCRAPERS in flight at once, each on a new connection: one
+/// epoll client, as Prometheus's scrapers are goroutines rather than threads (50 client threads
+/// on a 2-core machine measure the scheduler more than the server). A first round warms up.
+fn measure(addr: SocketAddr, gzip: bool, n: usize) -> Stats {
     let bytes = scrape(addr, gzip).1;
-    let scrapers: Vec<_> = (0..SCRAPERS)
-        .map(|_| {
-            thread::spawn(move || {
-                (0..SCRAPES_EACH)
-                    .map(|_| scrape(addr, gzip).0)
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut latencies: Vec<Duration> = scrapers
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
-    latencies.sort();
-    let pct = |p: f64| {
-        ms(latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1])
+    let csv = std::env::temp_dir().join(format!("vnetprobe-ab-{}.csv", std::process::id()));
+    let run = |n: usize| {
+        let mut ab = Command::new("ab");
+        ab.args([
+            "-q",
+            "-l",
+            "-s",
+            "30",
+            "-c",
+            &SCRAPERS.to_string(),
+            "-n",
+            &n.to_string(),
+        ]);
+        if gzip {
+            ab.args(["-H", "Accept-Encoding: gzip"]);
+        }
+        let out = ab
+            .arg("-e")
+            .arg(&csv)
+            .arg(format!("http://{addr}/metrics"))
+            .output()
+            .expect("ab (apt-get install apache2-utils)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ab: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("Failed requests:        0"),
+            "ab saw failed requests: {text}"
+        );
+    };
+    run(n.min(4 * SCRAPERS));
+    run(n);
+    // "Percentage served,Time in ms", then one line per percent from 0 to 100.
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let _ = std::fs::remove_file(&csv);
+    let at = |pct: usize| -> f64 {
+        table
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{pct},"))?.trim().parse().ok())
+            .unwrap()
     };
     Stats {
-        p50: pct(0.50),
-        p99: pct(0.99),
-        max: ms(*latencies.last().unwrap()),
+        p50: at(50),
+        p99: at(99),
+        max: at(100),
         bytes,
     }
 }

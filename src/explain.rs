@@ -3,7 +3,7 @@
 //! on the node or its proxy, and the general rule otherwise (the catalog's fix names the exact
 //! rule for each target).
 
-use crate::probe::ErrorKind;
+use crate::outcome::ErrorKind;
 
 /// One kind's entry.
 #[derive(Debug, Clone, Copy)]

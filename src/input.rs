@@ -64,6 +64,32 @@ fn too_large(cap: u64) -> io::Error {
     io::Error::other(format!("larger than {cap}, the most this file may hold"))
 }
 
+/// The line of any byte offset in one text: one pass to index it, then a binary search per
+/// question, so naming the line of every target stays linear in the file's size.
+pub struct Lines(Vec<usize>);
+
+impl Lines {
+    pub fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// 1-based, like `line_of`.
+    pub fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&newline| newline < offset) + 1
+    }
+}
+
+/// The 1-based line of a byte offset; for many offsets into one text, use `Lines`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    Lines::new(text).of(offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

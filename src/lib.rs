@@ -4,6 +4,24 @@
 //! Data flows one way: context + catalog -> targets -> runner -> probes (through net) ->
 //! outcomes -> report -> renderers.
 //!
+//! # Layers
+//! Each module imports only from the layers below its own (the `layering` test below reads the
+//! sources and fails on an import that goes up or sideways):
+//!
+//! | layer | modules | what it is |
+//! |---|---|---|
+//! | 0 | `outcome`, `printable`, `input`, `address`, `settings`, `build_info`, `terminal` | the vocabulary: verdicts and error kinds, safe text, bounded file reads, hosts and URLs, number ranges |
+//! | 1 | `log` | one line per event, text, logfmt or JSON |
+//! | 2 | `net` | sockets with deadlines, proxies and NO_PROXY, TLS trust, the peer echo: explicit arguments in, results with a kind out |
+//! | 3 | `context` | the deployment's variables: flags, environment, config file, discovery |
+//! | 4 | `catalog`, `cli` | targets (load, expand, select) and the command line |
+//! | 5 | `probe` | one module per protocol: a target in, evidence and a verdict out |
+//! | 6 | `runner` | every target within the concurrency cap and the run's deadline |
+//! | 7 | `report`, `progress`, `explain` | summaries, diagnosis, every renderer |
+//! | 8 | `plan` | a run's selection and network settings, validated, and how to run it |
+//! | 9 | `wait`, `serve`, `listen`, `manpage` | the long-running and derived commands |
+//! | 10 | `app` | the edge: dispatch, exit codes |
+//!
 //! # Contracts (DESIGN.md), and what this code adds to them
 //! Nothing in DESIGN.md's contracts is renamed or removed; these are additions.
 //! - JSON report: top-level `node` (host name) and `context_sources` (variable -> source);
@@ -90,6 +108,7 @@
 //!   values) never reaches a terminal raw: tables and logs show control characters as `\x1b`,
 //!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).
 
+pub mod address;
 pub mod app;
 pub mod build_info;
 pub mod catalog;
@@ -101,6 +120,8 @@ pub mod listen;
 pub mod log;
 pub mod manpage;
 pub mod net;
+pub mod outcome;
+pub mod plan;
 pub mod printable;
 pub mod probe;
 pub mod progress;
@@ -110,3 +131,139 @@ pub mod serve;
 pub mod settings;
 pub mod terminal;
 pub mod wait;
+
+#[cfg(test)]
+mod layering {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Lowest first; see the table in the crate docs.
+    const LAYERS: &[&[&str]] = &[
+        &[
+            "outcome",
+            "printable",
+            "input",
+            "address",
+            "settings",
+            "build_info",
+            "terminal",
+        ],
+        &["log"],
+        &["net"],
+        &["context"],
+        &["catalog", "cli"],
+        &["probe"],
+        &["runner"],
+        &["report", "progress", "explain"],
+        &["plan"],
+        &["wait", "serve", "listen", "manpage"],
+        &["app"],
+    ];
+
+    fn layer(module: &str) -> Option<usize> {
+        LAYERS.iter().position(|l| l.contains(&module))
+    }
+
+    /// The top-level modules a source names through `crate::`; test code, which ends every file
+    /// from its `#[cfg(test)]` on, left out.
+    fn imports(text: &str) -> BTreeSet<String> {
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let ident = |s: &str| -> String {
+            s.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let mut out = BTreeSet::new();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // `crate::{a::b, c}`: the first segment of each item, nested groups skipped.
+                let (mut depth, mut item_start, mut items) = (0, true, Vec::new());
+                for (j, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => item_start = true,
+                        c if item_start && !c.is_whitespace() => {
+                            items.push(ident(&group[j..]));
+                            item_start = false;
+                        }
+                        _ => {}
+                    }
+                }
+                out.extend(items);
+            } else {
+                out.insert(ident(rest));
+            }
+        }
+        out.retain(|m| !m.is_empty() && m.chars().next().is_some_and(|c| c.is_lowercase()));
+        out
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_import_goes_down_a_layer() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let mut wrong = Vec::new();
+        let mut seen = 0;
+        for file in &files {
+            let rel = file.strip_prefix(&src).unwrap();
+            let top = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy();
+            let top = top.trim_end_matches(".rs");
+            if matches!(top, "lib" | "main") || rel.ends_with("tests.rs") {
+                continue;
+            }
+            let Some(own) = layer(top) else {
+                wrong.push(format!("{}: module {top} is in no layer", rel.display()));
+                continue;
+            };
+            for used in imports(&std::fs::read_to_string(file).unwrap()) {
+                seen += 1;
+                match layer(&used) {
+                    _ if used == top => {}
+                    Some(l) if l < own => {}
+                    Some(l) => wrong.push(format!(
+                        "{}: {top} (layer {own}) imports {used} (layer {l})",
+                        rel.display()
+                    )),
+                    None => wrong.push(format!("{}: imports {used}, in no layer", rel.display())),
+                }
+            }
+        }
+        assert!(
+            seen > 100,
+            "only {seen} imports found: is the parser blind?"
+        );
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_import_reader_sees_groups_and_paths() {
+        let found = imports(
+            "use crate::{net::{self, dial}, probe::Evidence};\nlet x = crate::report::render(y);\n#[cfg(test)]\nuse crate::app;",
+        );
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>(),
+            ["net", "probe", "report"]
+        );
+    }
+}

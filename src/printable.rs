@@ -10,6 +10,14 @@ pub fn is_hidden(c: char) -> bool {
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Whether `s` may hold a hidden character: a C0 byte, DEL, or the lead byte of a C1 control
+/// (U+0080..U+009F start with 0xC2) or of a bidirectional mark (U+200E.., U+202A.., U+2066..
+/// start with 0xE2). A byte scan, so plain ASCII text costs no character decoding.
+fn may_hide(s: &str) -> bool {
+    s.bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b == 0xc2 || b == 0xe2)
+}
+
 /// `s` with every control character written as a visible escape (`\x1b`, `\u{202e}`).
 pub fn printable(s: &str) -> Cow<'_, str> {
     escape(s, |_| false)
@@ -24,7 +32,7 @@ pub fn printable_lines(s: &str) -> Cow<'_, str> {
 /// overrides) written as `\uXXXX`; outside strings JSON is ASCII, so this only touches strings.
 pub fn json(s: String) -> String {
     let raw = |c: char| is_hidden(c) && !matches!(c, '\n' | '\t' | '\r');
-    if !s.chars().any(raw) {
+    if !may_hide(&s) || !s.chars().any(raw) {
         return s;
     }
     let mut out = String::with_capacity(s.len() + 16);
@@ -38,7 +46,7 @@ pub fn json(s: String) -> String {
 }
 
 fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
-    if !s.chars().any(|c| is_hidden(c) && !keep(c)) {
+    if !may_hide(s) || !s.chars().any(|c| is_hidden(c) && !keep(c)) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -69,5 +77,19 @@ mod tests {
         assert!(!safe.chars().any(|c| c.is_control() && c != '\n'), "{safe}");
         let back: Vec<String> = serde_json::from_str(&safe).unwrap();
         assert_eq!(back, ["\x1b\u{7f}\u{9b}\u{202e}"]);
+    }
+
+    #[test]
+    fn the_byte_scan_sees_every_hidden_character() {
+        let hidden = (0..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|&c| is_hidden(c));
+        let mut n = 0;
+        for c in hidden {
+            assert!(may_hide(&format!("x{c}y")), "U+{:04X} slips past", c as u32);
+            n += 1;
+        }
+        assert!(n > 60, "{n}");
+        assert!(!may_hide("plain ascii, \u{e9} and \u{4e2d}"));
     }
 }

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::catalog::Target;
-use crate::probe::{Outcome, Status};
+use crate::outcome::{Outcome, Status};
 use crate::runner::Observer;
 
 /// How often the line is redrawn.

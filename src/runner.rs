@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::catalog::Target;
-use crate::probe::{self, ErrorKind, Outcome, ProbeEnv, ProbeError};
+use crate::outcome::{ErrorKind, Outcome, ProbeError};
+use crate::probe::{self, ProbeEnv};
 
 /// How a run is bounded.
 #[derive(Debug, Clone, Copy)]
@@ -224,7 +225,7 @@ fn timed_out(target: &Target, message: String) -> Outcome {
 mod tests {
     use super::*;
     use crate::catalog::{Expect, ProbeSpec, Protocol, adhoc};
-    use crate::probe::Status;
+    use crate::outcome::Status;
     use crate::probe::dns::DnsCache;
 
     fn target(host: &str, expect: Expect) -> Target {

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::app::{Plan, UsageError};
 use crate::catalog::Expect;
-use crate::probe::Status;
+use crate::outcome::Status;
+use crate::plan::{Plan, UsageError};
 use crate::progress::Progress;
 use crate::report::{Report, WaitEntry};
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # Chromium for the status page, bsdutils' script(1) for the progress line under a terminal,
 # node_exporter for the scrape benchmark's side-by-side figures.
 PACKAGES=(dnsmasq-base nftables iproute2 squid tinyproxy prometheus musl-tools openssl python3 systemd time file binutils
-    shellcheck acl curl python3-requests chromium bsdutils prometheus-node-exporter)
+    shellcheck acl curl python3-requests chromium bsdutils prometheus-node-exporter apache2-utils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

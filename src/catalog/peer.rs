@@ -69,7 +69,7 @@ pub fn parse_peer(raw: &str) -> Result<(String, Vec<(Protocol, u16)>), String> {
         return Err(bad("write an IPv6 address in brackets"));
     }
     // The same host rules as `probe tcp HOST:PORT`.
-    super::adhoc::check_host(host).map_err(|e| bad(&format!("{host:?}: {e}")))?;
+    crate::address::check_host(host).map_err(|e| bad(&format!("{host:?}: {e}")))?;
     let mut out: Vec<(Protocol, u16)> = Vec::new();
     let mut current: Option<(Protocol, &str)> = None;
     for item in spec.split(',').map(str::trim) {

@@ -303,7 +303,7 @@ fn no_sovereign_profile_without_targets() {
 #[test]
 fn lines_count_like_a_scan_and_a_duplicate_names_both_lines() {
     let text = "a\nbb\n\nccc\n";
-    let lines = Lines::new(text);
+    let lines = crate::input::Lines::new(text);
     for offset in 0..=text.len() + 3 {
         let scanned = text.as_bytes()[..offset.min(text.len())]
             .iter()
@@ -328,7 +328,7 @@ fn lines_count_like_a_scan_and_a_duplicate_names_both_lines() {
 fn large_files_are_parsed_a_table_at_a_time_with_true_line_numbers() {
     let text = "# head\n[profile.p]\ndescription = \"\"\"\n[[target]] inside a string\n\"\"\"\n\n\
                 [[target]]\nid = \"a\"\n\n  [[target]]\nid = \"b\"\n";
-    let cut: Vec<(usize, bool)> = sections(text)
+    let cut: Vec<(usize, bool)> = super::load::sections(text)
         .iter()
         .map(|s| (s.first_line, s.is_target()))
         .collect();

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Cloud;
-use crate::catalog::line_of;
+use crate::input::line_of;
 
 /// The default config file, read when present and no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/vnetprobe/config.toml";

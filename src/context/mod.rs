@@ -1,7 +1,6 @@
 //! Where the variables of a run come from: flags > `VNETPROBE_*` environment > config file >
 //! discovery, each value remembered with its source.
 
-pub mod auto;
 pub mod config;
 pub mod discover;
 pub mod values;
@@ -11,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::catalog::template;
+pub mod template;
 pub use config::ConfigFile;
 
 /// The Azure cloud: it decides the domain suffixes.

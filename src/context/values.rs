@@ -2,8 +2,6 @@
 //! variable, the config file or discovery. Flags and files exit 2 on a bad value; discovery
 //! drops it with a warning. Either way the same rule, the same words.
 
-use crate::catalog::adhoc;
-
 /// Services that can sit behind a private endpoint, as `private_endpoints` lists them.
 pub const PRIVATE_ENDPOINT_SERVICES: &[&str] = &[
     "workspace",
@@ -105,7 +103,7 @@ pub fn check(var: &str, value: &str) -> Result<String, String> {
             .map_err(|_| "not an IP address".to_string()),
         "exfil_url" => exfil_url(v).map(|_| v.to_string()),
         // A node running `vnetprobe listen`: a host name or an address.
-        "peer" => adhoc::check_host(v).map(|()| v.to_ascii_lowercase()),
+        "peer" => crate::address::check_host(v).map(|()| v.to_ascii_lowercase()),
         "private_endpoints" => private_endpoints(v).map(|list| list.join(",")),
         "other_storage_account" => refuse(
             "replaced by exfil_url: a TCP connect to another account proves nothing about a service \
@@ -134,7 +132,7 @@ pub fn exfil_url(raw: &str) -> Result<(String, String), String> {
             "{FORM}: without a query (a publicly readable blob needs no SAS token, and a token is a secret)"
         ));
     }
-    let url = adhoc::parse_url(raw, false).map_err(|_| FORM.to_string())?;
+    let url = crate::address::parse_url(raw, false).map_err(|_| FORM.to_string())?;
     if !url.tls || url.port != 443 {
         return Err(format!("{FORM} (https on port 443)"));
     }

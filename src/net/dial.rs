@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::probe::{ErrorKind, ProbeError};
+use crate::outcome::{ErrorKind, ProbeError};
 
 /// Maps an OS error from connect/send/recv to an error kind.
 pub fn classify_io(e: &io::Error) -> ErrorKind {
@@ -42,12 +42,12 @@ pub fn describe_io(e: &io::Error) -> String {
 }
 
 fn socket_for(addr: &SocketAddr) -> io::Result<TcpSocket> {
+    // Non-blocking from the start (SOCK_NONBLOCK): no fcntl round trips per connection.
     let socket = Socket::new(
         Domain::for_address(*addr),
-        Type::STREAM,
+        Type::STREAM.nonblocking(),
         Some(SockProtocol::TCP),
     )?;
-    socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
     Ok(TcpSocket::from_std_stream(socket.into()))
 }

@@ -7,7 +7,6 @@ pub mod noproxy;
 pub mod proxy;
 pub mod proxy_files;
 pub mod tls;
-pub mod tunnel;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

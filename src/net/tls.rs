@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::NetConfig;
-use crate::probe::{CertInfo, ErrorKind, Evidence, Phase, ProbeEnv, ProbeError, TlsEvidence};
+use crate::outcome::{CertInfo, ErrorKind, ProbeError, TlsEvidence};
 
 /// The run's trust, built once (loading the system store is slow) and shared by every handshake.
 pub type TrustCell = tokio::sync::OnceCell<Result<Arc<Trust>, String>>;
@@ -134,11 +134,10 @@ impl Trust {
     }
 }
 
-/// The run's trust, loaded on first use off the async threads.
-async fn trust(env: &ProbeEnv) -> Result<Arc<Trust>, ProbeError> {
-    let net = env.net.clone();
-    let loaded = env
-        .tls
+/// The run's trust, loaded into `cell` on first use, off the async threads.
+pub async fn trust(cell: &TrustCell, net: &NetConfig) -> Result<Arc<Trust>, ProbeError> {
+    let net = net.clone();
+    let loaded = cell
         .get_or_init(|| async move {
             match tokio::task::spawn_blocking(move || Trust::load(&net)).await {
                 Ok(r) => r.map(Arc::new),
@@ -486,81 +485,89 @@ fn tls_evidence(seen: &Seen, version: Option<String>) -> TlsEvidence {
     }
 }
 
-/// TLS over `stream` with SNI `server_name` and no ALPN; see [`handshake_with_alpn`].
+/// What a handshake saw, whatever its result: the time it took, the chain and its trust (once
+/// the peer showed one), and a warning when an inspected chain was let through.
+#[derive(Debug, Default)]
+pub struct Handshake {
+    pub took: Duration,
+    pub tls: Option<TlsEvidence>,
+    pub warning: Option<String>,
+}
+
+/// TLS over `stream` (direct or a tunnel) with SNI `server_name` within `wait`, offering `alpn`
+/// (e.g. `b"http/1.1"`), and the interception policy: a chain trusted only by the system store
+/// or `--ca-file` is `tls_intercepted`, or a warning when `allow_intercept` is set.
 pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
     stream: S,
     server_name: &str,
-    env: &ProbeEnv,
-    ev: &mut Evidence,
-) -> Result<TlsStream<S>, ProbeError> {
-    handshake_with_alpn(stream, server_name, &[], env, ev).await
-}
-
-/// TLS over `stream` (direct or a tunnel) within what is left of the probe's deadline, offering `alpn` (e.g.
-/// `b"http/1.1"`). Records Phase::Tls and Evidence.tls, and applies the interception policy: a
-/// chain trusted only by the system store or `--ca-file` is `tls_intercepted`, or a warning
-/// when `allow_intercept` is set.
-pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
-    stream: S,
-    server_name: &str,
     alpn: &[&[u8]],
-    env: &ProbeEnv,
-    ev: &mut Evidence,
-) -> Result<TlsStream<S>, ProbeError> {
+    trust: Arc<Trust>,
+    wait: Duration,
+    allow_intercept: bool,
+) -> (Result<TlsStream<S>, ProbeError>, Handshake) {
+    let mut out = Handshake::default();
     let bare = server_name.trim_start_matches('[').trim_end_matches(']');
-    let name = ServerName::try_from(bare.to_string()).map_err(|e| {
-        ProbeError::new(
-            ErrorKind::TlsHandshake,
-            format!("{server_name:?} is not a TLS server name: {e}"),
-        )
-    })?;
-    let trust = trust(env).await?;
+    let name = match ServerName::try_from(bare.to_string()) {
+        Ok(name) => name,
+        Err(e) => {
+            let e = ProbeError::new(
+                ErrorKind::TlsHandshake,
+                format!("{server_name:?} is not a TLS server name: {e}"),
+            );
+            return (Err(e), out);
+        }
+    };
     let recorder = Arc::new(Recorder {
         trust: trust.clone(),
         seen: Mutex::new(Seen::default()),
     });
-    let mut config = ClientConfig::builder_with_provider(trust.provider.clone())
+    let config = ClientConfig::builder_with_provider(trust.provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ProbeError::new(ErrorKind::Io, format!("TLS configuration: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(recorder.clone())
-        .with_no_client_auth();
+        .map_err(|e| ProbeError::new(ErrorKind::Io, format!("TLS configuration: {e}")));
+    let mut config = match config {
+        Ok(c) => c
+            .dangerous()
+            .with_custom_certificate_verifier(recorder.clone())
+            .with_no_client_auth(),
+        Err(e) => return (Err(e), out),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
 
     let start = Instant::now();
-    let wait = crate::probe::remaining(env);
     let result = tokio::time::timeout(
         wait,
         TlsConnector::from(Arc::new(config)).connect(name, stream),
     )
     .await;
-    ev.phase(Phase::Tls, start.elapsed());
+    out.took = start.elapsed();
     let seen = std::mem::take(&mut *recorder.seen.lock().unwrap_or_else(|p| p.into_inner()));
     let version = match &result {
         Ok(Ok(s)) => s.get_ref().1.protocol_version().map(version_name),
         _ => None,
     };
     if seen.verdict.is_some() {
-        ev.tls = Some(tls_evidence(&seen, version));
+        out.tls = Some(tls_evidence(&seen, version));
     }
     let stream = match result {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            return Err(match &seen.verdict {
+            let e = match &seen.verdict {
                 Some(Verdict::Rejected { error, local }) => {
                     chain_error(error, *local, &seen, bare, &trust)
                 }
                 _ => handshake_error(&e),
-            });
+            };
+            return (Err(e), out);
         }
         Err(_) => {
-            return Err(ProbeError::new(
+            let e = ProbeError::new(
                 ErrorKind::Timeout,
                 format!(
                     "connected, but no TLS handshake within {} ms (a firewall holding the connection?)",
                     wait.as_millis()
                 ),
-            ));
+            );
+            return (Err(e), out);
         }
     };
     if let Some(Verdict::Local(source)) = seen.verdict {
@@ -569,99 +576,16 @@ pub async fn handshake_with_alpn<S: AsyncRead + AsyncWrite + Unpin + Send>(
             top_issuer(&seen.chain),
             source.describe()
         );
-        if !env.net.allow_intercept {
-            return Err(ProbeError::new(ErrorKind::TlsIntercepted, finding));
+        if !allow_intercept {
+            return (
+                Err(ProbeError::new(ErrorKind::TlsIntercepted, finding)),
+                out,
+            );
         }
-        ev.warnings
-            .push(format!("{finding} (allowed by --allow-intercept)"));
+        out.warning = Some(format!("{finding} (allowed by --allow-intercept)"));
     }
-    Ok(stream)
+    (Ok(stream), out)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cert(sans: &[&str], ca: &str, not_after: (i32, u8, u8)) -> CertificateDer<'static> {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, ca);
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let mut params =
-            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, sans[0]);
-        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
-        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
-        let key = rcgen::KeyPair::generate().unwrap();
-        params.signed_by(&key, &issuer).unwrap().der().clone()
-    }
-
-    #[test]
-    fn cert_info_reads_names_sans_and_expiry() {
-        let der = cert(
-            &["ws.example.net", "10.1.2.3", "::1"],
-            "Contoso TLS Inspection CA",
-            (2030, 1, 1),
-        );
-        let info = cert_info(&der).unwrap();
-        assert!(
-            info.subject.contains("CN=ws.example.net"),
-            "{}",
-            info.subject
-        );
-        assert!(
-            info.issuer.contains("CN=Contoso TLS Inspection CA"),
-            "{}",
-            info.issuer
-        );
-        assert_eq!(info.sans, ["ws.example.net", "10.1.2.3", "::1"]);
-        assert_eq!(info.not_after, 1_893_456_000);
-        assert_eq!(top_issuer(&[der]), "Contoso TLS Inspection CA");
-        assert!(cert_info(b"not a certificate").is_none());
-    }
-
-    #[test]
-    fn out_of_date_names_the_certificate_and_the_date() {
-        let chain = [
-            cert(&["a.example"], "CA", (2030, 1, 1)),
-            cert(&["old.example"], "CA", (2021, 6, 30)),
-        ];
-        let now = 1_700_000_000; // November 2023
-        assert_eq!(
-            out_of_date(&chain, now).unwrap(),
-            "'old.example' expired on 2021-06-30T00:00:00Z"
-        );
-        let early = out_of_date(&chain[..1], 1_500_000_000).unwrap();
-        assert!(
-            early.contains("not valid before 2019-01-01") && early.contains("clock"),
-            "{early}"
-        );
-        assert_eq!(out_of_date(&chain[..1], now), None);
-    }
-
-    #[test]
-    fn handshake_failures_say_what_the_peer_did() {
-        use std::io::{Error, ErrorKind as Io};
-        let alert = Error::new(
-            Io::InvalidData,
-            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
-        );
-        let eof = Error::new(Io::UnexpectedEof, "tls handshake eof");
-        let reset = Error::from(Io::ConnectionReset);
-        for (e, says) in [
-            (alert, "alert HandshakeFailure"),
-            (eof, "closed the connection"),
-            (reset, "closed the connection"),
-        ] {
-            let p = handshake_error(&e);
-            assert_eq!(p.kind, ErrorKind::TlsHandshake);
-            assert!(p.message.contains(says), "{}", p.message);
-        }
-    }
-}
+mod tests;

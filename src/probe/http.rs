@@ -12,10 +12,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
 
+use super::route;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::catalog::{StatusMatch, Target};
 use crate::net::proxy::{ProxyUrl, Scheme};
-use crate::net::{USER_AGENT, dial, tunnel};
+use crate::net::{USER_AGENT, dial};
 
 /// Cap on the bytes hyper buffers while reading a response head.
 const MAX_HEAD: usize = 64 * 1024;
@@ -26,7 +27,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
     } else {
         Scheme::Http
     };
-    let opened = tunnel::open_web(target, scheme, env, ev).await?;
+    let opened = route::open_web(target, scheme, env, ev).await?;
     let url = url(target);
     let mut builder = Request::builder()
         .method(target.spec.method.as_str())

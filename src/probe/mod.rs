@@ -3,8 +3,8 @@
 
 pub mod dns;
 pub mod http;
-mod outcome;
 pub mod peer;
+pub mod route;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use outcome::{
+pub use crate::outcome::{
     CertInfo, ErrorKind, Evidence, Layer, Outcome, Phase, ProbeError, ResponderEvidence, Status,
     TlsEvidence,
 };
@@ -119,19 +119,22 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
         return Outcome::skip(INBOUND_SKIP);
     }
     let mut ev = Evidence::default();
-    let probing = async {
+    // Each protocol's future on the heap at its own size: a future holding any of them inline
+    // would be as large as the largest (WebSocket through a proxy), moved and allocated for
+    // every target, and that copying was most of a loopback run's CPU.
+    let ev_ref = &mut ev;
+    let probing: std::pin::Pin<Box<dyn Future<Output = Result<(), ProbeError>> + Send + '_>> =
         match target.protocol {
-            Protocol::Dns => dns::probe(target, env, &mut ev).await,
+            Protocol::Dns => Box::pin(dns::probe(target, env, ev_ref)),
             Protocol::Tcp | Protocol::Udp if target.spec.responder => {
-                peer::probe(target, env, &mut ev).await
+                Box::pin(peer::probe(target, env, ev_ref))
             }
-            Protocol::Tcp => tcp::probe(target, env, &mut ev).await,
-            Protocol::Udp => udp::probe(target, env, &mut ev).await,
-            Protocol::Tls => tls::probe(target, env, &mut ev).await,
-            Protocol::Http => http::probe(target, env, &mut ev).await,
-            Protocol::Ws => ws::probe(target, env, &mut ev).await,
-        }
-    };
+            Protocol::Tcp => Box::pin(tcp::probe(target, env, ev_ref)),
+            Protocol::Udp => Box::pin(udp::probe(target, env, ev_ref)),
+            Protocol::Tls => Box::pin(tls::probe(target, env, ev_ref)),
+            Protocol::Http => Box::pin(http::probe(target, env, ev_ref)),
+            Protocol::Ws => Box::pin(ws::probe(target, env, ev_ref)),
+        };
     let timeout = target.spec.timeout.unwrap_or(env.timeout);
     let result = TARGET_TIMEOUT
         .scope(timeout, DEADLINE.scope(Instant::now() + timeout, probing))

@@ -10,10 +10,11 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+use super::route;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::catalog::Target;
 use crate::net::proxy::Scheme;
-use crate::net::{USER_AGENT, authority, dial, tunnel};
+use crate::net::{USER_AGENT, authority, dial};
 
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
     let scheme = if target.spec.tls {
@@ -21,7 +22,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
     } else {
         Scheme::Ws
     };
-    let opened = tunnel::open_web(target, scheme, env, ev).await?;
+    let opened = route::open_web(target, scheme, env, ev).await?;
     let port = super::port_of(target)?;
     let url = format!(
         "{}://{}{}",

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ResultEntry;
 use crate::catalog::{Protocol, Target};
-use crate::probe::{ErrorKind, Evidence, Layer, ProbeError, Status};
+use crate::outcome::{ErrorKind, Evidence, Layer, ProbeError, Status};
 
 /// The hint for one failure: the kind's remedy, made specific with the evidence, then the
 /// catalog's fix for the path where the path is still in question.
@@ -429,7 +429,7 @@ mod tests {
         t.host = host.into();
         let finished = crate::runner::Finished {
             target: t,
-            outcome: crate::probe::Outcome {
+            outcome: crate::outcome::Outcome {
                 status: Status::Fail,
                 error: Some(ProbeError::new(kind, "m")),
                 skip_reason: None,

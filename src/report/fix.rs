@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use super::{Report, ResultEntry, diagnosis};
-use crate::probe::{ErrorKind, Layer, Status};
+use crate::outcome::{ErrorKind, Layer, Status};
 
 /// Which failing targets a command fixes.
 #[derive(Default)]

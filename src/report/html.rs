@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::{Report, ResultEntry, escape_markup as escape};
-use crate::probe::{ErrorKind, Status};
+use crate::outcome::{ErrorKind, Status};
 
 const STYLE: &str = "\
 :root{color-scheme:light dark;--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--skip:#6e7781;--line:#d0d7de}

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::{Report, ResultEntry, escape_markup as escape};
-use crate::probe::Status;
+use crate::outcome::Status;
 
 fn group(r: &ResultEntry) -> &str {
     r.profiles.first().map(String::as_str).unwrap_or("other")

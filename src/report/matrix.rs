@@ -8,7 +8,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::Report;
-use crate::probe::Status;
+use crate::outcome::Status;
 
 /// One path from a node to a peer, as that node's report tells it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::table::column;
 use super::{Report, Summary};
-use crate::probe::Status;
+use crate::outcome::Status;
 
 /// One node's report, named by its `node` field or, failing that, its file name.
 #[derive(Debug, Clone, Serialize)]

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Direction;
-use crate::probe::{ErrorKind, Phase, ResponderEvidence, Status, TlsEvidence};
+use crate::outcome::{ErrorKind, Phase, ResponderEvidence, Status, TlsEvidence};
 use crate::runner::Finished;
 
 /// The JSON contract's version.
@@ -338,7 +338,7 @@ impl Report {
 mod tests {
     use super::*;
     use crate::catalog::{Expect, ProbeSpec, Protocol, Target};
-    use crate::probe::{Evidence, Outcome, ProbeError};
+    use crate::outcome::{Evidence, Outcome, ProbeError};
 
     fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
         let target = Target {

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use prometheus::{Gauge, GaugeVec, Opts, Registry, TextEncoder};
 
 use super::{Report, ResultEntry};
-use crate::probe::Status;
+use crate::outcome::Status;
 
 /// The labels every per-target family carries.
 const TARGET_LABELS: [&str; 5] = ["target", "protocol", "host", "port", "required"];
@@ -213,7 +213,7 @@ fn finished_at(report: &Report) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::TlsEvidence;
+    use crate::outcome::TlsEvidence;
     use crate::report::ErrorEntry;
 
     /// A result as a reader of the JSON would see it: fields not named take their defaults.

@@ -19,10 +19,10 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, watch};
 
-use crate::app::{Plan, UsageError};
 use crate::cli::{self, ServeArgs};
 use crate::context::ConfigFile;
 use crate::log;
+use crate::plan::{Plan, UsageError};
 use crate::report::{self, Report};
 use web_config::WebConfig;
 
@@ -253,7 +253,7 @@ impl State {
 pub fn run(args: ServeArgs) -> Result<u8, UsageError> {
     let loaded = load(&args)?;
     let settings = loaded.settings.clone();
-    let runtime = crate::app::runtime()?;
+    let runtime = crate::plan::runtime()?;
     let result = runtime.block_on(daemon(args, settings, loaded));
     // Connections still open and a bcrypt check in flight must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_millis(200));

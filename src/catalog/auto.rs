@@ -17,8 +17,8 @@
 //! - If the trimming would leave no profile, the defaults run unchanged (an empty list would mean
 //!   every target); a catalog without defaults runs every target, as before.
 
-use super::Context;
-use crate::catalog::Target;
+use super::Target;
+use crate::context::Context;
 
 /// Variables naming a resource that sits behind a private endpoint.
 const PRIVATE_ENDPOINT_VARIABLES: &[&str] = &["workspace_id", "storage_account", "keyvault", "acr"];
@@ -56,7 +56,7 @@ pub fn applies(ctx: &Context, target: &Target) -> bool {
     ctx.get("instance").is_some()
         || !target
             .host
-            .contains(&crate::catalog::template::placeholder("instance"))
+            .contains(&crate::context::template::placeholder("instance"))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! What one probe found: status, a closed vocabulary of error kinds, timings and evidence.
+//! The bottom vocabulary: what one probe found (status, a closed vocabulary of error kinds,
+//! timings and evidence). It imports nothing of the crate, so every layer may speak it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

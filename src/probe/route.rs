@@ -10,10 +10,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use super::proxy::{self, ProxyUrl, Route, Scheme};
-use super::{USER_AGENT, authority, dial};
+use super::ProbeEnv;
 use crate::catalog::Target;
-use crate::probe::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
+use crate::net::proxy::{self, ProxyUrl, Route, Scheme};
+use crate::net::{USER_AGENT, authority, dial};
+use crate::outcome::{ErrorKind, Evidence, Phase, ProbeError};
 
 /// Cap on a CONNECT response head: proxies answer in a few hundred bytes.
 const MAX_HEAD: usize = 16 * 1024;
@@ -36,7 +37,7 @@ pub async fn open(
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<Opened, ProbeError> {
-    let port = crate::probe::port_of(target)?;
+    let port = super::port_of(target)?;
     let decision = proxy::decide(&env.net, target.client, scheme, &target.host, port)
         .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
     if let Some(warning) = decision.warning {
@@ -48,20 +49,20 @@ pub async fn open(
     let route = decision.route;
     let proxy = match route {
         Route::Direct | Route::Bypassed => {
-            let stream = crate::probe::tcp::connect(target, env, ev).await?;
+            let stream = super::tcp::connect(target, env, ev).await?;
             if let Some(note) = route.note() {
                 ev.note(note);
             }
             return Ok(Opened {
                 stream,
                 forward_proxy: None,
-                deadline: crate::probe::deadline(env),
+                deadline: super::deadline(env),
             });
         }
         Route::Proxy(p) => p,
     };
     ev.via_proxy = Some(proxy.to_string());
-    let deadline = crate::probe::deadline(env);
+    let deadline = super::deadline(env);
     // The local lookup is evidence only: it runs while the tunnel opens, and whatever it has
     // not answered by then is left unanswered.
     let mut lookup = std::pin::pin!(env.dns.resolve(&target.host));
@@ -159,8 +160,7 @@ pub async fn open_web(
     } = open(target, scheme, env, ev).await?;
     let stream: Box<dyn WebStream> = match scheme {
         Scheme::Https | Scheme::Wss => {
-            let tls =
-                super::tls::handshake_with_alpn(stream, &target.host, &[b"http/1.1"], env, ev);
+            let tls = super::tls::handshake(stream, &target.host, &[b"http/1.1"], env, ev);
             Box::new(within(deadline, tls, "TLS handshake").await??)
         }
         Scheme::Http | Scheme::Ws => Box::new(stream),
@@ -243,9 +243,26 @@ pub async fn connect(
 
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 2048];
-    let end = loop {
-        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+    let answer = loop {
+        match parse_head(&head) {
+            Ok(Some(answer)) => break answer,
+            Ok(None) => {}
+            Err(()) => {
+                let first = String::from_utf8_lossy(&head);
+                let first = first
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(80)
+                    .collect::<String>();
+                return Err(ProbeError::new(
+                    ErrorKind::ProxyDenied,
+                    format!(
+                        "proxy {proxy} answered CONNECT with something that is not HTTP: {first:?}"
+                    ),
+                ));
+            }
         }
         if head.len() >= MAX_HEAD {
             return Err(ProbeError::new(
@@ -265,20 +282,12 @@ pub async fn connect(
         }
         head.extend_from_slice(&chunk[..n]);
     };
-    let text = String::from_utf8_lossy(&head[..end]);
-    let Some((code, reason)) = status_line(&text) else {
-        let first = text
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .take(80)
-            .collect::<String>();
-        return Err(ProbeError::new(
-            ErrorKind::ProxyDenied,
-            format!("proxy {proxy} answered CONNECT with something that is not HTTP: {first:?}"),
-        ));
-    };
+    let Head {
+        end,
+        code,
+        reason,
+        squid,
+    } = answer;
     match code {
         200..=299 if head.len() > end => Err(ProbeError::new(
             ErrorKind::ProxyDenied,
@@ -298,9 +307,7 @@ pub async fn connect(
             ))
         }
         _ => {
-            let squid = header(&text, "x-squid-error")
-                .map(|v| format!(", {v}"))
-                .unwrap_or_default();
+            let squid = squid.map(|v| format!(", {v}")).unwrap_or_default();
             let why = match code {
                 403 => " (the proxy's policy does not allow this host or port)",
                 500..=599 => " (the proxy could not reach the target)",
@@ -314,35 +321,48 @@ pub async fn connect(
     }
 }
 
-/// `HTTP/1.x CODE reason` -> (code, reason).
-fn status_line(head: &str) -> Option<(u16, String)> {
-    let line = head.lines().next()?;
-    let mut parts = line.splitn(3, ' ');
-    if !parts.next()?.starts_with("HTTP/1.") {
-        return None;
-    }
-    let code = parts
-        .next()?
-        .parse::<u16>()
-        .ok()
-        .filter(|c| (100..=599).contains(c))?;
-    let reason: String = parts
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(80)
-        .collect();
-    Some((code, reason))
+/// What a proxy's answer head says: where it ends, the status, its reason phrase and squid's
+/// error header (both cleaned of control characters and cut to 80 characters).
+#[derive(Debug, PartialEq)]
+struct Head {
+    end: usize,
+    code: u16,
+    reason: String,
+    squid: Option<String>,
 }
 
-/// The first value of a header in a response head, case-insensitively.
-pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
+/// Parses an answer head with httparse: `Ok(None)` while it is incomplete, `Err` when it is
+/// not an HTTP/1.x response (or has more headers than any proxy sends).
+fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ()> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let end = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let code = response
+        .code
+        .filter(|c| (100..=599).contains(c))
+        .ok_or(())?;
+    let clean = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(80)
+            .collect()
+    };
+    let squid = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("x-squid-error"))
+        .map(|h| clean(&String::from_utf8_lossy(h.value)));
+    Ok(Some(Head {
+        end,
+        code,
+        reason: clean(response.reason.unwrap_or_default()),
+        squid,
+    }))
 }
 
 #[cfg(test)]
@@ -431,21 +451,39 @@ mod tests {
     }
 
     #[test]
-    fn status_lines() {
-        assert_eq!(
-            status_line("HTTP/1.1 200 Connection established\r\n\r\n"),
-            Some((200, "Connection established".into()))
-        );
-        assert_eq!(
-            status_line("HTTP/1.0 407 Proxy Authentication Required\r\n"),
-            Some((407, "Proxy Authentication Required".into()))
-        );
-        assert_eq!(status_line("HTTP/1.1 403\r\n"), Some((403, String::new())));
-        assert_eq!(status_line("SSH-2.0-OpenSSH\r\n"), None);
-        assert_eq!(status_line("HTTP/1.1 abc x\r\n"), None);
+    fn answer_heads() {
         let head =
-            "HTTP/1.1 403 Forbidden\r\nServer: squid\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n\r\n";
-        assert_eq!(header(head, "x-squid-error"), Some("ERR_ACCESS_DENIED 0"));
-        assert_eq!(header(head, "via"), None);
+            |raw: &str| parse_head(raw.as_bytes()).map(|h| h.map(|h| (h.code, h.reason, h.squid)));
+        assert_eq!(
+            head("HTTP/1.1 200 Connection established\r\n\r\n"),
+            Ok(Some((200, "Connection established".into(), None)))
+        );
+        assert_eq!(
+            head("HTTP/1.0 407 Proxy Authentication Required\r\n\r\n"),
+            Ok(Some((407, "Proxy Authentication Required".into(), None)))
+        );
+        assert_eq!(
+            head("HTTP/1.1 403 \r\n\r\n"),
+            Ok(Some((403, String::new(), None)))
+        );
+        assert_eq!(head("HTTP/1.1 200 OK\r\nVia: x"), Ok(None), "incomplete");
+        assert_eq!(head("SSH-2.0-OpenSSH\r\n\r\n"), Err(()));
+        assert_eq!(head("HTTP/1.1 abc x\r\n\r\n"), Err(()));
+        assert_eq!(head("HTTP/1.1 999 Nine\r\n\r\n"), Err(()));
+        assert_eq!(
+            head(
+                "HTTP/1.1 403 Forbidden\r\nServer: squid\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n\r\n"
+            ),
+            Ok(Some((
+                403,
+                "Forbidden".into(),
+                Some("ERR_ACCESS_DENIED 0".into())
+            )))
+        );
+        assert_eq!(
+            head("HTTP/1.1 403 \x1b[2JEvil\r\n\r\n"),
+            Err(()),
+            "a reason phrase with control characters is not HTTP"
+        );
     }
 }

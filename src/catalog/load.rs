@@ -1,0 +1,544 @@
+//! Loading a catalog: files and folders read with a size cap, cut into tables, each table
+//! parsed and validated with file, line and field in every error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::*;
+use crate::context::Cloud;
+use crate::context::template::Template;
+use crate::input::line_of;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    profile: BTreeMap<String, RawProfile>,
+    #[serde(default)]
+    target: Vec<Spanned<RawTarget>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    default: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    id: Spanned<String>,
+    name: String,
+    protocol: Protocol,
+    host: Spanned<String>,
+    #[serde(default)]
+    ports: Option<Spanned<Vec<u16>>>,
+    profiles: Spanned<Vec<String>>,
+    #[serde(default)]
+    service_tag: Option<String>,
+    #[serde(default)]
+    /// `true`, `false`, or the clouds in which the documents require the path.
+    required: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    private_endpoint: Option<Spanned<String>>,
+    #[serde(default)]
+    direction: Option<Direction>,
+    #[serde(default)]
+    client: Option<crate::net::proxy::Client>,
+    #[serde(default)]
+    expect: Option<Spanned<Expect>>,
+    #[serde(default)]
+    clouds: Option<Vec<Cloud>>,
+    #[serde(default)]
+    section: Option<String>,
+    why: String,
+    fix: String,
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    tls: Option<bool>,
+    #[serde(default)]
+    method: Option<Spanned<String>>,
+    #[serde(default)]
+    accept: Option<Spanned<Vec<toml::Value>>>,
+    #[serde(default)]
+    payload: Option<Spanned<String>>,
+    #[serde(default)]
+    responder: Option<bool>,
+    timeout: Option<Spanned<String>>,
+}
+
+/// One table of a catalog file (or what precedes the first): a large catalog is parsed a table
+/// at a time, since the TOML document of a whole file costs many times the targets it holds.
+pub(crate) struct Section<'a> {
+    pub(super) text: &'a str,
+    /// The 1-based line of the section's first line in its file.
+    pub(super) first_line: usize,
+}
+
+impl Section<'_> {
+    pub(super) fn is_target(&self) -> bool {
+        self.text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .is_some_and(|l| l.starts_with("[[target]]"))
+    }
+
+    /// The line in the file of a byte offset into the section.
+    fn line(&self, offset: usize) -> usize {
+        self.first_line + line_of(self.text, offset) - 1
+    }
+
+    fn parse(&self, file: &str) -> Result<RawFile, CatalogError> {
+        toml::from_str(self.text).map_err(|e| CatalogError {
+            file: file.to_string(),
+            line: e.span().map(|s| self.line(s.start)),
+            field: None,
+            message: e.message().trim().to_string(),
+        })
+    }
+}
+
+/// Cuts `text` before every table header (`[...]` or `[[...]]` at the start of a line), outside
+/// multi-line strings.
+pub(crate) fn sections(text: &str) -> Vec<Section<'_>> {
+    let mut out = Vec::new();
+    let (mut start, mut start_line, mut line_no) = (0, 1, 1);
+    let (mut basic, mut literal) = (false, false);
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let header = !basic && !literal && line.trim_start().starts_with('[');
+        if header && offset > start {
+            out.push(Section {
+                text: &text[start..offset],
+                first_line: start_line,
+            });
+            (start, start_line) = (offset, line_no);
+        }
+        basic ^= line.matches("\"\"\"").count() % 2 == 1;
+        literal ^= line.matches("\'\'\'").count() % 2 == 1;
+        offset += line.len();
+        line_no += 1;
+    }
+    out.push(Section {
+        text: &text[start..],
+        first_line: start_line,
+    });
+    out
+}
+
+impl Catalog {
+    /// The catalog compiled into the binary.
+    pub fn embedded() -> Result<Catalog, CatalogError> {
+        Catalog::from_sources(
+            embedded::EMBEDDED
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string())),
+        )
+    }
+
+    /// Loads files and folders (every `*.toml` inside, in name order).
+    pub fn load(paths: &[PathBuf]) -> Result<Catalog, CatalogError> {
+        let mut sources = Vec::new();
+        for path in paths {
+            let io_err = |e: std::io::Error| CatalogError {
+                file: path.display().to_string(),
+                line: None,
+                field: None,
+                message: e.to_string(),
+            };
+            if path.is_dir() {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                    .map_err(io_err)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect();
+                files.sort();
+                if files.is_empty() {
+                    return Err(io_err(std::io::Error::other("folder holds no *.toml file")));
+                }
+                for f in files {
+                    sources.push((f.display().to_string(), read(&f)?));
+                }
+            } else {
+                sources.push((path.display().to_string(), read(path)?));
+            }
+        }
+        Catalog::from_sources(sources)
+    }
+
+    /// Parses and validates named TOML texts as one catalog.
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::default();
+        let sources: Vec<(String, String)> = sources.into_iter().collect();
+        let cut: Vec<(&String, Vec<Section>)> =
+            sources.iter().map(|(f, t)| (f, sections(t))).collect();
+        // Pass 1: the profile tables (and anything that is not a target, to report it), so that
+        // every target can be checked against every profile, wherever it is declared.
+        for (file, sections) in &cut {
+            for section in sections.iter().filter(|s| !s.is_target()) {
+                let raw = section.parse(file)?;
+                for (name, p) in &raw.profile {
+                    if catalog.profiles.iter().any(|q| &q.name == name) {
+                        return Err(CatalogError {
+                            file: file.to_string(),
+                            line: Some(section.first_line),
+                            field: Some(format!("profile.{name}")),
+                            message: format!("profile {name:?} is declared twice"),
+                        });
+                    }
+                    catalog.profiles.push(Profile {
+                        name: name.clone(),
+                        description: p.description.clone(),
+                        default: p.default,
+                    });
+                }
+            }
+        }
+        for name in BUILTIN_PROFILES {
+            if !catalog.profiles.iter().any(|p| p.name == *name) {
+                catalog.profiles.push(Profile {
+                    name: name.to_string(),
+                    description: String::new(),
+                    default: false,
+                });
+            }
+        }
+        // Pass 2: one target table at a time, validated as soon as it is parsed.
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (file, sections) in &cut {
+            for section in sections.iter().filter(|s| s.is_target()) {
+                for t in section.parse(file)?.target {
+                    let line = section.line(t.get_ref().id.span().start);
+                    let spec = catalog.validate(file, section, t.into_inner())?;
+                    if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
+                        return Err(CatalogError {
+                            file: file.to_string(),
+                            line: Some(line),
+                            field: Some("id".into()),
+                            message: format!(
+                                "duplicate target id {:?} (first defined at {first})",
+                                spec.id
+                            ),
+                        });
+                    }
+                    catalog.targets.push(spec);
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    fn validate(
+        &self,
+        file: &str,
+        section: &Section,
+        raw: RawTarget,
+    ) -> Result<TargetSpec, CatalogError> {
+        let err = |span: std::ops::Range<usize>, field: &str, message: String| CatalogError {
+            file: file.to_string(),
+            line: Some(section.line(span.start)),
+            field: Some(field.to_string()),
+            message,
+        };
+        let id = raw.id.get_ref();
+        for (field, value, span, max) in [
+            ("id", id, raw.id.span(), MAX_ID),
+            ("name", &raw.name, raw.id.span(), MAX_NAME),
+            ("host", raw.host.get_ref(), raw.host.span(), MAX_HOST),
+        ] {
+            let n = value.chars().count();
+            if n > max {
+                let why = format!("{n} characters long: the most is {max}");
+                return Err(err(span, field, why));
+            }
+        }
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(err(
+                raw.id.span(),
+                "id",
+                format!("{id:?} must be lowercase letters, digits and '-'"),
+            ));
+        }
+        let host =
+            Template::parse(raw.host.get_ref()).map_err(|m| err(raw.host.span(), "host", m))?;
+        if raw.host.get_ref().trim().is_empty() {
+            return Err(err(raw.host.span(), "host", "empty host".into()));
+        }
+        let ports = match &raw.ports {
+            Some(p) => {
+                if p.get_ref().contains(&0) {
+                    return Err(err(p.span(), "ports", "port 0 is not a port".into()));
+                }
+                if raw.protocol == Protocol::Dns && !p.get_ref().is_empty() {
+                    return Err(err(p.span(), "ports", "a dns target takes no ports".into()));
+                }
+                p.get_ref().clone()
+            }
+            None => Vec::new(),
+        };
+        if raw.protocol != Protocol::Dns && ports.is_empty() {
+            return Err(err(
+                raw.id.span(),
+                "ports",
+                format!("a {} target needs ports", raw.protocol),
+            ));
+        }
+        if raw.profiles.get_ref().is_empty() {
+            return Err(err(
+                raw.profiles.span(),
+                "profiles",
+                "at least one profile".into(),
+            ));
+        }
+        for p in raw.profiles.get_ref() {
+            if !self.profiles.iter().any(|q| &q.name == p) {
+                return Err(err(
+                    raw.profiles.span(),
+                    "profiles",
+                    format!(
+                        "unknown profile {p:?} (known: {})",
+                        self.profile_names().join(", ")
+                    ),
+                ));
+            }
+        }
+        let expect = raw
+            .expect
+            .as_ref()
+            .map(|e| *e.get_ref())
+            .unwrap_or_default();
+        if let Some(e) = &raw.expect
+            && matches!(expect, Expect::Private | Expect::Public)
+            && raw.protocol != Protocol::Dns
+        {
+            return Err(err(
+                e.span(),
+                "expect",
+                format!("expect = {:?} applies to dns targets only", expect.as_str()),
+            ));
+        }
+        let mut spec = ProbeSpec::default();
+        let web = matches!(raw.protocol, Protocol::Http | Protocol::Ws);
+        let only = |field: &str, span: std::ops::Range<usize>, ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(err(
+                    span,
+                    field,
+                    format!("`{field}` applies to {what} targets only"),
+                ))
+            }
+        };
+        let path = match &raw.path {
+            Some(p) => {
+                only("path", p.span(), web, "http and ws")?;
+                // A path variable expands to a checked path ("/..."), e.g. {exfil_path}.
+                if !p.get_ref().starts_with('/') && !p.get_ref().starts_with('{') {
+                    return Err(err(
+                        p.span(),
+                        "path",
+                        format!("{:?} must start with '/'", p.get_ref()),
+                    ));
+                }
+                Template::parse(p.get_ref()).map_err(|m| err(p.span(), "path", m))?
+            }
+            None => Template::parse("/").expect("literal"),
+        };
+        if let Some(tls) = raw.tls {
+            only("tls", raw.id.span(), web, "http and ws")?;
+            spec.tls = tls;
+        }
+        if let Some(m) = &raw.method {
+            only("method", m.span(), raw.protocol == Protocol::Http, "http")?;
+            let up = m.get_ref().to_ascii_uppercase();
+            if up != "GET" && up != "HEAD" {
+                return Err(err(
+                    m.span(),
+                    "method",
+                    format!("{:?}: GET or HEAD", m.get_ref()),
+                ));
+            }
+            spec.method = up;
+        }
+        if let Some(a) = &raw.accept {
+            only("accept", a.span(), raw.protocol == Protocol::Http, "http")?;
+            spec.accept = a
+                .get_ref()
+                .iter()
+                .map(StatusMatch::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|m| err(a.span(), "accept", m))?;
+            if spec.accept.is_empty() {
+                return Err(err(
+                    a.span(),
+                    "accept",
+                    "an empty list accepts nothing".into(),
+                ));
+            }
+        }
+        if let Some(p) = &raw.payload {
+            only("payload", p.span(), raw.protocol == Protocol::Udp, "udp")?;
+            spec.payload = parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?;
+        }
+        if let Some(t) = &raw.timeout {
+            spec.timeout =
+                Some(parse_timeout(t.get_ref()).map_err(|m| err(t.span(), "timeout", m))?);
+        }
+        let required = match &raw.required {
+            None => Cloud::ALL.to_vec(),
+            Some(r) => parse_required(r.get_ref()).map_err(|m| err(r.span(), "required", m))?,
+        };
+        let private_endpoint = match &raw.private_endpoint {
+            Some(p) => {
+                let service = p.get_ref();
+                if raw.protocol != Protocol::Dns || expect != Expect::Private {
+                    return Err(err(
+                        p.span(),
+                        "private_endpoint",
+                        "applies to dns targets with expect = \"private\" only".into(),
+                    ));
+                }
+                if !crate::context::values::PRIVATE_ENDPOINT_SERVICES.contains(&service.as_str()) {
+                    return Err(err(
+                        p.span(),
+                        "private_endpoint",
+                        format!(
+                            "unknown service {service:?} (one of {})",
+                            crate::context::values::PRIVATE_ENDPOINT_SERVICES.join(", ")
+                        ),
+                    ));
+                }
+                Some(service.clone())
+            }
+            None => None,
+        };
+        let direction = raw.direction.unwrap_or_default();
+        if direction == Direction::Inbound
+            && (!matches!(raw.protocol, Protocol::Tcp | Protocol::Udp)
+                || expect != Expect::Reachable)
+        {
+            return Err(err(
+                raw.id.span(),
+                "direction",
+                "an inbound row is a tcp or udp target with expect = \"reachable\"".into(),
+            ));
+        }
+        if let Some(r) = raw.responder {
+            let transport = matches!(raw.protocol, Protocol::Tcp | Protocol::Udp);
+            only("responder", raw.id.span(), transport, "tcp and udp")?;
+            if raw.expect.is_some() && expect != Expect::Reachable {
+                return Err(err(
+                    raw.id.span(),
+                    "responder",
+                    "a responder target checks that the path works: expect must be \"reachable\""
+                        .into(),
+                ));
+            }
+            spec.responder = r;
+        }
+        let service_tag = match raw.service_tag {
+            Some(tag) => {
+                let parsed =
+                    Template::parse(&tag).map_err(|m| err(raw.id.span(), "service_tag", m))?;
+                Some((tag, parsed))
+            }
+            None => None,
+        };
+        Ok(TargetSpec {
+            id: id.clone(),
+            name: raw.name,
+            protocol: raw.protocol,
+            host,
+            path,
+            ports,
+            profiles: raw.profiles.into_inner(),
+            service_tag,
+            required,
+            expect,
+            private_endpoint,
+            direction,
+            client: raw.client.unwrap_or_default(),
+            clouds: raw.clouds.unwrap_or_else(|| Cloud::ALL.to_vec()),
+            section: raw.section,
+            why: raw.why,
+            fix: raw.fix,
+            spec,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<String, CatalogError> {
+    crate::input::read_text(path, crate::input::CATALOG).map_err(|e| CatalogError {
+        file: path.display().to_string(),
+        line: None,
+        field: None,
+        message: e.to_string(),
+    })
+}
+
+/// `required`: a boolean, or the list of clouds that require the path.
+fn parse_required(raw: &toml::Value) -> Result<Vec<Cloud>, String> {
+    const FORM: &str = "true, false, or a list of clouds like [\"public\"]";
+    match raw {
+        toml::Value::Boolean(true) => Ok(Cloud::ALL.to_vec()),
+        toml::Value::Boolean(false) => Ok(Vec::new()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(Cloud::parse)
+                    .ok_or_else(|| format!("{v:?} is not a cloud (public, usgov, china): {FORM}"))
+            })
+            .collect(),
+        other => Err(format!("{other:?}: {FORM}")),
+    }
+}
+
+/// The longest per-target timeout: a rare slow path, not a way to hang a run.
+pub const MAX_TARGET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d =
+        humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 10s, 1500ms)"))?;
+    if d.is_zero() || d > MAX_TARGET_TIMEOUT {
+        return Err(format!(
+            "{s:?}: between 1ms and {} s",
+            MAX_TARGET_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_payload(s: &str) -> Result<Vec<u8>, String> {
+    match s.strip_prefix("hex:") {
+        Some(hex) => {
+            let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
+            if !hex.len().is_multiple_of(2) {
+                return Err("hex payload needs an even number of digits".into());
+            }
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    u8::from_str_radix(&hex[i..i + 2], 16)
+                        .map_err(|_| format!("bad hex {:?}", &hex[i..i + 2]))
+                })
+                .collect()
+        }
+        None => Ok(s.as_bytes().to_vec()),
+    }
+}
