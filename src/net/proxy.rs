@@ -158,8 +158,8 @@ impl fmt::Debug for ProxyUrl {
 }
 
 impl ProxyUrl {
-    /// Parses `[http://][user[:password]@]host[:port][/]`. Errors never repeat the input: it
-    /// may hold a password.
+    /// Parses `[http://][user[:password]@]host[:port][/]` as curl does, with the `url` crate.
+    /// Errors never repeat the input: it may hold a password.
     pub fn parse(raw: &str) -> Result<ProxyUrl, String> {
         let raw = raw.trim();
         let rest = match raw.split_once("://") {
@@ -183,27 +183,52 @@ impl ProxyUrl {
             },
             None => raw,
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        let credentials = match userinfo {
-            Some(u) => {
-                let (user, password) = u.split_once(':').unwrap_or((u, ""));
-                let decode = |s: &str, what: &str| {
-                    percent_decode(s).ok_or_else(|| {
-                        format!("the proxy {what} has a bad %-escape or is not UTF-8")
-                    })
-                };
-                Some(Credentials {
-                    user: decode(user, "user name")?,
-                    password: decode(password, "password")?,
-                })
+        // Under a scheme of no known default port, `url` keeps an explicit `:80`, which curl's
+        // default proxy port (1080) must not replace.
+        let url = url::Url::parse(&format!("proxy://{rest}")).map_err(|e| match e {
+            url::ParseError::InvalidPort => {
+                "the proxy port is not a number from 1 to 65535".to_string()
             }
-            None => None,
+            url::ParseError::InvalidIpv6Address => {
+                "the proxy address in brackets is not an IPv6 address (or its '[' is unclosed)"
+                    .to_string()
+            }
+            _ => NOT_A_HOST.to_string(),
+        })?;
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+            None => return Err(NOT_A_HOST.into()),
         };
-        let (host, port) = split_host_port(hostport)?;
+        let valid = host.parse::<std::net::IpAddr>().is_ok()
+            || (!host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+        if !valid {
+            return Err(NOT_A_HOST.into());
+        }
+        let port = match url.port() {
+            None => DEFAULT_PROXY_PORT,
+            Some(0) => return Err("the proxy port is not a number from 1 to 65535".into()),
+            Some(p) => p,
+        };
+        let credentials = match (url.username(), url.password()) {
+            ("", None)
+                if !rest
+                    .split(['/', '?', '#'])
+                    .next()
+                    .unwrap_or_default()
+                    .contains('@') =>
+            {
+                None
+            }
+            (user, password) => Some(Credentials {
+                user: decode(user, "user name")?,
+                password: decode(password.unwrap_or_default(), "password")?,
+            }),
+        };
         Ok(ProxyUrl {
             host,
             port,
@@ -225,64 +250,25 @@ impl ProxyUrl {
     }
 }
 
-fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
-    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (h, tail) = rest
-            .split_once(']')
-            .ok_or("the proxy address has an unclosed '['")?;
-        if h.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err("the proxy address in brackets is not an IPv6 address".into());
-        }
-        let port = match tail {
-            "" => None,
-            t => Some(
-                t.strip_prefix(':')
-                    .ok_or("unexpected text after the proxy's IPv6 address")?,
-            ),
-        };
-        (h, port)
-    } else {
-        match hostport.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    let valid = !host.is_empty()
-        && (host.parse::<std::net::IpAddr>().is_ok()
-            || host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
-    if !valid {
-        return Err(
-            "the proxy host is missing or not a host name (expected http://host:port)".into(),
-        );
-    }
-    let port = match port {
-        None | Some("") => DEFAULT_PROXY_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or("the proxy port is not a number from 1 to 65535")?,
-    };
-    Ok((host.to_ascii_lowercase(), port))
-}
+const NOT_A_HOST: &str = "the proxy host is missing or not a host name (expected http://host:port)";
 
-fn percent_decode(s: &str) -> Option<String> {
+/// A percent-encoded part of the user info, decoded; curl refuses a `%` that starts no escape.
+fn decode(s: &str, what: &str) -> Result<String, String> {
+    let bad = || format!("the proxy {what} has a bad %-escape or is not UTF-8");
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let escapes_ok = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_ok {
+        return Err(bad());
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| bad())
 }
 
 /// A proxy setting as it may be shown: without user info it is shown as is; with it, as the
