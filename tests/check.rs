@@ -1,9 +1,7 @@
 //! `vnetprobe check` end to end against real servers: dnsmasq with Azure-like records, TCP
 //! listeners and closed ports on loopback, and a black hole made with nftables in a namespace.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const GUID: &str = "6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
 
@@ -379,14 +377,14 @@ fn table_output_shows_status_fix_and_summary() {
 
 /// Runs `check --output json` on `catalog` inside a namespace made for the test, where traffic to
 /// 127.0.0.2 matching `matching` is dropped on input. Input, not output: an output rule would
-/// also hit the replies of loopback servers. None (after a loud message) without namespaces.
+/// also hit the replies of loopback servers.
 fn check_behind_black_hole(
     tag: &str,
     matching: &str,
     catalog: &str,
     args: &[&str],
-) -> Option<std::process::Output> {
-    let ns = Netns::create(tag)?;
+) -> std::process::Output {
+    let ns = Netns::create(tag);
     ns.nft(&format!(
         "table inet nsg {{ chain input {{ type filter hook input priority 0; ip daddr 127.0.0.2 {matching} drop; }}\n}}\n"
     ));
@@ -399,10 +397,14 @@ fn check_behind_black_hole(
         "json",
     ];
     full.extend_from_slice(args);
-    Some(ns.vnetprobe(&full))
+    ns.vnetprobe(&full)
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 fn timeouts_and_unreachable_in_a_namespace_with_a_black_hole() {
     // Only port 9 of 127.0.0.2 is dropped: the SYN vanishes (an NSG deny).
     let catalog = [
@@ -417,14 +419,12 @@ fn timeouts_and_unreachable_in_a_namespace_with_a_black_hole() {
         ),
     ]
     .concat();
-    let Some(out) = check_behind_black_hole(
+    let out = check_behind_black_hole(
         "blackhole",
         "tcp dport 9",
         &catalog,
         &["--timeout", "500ms"],
-    ) else {
-        return;
-    };
+    );
     let report = json(&out);
     assert_eq!(error_kind(result(&report, "hole")), "tcp_timeout");
     assert_eq!(
@@ -446,6 +446,10 @@ fn timeouts_and_unreachable_in_a_namespace_with_a_black_hole() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 fn a_wave_of_black_holed_targets_each_reports_its_own_timeout() {
     // Behaviour, not speed: with 40 dropped targets and concurrency 40 the run's overall deadline
     // (one wave) must not cut any probe short: every probe reports its own tcp_timeout.
@@ -453,9 +457,7 @@ fn a_wave_of_black_holed_targets_each_reports_its_own_timeout() {
         .map(|p| target(&format!("hole-{p}"), "tcp", "127.0.0.2", &p.to_string(), ""))
         .collect();
     let args = ["--timeout", "300ms", "--concurrency", "40"];
-    let Some(out) = check_behind_black_hole("wave", "", &catalog, &args) else {
-        return;
-    };
+    let out = check_behind_black_hole("wave", "", &catalog, &args);
     let report = json(&out);
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 40);

@@ -1,12 +1,10 @@
 //! The command line as a contract: bad input exits 2 with a message naming the culprit and
 //! never a panic; the embedded catalog covers the requirements; pipes close quietly.
 
-mod support;
-
 use std::io::Read;
 use std::process::Stdio;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn bad_flags_and_values_exit_2_naming_the_flag() {

@@ -6,14 +6,15 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::support::{Scratch, cases, command, stderr};
 
 const VALID: &str = r#"{"compute":{"location":"westeurope","azEnvironment":"AzurePublicCloud","name":"vm1","vmId":"x"},"network":{"interface":[]}}"#;
 const GUID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
@@ -114,60 +115,24 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, seen: &Mutex<Vec<String>>)
     let _ = stream.write_all(answer.as_bytes());
 }
 
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vnetprobe-discovery-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    /// A node root whose `/mnt/azmnt/.nbvm` holds `text`.
-    fn node_root(tag: &str, text: &str) -> TempDir {
-        let d = TempDir::new(tag);
-        std::fs::create_dir_all(d.0.join("mnt/azmnt")).unwrap();
-        std::fs::write(d.0.join("mnt/azmnt/.nbvm"), text).unwrap();
-        d
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
+/// A node root whose `/mnt/azmnt/.nbvm` holds `text`.
+fn node_root(tag: &str, text: &str) -> Scratch {
+    let d = Scratch::new(tag);
+    std::fs::create_dir_all(d.0.join("mnt/azmnt")).unwrap();
+    std::fs::write(d.0.join("mnt/azmnt/.nbvm"), text).unwrap();
+    d
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs the binary with exactly `env` (nothing inherited) and an empty config file, so the
-/// machine's own variables and /etc/vnetprobe/config.toml cannot leak in.
+/// Runs the binary with discovery on, `env` and no config file (unless `args` name one), so
+/// neither this machine's variables nor /etc/vnetprobe/config.toml can leak in.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let dir = TempDir::new("cfg");
-    let config = dir.file("empty.toml", "");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vnetprobe"));
-    cmd.env_clear().args(args);
+    let mut cmd = command(args);
+    cmd.env_remove("VNETPROBE_DISCOVER")
+        .envs(env.iter().copied());
     if !args.contains(&"--config") {
-        cmd.arg("--config").arg(&config);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
+        cmd.args(["--config", "/dev/null"]);
     }
     cmd.output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// `context --output json` as var -> (value, source).
@@ -206,121 +171,134 @@ fn p(value: &str, source: &str) -> (String, String) {
 
 // ---- IMDS ----
 
-#[test]
-fn imds_answer_gives_region_and_cloud() {
-    let imds = FakeImds::start(Behaviour::Json(VALID));
-    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &[]);
-    assert_eq!(pair(&ctx, "region"), p("westeurope", "imds"));
-    assert_eq!(pair(&ctx, "cloud"), p("public", "imds"));
-    assert_eq!(imds.connections(), 1);
-    let head = imds.requests.lock().unwrap()[0].to_ascii_lowercase();
-    assert!(
-        head.starts_with("get /metadata/instance?api-version=2021-02-01 http/1.1\r\n"),
-        "{head}"
-    );
-    assert!(head.contains("\r\nmetadata: true\r\n"), "{head}");
+/// A `context` run with the fake IMDS answering one way (or nothing listening), and what it
+/// must find.
+struct Imds {
+    /// How the fake IMDS answers; None: nothing listens at the endpoint (refused at once).
+    answer: Option<Behaviour>,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    /// The region and its source, if any.
+    region: Option<(&'static str, &'static str)>,
+    /// The cloud and its source.
+    cloud: (&'static str, &'static str),
+    /// A warning that names the Instance Metadata Service; otherwise no warning at all.
+    warns: bool,
+    /// Connections the fake IMDS accepted.
+    connections: usize,
 }
 
-#[test]
-fn imds_sovereign_cloud() {
-    let imds = FakeImds::start(Behaviour::Json(
-        r#"{"compute":{"location":"usgovvirginia","azEnvironment":"AzureUSGovernmentCloud"}}"#,
-    ));
-    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &[]);
-    assert_eq!(pair(&ctx, "region"), p("usgovvirginia", "imds"));
-    assert_eq!(pair(&ctx, "cloud"), p("usgov", "imds"));
+/// What a case does not say: asked once, nothing found, quiet.
+const ASKED: Imds = Imds {
+    answer: None,
+    args: &[],
+    env: &[],
+    region: None,
+    cloud: ("public", "default"),
+    warns: false,
+    connections: 1,
+};
+
+/// An answer that warns and is ignored.
+const fn ignored(answer: Behaviour) -> Imds {
+    Imds {
+        answer: Some(answer),
+        warns: true,
+        ..ASKED
+    }
 }
 
-#[test]
-fn imds_is_asked_directly_even_with_a_proxy_set() {
-    let imds = FakeImds::start(Behaviour::Json(VALID));
-    let dead_proxy = "http://127.0.0.1:1";
-    let env = [
-        ("HTTP_PROXY", dead_proxy),
-        ("http_proxy", dead_proxy),
-        ("ALL_PROXY", dead_proxy),
-    ];
-    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &env);
-    assert_eq!(pair(&ctx, "region"), p("westeurope", "imds"));
+/// An answer that gives this region and cloud.
+const fn found(body: &'static str, region: &'static str, cloud: &'static str) -> Imds {
+    Imds {
+        answer: Some(Behaviour::Json(body)),
+        region: Some((region, "imds")),
+        cloud: (cloud, "imds"),
+        ..ASKED
+    }
 }
 
-#[test]
-fn imds_slower_than_the_deadline_is_ignored() {
-    let imds = FakeImds::start(Behaviour::Slow(Duration::from_secs(4)));
-    let start = Instant::now();
-    let (ctx, _) = context(&["--imds-endpoint", &imds.url()], &[]);
-    eprintln!("slow IMDS: context took {} ms", start.elapsed().as_millis());
-    assert!(!ctx.contains_key("region"), "{ctx:?}");
-    assert_eq!(pair(&ctx, "cloud"), p("public", "default"));
-    assert_eq!(imds.connections(), 1);
-}
-
-#[test]
-fn imds_garbage_404_and_bad_json_warn_and_are_ignored() {
-    for (name, behaviour) in [
-        ("garbage", Behaviour::Garbage),
-        ("404", Behaviour::NotFound),
-        ("html", Behaviour::Json("<html>hello</html>")),
-        (
-            "wrong types",
-            Behaviour::Json(r#"{"compute":{"location":42}}"#),
-        ),
-        (
-            "bad region",
-            Behaviour::Json(r#"{"compute":{"location":"West Europe!"}}"#),
-        ),
-        (
-            "unknown cloud",
-            Behaviour::Json(r#"{"compute":{"azEnvironment":"AzureStackCloud"}}"#),
-        ),
-    ] {
-        let imds = FakeImds::start(behaviour);
-        let (ctx, err) = context(&["--imds-endpoint", &imds.url()], &[]);
-        assert!(!ctx.contains_key("region"), "{name}: {ctx:?}");
-        assert_eq!(pair(&ctx, "cloud"), p("public", "default"), "{name}");
+fn imds(name: &str, case: Imds) {
+    let fake = case.answer.map(FakeImds::start);
+    let url = fake.as_ref().map_or(CLOSED.to_string(), FakeImds::url);
+    let mut args = vec!["--imds-endpoint", url.as_str()];
+    args.extend_from_slice(case.args);
+    let (ctx, err) = context(&args, case.env);
+    let region = ctx.get("region").map(|(v, s)| (v.as_str(), s.as_str()));
+    assert_eq!(region, case.region, "{name}: {ctx:?}");
+    assert_eq!(pair(&ctx, "cloud"), p(case.cloud.0, case.cloud.1), "{name}");
+    if case.warns {
         assert!(
             err.contains("WARN") && err.contains("Instance Metadata Service"),
             "{name}: {err}"
         );
+    } else {
+        assert!(!err.contains("WARN"), "{name}: {err}");
+    }
+    let Some(fake) = fake else { return };
+    assert_eq!(fake.connections(), case.connections, "{name}");
+    // Each request is a GET of the instance document with the header Azure requires.
+    for head in fake.requests.lock().unwrap().iter() {
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.starts_with("get /metadata/instance?api-version=2021-02-01 http/1.1\r\n"),
+            "{name}: {head}"
+        );
+        assert!(head.contains("\r\nmetadata: true\r\n"), "{name}: {head}");
     }
 }
 
-#[test]
-fn imds_missing_fields_are_fine() {
-    let imds = FakeImds::start(Behaviour::Json(r#"{"compute":{}}"#));
-    let (ctx, err) = context(&["--imds-endpoint", &imds.url()], &[]);
-    assert!(!ctx.contains_key("region"));
-    assert!(!err.contains("WARN"), "{err}");
-}
+const DEAD_PROXY: &str = "http://127.0.0.1:1";
+const USGOV: &str =
+    r#"{"compute":{"location":"usgovvirginia","azEnvironment":"AzureUSGovernmentCloud"}}"#;
 
-#[test]
-fn imds_not_asked_when_the_region_is_known() {
-    let imds = FakeImds::start(Behaviour::Json(VALID));
-    let (ctx, _) = context(
-        &["--imds-endpoint", &imds.url(), "--region", "swedencentral"],
-        &[],
-    );
-    assert_eq!(pair(&ctx, "region"), p("swedencentral", "flag"));
-    let (ctx, _) = context(
-        &["--imds-endpoint", &imds.url()],
-        &[("MLFLOW_TRACKING_URI", MLFLOW)],
-    );
-    assert_eq!(pair(&ctx, "region"), p("northeurope", "mlflow"));
-    assert_eq!(imds.connections(), 0);
-}
-
-#[test]
-fn imds_refused_is_quiet() {
-    let (ctx, err) = context(&["--imds-endpoint", CLOSED], &[]);
-    assert!(!ctx.contains_key("region"));
-    assert!(!err.contains("WARN"), "{err}");
+// One test per way the IMDS answers (see `cases!`).
+cases! { imds;
+    imds_answer_gives_region_and_cloud: found(VALID, "westeurope", "public"),
+    imds_sovereign_cloud: found(USGOV, "usgovvirginia", "usgov"),
+    imds_is_asked_directly_even_with_a_proxy_set: Imds {
+        env: &[("HTTP_PROXY", DEAD_PROXY), ("http_proxy", DEAD_PROXY), ("ALL_PROXY", DEAD_PROXY)],
+        ..found(VALID, "westeurope", "public")
+    },
+    imds_slower_than_the_deadline_is_ignored: Imds {
+        answer: Some(Behaviour::Slow(Duration::from_secs(4))),
+        ..ASKED
+    },
+    imds_garbage_warns_and_is_ignored: ignored(Behaviour::Garbage),
+    imds_404_warns_and_is_ignored: ignored(Behaviour::NotFound),
+    imds_html_warns_and_is_ignored: ignored(Behaviour::Json("<html>hello</html>")),
+    imds_wrong_types_warn_and_are_ignored:
+        ignored(Behaviour::Json(r#"{"compute":{"location":42}}"#)),
+    imds_bad_region_warns_and_is_ignored:
+        ignored(Behaviour::Json(r#"{"compute":{"location":"West Europe!"}}"#)),
+    imds_unknown_cloud_warns_and_is_ignored:
+        ignored(Behaviour::Json(r#"{"compute":{"azEnvironment":"AzureStackCloud"}}"#)),
+    imds_missing_fields_are_fine: Imds {
+        answer: Some(Behaviour::Json(r#"{"compute":{}}"#)),
+        ..ASKED
+    },
+    imds_refused_is_quiet: ASKED,
+    imds_not_asked_when_a_flag_gives_the_region: Imds {
+        args: &["--region", "swedencentral"],
+        region: Some(("swedencentral", "flag")),
+        cloud: ("public", "default"),
+        connections: 0,
+        ..found(VALID, "westeurope", "public")
+    },
+    imds_not_asked_when_mlflow_gives_the_region: Imds {
+        env: &[("MLFLOW_TRACKING_URI", MLFLOW)],
+        region: Some(("northeurope", "mlflow")),
+        cloud: ("public", "mlflow"),
+        connections: 0,
+        ..found(VALID, "westeurope", "public")
+    },
 }
 
 // ---- node files ----
 
 #[test]
 fn nbvm_fixture_gives_instance_workspace_and_region() {
-    let root = TempDir::node_root(
+    let root = node_root(
         "nbvm",
         "# written by the fixture\ninstance=ci-alice\nworkspace=ws-nbvm\nworkspace_id=0F8FAD5B-D9CB-469F-A165-70867728950E\nlocation=francecentral\nsomething_else=1\n",
     );
@@ -352,7 +330,7 @@ fn nbvm_fixture_gives_instance_workspace_and_region() {
 
 #[test]
 fn nbvm_malformed_lines_warn_with_file_and_line() {
-    let root = TempDir::node_root(
+    let root = node_root(
         "bad",
         "instance=ci ok?\nthis line has no equals sign\nworkspace=ws-good\n",
     );
@@ -380,7 +358,7 @@ fn nbvm_malformed_lines_warn_with_file_and_line() {
 
 #[test]
 fn nbvm_that_is_not_text_or_too_big_is_ignored() {
-    let root = TempDir::new("binary");
+    let root = Scratch::new("binary");
     std::fs::create_dir_all(root.0.join("mnt/azmnt")).unwrap();
     std::fs::write(
         root.0.join("mnt/azmnt/.nbvm"),
@@ -424,8 +402,8 @@ fn bad_node_root_or_imds_endpoint_is_a_usage_error() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--imds-endpoint"), "{}", stderr(&out));
-    let dir = TempDir::new("badcfg");
-    let cfg = dir.file(
+    let dir = Scratch::new("badcfg");
+    let cfg = dir.write(
         "c.toml",
         "# comment\nimds-endpoint = \"https://169.254.169.254\"\n",
     );
@@ -537,12 +515,12 @@ fn malformed_variables_warn_and_never_crash() {
 
 #[test]
 fn precedence_flag_env_file_then_discovery() {
-    let dir = TempDir::new("prec");
-    let cfg = dir.file(
+    let dir = Scratch::new("prec");
+    let cfg = dir.write(
         "c.toml",
         "[set]\nworkspace_name = \"ws-file\"\ninstance = \"ci-file\"\n",
     );
-    let root = TempDir::node_root(
+    let root = node_root(
         "prec",
         "instance=ci-nbvm\nworkspace=ws-nbvm\nregion=uksouth\n",
     );
@@ -585,9 +563,9 @@ fn precedence_flag_env_file_then_discovery() {
 #[test]
 fn every_way_to_switch_discovery_off() {
     let imds = FakeImds::start(Behaviour::Json(VALID));
-    let root = TempDir::node_root("off", "instance=ci-nbvm\n");
-    let dir = TempDir::new("off");
-    let cfg = dir.file("c.toml", "discover = false\n");
+    let root = node_root("off", "instance=ci-nbvm\n");
+    let dir = Scratch::new("off");
+    let cfg = dir.write("c.toml", "discover = false\n");
     let base = [
         "--imds-endpoint",
         &imds.url(),
@@ -691,8 +669,8 @@ fix = "f"
 
 #[test]
 fn check_no_discover_never_contacts_imds() {
-    let dir = TempDir::new("check");
-    let catalog = dir.file("c.toml", CATALOG);
+    let dir = Scratch::new("check");
+    let catalog = dir.write("c.toml", CATALOG);
     let imds = FakeImds::start(Behaviour::Json(VALID));
     let args = |extra: &'static [&'static str]| {
         let mut a = vec![
@@ -767,8 +745,8 @@ fn catalog_ids(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
 
 #[test]
 fn profiles_follow_the_discovered_context() {
-    let dir = TempDir::new("auto");
-    let catalog = dir.file("c.toml", CATALOG);
+    let dir = Scratch::new("auto");
+    let catalog = dir.write("c.toml", CATALOG);
     let c = catalog.to_str().unwrap();
     // A plain node: no instance, no workspace id: neither instance names nor private endpoints.
     assert_eq!(

@@ -3,15 +3,13 @@
 //! status page rendered by a real browser (headless Chromium from Debian's packages), whose DOM
 //! the test asserts on and whose screenshots it keeps in target/test-artifacts/.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// A `serve` on an ephemeral loopback port, killed on drop.
 struct Serve {
@@ -113,19 +111,6 @@ impl Serve {
     }
 }
 
-/// Needs a Debian package: a loud skip on a laptop, a failure under tests/run.sh.
-fn need(tool: &str, what: &str) -> bool {
-    if have(tool) {
-        return true;
-    }
-    assert!(
-        std::env::var("VNETPROBE_LAB").as_deref() != Ok("1"),
-        "VNETPROBE_LAB=1 but {tool} is missing: {what} cannot run (tests/run.sh installs it)"
-    );
-    eprintln!("\n*** SKIPPED: {what}: {tool} is not installed ***\n");
-    false
-}
-
 #[test]
 fn metrics_are_gzip_for_curl_and_carry_the_process_families() {
     if !need("curl", "gzip decoded by a real client") {
@@ -183,27 +168,7 @@ fn metrics_are_gzip_for_curl_and_carry_the_process_families() {
         plain.len()
     );
     if have("promtool") {
-        let mut check = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        check
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(decoded.as_bytes())
-            .unwrap();
-        let out = check.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_promtool_clean(&decoded, "/metrics as curl decoded it");
     }
 }
 

@@ -2,12 +2,10 @@
 //! the web config and merge's JSON reports. Each mutant must end in a contract exit code (0, 1
 //! or 2) or a clean error, never a panic or a hang. A failure prints the mutant's seed and file.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);

@@ -1,9 +1,7 @@
 //! Hostile input: values, files and strings chosen to break the program must end in exit 2 with
 //! a message naming the culprit (or a sane report), never a panic, a hang or unbounded memory.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[test]
 fn numbers_out_of_range_exit_2_from_every_source() {
@@ -196,7 +194,7 @@ fn assert_no_raw_escapes(what: &str, bytes: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_names_with_escape_sequences_never_reach_the_terminal_raw() {
-    use support::pki::{Leaf, server_config, tls_server};
+    use crate::support::pki::{Leaf, server_config, tls_server};
     // Self-signed, so the issuer a message names is the same hostile text.
     let evil = "evil\x1b[2J\x1b]0;pwned\x07\u{9b}31m\r";
     let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();

@@ -2,22 +2,22 @@
 //! scenario of the Azure ML network docs is applied to the lab, `vnetprobe check` runs inside the
 //! compute namespace, and its JSON must name the right targets, error kinds and fixes.
 //!
-//! Needs root, `ip netns` and the lab's tools (tests/lab/install-deps.sh). Without them the test
-//! prints SKIPPED and returns. VNETPROBE_LAB=0 skips it; VNETPROBE_LAB=1 turns a missing
-//! prerequisite into a failure (for CI). VNETPROBE_LAB_SCENARIOS=healthy,udp-reject runs a subset.
+//! Needs root, `ip netns` and the lab's tools (tests/lab/install-deps.sh): ignored without the
+//! `root-tests` feature, and with it a missing prerequisite fails the test.
+//! VNETPROBE_LAB_SCENARIOS=healthy,udp-reject runs a subset.
 //!
 //! The scenarios share one lab, so they run one after another inside a single test; the lab guard
 //! tears everything down when the test ends, also on a panic, and the end checks nothing is left.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vnetprobe");
+use crate::support::{bin, clean_env, require_root, say, try_output_within};
+
 /// The simulated workspace (tests/lab/lib.sh LAB_VARIABLES; the lab's DNS knows its names).
 const WORKSPACE_ID: &str = "6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
 const PROFILES: &[&str] = &[
@@ -44,11 +44,6 @@ fn workspace_names() -> Vec<String> {
     ]
 }
 
-/// Written past libtest's capture: a skip must be seen, and so must progress.
-fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
 type Check = Result<(), String>;
 
 // --- processes, each with a deadline ----------------------------------------------------------
@@ -60,38 +55,11 @@ struct Ran {
 }
 
 fn run(cmd: &mut Command, deadline: Duration) -> Result<Ran, String> {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{what}: {e}"))?;
-    let pipe = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = pipe(Box::new(child.stdout.take().expect("piped")));
-    let err = pipe(Box::new(child.stderr.take().expect("piped")));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
-            break status;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{what}: still running after {deadline:?}, killed"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let out = try_output_within(cmd, deadline)?;
     Ok(Ran {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
 
@@ -114,7 +82,7 @@ fn script(name: &str, args: &[&str], deadline: Duration) -> Check {
             .arg(lab_dir().join(name))
             .args(args)
             // The peered VNet's responder is this build's `vnetprobe listen`.
-            .env("VNETPROBE", BIN),
+            .env("VNETPROBE", bin()),
         deadline,
     )?;
     if r.code == Some(0) {
@@ -129,15 +97,8 @@ fn script(name: &str, args: &[&str], deadline: Duration) -> Check {
 
 // --- the lab ------------------------------------------------------------------------------------
 
-/// Why the lab cannot run here, if it cannot.
+/// Why the lab cannot run here (as root), if it cannot.
 fn missing_prerequisite() -> Option<String> {
-    let uid = match run(Command::new("id").arg("-u"), Duration::from_secs(5)) {
-        Ok(r) => r.stdout,
-        Err(e) => return Some(e),
-    };
-    if uid.trim() != "0" {
-        return Some("not root".into());
-    }
     if !succeeds("ip", &["netns", "list"]) {
         return Some("`ip netns` does not work".into());
     }
@@ -182,8 +143,9 @@ impl Lab {
         script("scenario.sh", &[name], Duration::from_secs(30))
     }
 
-    /// `vnetprobe check` in the compute namespace with the lab's variables, a clean environment
-    /// plus `env`, the given profiles and extra arguments.
+    /// `vnetprobe check` in the compute namespace with the lab's variables, the clean environment
+    /// plus `env` (discovery on, as tests/lab/vnetprobe.sh runs it), the given profiles and extra
+    /// arguments.
     fn check(
         &self,
         profiles: &[&str],
@@ -236,7 +198,7 @@ impl Lab {
             "netns",
             "exec",
             self.get("COMPUTE_NS"),
-            BIN,
+            bin(),
             "check",
             "--output",
             output,
@@ -253,9 +215,8 @@ impl Lab {
         for p in profiles {
             cmd.args(["--profile", p]);
         }
-        cmd.args(extra)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+        clean_env(cmd.args(extra))
+            .env_remove("VNETPROBE_DISCOVER")
             .env("VNETPROBE_PUBLIC_ROOTS", self.get("PUBLIC_ROOTS"))
             .envs(env.iter().copied());
         let shown: String = env
@@ -1198,24 +1159,14 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 ];
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 fn lab_scenarios() {
-    let required = match std::env::var("VNETPROBE_LAB").as_deref() {
-        Ok("0") => {
-            say("\n*** SKIPPED: lab scenarios (VNETPROBE_LAB=0) ***\n");
-            return;
-        }
-        Ok("1") => true,
-        _ => false,
-    };
+    require_root("the lab");
     if let Some(why) = missing_prerequisite() {
-        assert!(
-            !required,
-            "VNETPROBE_LAB=1 but the lab cannot run here: {why}"
-        );
-        say(&format!(
-            "\n*** SKIPPED: lab needs root and network namespaces ({why}); nothing was tested ***\n"
-        ));
-        return;
+        panic!("the lab cannot run here: {why}");
     }
     let only = std::env::var("VNETPROBE_LAB_SCENARIOS").ok();
     let selected: Vec<_> = SCENARIOS

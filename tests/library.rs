@@ -1,12 +1,10 @@
 //! The library driven directly, as the binary drives it: catalog -> context -> runner -> report,
 //! against a real dnsmasq and a loopback listener.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use vnetprobe::catalog::Catalog;
 use vnetprobe::context::{ConfigFile, Context};
 use vnetprobe::net::NetConfig;

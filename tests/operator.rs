@@ -2,11 +2,9 @@
 //! man page per subcommand, `explain`, `--version`, the table at 80 and 100 columns, progress
 //! under a pseudo-terminal, `check --wait`. Every target is on loopback.
 
-mod support;
-
 use std::process::Output;
 
-use support::*;
+use crate::support::*;
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -219,20 +217,6 @@ fn closed_port() -> u16 {
         .port()
 }
 
-/// `script` runs a command under a pseudo-terminal (util-linux). Without it the progress test
-/// cannot run: loud skip, or a failure under tests/run.sh (VNETPROBE_LAB=1).
-fn need(tool: &str, what: &str) -> bool {
-    if have(tool) {
-        return true;
-    }
-    assert!(
-        std::env::var("VNETPROBE_LAB").as_deref() != Ok("1"),
-        "VNETPROBE_LAB=1 but {tool} is missing: {what} cannot run"
-    );
-    eprintln!("\n*** SKIPPED: {what}: {tool} is not installed ***\n");
-    false
-}
-
 /// Runs the binary with `args` under a pseudo-terminal; returns what the terminal showed
 /// (stdout and stderr together) and the exit code.
 fn under_pty(args: &[String]) -> (String, Option<i32>) {
@@ -240,14 +224,10 @@ fn under_pty(args: &[String]) -> (String, Option<i32>) {
         .chain(args.iter().cloned())
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect();
-    let out = std::process::Command::new("script")
-        .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
-        .env("VNETPROBE_DISCOVER", "0")
-        .env("NO_COLOR", "1")
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("all_proxy")
-        .env_remove("ALL_PROXY")
+    let mut script = std::process::Command::new("script");
+    script.args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"]);
+    // script(1) (util-linux) passes its environment on to the command.
+    let out = clean_env(&mut script)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

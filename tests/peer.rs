@@ -3,15 +3,14 @@
 //! network namespaces joined by a veth link (root only): the responder in one, the checks from
 //! the other, then nftables dropping and rejecting in between.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use vnetprobe::net::echo::{self, Key, Transport};
 
 const KEY: &str = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5\n";
@@ -26,9 +25,7 @@ struct Responder {
 impl Responder {
     /// Starts `cmd` (a `listen` command line) and waits, at most 10 s, for its "listening" line.
     fn start(mut cmd: Command) -> Responder {
-        cmd.env("VNETPROBE_DISCOVER", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("the responder starts");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -93,8 +90,8 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
 }
 
 fn listen(args: &[&str]) -> Responder {
-    let mut cmd = Command::new(bin());
-    cmd.arg("listen").args(args);
+    let mut cmd = command(&["listen"]);
+    cmd.args(args);
     Responder::start(cmd)
 }
 
@@ -127,120 +124,132 @@ fn check_peer(peer: &str, extra: &[&str]) -> std::process::Output {
     run(&args)
 }
 
-#[test]
-fn a_shared_key_confirms_tcp_and_udp_and_the_responder_logs_each_peer() {
-    let dir = temp_dir("peer-ok");
-    let key = key_file(&dir, "peer.key", KEY);
-    let (tcp, udp) = (free_port(), free_port());
-    let (tcp_s, udp_s) = (tcp.to_string(), udp.to_string());
-    let mut r = listen(&[
-        "--address",
-        "127.0.0.1",
-        "--tcp",
-        &tcp_s,
-        "--udp",
-        &udp_s,
-        "--key-file",
-        &key,
-    ]);
-    let out = check_peer(
-        &format!("127.0.0.1:tcp/{tcp},udp/{udp}"),
-        &["--key-file", &key],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let report = json(&out);
-    for id in ["peer-127-0-0-1-tcp", "peer-127-0-0-1-udp"] {
-        let res = result(&report, id);
-        assert_eq!(res["status"], "pass", "{res}");
-        assert_eq!(res["responder"]["authenticated"], true, "{res}");
-        assert!(
-            res["responder"]["node"]
-                .as_str()
-                .is_some_and(|n| !n.is_empty())
-        );
-        assert!(res["profiles"].as_array().unwrap().contains(&"peer".into()));
-        assert!(res["note"].as_str().unwrap().contains("peer "), "{res}");
-    }
-    let log = r.log_with(&format!("answered udp/{udp}"));
-    assert!(
-        log.contains(&format!("answered tcp/{tcp} from 127.0.0.1:")),
-        "{log}"
-    );
-    assert!(
-        log.contains(&format!("answered udp/{udp} from 127.0.0.1:")),
-        "{log}"
-    );
-    assert!(!log.contains(KEY.trim()), "the key is never logged");
-    assert_eq!(r.stop().code(), Some(0));
+// ---- who answers the echo ----
+
+/// Who answers at the peer's TCP and UDP ports.
+enum Server {
+    /// `vnetprobe listen`, with this key (None: without a key).
+    Responder(Option<&'static str>),
+    /// A fake responder without the key: its replies are well formed, unsigned or (`signs`)
+    /// signed with a key of its own.
+    Forger { signs: bool },
+    /// Another service: an SSH greeting on TCP, a fixed datagram on UDP.
+    OtherService,
 }
 
-#[test]
-fn without_a_key_the_echo_passes_unauthenticated_and_says_so() {
-    let udp = free_port();
-    let _r = listen_udp(udp, &[]);
-    let out = check_peer(&format!("127.0.0.1:udp/{udp}"), &[]);
-    assert_eq!(out.status.code(), Some(0));
-    let res = json(&out)["results"][0].clone();
-    assert_eq!(res["responder"]["authenticated"], false, "{res}");
-    assert!(
-        res["warnings"][0]
-            .as_str()
-            .unwrap()
-            .contains("not authenticated"),
-        "{res}"
-    );
+/// A `check --peer` of both transports against `server`, and what each of the two results must
+/// show.
+struct Echo {
+    server: Server,
+    /// The key of the check (None: no `--key-file`).
+    key: Option<&'static str>,
+    status: &'static str,
+    kind: &'static str,
+    /// `responder.authenticated`; None: no `responder` (nothing proved it is one).
+    authenticated: Option<bool>,
+    /// (field, text): the result's field says the text.
+    says: &'static [(&'static str, &'static str)],
+    /// What the responder logs (`{tcp}` and `{udp}` stand for its ports).
+    logs: &'static [&'static str],
 }
 
-#[test]
-fn different_keys_fail_as_not_authenticated() {
-    let dir = temp_dir("peer-keys");
-    let (ours, theirs) = (
-        key_file(&dir, "a.key", KEY),
-        key_file(&dir, "b.key", OTHER_KEY),
-    );
-    let (tcp, udp) = (free_port(), free_port());
-    let mut r = listen(&[
-        "--address",
-        "127.0.0.1",
-        "--tcp",
-        &tcp.to_string(),
-        "--udp",
-        &udp.to_string(),
-        "--key-file",
-        &theirs,
-    ]);
-    let out = check_peer(
-        &format!("127.0.0.1:tcp/{tcp},udp/{udp}"),
-        &["--key-file", &ours],
-    );
-    assert_eq!(out.status.code(), Some(1));
+/// A server for `Echo` while the check runs.
+enum Running {
+    Responder(Responder),
+    Forger(Arc<AtomicBool>),
+    OtherService,
+}
+
+fn echo(name: &str, case: Echo) {
+    let dir = Scratch::new("peer-echo");
+    let (tcp, udp, running) = match case.server {
+        Server::Responder(key) => {
+            let (tcp, udp) = (free_port(), free_port());
+            let (t, u) = (tcp.to_string(), udp.to_string());
+            let key = key.map(|k| key_file(&dir.0, "responder.key", k));
+            let mut args = vec!["--address", "127.0.0.1", "--tcp", &t, "--udp", &u];
+            args.extend(key.iter().flat_map(|k| ["--key-file", k.as_str()]));
+            (tcp, udp, Running::Responder(listen(&args)))
+        }
+        Server::Forger { signs } => {
+            let own = signs.then(|| Key::from_bytes(b"the forger's own key, not ours").unwrap());
+            let (tcp, udp, stop) = forger(own);
+            (tcp, udp, Running::Forger(stop))
+        }
+        Server::OtherService => {
+            let (tcp, udp) = other_service();
+            (tcp, udp, Running::OtherService)
+        }
+    };
+    let key = case.key.map(|k| key_file(&dir.0, "check.key", k));
+    let extra: Vec<&str> = key
+        .iter()
+        .flat_map(|k| ["--key-file", k.as_str()])
+        .collect();
+    let out = check_peer(&format!("127.0.0.1:tcp/{tcp},udp/{udp}"), &extra);
     let report = json(&out);
-    for res in report["results"].as_array().unwrap() {
-        assert_eq!(error_kind(res), "peer_not_authenticated", "{res}");
+    let code = if case.status == "pass" { 0 } else { 1 };
+    assert_eq!(out.status.code(), Some(code), "{name}: {report}");
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{name}: a result per transport: {report}");
+    for res in results {
+        assert_eq!(res["status"], case.status, "{name}: {res}");
+        assert_eq!(error_kind(res), case.kind, "{name}: {res}");
         assert!(
-            res["hint"].as_str().unwrap().contains("--key-file"),
-            "{res}"
+            res["profiles"].as_array().unwrap().contains(&"peer".into()),
+            "{name}: {res}"
         );
+        match case.authenticated {
+            Some(authenticated) => {
+                assert_eq!(
+                    res["responder"]["authenticated"], authenticated,
+                    "{name}: {res}"
+                );
+                assert!(
+                    res["responder"]["node"]
+                        .as_str()
+                        .is_some_and(|n| !n.is_empty()),
+                    "{name}: the responder names its node: {res}"
+                );
+            }
+            None => assert!(
+                res.get("responder").is_none(),
+                "{name}: nothing proved a responder: {res}"
+            ),
+        }
+        for (field, text) in case.says {
+            assert!(
+                res[field].to_string().contains(text),
+                "{name}: {field} should say {text:?}: {res}"
+            );
+        }
     }
-    // A keyless check is refused too: the responder answers only signed requests.
-    let out = check_peer(&format!("127.0.0.1:udp/{udp}"), &[]);
-    assert_eq!(
-        error_kind(&json(&out)["results"][0]),
-        "peer_not_authenticated"
-    );
-    assert!(r.log_with("refused").contains("refused"));
-    r.stop();
+    match running {
+        Running::Responder(mut r) => {
+            for want in case.logs {
+                let want = want
+                    .replace("{tcp}", &tcp.to_string())
+                    .replace("{udp}", &udp.to_string());
+                let log = r.log_with(&want);
+                assert!(log.contains(&want), "{name}: {want:?} in:\n{log}");
+            }
+            assert_eq!(r.stop().code(), Some(0), "{name}: {}", r.log());
+            for key in [KEY, OTHER_KEY] {
+                assert!(
+                    !r.log().contains(key.trim()),
+                    "{name}: a key is never logged"
+                );
+            }
+        }
+        Running::Forger(stop) => stop.store(true, Ordering::Relaxed),
+        Running::OtherService => {}
+    }
 }
 
 /// A fake responder that has no key: it echoes the nonce in a well-formed reply, unsigned or
 /// signed with a key of its own, on TCP and UDP.
-fn forger(signed_with: Option<Key>) -> (u16, u16, Arc<std::sync::atomic::AtomicBool>) {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+fn forger(signed_with: Option<Key>) -> (u16, u16, Arc<AtomicBool>) {
+    let stop = Arc::new(AtomicBool::new(false));
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (tport, uport) = (
@@ -259,9 +268,7 @@ fn forger(signed_with: Option<Key>) -> (u16, u16, Arc<std::sync::atomic::AtomicB
         use std::io::{Read, Write};
         let start = Instant::now();
         let mut buf = [0u8; 200];
-        while !flag.load(std::sync::atomic::Ordering::Relaxed)
-            && start.elapsed() < Duration::from_secs(60)
-        {
+        while !flag.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(60) {
             if let Ok((n, from)) = udp.recv_from(&mut buf)
                 && n >= 28
             {
@@ -280,36 +287,9 @@ fn forger(signed_with: Option<Key>) -> (u16, u16, Arc<std::sync::atomic::AtomicB
     (tport, uport, stop)
 }
 
-#[test]
-fn a_forged_reply_without_the_key_fails_as_not_authenticated() {
-    let dir = temp_dir("peer-forged");
-    let key = key_file(&dir, "peer.key", KEY);
-    let own = Key::from_bytes(b"the forger's own key, not ours").unwrap();
-    for signed_with in [None, Some(own)] {
-        let (tcp, udp, stop) = forger(signed_with);
-        let out = check_peer(
-            &format!("127.0.0.1:tcp/{tcp},udp/{udp}"),
-            &["--key-file", &key],
-        );
-        assert_eq!(out.status.code(), Some(1));
-        let report = json(&out);
-        let results = report["results"].as_array().unwrap();
-        assert_eq!(results.len(), 2);
-        for res in results {
-            assert_eq!(error_kind(res), "peer_not_authenticated", "{res}");
-            assert_eq!(res["status"], "fail");
-            assert!(
-                res.get("responder").is_none(),
-                "a forger is not a responder: {res}"
-            );
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-#[test]
-fn another_service_on_the_port_is_no_echo() {
-    // A TCP server that greets like SSH and a UDP one that answers anything with a fixed datagram.
+/// A TCP server that greets like SSH and a UDP one that answers anything with a fixed datagram,
+/// each for one client.
+fn other_service() -> (u16, u16) {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (tport, uport) = (
@@ -333,11 +313,68 @@ fn another_service_on_the_port_is_no_echo() {
             }
         }
     });
-    let out = check_peer(&format!("127.0.0.1:tcp/{tport},udp/{uport}"), &[]);
-    assert_eq!(out.status.code(), Some(1));
-    for res in json(&out)["results"].as_array().unwrap() {
-        assert_eq!(error_kind(res), "peer_no_echo", "{res}");
-    }
+    (tport, uport)
+}
+
+/// What an `Echo` case does not say: the check fails as not authenticated, nothing is a
+/// responder, nothing more is said or logged.
+const NOT_AUTHENTICATED: Echo = Echo {
+    server: Server::OtherService,
+    key: Some(KEY),
+    status: "fail",
+    kind: "peer_not_authenticated",
+    authenticated: None,
+    says: &[],
+    logs: &[],
+};
+
+// One test per server behaviour (see `cases!`).
+cases! { echo;
+    a_shared_key_confirms_tcp_and_udp_and_the_responder_logs_each_peer: Echo {
+        server: Server::Responder(Some(KEY)),
+        status: "pass",
+        kind: "",
+        authenticated: Some(true),
+        says: &[("note", "peer ")],
+        logs: &["answered tcp/{tcp} from 127.0.0.1:", "answered udp/{udp} from 127.0.0.1:"],
+        ..NOT_AUTHENTICATED
+    },
+    without_a_key_the_echo_passes_unauthenticated_and_says_so: Echo {
+        server: Server::Responder(None),
+        key: None,
+        status: "pass",
+        kind: "",
+        authenticated: Some(false),
+        says: &[("warnings", "not authenticated")],
+        ..NOT_AUTHENTICATED
+    },
+    different_keys_fail_as_not_authenticated: Echo {
+        server: Server::Responder(Some(OTHER_KEY)),
+        says: &[("hint", "--key-file")],
+        logs: &["refused"],
+        ..NOT_AUTHENTICATED
+    },
+    /// The responder answers only signed requests.
+    a_keyless_check_of_a_keyed_responder_fails_as_not_authenticated: Echo {
+        server: Server::Responder(Some(KEY)),
+        key: None,
+        logs: &["refused"],
+        ..NOT_AUTHENTICATED
+    },
+    a_forged_unsigned_reply_fails_as_not_authenticated: Echo {
+        server: Server::Forger { signs: false },
+        ..NOT_AUTHENTICATED
+    },
+    a_reply_signed_with_another_key_fails_as_not_authenticated: Echo {
+        server: Server::Forger { signs: true },
+        ..NOT_AUTHENTICATED
+    },
+    another_service_on_the_port_is_no_echo: Echo {
+        server: Server::OtherService,
+        key: None,
+        kind: "peer_no_echo",
+        ..NOT_AUTHENTICATED
+    },
 }
 
 #[test]
@@ -447,8 +484,7 @@ fn a_port_in_use_is_named() {
 
 #[test]
 fn the_listen_unit_scores_at_most_1_5() {
-    if !have("systemd-analyze") {
-        eprintln!("SKIPPED: systemd-analyze is not installed (Debian package: systemd)");
+    if !need("systemd-analyze", "the listen unit's exposure score") {
         return;
     }
     let unit = concat!(
@@ -476,9 +512,9 @@ fn the_listen_unit_scores_at_most_1_5() {
 
 /// Two namespaces joined by a veth pair: `a` 10.231.7.1, `b` 10.231.7.2 (addresses that exist
 /// only inside them).
-fn linked_pair(tag: &str) -> Option<(Netns, Netns)> {
-    let a = Netns::create(&format!("{tag}a"))?;
-    let b = Netns::create(&format!("{tag}b"))?;
+fn linked_pair(tag: &str) -> (Netns, Netns) {
+    let a = Netns::create(&format!("{tag}a"));
+    let b = Netns::create(&format!("{tag}b"));
     let (va, vb) = (
         format!("vpa{}", std::process::id() % 100000),
         format!("vpb{}", std::process::id() % 100000),
@@ -490,21 +526,22 @@ fn linked_pair(tag: &str) -> Option<(Netns, Netns)> {
     a.exec(&["ip", "link", "set", &va, "up"]);
     b.exec(&["ip", "addr", "add", "10.231.7.2/24", "dev", &vb]);
     b.exec(&["ip", "link", "set", &vb, "up"]);
-    Some((a, b))
+    (a, b)
 }
 
 fn listen_in(ns: &Netns, args: &[&str]) -> Responder {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns.name, bin(), "listen"])
-        .args(args);
+    let mut cmd = ns.command(&["listen"]);
+    cmd.args(args);
     Responder::start(cmd)
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 fn between_two_namespaces_the_echo_crosses_and_nftables_drop_and_reject_are_told_apart() {
-    let Some((a, b)) = linked_pair("peer") else {
-        return;
-    };
+    let (a, b) = linked_pair("peer");
     let dir = temp_dir("peer-ns");
     let key = key_file(&dir, "peer.key", KEY);
     let _r = listen_in(&b, &["--tcp", "4450", "--udp", "5831", "--key-file", &key]);
@@ -582,11 +619,6 @@ fn between_two_namespaces_the_echo_crosses_and_nftables_drop_and_reject_are_told
 /// `vnetprobe ARGS` in namespace `ns` under its own host name `node` (a UTS namespace), as a
 /// node of a fleet would run it.
 fn as_node(node: &str, ns: &Netns, args: &[&str]) -> Command {
-    let mut c = command(&[]);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("VNETPROBE_DISCOVER", "0")
-        .env("NO_COLOR", "1");
     let mut cmd = Command::new("unshare");
     cmd.args([
         "--uts",
@@ -598,23 +630,20 @@ fn as_node(node: &str, ns: &Netns, args: &[&str]) -> Command {
     .arg(&ns.name)
     .arg(bin())
     .args(args);
-    for (k, v) in c.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
+    clean_env(&mut cmd);
     cmd
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 fn a_fleet_of_two_merges_into_a_node_by_node_matrix() {
-    if !have("unshare") {
-        eprintln!("SKIPPED: unshare (util-linux) is not installed");
+    if !need("unshare", "a fleet of two nodes") {
         return;
     }
-    let Some((a, b)) = linked_pair("mtx") else {
-        return;
-    };
+    let (a, b) = linked_pair("mtx");
     let dir = temp_dir("peer-matrix");
     let key = key_file(&dir, "peer.key", KEY);
     let listen_args = [
@@ -727,14 +756,15 @@ impl Drop for FleetCleanup {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 fn the_fleet_job_peer_mode_checks_every_node_from_every_node() {
-    if !have("unshare") {
-        eprintln!("SKIPPED: unshare (util-linux) is not installed");
+    if !need("unshare", "the fleet job's peer mode") {
         return;
     }
-    let Some((a, b)) = linked_pair("flt") else {
-        return;
-    };
+    let (a, b) = linked_pair("flt");
     let code = temp_dir("fleet-code");
     let out = temp_dir("fleet-out");
     // Each node installs the binary where the job says (/tmp/vnetprobe on a real node); the two
@@ -767,17 +797,17 @@ fn the_fleet_job_peer_mode_checks_every_node_from_every_node() {
     let mut children: Vec<Reaper> = nodes
         .iter()
         .map(|(node, ns)| {
-            let child = Command::new("unshare")
-                .args([
-                    "--uts",
-                    "sh",
-                    "-c",
-                    r#"hostname "$0" && exec ip netns exec "$1" sh -c "$2""#,
-                ])
-                .args([node.as_str(), ns.name.as_str(), cmd.as_str()])
+            let mut job = Command::new("unshare");
+            job.args([
+                "--uts",
+                "sh",
+                "-c",
+                r#"hostname "$0" && exec ip netns exec "$1" sh -c "$2""#,
+            ])
+            .args([node.as_str(), ns.name.as_str(), cmd.as_str()]);
+            let child = clean_env(&mut job)
                 .current_dir(&code)
                 .env("VNETPROBE", installed(node))
-                .env("VNETPROBE_DISCOVER", "0")
                 .env("WORLD_SIZE", "2")
                 .env("VNETPROBE_PEER_TCP", "4450")
                 .env("VNETPROBE_PEER_UDP", "5831")

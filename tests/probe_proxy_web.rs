@@ -3,16 +3,14 @@
 //! DNS goes to a loopback port nobody answers, so no query leaves the machine and a name only
 //! the proxy can resolve (localhost, from its /etc/hosts) proves "resolved by proxy".
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::pki::{self, Ca, Scratch};
-use support::proxy::{self, Tinyproxy};
-use support::{FakeDns, web};
+use crate::support::pki::{self, Ca};
+use crate::support::proxy::{self, Tinyproxy};
+use crate::support::{FakeDns, Scratch, web};
 use vnetprobe::catalog::{Expect, ProbeSpec, Protocol, StatusMatch, Target, adhoc};
 use vnetprobe::net::NetConfig;
 use vnetprobe::probe::dns::DnsCache;
@@ -239,6 +237,10 @@ async fn websocket_upgrades_and_refusals() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 async fn through_tinyproxy_with_credentials() {
     let lab = lab();
     let tp = Tinyproxy::start();
@@ -336,6 +338,10 @@ async fn through_tinyproxy_with_credentials() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 async fn tls_probes_use_the_https_proxy_and_tcp_stays_direct() {
     let lab = lab();
     let tp = Tinyproxy::start();
@@ -370,6 +376,10 @@ async fn tls_probes_use_the_https_proxy_and_tcp_stays_direct() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 async fn proxy_failures_are_named() {
     let lab = lab();
     let tp = Tinyproxy::start();
@@ -457,6 +467,10 @@ async fn proxy_failures_are_named() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 async fn no_proxy_and_the_flags_decide_the_route() {
     let lab = lab();
     let tp = Tinyproxy::start();
@@ -505,13 +519,9 @@ async fn no_proxy_and_the_flags_decide_the_route() {
     assert_eq!(kind(&o), Some(ErrorKind::ProxyUnreachable), "{o:?}");
 }
 
-/// The real binary, with proxy variables only in the child's environment.
+/// The real binary, with the test CA as its public roots and proxy variables only from `vars`.
 fn vnetprobe(args: &[&str], vars: &[(&str, &str)], roots: &PathBuf) -> (i32, String, String) {
-    let mut cmd = support::command(args);
-    for v in vnetprobe::net::proxy::PROXY_VARS {
-        cmd.env_remove(v);
-    }
-    let out = cmd
+    let out = crate::support::command(args)
         .env("VNETPROBE_PUBLIC_ROOTS", roots)
         .envs(vars.iter().copied())
         .output()
@@ -524,6 +534,10 @@ fn vnetprobe(args: &[&str], vars: &[(&str, &str)], roots: &PathBuf) -> (i32, Str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 async fn binary_goes_through_the_proxy_and_never_prints_the_password() {
     let lab = lab();
     let tp = Tinyproxy::start();

@@ -2,14 +2,12 @@
 //! network namespace the test makes and removes): each case a server behaviour and the outcome
 //! an operator should read.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::Netns;
-use support::pki::{Ca, Leaf, Scratch, server_config, tls_server};
+use crate::support::pki::{Ca, Leaf, server_config, tls_server};
+use crate::support::{Netns, Scratch, command, error_kind, json, need, write};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use vnetprobe::catalog::{Expect, ProbeSpec, Protocol, Target, adhoc};
@@ -389,10 +387,10 @@ async fn unusable_trust_files_are_errors_that_name_them() {
     let empty_arg = empty.display().to_string();
     let missing_arg = missing.display().to_string();
     let runs = tokio::task::spawn_blocking(move || {
-        let ca = support::command(&["probe", "tls", "127.0.0.1:1", "--ca-file", &empty_arg])
+        let ca = command(&["probe", "tls", "127.0.0.1:1", "--ca-file", &empty_arg])
             .output()
             .unwrap();
-        let mut roots = support::command(&["probe", "tls", "127.0.0.1:1"]);
+        let mut roots = command(&["probe", "tls", "127.0.0.1:1"]);
         let roots = roots
             .env("VNETPROBE_PUBLIC_ROOTS", &missing_arg)
             .output()
@@ -513,17 +511,13 @@ async fn udp_verdicts_against_real_peers() {
 
 // ---------------------------------------------------------------- the binary
 
-/// Runs the binary with a clean trust environment plus `envs`.
+/// Runs the binary with `envs` (no trust store variable but these), for its JSON report.
 fn vnetprobe(args: &[&str], envs: &[(&str, &str)]) -> (i32, serde_json::Value) {
-    let mut cmd = support::command(args);
-    cmd.env_remove("VNETPROBE_PUBLIC_ROOTS")
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR");
-    let out = cmd
+    let out = command(args)
         .envs(envs.iter().copied())
         .output()
         .expect("run vnetprobe");
-    (out.status.code().unwrap_or(-1), support::json(&out))
+    (out.status.code().unwrap_or(-1), json(&out))
 }
 
 #[tokio::test]
@@ -556,10 +550,7 @@ async fn binary_probes_udp_and_reports_json() {
     assert!(r["note"].as_str().unwrap().contains("answered"), "{r}");
     assert!(r["phases_ms"]["wait"].is_number(), "{r}");
     assert_eq!(rejected.0, 1, "{}", rejected.1);
-    assert_eq!(
-        support::error_kind(&rejected.1["results"][0]),
-        "udp_rejected"
-    );
+    assert_eq!(error_kind(&rejected.1["results"][0]), "udp_rejected");
 }
 
 #[tokio::test]
@@ -616,7 +607,7 @@ async fn binary_probes_tls_with_ca_file_and_system_store() {
     .unwrap();
     let r = &by_ca_file.1["results"][0];
     assert_eq!(by_ca_file.0, 1, "{r}");
-    assert_eq!(support::error_kind(r), "tls_intercepted");
+    assert_eq!(error_kind(r), "tls_intercepted");
     let msg = r["error"]["message"].as_str().unwrap();
     assert!(
         msg.contains("'Contoso TLS Inspection CA'") && msg.contains("--ca-file"),
@@ -630,7 +621,7 @@ async fn binary_probes_tls_with_ca_file_and_system_store() {
 
     let r = &by_system.1["results"][0];
     assert_eq!(by_system.0, 1, "{r}");
-    assert_eq!(support::error_kind(r), "tls_intercepted");
+    assert_eq!(error_kind(r), "tls_intercepted");
     let msg = r["error"]["message"].as_str().unwrap();
     assert!(msg.contains("the system store"), "{msg}");
 }
@@ -657,19 +648,20 @@ impl Drop for NetnsEtc {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (namespaces, nftables): run tests/run.sh, or cargo test --features root-tests as root"
+)]
 fn udp_through_this_hosts_own_firewall() {
-    if !support::have("nft") {
-        eprintln!("SKIPPED: udp local firewall: nft(8) is not installed");
+    if !need("nft", "udp through the local firewall") {
         return;
     }
-    let Some(ns) = Netns::create("udpfw") else {
-        return;
-    };
+    let ns = Netns::create("udpfw");
     ns.nft(FIREWALL);
     let etc = NetnsEtc(PathBuf::from("/etc/netns").join(&ns.name));
     std::fs::create_dir_all(&etc.0).unwrap();
     // Both families in the hosts file, so the lookup never needs a DNS server.
-    support::write(
+    write(
         &etc.0,
         "hosts",
         "10.255.255.1 multi.vnetprobe.test\n127.0.0.1 multi.vnetprobe.test\n::1 multi.vnetprobe.test\n",
@@ -705,10 +697,10 @@ fn udp_through_this_hosts_own_firewall() {
             "--output",
             "json",
         ]);
-        let (code, json) = (out.status.code(), support::json(&out));
-        let r = &json["results"][0];
+        let (code, report) = (out.status.code(), json(&out));
+        let r = &report["results"][0];
         assert_eq!(code, Some(1), "{endpoint}: {r}");
-        assert_eq!(support::error_kind(r), kind, "{endpoint}: {r}");
+        assert_eq!(error_kind(r), kind, "{endpoint}: {r}");
         let msg = r["error"]["message"].as_str().unwrap();
         assert!(msg.contains(says), "{endpoint}: {msg:?} lacks {says:?}");
         if endpoint.starts_with("multi") {

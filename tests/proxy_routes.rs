@@ -7,20 +7,18 @@
 //! Every name resolves to 127.0.0.1 for the clients (curl `--resolve`, a patched getaddrinfo in
 //! Python) and to nothing for vnetprobe (its DNS server is a closed loopback port), so a direct
 //! attempt never leaves the machine. Needs curl and /usr/bin/python3 with requests
-//! (tests/run.sh installs them); without them the test says SKIPPED, and fails under
-//! VNETPROBE_LAB=1.
-
-mod support;
+//! (tests/run.sh installs them); without them the test says SKIPPED, and fails with the
+//! `root-tests` feature.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -78,20 +76,8 @@ impl Recorder {
 fn run_client(mut cmd: Command, env: &[(String, String)]) {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("client starts");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    output_within(&mut cmd, Duration::from_secs(10));
 }
 
 fn curl_proxied(rec: &Recorder, env: &[(String, String)], url: &str) -> bool {
@@ -134,11 +120,9 @@ fn vnetprobe_routes(
     let mut out = None;
     let hits = rec.count(|| {
         out = Some(
-            Command::new(bin())
-                .args(["check", "--catalog", catalog.to_str().unwrap()])
+            command(&["check", "--catalog", catalog.to_str().unwrap()])
                 .args(["--dns-server", "127.0.0.1:9", "--timeout", "300ms"])
                 .args(["--output", "json", "--no-discover"])
-                .env_clear()
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .output()
                 .unwrap(),
@@ -318,19 +302,12 @@ const CASES: &[(&[(&str, &str)], &str)] = &[
 
 #[test]
 fn vnetprobe_routes_like_curl_and_pip() {
-    let have_python = Command::new(PYTHON)
+    let have_requests = Command::new(PYTHON)
         .args(["-c", "import requests"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !have("curl") || !have_python {
-        assert_ne!(
-            std::env::var("VNETPROBE_LAB").as_deref(),
-            Ok("1"),
-            "curl and python3-requests are needed (tests/run.sh installs them)"
-        );
-        eprintln!(
-            "\n*** SKIPPED: proxy route differential: needs curl and {PYTHON} with requests ***\n"
-        );
+    let what = "the proxy route differential";
+    if !need("curl", what) || !need_that(have_requests, what, &format!("{PYTHON} with requests")) {
         return;
     }
     let rec = Recorder::start();
@@ -391,9 +368,9 @@ fn the_users_proxy_files_route_like_their_clients() {
     std::fs::create_dir_all(&home).unwrap();
     std::fs::create_dir_all(root.join("etc")).unwrap();
     let catalog = two_clients_catalog("proxyfiles-catalog", "www.example.com", 443, true);
+    // Discovery on, as on a node: it reads the proxy files under --node-root.
     let check = || {
-        let out = Command::new(bin())
-            .args(["check", "--catalog", catalog.to_str().unwrap()])
+        let out = command(&["check", "--catalog", catalog.to_str().unwrap()])
             .args([
                 "--node-root",
                 root.to_str().unwrap(),
@@ -402,7 +379,7 @@ fn the_users_proxy_files_route_like_their_clients() {
             ])
             .args(["--dns-server", "127.0.0.1:9", "--timeout", "300ms"])
             .args(["--imds-endpoint", "http://127.0.0.1:9", "--output", "json"])
-            .env_clear()
+            .env_remove("VNETPROBE_DISCOVER")
             .output()
             .unwrap();
         serde_json::from_slice::<Value>(&out.stdout)

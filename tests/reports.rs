@@ -1,10 +1,8 @@
 //! Renderers and `merge` on reports from real runs.
 
-mod support;
+use std::process::Command;
 
-use std::process::{Command, Stdio};
-
-use support::*;
+use crate::support::*;
 
 fn catalog(open: u16, closed: u16) -> String {
     format!(
@@ -94,20 +92,15 @@ fn junit_is_well_formed_xml_with_failures_and_escaping() {
     assert_eq!(out.status.code(), Some(0), "only the optional target fails");
     let xml = String::from_utf8(out.stdout).unwrap();
     // Python's XML parser is the judge of well-formedness.
-    let mut py = Command::new("python3")
-        .args([
+    let parsed = feed(
+        Command::new("python3").args([
             "-c",
             "import sys, xml.etree.ElementTree as E; r = E.fromstring(sys.stdin.read()); \
             cases = r.findall('.//testcase'); fails = r.findall('.//failure'); \
             print(len(cases), len(fails), fails[0].get('type'))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    py.stdin.take().unwrap().write_all(xml.as_bytes()).unwrap();
-    let parsed = py.wait_with_output().unwrap();
+        ]),
+        &xml,
+    );
     assert!(parsed.status.success(), "not XML:\n{xml}");
     assert_eq!(
         String::from_utf8_lossy(&parsed.stdout).trim(),

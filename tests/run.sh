@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: run it as root (packages, namespaces, nftables, the lab);" \
+        "as anyone, \`cargo test\` runs the tests that need no root" >&2
+    exit 1
+fi
+
 # Debian packages the tests drive for real: a DNS server, a firewall, proxies, Prometheus,
 # the musl toolchain for the static build, systemd-analyze for the unit scores, headless
 # Chromium for the status page, bsdutils' script(1) for the progress line under a terminal,
@@ -35,10 +41,9 @@ if ! rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-m
     rustup target add x86_64-unknown-linux-musl
 fi
 
-# As root the lab and namespace tests must run: a missing prerequisite fails them loudly.
-if [ "$(id -u)" = 0 ]; then export VNETPROBE_LAB=1; fi
-
-cargo test --locked --all-targets
+# Every test, the ones that need root included (the root-tests feature); a missing tool fails
+# the test that needs it instead of skipping it.
+cargo test --locked --all-targets --features root-tests
 
 if [ -x tests/packaging/check.sh ]; then
     VNETPROBE_PACKAGING_FULL=1 bash tests/packaging/check.sh

@@ -2,8 +2,6 @@
 //! promtool on the text, signals, the textfile writer under a concurrent reader, Basic auth and
 //! TLS. Every target is on loopback; every child process is killed by a guard.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
@@ -12,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::pki::Scratch;
-use support::{Listener, Reaper, free_port};
+use crate::support::{Listener, Reaper, Scratch, assert_promtool_clean, command, free_port};
 
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
@@ -47,7 +44,7 @@ fn tcp_catalog(targets: &[(&str, u16, bool)]) -> String {
 
 /// `vnetprobe SUBCOMMAND --config /dev/null` (no system config), discovery off.
 fn vnetprobe(subcommand: &str) -> Command {
-    support::command(&[subcommand, "--config", "/dev/null"])
+    command(&[subcommand, "--config", "/dev/null"])
 }
 
 /// `vnetprobe check` on a catalog.
@@ -207,30 +204,6 @@ fn success_series(id: &str, port: u16) -> String {
     format!(
         "vnetprobe_probe_success{{host=\"127.0.0.1\",port=\"{port}\",protocol=\"tcp\",required=\"true\",target=\"{id}\"}}"
     )
-}
-
-/// Asserts that `promtool check metrics` accepts `text` and prints nothing (no lint warning).
-fn assert_promtool_clean(text: &str, what: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let printed =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && printed.is_empty(),
-        "promtool on {what}: {printed}\n{text}"
-    );
 }
 
 /// A real Prometheus on loopback scraping `target` every second, killed on drop.
@@ -520,6 +493,11 @@ fn sighup_keeps_the_old_catalog_when_the_new_one_is_broken() {
         sample(&metrics, "vnetprobe_config_last_reload_successful"),
         Some(0.0)
     );
+    // The daemon logs the failure after it counts it: give the line a moment too.
+    let logged = Instant::now() + Duration::from_secs(10);
+    while !daemon.log().contains("reload failed") && Instant::now() < logged {
+        thread::sleep(Duration::from_millis(50));
+    }
     let log = daemon.log();
     assert!(
         log.contains("reload failed") && log.contains(&format!("{}:3", catalog.display())),

@@ -1,6 +1,5 @@
 //! Test support shared by the integration tests: the real binary, real servers on loopback,
 //! network namespaces made and removed by the test. Every wait here is bounded.
-#![allow(dead_code)]
 
 pub mod pki;
 pub mod proxy;
@@ -10,29 +9,75 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vnetprobe")
 }
 
-/// Runs the binary with `args`, discovery off and no proxy from the test's environment.
+/// The one environment every test runs the binary in, also when a wrapper starts it (`ip netns
+/// exec`, `unshare`, `script`): nothing of the test's own environment but PATH, so no proxy,
+/// trust store, `VNETPROBE_*`, Azure ML or systemd variable of this machine leaks in; discovery
+/// off; NO_COLOR. A test adds what it needs with `.env`, and one about discovery switches it
+/// back on with `.env_remove("VNETPROBE_DISCOVER")`.
+pub fn clean_env(cmd: &mut Command) -> &mut Command {
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("VNETPROBE_DISCOVER", "0")
+        .env("NO_COLOR", "1")
+}
+
+/// The binary with `args`, in the clean environment.
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    clean_env(c.args(args));
+    c
+}
+
+/// Runs the binary with `args` in the clean environment.
 pub fn run(args: &[&str]) -> Output {
     command(args).output().expect("the binary runs")
 }
 
-pub fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(bin());
-    c.args(args)
-        .env("VNETPROBE_DISCOVER", "0")
-        .env("NO_COLOR", "1")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy");
-    c
+/// Written past libtest's capture: a skip, or the progress of a long test, must be seen.
+pub fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// Whether the tests that need root run (the `root-tests` feature, which tests/run.sh sets).
+pub const ROOT_TESTS: bool = cfg!(feature = "root-tests");
+
+/// Fails the test unless it runs as root. The tests that call this (through `Netns::create`,
+/// `Tinyproxy::start`, the lab) are ignored without the `root-tests` feature; run with it, they
+/// must not pass by doing nothing.
+pub fn require_root(what: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() == 0 };
+    assert!(
+        root,
+        "{what} needs root (namespaces, nftables): run tests/run.sh, or \
+         `cargo test --features root-tests` as root; without the feature it is ignored"
+    );
+}
+
+/// Whether `tool` is installed, for `what` (see `need_that`).
+pub fn need(tool: &str, what: &str) -> bool {
+    need_that(have(tool), what, &format!("{tool}, which is not installed"))
+}
+
+/// `present`, the test's prerequisite `needed`. When it is missing: with the `root-tests`
+/// feature (the whole suite, after tests/run.sh installed every tool) the test fails; without
+/// it, a skip that says so.
+pub fn need_that(present: bool, what: &str, needed: &str) -> bool {
+    if present {
+        return true;
+    }
+    if ROOT_TESTS {
+        panic!("{what} needs {needed} (tests/run.sh installs it)");
+    }
+    say(&format!("\n*** SKIPPED: {what}: needs {needed} ***\n"));
+    false
 }
 
 pub fn stderr(out: &std::process::Output) -> String {
@@ -92,15 +137,36 @@ pub fn error_kind(r: &serde_json::Value) -> &str {
     r["error"]["kind"].as_str().unwrap_or("")
 }
 
+/// A new directory for the test, unique in the test process (its tests run side by side).
 pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "vnetprobe-{tag}-{}-{:?}",
+        "vnetprobe-{tag}-{}-{}",
         std::process::id(),
-        Instant::now()
+        N.fetch_add(1, Ordering::Relaxed)
     ));
-    let dir = PathBuf::from(dir.to_string_lossy().replace([' ', '{', '}', ':'], "_"));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        Scratch(temp_dir(tag))
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        write(&self.0, name, text)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -122,11 +188,6 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free loopback port in 50 tries");
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 pub fn have(cmd: &str) -> bool {
@@ -306,24 +367,22 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// None (and a loud message) when namespaces cannot be made here.
-    pub fn create(tag: &str) -> Option<Netns> {
-        if !is_root() {
-            eprintln!("SKIPPED: {tag}: network namespaces need root");
-            return None;
-        }
+    /// Fails the test when namespaces cannot be made here (not root, no `ip netns`).
+    pub fn create(tag: &str) -> Netns {
+        require_root(&format!("network namespace {tag}"));
         let name = format!("vpt-{tag}-{}", std::process::id());
-        let ok = Command::new("ip")
+        let out = Command::new("ip")
             .args(["netns", "add", &name])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("SKIPPED: {tag}: `ip netns add` failed");
-            return None;
-        }
+            .output()
+            .expect("ip(8) runs (Debian package iproute2)");
+        assert!(
+            out.status.success(),
+            "ip netns add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ns = Netns { name };
         ns.exec(&["ip", "link", "set", "lo", "up"]);
-        Some(ns)
+        ns
     }
 
     pub fn exec(&self, cmd: &[&str]) -> Output {
@@ -342,19 +401,11 @@ impl Netns {
     }
 
     pub fn nft(&self, ruleset: &str) {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(ruleset.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let mut nft = Command::new("ip");
+        let out = feed(
+            nft.args(["netns", "exec", &self.name, "nft", "-f", "-"]),
+            ruleset,
+        );
         assert!(
             out.status.success(),
             "nft: {}",
@@ -362,21 +413,16 @@ impl Netns {
         );
     }
 
-    /// The binary run inside the namespace.
+    /// The binary with `args` inside the namespace, in the clean environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        clean_env(c.args(["netns", "exec", &self.name, bin()]).args(args));
+        c
+    }
+
+    /// Runs the binary inside the namespace.
     pub fn vnetprobe(&self, args: &[&str]) -> Output {
-        let mut c = command(&[]);
-        let mut full = vec!["netns", "exec", &self.name, bin()];
-        full.extend_from_slice(args);
-        let mut ip = Command::new("ip");
-        ip.args(full);
-        for (k, v) in c.get_envs() {
-            match v {
-                Some(v) => ip.env(k, v),
-                None => ip.env_remove(k),
-            };
-        }
-        let _ = &mut c;
-        ip.output().unwrap()
+        self.command(args).output().unwrap()
     }
 }
 
@@ -397,15 +443,51 @@ pub fn refused_report() -> serde_json::Value {
     json(&out)
 }
 
+/// Runs `cmd` with `input` on its stdin, to its end, and collects its output.
+pub fn feed(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{:?} does not run: {e}", cmd.get_program()));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    // Written beside the reading, so a child that answers before it has read all cannot block.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    out
+}
+
+/// Asserts that `promtool check metrics` (Debian package prometheus) accepts `text` and prints
+/// nothing: no lint warning either.
+pub fn assert_promtool_clean(text: &str, what: &str) {
+    let out = feed(Command::new("promtool").args(["check", "metrics"]), text);
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && printed.is_empty(),
+        "promtool on {what}: {printed}\n{text}"
+    );
+}
+
 /// Runs `cmd` to its end, or kills it and fails the test when it runs past `deadline`.
 pub fn output_within(cmd: &mut Command, deadline: Duration) -> Output {
+    try_output_within(cmd, deadline).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `cmd` to its end with stdin closed and its output collected; an error when it does not
+/// start, or when it runs past `deadline` (then it is killed).
+pub fn try_output_within(cmd: &mut Command, deadline: Duration) -> Result<Output, String> {
     use std::io::Read;
+    let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the binary runs");
+        .map_err(|e| format!("{what}: {e}"))?;
     let drain = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -417,19 +499,34 @@ pub fn output_within(cmd: &mut Command, deadline: Duration) -> Output {
     let err = drain(Box::new(child.stderr.take().unwrap()));
     let start = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
             break status;
         }
         if start.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{cmd:?} still running after {deadline:?}: killed");
+            return Err(format!("{what}: still running after {deadline:?}, killed"));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Output {
+    Ok(Output {
         status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
 }
+
+/// One `#[test]` per case of a table: `cases! { check; name: case, ... }` makes `fn name()`
+/// calling `check("name", case)`, so each case counts, runs and fails on its own, by its name.
+macro_rules! cases {
+    ($check:path; $($(#[$doc:meta])* $name:ident: $case:expr),+ $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                $check(stringify!($name), $case)
+            }
+        )+
+    };
+}
+pub(crate) use cases;

@@ -1,8 +1,6 @@
 //! Test PKI and TLS servers on loopback: CAs, leaf certificates and chains made with rcgen,
 //! written to a scratch directory the test owns and removes.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,28 +10,10 @@ use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
-/// A scratch directory for PEM files, removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        Scratch(super::temp_dir(tag))
-    }
-
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        super::write(&self.0, name, text)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use super::Scratch;
 
 /// A certificate authority (root or intermediate).
 pub struct Ca {
-    pub name: String,
     issuer: CertifiedIssuer<'static, KeyPair>,
     /// The CA's own certificate as a server would send it (intermediates only).
     pub der: CertificateDer<'static>,
@@ -58,11 +38,7 @@ impl Ca {
             CertifiedIssuer::self_signed(ca_params(name), KeyPair::generate().expect("key"))
                 .expect("root");
         let der = issuer.der().clone();
-        Ca {
-            name: name.into(),
-            issuer,
-            der,
-        }
+        Ca { issuer, der }
     }
 
     /// An intermediate CA signed by this one.
@@ -74,11 +50,7 @@ impl Ca {
         )
         .expect("intermediate");
         let der = issuer.der().clone();
-        Ca {
-            name: name.into(),
-            issuer,
-            der,
-        }
+        Ca { issuer, der }
     }
 
     pub fn pem(&self) -> String {

@@ -2,15 +2,13 @@
 //! host denied by a filter. The process is killed when the guard drops (`Reaper`), even on a
 //! failed test.
 
-#![allow(dead_code)]
-
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::Reaper;
+use super::Scratch;
 pub use super::free_port;
-use super::pki::Scratch;
 
 pub const USER: &str = "probe";
 /// The password tinyproxy expects; proxy URLs carry it percent-encoded (`%50` is `P`), so a
@@ -29,7 +27,9 @@ pub struct Tinyproxy {
 }
 
 impl Tinyproxy {
+    /// Needs root, for the mount namespace.
     pub fn start() -> Tinyproxy {
+        super::require_root("tinyproxy with its own /etc/hosts");
         let scratch = Scratch::new("tinyproxy");
         let filter = scratch.write(
             "filter",

@@ -2,8 +2,6 @@
 //! HTTP: `/status/NNN` answers NNN, anything else 200. WebSocket: `/refuse` answers 403,
 //! anything else upgrades and waits (bounded) for the client's close frame.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
