@@ -23,8 +23,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    crate::log::set_level(cli.log_level);
-    crate::log::set_format(cli.log_format);
+    crate::logging::set_level(cli.log_level);
+    crate::logging::set_format(cli.log_format);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(UsageError(msg)) => {
@@ -42,8 +42,8 @@ fn run(cli: Cli) -> Result<u8> {
                 .extend(crate::catalog::peer::targets(&args.peers)?);
             let plan = plan.ensure_selected()?;
             if plan.targets.iter().any(|t| t.spec.responder) && plan.net.peer_key.is_none() {
-                crate::log::warn(
-                    "peer checks without --key-file: an echo proves the path but not who answered",
+                log::warn!(
+                    "peer checks without --key-file: an echo proves the path but not who answered"
                 );
             }
             // Live progress only for people: a terminal on stderr, the table, no --quiet.
@@ -76,8 +76,8 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Probe(args) => probe(args),
         Command::Serve(args) => crate::serve::run(args),
         Command::Listen(args) => {
-            let level = crate::log::level().max(crate::log::Level::Info);
-            crate::log::set_level(level);
+            let level = crate::logging::level().max(crate::logging::Level::Info);
+            crate::logging::set_level(level);
             let settings = crate::listen::Settings::resolve(&args)?;
             runtime()?.block_on(crate::listen::run(settings))?;
             Ok(0)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::Cloud;
-use crate::log::{Format, Level};
+use crate::logging::{Format, Level};
 
 const ABOUT: &str =
     "Prove from inside an Azure VNet that every network path Azure Machine Learning needs works";

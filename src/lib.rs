@@ -11,7 +11,7 @@
 //! | layer | modules | what it is |
 //! |---|---|---|
 //! | 0 | `outcome`, `printable`, `input`, `address`, `settings`, `build_info`, `terminal` | the vocabulary: verdicts and error kinds, safe text, bounded file reads, hosts and URLs, number ranges |
-//! | 1 | `log` | one line per event, text, logfmt or JSON |
+//! | 1 | `logging` | the `log` facade's logger: one line per event, text, logfmt or JSON |
 //! | 2 | `net` | sockets with deadlines, proxies and NO_PROXY, TLS trust, the peer echo: explicit arguments in, results with a kind out |
 //! | 3 | `context` | the deployment's variables: flags, environment, config file, discovery |
 //! | 4 | `catalog`, `cli` | targets (load, expand, select) and the command line |
@@ -117,7 +117,7 @@ pub mod context;
 pub mod explain;
 pub mod input;
 pub mod listen;
-pub mod log;
+pub mod logging;
 pub mod manpage;
 pub mod net;
 pub mod outcome;
@@ -148,7 +148,7 @@ mod layering {
             "build_info",
             "terminal",
         ],
-        &["log"],
+        &["logging"],
         &["net"],
         &["context"],
         &["catalog", "cli"],

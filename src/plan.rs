@@ -107,7 +107,7 @@ fn users_proxy_settings(net: &mut NetConfig, root: &std::path::Path) {
         .iter()
         .any(|(k, v)| !v.is_empty() && !k.eq_ignore_ascii_case("no_proxy"));
     if !env_has_proxy && let Some((source, vars)) = &files.shell {
-        crate::log::info(&format!("proxy variables from {source}"));
+        log::info!("proxy variables from {source}");
         net.proxy_env = vars.clone();
         net.proxy_env_source = Some(source.clone());
     }
@@ -170,10 +170,7 @@ impl Plan {
         }
         selection = format!("{selection} in the {} cloud", ctx.cloud());
         if chosen {
-            crate::log::info(&format!(
-                "profiles chosen from the context: {}",
-                profiles.join(", ")
-            ));
+            log::info!("profiles chosen from the context: {}", profiles.join(", "));
             targets.retain(|t| auto::applies(&ctx, t));
         }
 
@@ -314,11 +311,11 @@ impl Plan {
         );
         let env = Arc::new(env);
         let finished = runner::run_observed(targets, env.clone(), self.limits, observer).await;
-        crate::log::debug(&format!(
+        log::debug!(
             "{} targets, {} distinct DNS lookups",
             finished.len(),
             env.dns.lookups()
-        ));
+        );
         Ok(finished)
     }
 

@@ -153,7 +153,7 @@ where
                 match task {
                     Some(i) => {
                         let target = &targets[i];
-                        crate::log::error(&format!("the probe of {} failed: {why}", target.id));
+                        log::error!("the probe of {} failed: {why}", target.id);
                         let message = format!(
                             "the probe failed inside vnetprobe (a bug, please report it): {why}"
                         );
@@ -163,7 +163,7 @@ where
                         }
                         results[i] = Some((outcome, Duration::ZERO));
                     }
-                    None => crate::log::error(&format!("a probe task failed: {why}")),
+                    None => log::error!("a probe task failed: {why}"),
                 }
             }
             // Empty, and every target was started (the set is filled before each wait).

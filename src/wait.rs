@@ -57,11 +57,11 @@ pub async fn check(
             break;
         }
         let next = now + backoff(attempt).min(deadline - now);
-        crate::log::info(&format!(
+        log::info!(
             "--wait: {} target(s) failing after attempt {attempt}; the next in {} ms",
             failing.len(),
             (next - now).as_millis()
-        ));
+        );
         if let Some(p) = progress {
             p.note(
                 format!(

@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Cloud, ConfigFile, Context, Source};
-use crate::log;
 
 /// The Instance Metadata Service, when `--imds-endpoint` is not given.
 pub const IMDS_DEFAULT: &str = "http://169.254.169.254";
@@ -192,7 +191,7 @@ pub fn discover(
     identity: bool,
 ) {
     if !settings.enabled {
-        log::debug("discovery is off");
+        log::debug!("discovery is off");
         return;
     }
     apply(ctx, job_env(env), Source::Job);
@@ -205,7 +204,7 @@ pub fn discover(
     if ctx.get("region").is_none() || identity {
         apply(ctx, ask_imds(settings.imds), Source::Imds);
     } else {
-        log::debug("region known: the Instance Metadata Service is not asked");
+        log::debug!("region known: the Instance Metadata Service is not asked");
     }
     if !ctx.has_cloud()
         && let Some(cloud) = ctx.get("region").and_then(cloud_of_region)
@@ -230,10 +229,7 @@ impl Findings {
         }
         match super::values::check(var, raw) {
             Ok(v) => self.vars.push((var, v)),
-            Err(why) => log::warn(&format!(
-                "{origin}: {var} {:?} ignored: {why}",
-                shorten(raw)
-            )),
+            Err(why) => log::warn!("{origin}: {var} {:?} ignored: {why}", shorten(raw)),
         }
     }
 
@@ -244,9 +240,9 @@ impl Findings {
                 self.var("region", region, origin);
                 self.cloud = Some(cloud);
             }
-            None => log::warn(&format!(
+            None => log::warn!(
                 "{origin}: host {host:?} is not {{region}}.api.azureml.ms (or a sovereign cloud's): ignored"
-            )),
+            ),
         }
     }
 }
@@ -316,9 +312,9 @@ fn job_env(env: &BTreeMap<String, String>) -> Findings {
         let origin = "environment AZUREML_SERVICE_ENDPOINT";
         match crate::address::parse_url(raw, false) {
             Ok(url) => f.api_host(&url.host, origin),
-            Err(_) => log::warn(&format!(
-                "{origin}: not a URL like https://{{region}}.api.azureml.ms: ignored"
-            )),
+            Err(_) => {
+                log::warn!("{origin}: not a URL like https://{{region}}.api.azureml.ms: ignored")
+            }
         }
     }
     f
@@ -330,7 +326,7 @@ fn ci_env(env: &BTreeMap<String, String>) -> Findings {
     let mut f = Findings::default();
     if non_empty(env, "CI_NAME").is_none() || non_empty(env, "CI_WORKSPACE").is_none() {
         if non_empty(env, "CI_NAME").is_some() {
-            log::debug("CI_NAME without CI_WORKSPACE: not a compute instance, CI_* not used");
+            log::debug!("CI_NAME without CI_WORKSPACE: not a compute instance, CI_* not used");
         }
         return f;
     }
@@ -355,8 +351,8 @@ fn batch_env(env: &BTreeMap<String, String>) -> Findings {
                 &url.host,
                 "environment AZ_BATCH_ACCOUNT_URL",
             ),
-            Err(_) => log::warn(
-                "environment AZ_BATCH_ACCOUNT_URL: not a URL like https://ACCOUNT.REGION.batch.azure.com: ignored",
+            Err(_) => log::warn!(
+                "environment AZ_BATCH_ACCOUNT_URL: not a URL like https://ACCOUNT.REGION.batch.azure.com: ignored"
             ),
         }
     }
@@ -370,17 +366,19 @@ fn mlflow_uri(raw: &str) -> Findings {
     let url = match url::Url::parse(raw) {
         Ok(url) if url.scheme() == "azureml" => url,
         Ok(_) => {
-            log::debug("MLFLOW_TRACKING_URI is not an azureml:// URI: not an Azure ML workspace's");
+            log::debug!(
+                "MLFLOW_TRACKING_URI is not an azureml:// URI: not an Azure ML workspace's"
+            );
             return f;
         }
         Err(_) if !raw.contains("://") => {
-            log::debug("MLFLOW_TRACKING_URI is not a URI: not an Azure ML workspace's");
+            log::debug!("MLFLOW_TRACKING_URI is not a URI: not an Azure ML workspace's");
             return f;
         }
         Err(_) => {
-            log::warn(&format!(
+            log::warn!(
                 "{ORIGIN}: not a URI like azureml://{{region}}.api.azureml.ms/mlflow/...: ignored"
-            ));
+            );
             return f;
         }
     };
@@ -393,9 +391,9 @@ fn mlflow_uri(raw: &str) -> Findings {
         || url.password().is_some()
         || crate::address::check_host(&host).is_err()
     {
-        log::warn(&format!(
+        log::warn!(
             "{ORIGIN}: not a URI like azureml://{{region}}.api.azureml.ms/mlflow/...: ignored"
-        ));
+        );
         return f;
     }
     f.api_host(&host, ORIGIN);
@@ -413,9 +411,7 @@ fn mlflow_uri(raw: &str) -> Findings {
         f.var(var, pair[1], ORIGIN);
     }
     if !f.vars.iter().any(|(v, _)| *v == "workspace_name") {
-        log::warn(&format!(
-            "{ORIGIN}: no /workspaces/NAME in the path: workspace name not taken"
-        ));
+        log::warn!("{ORIGIN}: no /workspaces/NAME in the path: workspace name not taken");
     }
     f
 }
@@ -428,16 +424,16 @@ fn nbvm_file(root: &Path) -> Findings {
         Ok(text) => match String::from_utf8(text) {
             Ok(text) => nbvm(&text, &shown),
             Err(_) => {
-                log::warn(&format!("{shown}: not UTF-8 text: ignored"));
+                log::warn!("{shown}: not UTF-8 text: ignored");
                 Findings::default()
             }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            log::debug(&format!("{shown}: absent, not a compute instance"));
+            log::debug!("{shown}: absent, not a compute instance");
             Findings::default()
         }
         Err(e) => {
-            log::warn(&format!("{shown}: {e}: ignored"));
+            log::warn!("{shown}: {e}: ignored");
             Findings::default()
         }
     }
@@ -454,7 +450,7 @@ fn nbvm(text: &str, shown: &str) -> Findings {
         let origin = format!("{shown}:{}", n + 1);
         let Some((key, value)) = line.strip_prefix("export ").unwrap_or(line).split_once('=')
         else {
-            log::warn(&format!("{origin}: expected key=value: line ignored"));
+            log::warn!("{origin}: expected key=value: line ignored");
             continue;
         };
         let norm: String = key
@@ -464,7 +460,7 @@ fn nbvm(text: &str, shown: &str) -> Findings {
             .collect::<String>()
             .to_ascii_lowercase();
         let Some((_, var)) = NBVM_KEYS.iter().find(|(k, _)| *k == norm) else {
-            log::debug(&format!("{origin}: key {:?} not used", shorten(key.trim())));
+            log::debug!("{origin}: key {:?} not used", shorten(key.trim()));
             continue;
         };
         let value = value.trim();
@@ -483,20 +479,18 @@ fn ask_imds(addr: SocketAddr) -> Findings {
     let body = match imds::fetch_blocking(addr, IMDS_DEADLINE) {
         Ok(body) => body,
         Err(imds::FetchError::Silent(why)) => {
-            log::info(&format!(
-                "{origin}: {why} (normal off Azure; --no-discover skips it)"
-            ));
+            log::info!("{origin}: {why} (normal off Azure; --no-discover skips it)");
             return f;
         }
         Err(imds::FetchError::Bad(why)) => {
-            log::warn(&format!("{origin}: {why}: ignored"));
+            log::warn!("{origin}: {why}: ignored");
             return f;
         }
     };
     let answer = match imds::parse(&body) {
         Ok(a) => a,
         Err(why) => {
-            log::warn(&format!("{origin}: {why}: ignored"));
+            log::warn!("{origin}: {why}: ignored");
             return f;
         }
     };
@@ -527,10 +521,10 @@ fn ask_imds(addr: SocketAddr) -> Findings {
     if let Some(env) = &answer.compute.az_environment {
         match Cloud::parse(env) {
             Some(cloud) => f.cloud = Some(cloud),
-            None => log::warn(&format!(
+            None => log::warn!(
                 "{origin}: compute.azEnvironment {:?} is not a cloud vnetprobe knows (public, usgov, china): ignored",
                 shorten(env)
-            )),
+            ),
         }
     }
     f

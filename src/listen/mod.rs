@@ -188,7 +188,7 @@ pub async fn run(s: Settings) -> Result<(), String> {
         ),
         None => "until stopped (--forever)".into(),
     };
-    crate::log::info(&format!(
+    log::info!(
         "listening on {} at {} as {:?} {until}; key: {}; rate: {}/s per source",
         ports.join(" "),
         s.address,
@@ -199,7 +199,7 @@ pub async fn run(s: Settings) -> Result<(), String> {
             "none: echoes are not authenticated"
         },
         s.rate
-    ));
+    );
     let sleep = async {
         match s.deadline {
             Some(d) => tokio::time::sleep(d).await,
@@ -212,14 +212,12 @@ pub async fn run(s: Settings) -> Result<(), String> {
     loop {
         tokio::select! {
             _ = &mut sleep => {
-                crate::log::info(&format!(
-                    "deadline of {} reached: stopping (use --forever to keep answering)",
-                    humantime::format_duration(s.deadline.unwrap_or_default())
-                ));
+                log::info!("deadline of {} reached: stopping (use --forever to keep answering)",
+                    humantime::format_duration(s.deadline.unwrap_or_default()));
                 break;
             }
-            _ = term.recv() => { crate::log::info("SIGTERM: stopping"); break; }
-            _ = int.recv() => { crate::log::info("SIGINT: stopping"); break; }
+            _ = term.recv() => { log::info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { log::info!("SIGINT: stopping"); break; }
             _ = report.tick() => log_dropped(&shared),
             Some(done) = tasks.join_next() => {
                 if let Ok(Err(e)) = done {
@@ -249,9 +247,9 @@ fn bind_error(flag: &str, addr: SocketAddr, e: &std::io::Error) -> String {
 fn log_dropped(shared: &Shared) {
     let n = shared.dropped.swap(0, Ordering::Relaxed);
     if n > 0 {
-        crate::log::warn(&format!(
+        log::warn!(
             "rate limit: {n} requests not answered (more than the rate per source, or too many connections)"
-        ));
+        );
     }
 }
 
@@ -272,7 +270,7 @@ fn log_answer(
     keyed: bool,
 ) {
     match result {
-        Ok(_) => crate::log::info(&format!(
+        Ok(_) => log::info!(
             "answered {}/{port} from {from} ({})",
             t.as_str(),
             if keyed {
@@ -280,15 +278,12 @@ fn log_answer(
             } else {
                 "unsigned echo: no key"
             }
-        )),
-        Err((Refusal::Unauthenticated, _)) => crate::log::warn(&format!(
+        ),
+        Err((Refusal::Unauthenticated, _)) => log::warn!(
             "refused {}/{port} from {from}: the request is not signed with this responder's key",
             t.as_str()
-        )),
-        Err((why, _)) => crate::log::debug(&format!(
-            "ignored {}/{port} from {from}: {why:?} request",
-            t.as_str()
-        )),
+        ),
+        Err((why, _)) => log::debug!("ignored {}/{port} from {from}: {why:?} request", t.as_str()),
     }
 }
 
@@ -332,7 +327,7 @@ async fn serve_udp(socket: UdpSocket, port: u16, shared: Arc<Shared>) -> Result<
         debug_assert!(reply.len() <= n, "a reply is never larger than its request");
         match udp::send(&socket, &reply, from, to).await {
             Ok(_) => sent(),
-            Err(e) => crate::log::debug(&format!("udp/{port}: reply to {from} failed: {e}")),
+            Err(e) => log::debug!("udp/{port}: reply to {from} failed: {e}"),
         }
     }
 }
@@ -343,7 +338,7 @@ async fn serve_tcp(listener: TcpListener, port: u16, shared: Arc<Shared>) -> Res
             Ok(r) => r,
             Err(e) => {
                 // Out of file descriptors and the like: wait a little rather than spin.
-                crate::log::warn(&format!("tcp/{port}: accept failed: {e}"));
+                log::warn!("tcp/{port}: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -365,7 +360,7 @@ async fn serve_tcp(listener: TcpListener, port: u16, shared: Arc<Shared>) -> Res
 async fn exchange_tcp(mut stream: TcpStream, port: u16, from: SocketAddr, shared: &Shared) {
     let mut req = [0u8; echo::REQUEST_LEN];
     if stream.read_exact(&mut req).await.is_err() {
-        crate::log::debug(&format!("tcp/{port}: {from} closed before a whole request"));
+        log::debug!("tcp/{port}: {from} closed before a whole request");
         return;
     }
     let Some((reply, sent)) = respond(shared, Transport::Tcp, port, from, &req).await else {

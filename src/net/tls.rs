@@ -101,13 +101,11 @@ impl Trust {
         let mut local = Vec::new();
         let native = rustls_native_certs::load_native_certs();
         for e in &native.errors {
-            crate::log::debug(&format!("system certificate store: {e}"));
+            log::debug!("system certificate store: {e}");
         }
         let (store, rejected) = store_of(native.certs);
         if rejected > 0 {
-            crate::log::debug(&format!(
-                "system certificate store: {rejected} certificates could not be parsed"
-            ));
+            log::debug!("system certificate store: {rejected} certificates could not be parsed");
         }
         // An empty store cannot make a verifier; the system store then simply trusts nothing.
         if !store.is_empty() {

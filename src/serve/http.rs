@@ -20,7 +20,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use super::State;
-use crate::log;
 
 /// Connections served at once, and from one peer address. Past either cap, the connection quiet
 /// the longest (an idle keep-alive, or a client that never finishes its TLS handshake or request
@@ -72,10 +71,10 @@ impl Connections {
             None
         };
         if let Some(c) = evict.and_then(|id| self.open.remove(&id)) {
-            log::debug(&format!(
+            log::debug!(
                 "closing the quietest connection, from {}, to make room",
                 c.peer
-            ));
+            );
             c.close.notify_one();
         }
         let id = self.next;
@@ -123,7 +122,7 @@ pub(super) async fn accept_loop(
                 Ok(c) => c,
                 Err(e) => {
                     // Out of file descriptors and the like: pause instead of spinning.
-                    log::warn(&format!("accept: {e}"));
+                    log::warn!("accept: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -132,7 +131,7 @@ pub(super) async fn accept_loop(
         };
         let (id, close) = match connections.lock() {
             Ok(mut c) => c.admit(peer.ip()),
-            Err(_) => return log::error("the connection table is unusable: no more connections"),
+            Err(_) => return log::error!("the connection table is unusable: no more connections"),
         };
         let registered = Registered(id, connections.clone());
         let state = state.clone();
@@ -172,21 +171,21 @@ async fn connection(
                         .await
                 }
                 Ok(Err(e)) => {
-                    return log::debug(&format!("TLS handshake with {peer}: {e}"));
+                    return log::debug!("TLS handshake with {peer}: {e}");
                 }
                 Err(_) => {
-                    return log::debug(&format!(
+                    return log::debug!(
                         "TLS handshake with {peer}: no handshake within the deadline"
-                    ));
+                    );
                 }
             }
         }
     };
     if served.is_err() {
-        log::debug(&format!(
+        log::debug!(
             "connection from {peer} closed after {} s",
             CONNECTION_LIFETIME.as_secs()
-        ));
+        );
     }
 }
 
@@ -207,7 +206,7 @@ where
         .max_buf_size(MAX_REQUEST_HEAD)
         .max_headers(MAX_HEADERS);
     if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
-        log::debug(&format!("connection: {e}"));
+        log::debug!("connection: {e}");
     }
 }
 
@@ -254,9 +253,7 @@ async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
             )
             .await
     {
-        log::info(&format!(
-            "401 for {path}: missing or wrong Basic auth credentials"
-        ));
+        log::info!("401 for {path}: missing or wrong Basic auth credentials");
         let mut r = reply(StatusCode::UNAUTHORIZED, TEXT, "unauthorized\n");
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,

@@ -21,7 +21,6 @@ use tokio::sync::{Notify, watch};
 
 use crate::cli::{self, ServeArgs};
 use crate::context::ConfigFile;
-use crate::log;
 use crate::plan::{Plan, UsageError};
 use crate::report::{self, Report};
 use web_config::WebConfig;
@@ -274,9 +273,9 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
         "http"
     };
     if !local.ip().is_loopback() && loaded.web.tls.is_none() && loaded.web.auth.is_none() {
-        log::warn(&format!(
+        log::warn!(
             "listening on {local} beyond loopback without TLS or Basic auth: consider --web-config-file"
-        ));
+        );
     }
     let targets = loaded.plan.targets.len();
     let (tls, auth) = (loaded.web.tls.is_some(), loaded.web.auth.is_some());
@@ -288,7 +287,7 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
     // One line at the default level, as exporters log their start: where, how often, what.
     let interval = humantime::format_duration(settings.interval).to_string();
     let on = |b: bool| if b { "on" } else { "off" };
-    log::notice(
+    crate::logging::notice(
         &format!("listening on {scheme}://{local}; {targets} targets, a run every {interval}"),
         &[
             ("address", &local.to_string()),
@@ -312,7 +311,7 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
             },
             ended = &mut prober => break loop_ended(ended),
         };
-        log::info(&format!("{why}: stopping"));
+        log::info!("{why}: stopping");
         break 0;
     };
     let _ = stop_tx.send(true);
@@ -336,9 +335,7 @@ fn loop_ended(ended: Result<(), tokio::task::JoinError>) -> u8 {
             Err(e) => e.to_string(),
         },
     };
-    log::error(&format!(
-        "the probe loop ended ({why}): exiting so the service manager restarts the daemon"
-    ));
+    log::error!("the probe loop ended ({why}): exiting so the service manager restarts the daemon");
     1
 }
 
@@ -360,17 +357,15 @@ async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
             state.reloads_failed.fetch_add(1, Ordering::Relaxed);
             state.last_reload_ok.store(false, Ordering::Relaxed);
             state.rebuild_metrics();
-            log::error(&format!(
-                "SIGHUP: reload failed, still running the previous config: {why}"
-            ));
+            log::error!("SIGHUP: reload failed, still running the previous config: {why}");
             return;
         }
     };
     if loaded.settings.listen != listening {
-        log::warn(&format!(
+        log::warn!(
             "SIGHUP: the listen address changed to {}: restart to apply it",
             loaded.settings.listen
-        ));
+        );
     }
     let targets = loaded.plan.targets.len();
     *state.plan.write().expect("plan lock") = Arc::new(loaded.plan);
@@ -379,9 +374,7 @@ async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
     state.reloads_ok.fetch_add(1, Ordering::Relaxed);
     state.last_reload_ok.store(true, Ordering::Relaxed);
     state.rebuild_metrics();
-    log::info(&format!(
-        "SIGHUP: reloaded, {targets} targets; running them now"
-    ));
+    log::info!("SIGHUP: reloaded, {targets} targets; running them now");
     state.wake.notify_one();
 }
 
@@ -398,23 +391,27 @@ async fn probe_loop(state: Arc<State>, mut stop: watch::Receiver<bool>) {
         match result {
             Ok(report) => {
                 let s = &report.summary;
-                log::info(&format!(
+                log::info!(
                     "run finished in {} ms: {} pass, {} fail ({} required), {} skip",
-                    report.duration_ms, s.pass, s.fail, s.required_fail, s.skip
-                ));
+                    report.duration_ms,
+                    s.pass,
+                    s.fail,
+                    s.required_fail,
+                    s.skip
+                );
                 state.publish(&report);
             }
             Err(UsageError(why)) => {
-                log::error(&format!("run failed, serving the previous report: {why}"))
+                log::error!("run failed, serving the previous report: {why}")
             }
         }
         let interval = *state.interval.read().expect("interval lock");
         let wait = jittered(interval).saturating_sub(started.elapsed());
         if wait.is_zero() {
-            log::warn(&format!(
+            log::warn!(
                 "the run took {} ms, longer than the interval: the next one starts now",
                 started.elapsed().as_millis()
-            ));
+            );
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -1,6 +1,8 @@
-//! Logs to stderr: journald priority prefixes under systemd (JOURNAL_STREAM set), then a line in
-//! the chosen format: text (time, level, message), logfmt or JSON (as Prometheus exporters
-//! write them). Never stdout, which belongs to reports.
+//! The logger behind the `log` facade: every `log::warn!` of ours, and the events of rustls and
+//! hickory (through `tracing`'s `log` feature) at `--log-level debug`, go to stderr with journald
+//! priority prefixes under systemd (JOURNAL_STREAM set), as a line in the chosen format: text
+//! (time, level, message), logfmt or JSON (as Prometheus exporters write them). Never stdout,
+//! which belongs to reports. A message is formatted only when its level is on.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -22,8 +24,58 @@ pub enum Format {
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Warn as u8);
 static FORMAT: AtomicU8 = AtomicU8::new(Format::Text as u8);
 
+/// Installs the logger (once; later calls change only the level).
 pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(match level {
+        Level::Error => log::LevelFilter::Error,
+        Level::Warn => log::LevelFilter::Warn,
+        Level::Info => log::LevelFilter::Info,
+        Level::Debug => log::LevelFilter::Debug,
+    });
+}
+
+struct Logger;
+
+static LOGGER: Logger = Logger;
+
+/// Ours: this crate's records. The libraries' own records show only at `--log-level debug`.
+fn ours(target: &str) -> bool {
+    target == "vnetprobe" || target.starts_with("vnetprobe::")
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        let level = match m.level() {
+            log::Level::Error => Level::Error,
+            log::Level::Warn => Level::Warn,
+            log::Level::Info => Level::Info,
+            log::Level::Debug => Level::Debug,
+            log::Level::Trace => return false,
+        };
+        level as u8 <= LEVEL.load(Ordering::Relaxed)
+            && (ours(m.target()) || self::level() == Level::Debug)
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            log::Level::Error => Level::Error,
+            log::Level::Warn => Level::Warn,
+            log::Level::Info => Level::Info,
+            _ => Level::Debug,
+        };
+        let msg = match ours(record.target()) {
+            true => record.args().to_string(),
+            false => format!("{}: {}", record.target(), record.args()),
+        };
+        emit(level, &msg);
+    }
+
+    fn flush(&self) {}
 }
 
 pub fn level() -> Level {
@@ -100,9 +152,6 @@ fn write(prio: u8, name: &str, msg: &str, fields: &[(&str, &str)]) {
 }
 
 fn emit(level: Level, msg: &str) {
-    if level as u8 > LEVEL.load(Ordering::Relaxed) {
-        return;
-    }
     // Messages quote peers (certificates, proxies, servers): one line each, no escapes.
     let msg = crate::printable::printable(msg);
     let (prio, name) = match level {
@@ -112,19 +161,6 @@ fn emit(level: Level, msg: &str) {
         Level::Debug => (7, "debug"),
     };
     write(prio, name, &msg, &[])
-}
-
-pub fn error(msg: &str) {
-    emit(Level::Error, msg)
-}
-pub fn warn(msg: &str) {
-    emit(Level::Warn, msg)
-}
-pub fn info(msg: &str) {
-    emit(Level::Info, msg)
-}
-pub fn debug(msg: &str) {
-    emit(Level::Debug, msg)
 }
 
 /// A line worth seeing at the default level (the daemon's start), as info with fields; only
@@ -138,6 +174,21 @@ pub fn notice(msg: &str, fields: &[(&str, &str)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libraries_speak_only_at_debug() {
+        use log::Log;
+        let meta = |level, target| log::Metadata::builder().level(level).target(target).build();
+        set_level(Level::Info);
+        assert!(LOGGER.enabled(&meta(log::Level::Info, "vnetprobe::serve")));
+        assert!(!LOGGER.enabled(&meta(log::Level::Debug, "vnetprobe::serve")));
+        assert!(!LOGGER.enabled(&meta(log::Level::Warn, "rustls::conn")));
+        set_level(Level::Debug);
+        assert!(LOGGER.enabled(&meta(log::Level::Debug, "hickory_proto::udp")));
+        assert!(!LOGGER.enabled(&meta(log::Level::Trace, "vnetprobe")));
+        assert_eq!(log::max_level(), log::LevelFilter::Debug);
+        set_level(Level::Warn);
+    }
 
     #[test]
     fn the_three_formats() {
