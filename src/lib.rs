@@ -20,7 +20,8 @@
 //! | 7 | `report`, `progress`, `explain` | summaries, diagnosis, every renderer |
 //! | 8 | `plan` | a run's selection and network settings, validated, and how to run it |
 //! | 9 | `wait`, `serve`, `listen`, `manpage` | the long-running and derived commands |
-//! | 10 | `app` | the edge: dispatch, exit codes |
+//! | 10 | `cmd` | one module per command: arguments in, output and an exit code out |
+//! | 11 | `app` | the edge: parses the command line, dispatches, turns errors into exit code 2 |
 //!
 //! # Contracts (DESIGN.md), and what this code adds to them
 //! Nothing in DESIGN.md's contracts is renamed or removed; these are additions.
@@ -113,6 +114,7 @@ pub mod app;
 pub mod build_info;
 pub mod catalog;
 pub mod cli;
+pub mod cmd;
 pub mod context;
 pub mod explain;
 pub mod input;
@@ -157,6 +159,7 @@ mod layering {
         &["report", "progress", "explain"],
         &["plan"],
         &["wait", "serve", "listen", "manpage"],
+        &["cmd"],
         &["app"],
     ];
 

@@ -6,6 +6,7 @@ pub mod fix;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod listing;
 pub mod matrix;
 pub mod merge;
 pub mod prometheus;

@@ -1,0 +1,37 @@
+//! The commands: each turns its parsed arguments into a run and the run into an exit code and
+//! output on stdout. `app` dispatches to them; `serve` and `listen` have modules of their own.
+
+pub mod check;
+pub mod docs;
+pub mod lists;
+pub mod probe;
+
+use std::io::Write;
+
+use crate::cli::Output;
+use crate::plan::{Result, UsageError};
+use crate::report::{self, Report};
+
+/// Writes to stdout; a closed pipe (`vnetprobe check | head`) ends quietly.
+pub fn emit(text: &str, code: u8) -> Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => Err(UsageError(format!("writing the report: {e}"))),
+    }
+}
+
+pub fn render(report: &Report, output: Output) -> String {
+    match output {
+        Output::Table => report::table::render(
+            report,
+            crate::terminal::stdout_colour(),
+            crate::terminal::stdout_width(),
+        ),
+        Output::Json => report::json::render(report),
+        Output::Junit => report::junit::render(report),
+        Output::Prometheus => report::prometheus::render(report),
+        Output::Fix => report::fix::render(report),
+    }
+}

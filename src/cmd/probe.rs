@@ -1,0 +1,73 @@
+//! `vnetprobe probe PROTOCOL ...`: one ad hoc target from the command line.
+
+use super::{emit, render};
+use crate::catalog::{Expect, ProbeSpec, Protocol, adhoc};
+use crate::cli::{self, Output, ProbeWhat, SelectArgs};
+use crate::plan::{Plan, Result, one_shot_runtime};
+use crate::report;
+
+pub fn run(args: cli::ProbeArgs) -> Result<u8> {
+    let spec = ProbeSpec::default();
+    let target = match &args.what {
+        ProbeWhat::Dns { name, expect } => {
+            let expect = match expect {
+                cli::DnsExpect::Reachable => Expect::Reachable,
+                cli::DnsExpect::Private => Expect::Private,
+                cli::DnsExpect::Public => Expect::Public,
+            };
+            let (host, _) = crate::address::parse_endpoint(&format!("{name}:53"))
+                .map_err(|_| format!("{name:?}: not a host name"))?;
+            adhoc::target(Protocol::Dns, host, None, expect, spec)
+        }
+        ProbeWhat::Tcp { endpoint } | ProbeWhat::Udp { endpoint } | ProbeWhat::Tls { endpoint } => {
+            let (host, port) = crate::address::parse_endpoint(endpoint)?;
+            let protocol = match args.what {
+                ProbeWhat::Tcp { .. } => Protocol::Tcp,
+                ProbeWhat::Udp { .. } => Protocol::Udp,
+                _ => Protocol::Tls,
+            };
+            adhoc::target(protocol, host, Some(port), Expect::Reachable, spec)
+        }
+        ProbeWhat::Http { url } | ProbeWhat::Ws { url } => {
+            let ws = matches!(args.what, ProbeWhat::Ws { .. });
+            let u = crate::address::parse_url(url, ws)?;
+            let protocol = if ws { Protocol::Ws } else { Protocol::Http };
+            adhoc::target(
+                protocol,
+                u.host,
+                Some(u.port),
+                Expect::Reachable,
+                ProbeSpec {
+                    tls: u.tls,
+                    path: u.path,
+                    ..spec
+                },
+            )
+        }
+    };
+    let select = SelectArgs {
+        profiles: vec![],
+        set: vec![],
+        region: None,
+        cloud: None,
+        config: None,
+        catalogs: vec![],
+        only: None,
+        // An ad hoc probe names its target: nothing to discover.
+        no_discover: true,
+        imds_endpoint: None,
+        node_root: None,
+    };
+    let mut plan = Plan::new(&select, Some(&args.net))?;
+    plan.targets = vec![target];
+    let report = one_shot_runtime()?.block_on(plan.execute())?;
+    let out = match args.output {
+        Output::Table => report::table::render_probe(
+            &report,
+            crate::terminal::stdout_colour(),
+            crate::terminal::stdout_width(),
+        ),
+        other => render(&report, other),
+    };
+    emit(&out, report.exit_code())
+}
