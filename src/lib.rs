@@ -105,6 +105,9 @@
 //!   for bad ports, key file or a port it cannot bind), `check --peer HOST:tcp/PORT,udp/PORT`
 //!   (repeatable) and `--key-file F` (check, probe, serve); config table `[listen]` (`tcp`, `udp`,
 //!   `key-file`, `for`, `forever`, `rate`, `address`). The echo's wire format is in `net::echo`.
+//! - `merge` reads protocols, expectations and error kinds as the closed vocabularies they are: a
+//!   report with a label this binary does not know is refused (exit 2, naming the file and line),
+//!   so merge with a binary at least as new as the newest node's.
 //! - Output: text a peer chose (certificate names, reason phrases, proxy replies, DNS and IMDS
 //!   values) never reaches a terminal raw: tables and logs show control characters as `\x1b`,
 //!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).

@@ -6,79 +6,101 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-/// The verdict on one target after its expectation was applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    Fail,
-    Skip,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
+/// An enum of labels: each variant has one spelling, which `as_str`, `from_label`, `Display`
+/// and serde (both ways) all use, so JSON, metrics, tables and docs cannot disagree.
+macro_rules! labelled {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $label:literal ),+ $(,)?
         }
-    }
-}
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        $vis enum $name { $( $(#[$vmeta])* $variant ),+ }
 
-macro_rules! error_kinds {
-    ($($variant:ident => $label:literal),+ $(,)?) => {
-        /// Why a probe failed. The labels are a contract shared by JSON, metrics and docs:
-        /// extend the list, never rename a label.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        #[non_exhaustive]
-        pub enum ErrorKind { $( #[serde(rename = $label)] $variant ),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-        impl ErrorKind {
-            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant),+];
-
-            /// The kind whose stable label is `label` (as JSON and `merge` carry it).
-            pub fn from_label(label: &str) -> Option<ErrorKind> {
-                Self::ALL.iter().copied().find(|k| k.as_str() == label)
+            /// The one spelling of this value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
             }
 
-            /// The stable label used in JSON, metrics and documentation.
-            pub fn as_str(self) -> &'static str {
-                match self { $(ErrorKind::$variant => $label),+ }
+            /// The value spelt `label`.
+            pub fn from_label(label: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == label)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let label = <String as serde::Deserialize>::deserialize(d)?;
+                Self::from_label(&label).ok_or_else(|| {
+                    serde::de::Error::unknown_variant(&label, &[$($label),+])
+                })
             }
         }
     };
 }
+pub(crate) use labelled;
 
-error_kinds! {
-    DnsNxdomain => "dns_nxdomain",
-    DnsServfail => "dns_servfail",
-    DnsTimeout => "dns_timeout",
-    DnsNoRecords => "dns_no_records",
-    DnsNotPrivate => "dns_not_private",
-    DnsNotPublic => "dns_not_public",
-    TcpRefused => "tcp_refused",
-    TcpTimeout => "tcp_timeout",
-    NetUnreachable => "net_unreachable",
-    LocalFirewall => "local_firewall",
-    UdpRejected => "udp_rejected",
-    TlsHandshake => "tls_handshake",
-    TlsUntrusted => "tls_untrusted",
-    TlsIntercepted => "tls_intercepted",
-    TlsNameMismatch => "tls_name_mismatch",
-    TlsExpired => "tls_expired",
-    HttpStatus => "http_status",
-    WsRejected => "ws_rejected",
-    ProxyUnreachable => "proxy_unreachable",
-    ProxyDenied => "proxy_denied",
-    ProxyAuthRequired => "proxy_auth_required",
-    UnexpectedlyReachable => "unexpectedly_reachable",
-    Timeout => "timeout",
-    Io => "io_error",
-    Unverified => "unverified",
-    NotChecked => "not_checked",
-    PeerNoEcho => "peer_no_echo",
-    PeerNotAuthenticated => "peer_not_authenticated",
-    Internal => "internal_error",
+labelled! {
+    /// The verdict on one target after its expectation was applied.
+    pub enum Status {
+        Pass => "pass",
+        Fail => "fail",
+        Skip => "skip",
+    }
+}
+
+labelled! {
+    /// Why a probe failed. The labels are a contract shared by JSON, metrics and docs: extend
+    /// the list, never rename a label.
+    #[non_exhaustive]
+    pub enum ErrorKind {
+        DnsNxdomain => "dns_nxdomain",
+        DnsServfail => "dns_servfail",
+        DnsTimeout => "dns_timeout",
+        DnsNoRecords => "dns_no_records",
+        DnsNotPrivate => "dns_not_private",
+        DnsNotPublic => "dns_not_public",
+        TcpRefused => "tcp_refused",
+        TcpTimeout => "tcp_timeout",
+        NetUnreachable => "net_unreachable",
+        LocalFirewall => "local_firewall",
+        UdpRejected => "udp_rejected",
+        TlsHandshake => "tls_handshake",
+        TlsUntrusted => "tls_untrusted",
+        TlsIntercepted => "tls_intercepted",
+        TlsNameMismatch => "tls_name_mismatch",
+        TlsExpired => "tls_expired",
+        HttpStatus => "http_status",
+        WsRejected => "ws_rejected",
+        ProxyUnreachable => "proxy_unreachable",
+        ProxyDenied => "proxy_denied",
+        ProxyAuthRequired => "proxy_auth_required",
+        UnexpectedlyReachable => "unexpectedly_reachable",
+        Timeout => "timeout",
+        Io => "io_error",
+        Unverified => "unverified",
+        NotChecked => "not_checked",
+        PeerNoEcho => "peer_no_echo",
+        PeerNotAuthenticated => "peer_not_authenticated",
+        Internal => "internal_error",
+    }
 }
 
 impl ErrorKind {
@@ -273,12 +295,6 @@ impl ErrorKind {
     }
 }
 
-impl std::fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A failure as the probe saw it: the kind, and a message for people (never a secret).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeError {
@@ -301,30 +317,16 @@ impl std::fmt::Display for ProbeError {
     }
 }
 
-/// The phases a probe can time. Their names are metric label values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Dns,
-    Connect,
-    ProxyConnect,
-    Tls,
-    Upgrade,
-    FirstByte,
-    Wait,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Dns => "dns",
-            Phase::Connect => "connect",
-            Phase::ProxyConnect => "proxy_connect",
-            Phase::Tls => "tls",
-            Phase::Upgrade => "upgrade",
-            Phase::FirstByte => "first_byte",
-            Phase::Wait => "wait",
-        }
+labelled! {
+    /// The phases a probe can time. Their names are metric label values.
+    pub enum Phase {
+        Dns => "dns",
+        Connect => "connect",
+        ProxyConnect => "proxy_connect",
+        Tls => "tls",
+        Upgrade => "upgrade",
+        FirstByte => "first_byte",
+        Wait => "wait",
     }
 }
 

@@ -12,7 +12,7 @@ pub use select::glob_match;
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::context::Cloud;
 use crate::context::template::Template;
@@ -33,71 +33,43 @@ pub const BUILTIN_PROFILES: &[&str] = &[
     "peer",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Dns,
-    Tcp,
-    Udp,
-    Tls,
-    Http,
-    Ws,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Dns => "dns",
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Tls => "tls",
-            Protocol::Http => "http",
-            Protocol::Ws => "ws",
-        }
+crate::outcome::labelled! {
+    pub enum Protocol {
+        Dns => "dns",
+        Tcp => "tcp",
+        Udp => "udp",
+        Tls => "tls",
+        Http => "http",
+        Ws => "ws",
     }
 }
 
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::outcome::labelled! {
+    /// What a target must show to pass.
+    #[derive(Default)]
+    pub enum Expect {
+        /// The path works (the default).
+        #[default]
+        Reachable => "reachable",
+        /// A negative check: reaching the target is the failure (exfiltration paths).
+        Blocked => "blocked",
+        /// DNS must answer with private addresses only.
+        Private => "private",
+        /// DNS must answer with public addresses only.
+        Public => "public",
     }
 }
 
-/// What a target must show to pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Expect {
-    /// The path works (the default).
-    #[default]
-    Reachable,
-    /// A negative check: reaching the target is the failure (exfiltration paths).
-    Blocked,
-    /// DNS must answer with private addresses only.
-    Private,
-    /// DNS must answer with public addresses only.
-    Public,
-}
-
-impl Expect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Expect::Reachable => "reachable",
-            Expect::Blocked => "blocked",
-            Expect::Private => "private",
-            Expect::Public => "public",
-        }
+crate::outcome::labelled! {
+    /// Which way a target's traffic flows. Inbound rows are requirements on traffic *to* this node
+    /// (from a service tag): nothing the node sends can prove them, so they are reported as skipped
+    /// with the rule to verify from Azure's side, and never claimed as checked.
+    #[derive(Default)]
+    pub enum Direction {
+        #[default]
+        Outbound => "outbound",
+        Inbound => "inbound",
     }
-}
-
-/// Which way a target's traffic flows. Inbound rows are requirements on traffic *to* this node
-/// (from a service tag): nothing the node sends can prove them, so they are reported as skipped
-/// with the rule to verify from Azure's side, and never claimed as checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    #[default]
-    Outbound,
-    Inbound,
 }
 
 /// An HTTP status, or a class of them ("2xx"), that proves a path.

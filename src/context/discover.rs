@@ -279,7 +279,7 @@ fn api_domain(cloud: Cloud) -> &'static str {
 
 /// `westeurope.api.azureml.ms` -> (`westeurope`, public); the sovereign clouds' api domains too.
 fn region_of_api_host(host: &str) -> Option<(&str, Cloud)> {
-    Cloud::ALL.into_iter().find_map(|cloud| {
+    Cloud::ALL.iter().copied().find_map(|cloud| {
         let region = host.strip_suffix(api_domain(cloud))?.strip_suffix('.')?;
         (!region.is_empty() && !region.contains('.')).then_some((region, cloud))
     })

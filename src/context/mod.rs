@@ -6,34 +6,24 @@ pub mod discover;
 pub mod values;
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 pub mod template;
 pub use config::ConfigFile;
 
-/// The Azure cloud: it decides the domain suffixes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Cloud {
-    #[default]
-    Public,
-    Usgov,
-    China,
+crate::outcome::labelled! {
+    /// The Azure cloud: it decides the domain suffixes.
+    #[derive(Default, clap::ValueEnum)]
+    pub enum Cloud {
+        #[default]
+        Public => "public",
+        Usgov => "usgov",
+        China => "china",
+    }
 }
 
 impl Cloud {
-    pub const ALL: [Cloud; 3] = [Cloud::Public, Cloud::Usgov, Cloud::China];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cloud::Public => "public",
-            Cloud::Usgov => "usgov",
-            Cloud::China => "china",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Cloud> {
         match s.to_ascii_lowercase().as_str() {
             "public" | "azurecloud" | "azurepubliccloud" => Some(Cloud::Public),
@@ -89,46 +79,22 @@ impl Cloud {
     }
 }
 
-impl fmt::Display for Cloud {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Flag,
-    Env,
-    File,
-    Imds,
-    Nbvm,
-    Mlflow,
-    Job,
-    /// `CI_*` variables of a compute instance.
-    Ci,
-    /// `AZ_BATCH_*` variables of the Batch node under Azure ML compute.
-    Batch,
-    Default,
-    Derived,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Flag => "flag",
-            Source::Env => "env",
-            Source::File => "file",
-            Source::Imds => "imds",
-            Source::Nbvm => "nbvm",
-            Source::Mlflow => "mlflow",
-            Source::Job => "job",
-            Source::Ci => "ci",
-            Source::Batch => "batch",
-            Source::Default => "default",
-            Source::Derived => "derived",
-        }
+crate::outcome::labelled! {
+    /// Where a value came from.
+    pub enum Source {
+        Flag => "flag",
+        Env => "env",
+        File => "file",
+        Imds => "imds",
+        Nbvm => "nbvm",
+        Mlflow => "mlflow",
+        Job => "job",
+        /// `CI_*` variables of a compute instance.
+        Ci => "ci",
+        /// `AZ_BATCH_*` variables of the Batch node under Azure ML compute.
+        Batch => "batch",
+        Default => "default",
+        Derived => "derived",
     }
 }
 

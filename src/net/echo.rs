@@ -84,11 +84,12 @@ impl Key {
     }
 }
 
-/// The transport of an exchange; part of what the MAC covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Tcp,
-    Udp,
+crate::outcome::labelled! {
+    /// The transport of an exchange; part of what the MAC covers.
+    pub enum Transport {
+        Tcp => "tcp",
+        Udp => "udp",
+    }
 }
 
 impl Transport {
@@ -96,13 +97,6 @@ impl Transport {
         match self {
             Transport::Tcp => b't',
             Transport::Udp => b'u',
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
         }
     }
 }

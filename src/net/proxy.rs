@@ -50,17 +50,18 @@ pub fn process_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Whose route a probe takes: curl's, or Python requests' (what pip and conda use). Where the
-/// two differ the result says so; the probe goes the way the target's users go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Client {
-    #[default]
-    Curl,
-    /// pip: Python requests with urllib's environment rules, or pip's own proxy setting.
-    Pip,
-    /// conda: the same, or `.condarc` `proxy_servers`.
-    Conda,
+crate::outcome::labelled! {
+    /// Whose route a probe takes: curl's, or Python requests' (what pip and conda use). Where the
+    /// two differ the result says so; the probe goes the way the target's users go.
+    #[derive(Default)]
+    pub enum Client {
+        #[default]
+        Curl => "curl",
+        /// pip: Python requests with urllib's environment rules, or pip's own proxy setting.
+        Pip => "pip",
+        /// conda: the same, or `.condarc` `proxy_servers`.
+        Conda => "conda",
+    }
 }
 
 impl Client {
@@ -83,25 +84,17 @@ pub struct Decision {
     pub source: Option<String>,
 }
 
-/// The scheme a probe's URL would have: what decides which variable applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Http,
-    Https,
-    Ws,
-    Wss,
+crate::outcome::labelled! {
+    /// The scheme a probe's URL would have: what decides which variable applies.
+    pub enum Scheme {
+        Http => "http",
+        Https => "https",
+        Ws => "ws",
+        Wss => "wss",
+    }
 }
 
 impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-            Scheme::Ws => "ws",
-            Scheme::Wss => "wss",
-        }
-    }
-
     /// The variables curl reads for this scheme, in order.
     fn variables(self) -> &'static [&'static str] {
         match self {

@@ -143,7 +143,7 @@ pub fn no_proxy_entry(host: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cause {
     /// The shared error kind.
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
     pub fix: String,
     /// The ids of the failing targets (a target with several ports once).
@@ -165,7 +165,7 @@ enum Key {
 
 fn key(r: &ResultEntry) -> Option<Key> {
     let e = r.error.as_ref()?;
-    let kind = ErrorKind::from_label(&e.kind)?;
+    let kind = e.kind;
     match kind.layer() {
         Layer::Dns => Some(Key::Resolver(r.resolver.clone()?, kind)),
         Layer::Proxy => Some(Key::Proxy(r.via_proxy.clone()?, kind)),
@@ -283,7 +283,7 @@ fn tell(key: &Key, members: &[&ResultEntry], endpoints: &[String], targets: Vec<
         ),
     };
     Cause {
-        kind: kind.as_str().into(),
+        kind,
         message,
         fix,
         targets,
@@ -291,7 +291,11 @@ fn tell(key: &Key, members: &[&ResultEntry], endpoints: &[String], targets: Vec<
 }
 
 fn proto(r: &ResultEntry) -> &'static str {
-    if r.protocol == "udp" { "UDP" } else { "TCP" }
+    if r.protocol == Protocol::Udp {
+        "UDP"
+    } else {
+        "TCP"
+    }
 }
 
 #[cfg(test)]
@@ -455,11 +459,17 @@ mod tests {
         ];
         let causes = causes(&results);
         assert_eq!(causes.len(), 2, "{causes:#?}");
-        let dns = causes.iter().find(|c| c.kind == "dns_timeout").unwrap();
+        let dns = causes
+            .iter()
+            .find(|c| c.kind == ErrorKind::DnsTimeout)
+            .unwrap();
         assert_eq!(dns.targets, ["a", "b"]);
         assert!(dns.message.contains("10.0.0.4"), "{}", dns.message);
         assert!(!dns.fix.contains("NSG"), "{}", dns.fix);
-        let tag = causes.iter().find(|c| c.kind == "tcp_timeout").unwrap();
+        let tag = causes
+            .iter()
+            .find(|c| c.kind == ErrorKind::TcpTimeout)
+            .unwrap();
         assert!(
             tag.message.contains("AzureMachineLearning"),
             "{}",

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use super::{Report, ResultEntry, diagnosis};
+use crate::catalog::Protocol;
 use crate::outcome::{ErrorKind, Layer, Status};
 
 /// Which failing targets a command fixes.
@@ -133,12 +134,15 @@ fn forwarded_domain(host: &str) -> String {
 }
 
 fn protocol(r: &ResultEntry) -> &'static str {
-    if r.protocol == "udp" { "Udp" } else { "Tcp" }
+    if r.protocol == Protocol::Udp {
+        "Udp"
+    } else {
+        "Tcp"
+    }
 }
 
 fn kind(r: &ResultEntry) -> Option<ErrorKind> {
-    let label = &r.error.as_ref()?.kind;
-    ErrorKind::from_label(label)
+    Some(r.error.as_ref()?.kind)
 }
 
 impl Plan {

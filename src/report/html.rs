@@ -82,8 +82,9 @@ fn ms(v: f64) -> String {
 fn causes(report: &Report) -> Vec<(String, String, Vec<String>)> {
     let mut by_kind: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     for r in report.results.iter().filter(|r| r.status == Status::Fail) {
-        let kind = r.error.as_ref().map(|e| e.kind.clone()).unwrap_or_default();
-        let remedy = ErrorKind::from_label(&kind).map(|k| k.remedy().to_string());
+        let kind = r.error.as_ref().map(|e| e.kind);
+        let remedy = kind.map(|k| k.remedy().to_string());
+        let kind = kind.map(ErrorKind::as_str).unwrap_or_default().to_string();
         let entry = by_kind.entry(kind).or_insert_with(|| {
             (
                 remedy.unwrap_or_else(|| r.hint.clone().unwrap_or_default()),
@@ -214,7 +215,7 @@ pub fn render(report: &Report, refresh_secs: u64) -> String {
             id = escape(&r.id),
             name = escape(&r.name),
             ep = escape(&r.endpoint()),
-            proto = escape(&r.protocol),
+            proto = r.protocol,
             k = escape(kind),
             detail = escape(&detail),
             phases = escape(&phases.join(" · ")),

@@ -44,7 +44,7 @@ pub fn render(report: &Report) -> String {
                 out,
                 "    <testcase classname=\"{}.{}\" name=\"{} {}\" time=\"{:.3}\"",
                 escape(g),
-                escape(&r.protocol),
+                r.protocol,
                 escape(&r.id),
                 escape(&r.endpoint()),
                 r.duration_ms / 1000.0

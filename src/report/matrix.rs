@@ -8,6 +8,8 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::Report;
+use crate::catalog::Protocol;
+use crate::outcome::ErrorKind;
 use crate::outcome::Status;
 
 /// One path from a node to a peer, as that node's report tells it.
@@ -16,11 +18,11 @@ pub struct PeerPath {
     pub from: String,
     pub to: String,
     pub host: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub port: Option<u16>,
     pub status: Status,
     /// The error kind of a failed path.
-    pub kind: Option<String>,
+    pub kind: Option<ErrorKind>,
     /// The echo was verified with the shared key.
     pub authenticated: bool,
 }
@@ -67,10 +69,10 @@ pub fn build(reports: &[(String, &Report)]) -> Option<PeerMatrix> {
                 from: node.clone(),
                 to,
                 host: r.host.clone(),
-                protocol: r.protocol.clone(),
+                protocol: r.protocol,
                 port: r.port,
                 status: r.status,
-                kind: r.error.as_ref().map(|e| e.kind.clone()),
+                kind: r.error.as_ref().map(|e| e.kind),
                 authenticated: r.responder.as_ref().is_some_and(|resp| resp.authenticated),
             });
         }
@@ -101,7 +103,7 @@ impl PeerMatrix {
                 format!(
                     "{}/{port} {}",
                     p.protocol,
-                    p.kind.as_deref().unwrap_or("fail")
+                    p.kind.map_or("fail", ErrorKind::as_str)
                 )
             })
             .collect();

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use super::table::column;
 use super::{Report, Summary};
+use crate::catalog::Protocol;
+use crate::outcome::ErrorKind;
 use crate::outcome::Status;
 
 /// One node's report, named by its `node` field or, failing that, its file name.
@@ -24,7 +26,7 @@ pub struct NodeSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeFailure {
     pub node: String,
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
@@ -33,7 +35,7 @@ pub struct NodeFailure {
 pub struct TargetAcross {
     pub id: String,
     pub endpoint: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub required: bool,
     pub pass: usize,
     pub skip: usize,
@@ -130,7 +132,7 @@ pub fn merge(reports: &[(String, Report)]) -> Merged {
                 .or_insert_with(|| TargetAcross {
                     id: r.id.clone(),
                     endpoint: r.endpoint(),
-                    protocol: r.protocol.clone(),
+                    protocol: r.protocol,
                     required: r.required,
                     pass: 0,
                     skip: 0,
@@ -144,8 +146,8 @@ pub fn merge(reports: &[(String, Report)]) -> Merged {
                     let (kind, message) = r
                         .error
                         .as_ref()
-                        .map(|e| (e.kind.clone(), e.message.clone()))
-                        .unwrap_or_default();
+                        .map(|e| (e.kind, e.message.clone()))
+                        .unwrap_or((ErrorKind::Internal, String::new()));
                     entry.failing.push(NodeFailure {
                         node: node.clone(),
                         kind,

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Direction;
+use crate::catalog::{Expect, Protocol};
 use crate::outcome::{ErrorKind, Phase, ResponderEvidence, Status, TlsEvidence};
 use crate::runner::Finished;
 
@@ -64,7 +65,7 @@ pub struct Summary {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorEntry {
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
@@ -73,7 +74,7 @@ pub struct ErrorEntry {
 pub struct ResultEntry {
     pub id: String,
     pub name: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub host: String,
     pub port: Option<u16>,
     #[serde(default)]
@@ -81,7 +82,7 @@ pub struct ResultEntry {
     #[serde(default)]
     pub service_tag: Option<String>,
     pub required: bool,
-    pub expect: String,
+    pub expect: Expect,
     /// `outbound`, or `inbound` for rows about traffic to this node (always skipped).
     #[serde(default)]
     pub direction: Direction,
@@ -149,17 +150,17 @@ impl ResultEntry {
         ResultEntry {
             id: t.id.clone(),
             name: t.name.clone(),
-            protocol: t.protocol.as_str().into(),
+            protocol: t.protocol,
             host: t.host.clone(),
             port: t.port,
             profiles: t.profiles.clone(),
             service_tag: t.service_tag.clone(),
             required: t.required,
-            expect: t.expect.as_str().into(),
+            expect: t.expect,
             direction: t.direction,
             status: o.status,
             error: o.error.as_ref().map(|e| ErrorEntry {
-                kind: e.kind.as_str().into(),
+                kind: e.kind,
                 message: e.message.clone(),
             }),
             skip_reason: o.skip_reason.clone(),
@@ -231,10 +232,7 @@ impl ResultEntry {
         };
         self.status = Status::Fail;
         self.hint = Some(fix.to_string());
-        self.error = Some(ErrorEntry {
-            kind: kind.as_str().into(),
-            message,
-        });
+        self.error = Some(ErrorEntry { kind, message });
     }
 
     /// `host:port`, or the host alone.

@@ -7,6 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use prometheus::{Gauge, GaugeVec, Opts, Registry, TextEncoder};
 
 use super::{Report, ResultEntry};
+use crate::catalog::Protocol;
 use crate::outcome::Status;
 
 /// The labels every per-target family carries.
@@ -63,7 +64,7 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
 fn target_labels(r: &ResultEntry) -> [String; 5] {
     [
         r.id.clone(),
-        r.protocol.clone(),
+        r.protocol.to_string(),
         r.host.clone(),
         r.port.map(|p| p.to_string()).unwrap_or_default(),
         r.required.to_string(),
@@ -155,10 +156,10 @@ pub fn register(report: &Report, registry: &Registry) {
         }
         if let Some(e) = r.error.as_ref().filter(|_| r.status == Status::Fail) {
             error
-                .with_label_values(&with_extra(&labels, &e.kind))
+                .with_label_values(&with_extra(&labels, e.kind.as_str()))
                 .set(1.0);
         }
-        if r.protocol == "dns"
+        if r.protocol == Protocol::Dns
             && let Some(private) = r.private
         {
             dns_private
@@ -213,7 +214,7 @@ fn finished_at(report: &Report) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::TlsEvidence;
+    use crate::outcome::{ErrorKind, TlsEvidence};
     use crate::report::ErrorEntry;
 
     /// A result as a reader of the JSON would see it: fields not named take their defaults.
@@ -246,7 +247,7 @@ mod tests {
     fn pass_fail_and_skip_become_the_contract_series() {
         let mut fail = entry("b", "tcp", Some(443), Status::Fail);
         fail.error = Some(ErrorEntry {
-            kind: "tcp_refused".into(),
+            kind: ErrorKind::TcpRefused,
             message: "secret detail".into(),
         });
         let mut dns = entry("d", "dns", None, Status::Pass);

@@ -310,7 +310,14 @@ fn render_titled(report: &Report, title: &str, colour: bool, width: usize, extra
     if !report.causes.is_empty() {
         let _ = writeln!(out, "\n{}", paint(colour, "1", "causes"));
         for c in &report.causes {
-            labelled(&mut out, colour, 2, &c.kind, &printable(&c.message), width);
+            labelled(
+                &mut out,
+                colour,
+                2,
+                c.kind.as_str(),
+                &printable(&c.message),
+                width,
+            );
             labelled(&mut out, colour, INDENT, "fix:", &printable(&c.fix), width);
             labelled(
                 &mut out,
