@@ -3,8 +3,9 @@
 # 500, 2,000 and 10,000 TCP targets on loopback, inside a network namespace made here, with the
 # default concurrency (32). Two catalog shapes: 100 ports per entry (few entries, many targets)
 # and one port per entry (one [[target]] table each, so catalog parsing is measured too).
-# Prints wall time, CPU time (user + sys) and peak RSS per run, and the time to load a catalog
-# of 4,000 and 16,000 entries (`vnetprobe catalog`, which probes nothing). Needs root (namespace).
+# Prints wall time, CPU time (user + sys) and peak RSS of the median of three runs, and the time
+# to load a catalog of 4,000 and 16,000 entries (`vnetprobe catalog`, which probes nothing).
+# Needs root (namespace).
 #   usage: benches/scale_bench.sh [path/to/vnetprobe]   (default: a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,12 +29,18 @@ for i in range(entries):
 PY
 }
 
-# measure LABEL ARGS...: runs the binary in the namespace and prints its figures.
+# measure LABEL ARGS...: runs the binary in the namespace three times and prints the figures of
+# the median run (by CPU time): one run on a 2-core machine is at the mercy of whatever else runs.
 measure() {
     local label=$1; shift
-    ip netns exec "$NS" /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
-        env VNETPROBE_DISCOVER=0 "$BIN" "$@" >"$WORK/out" 2>"$WORK/err" || true
-    tail -n 1 "$WORK/time" | awk -v label="$label" '{
+    : >"$WORK/runs"
+    for _ in 1 2 3; do
+        ip netns exec "$NS" /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
+            env VNETPROBE_DISCOVER=0 "$BIN" "$@" >"$WORK/out" 2>"$WORK/err" || true
+        tail -n 1 "$WORK/time" >>"$WORK/runs"
+    done
+    awk '{ print $2 + $3, $0 }' "$WORK/runs" | sort -n | sed -n 2p | cut -d' ' -f2- |
+        awk -v label="$label" '{
         printf "%-34s wall %6.2f s   cpu %5.2f s (user %5.2f, sys %5.2f)   peak RSS %6.1f MiB\n",
             label, $1, $2 + $3, $2, $3, $4 / 1024 }'
 }

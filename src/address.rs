@@ -2,6 +2,34 @@
 //! checked and split once, with any password masked in every message. Below every layer that
 //! reads them (context values, catalog expansion, ad hoc targets).
 
+/// A host as a URL or `host:port` writes it: an IPv6 literal in brackets, anything else as is.
+/// The one place brackets are added (see `bare` for the one place they are removed).
+pub fn bracketed(host: &str) -> std::borrow::Cow<'_, str> {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]").into()
+    } else {
+        host.into()
+    }
+}
+
+/// A host without the brackets of an IPv6 literal: what DNS, SNI and NO_PROXY compare.
+pub fn bare(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// `host:port`, with an IPv6 literal in brackets: CONNECT targets, Host headers, endpoints.
+pub fn authority(host: &str, port: u16) -> String {
+    format!("{}:{port}", bracketed(host))
+}
+
+/// `host:port`, or the host alone when there is no port (a DNS target).
+pub fn endpoint(host: &str, port: Option<u16>) -> String {
+    match port {
+        Some(p) => authority(host, p),
+        None => host.to_string(),
+    }
+}
+
 /// Splits `host:port` (`[v6]:port` for IPv6); the error names the argument.
 pub fn parse_endpoint(raw: &str) -> Result<(String, u16), String> {
     let shown = masked(raw);
@@ -178,6 +206,18 @@ mod tests {
         ] {
             assert!(parse_endpoint(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn brackets_are_written_and_removed_in_one_place() {
+        assert_eq!(bracketed("fd00::1"), "[fd00::1]");
+        assert_eq!(bracketed("[fd00::1]"), "[fd00::1]");
+        assert_eq!(bracketed("example.org"), "example.org");
+        assert_eq!(bare("[fd00::1]"), "fd00::1");
+        assert_eq!(authority("fd00::1", 443), "[fd00::1]:443");
+        assert_eq!(authority("10.0.0.4", 445), "10.0.0.4:445");
+        assert_eq!(endpoint("example.org", None), "example.org");
+        assert_eq!(endpoint("::1", Some(53)), "[::1]:53");
     }
 
     #[test]

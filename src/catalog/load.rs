@@ -214,6 +214,11 @@ impl Catalog {
             }
         }
         // Pass 2: one target table at a time, validated as soon as it is parsed.
+        let tables = cut
+            .iter()
+            .flat_map(|(_, s)| s.iter())
+            .filter(|s| s.is_target());
+        catalog.targets.reserve(tables.count());
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (file, sections) in &cut {
             for section in sections.iter().filter(|s| s.is_target()) {

@@ -167,11 +167,7 @@ pub struct Target {
 impl Target {
     /// `host:port`, or the host alone for DNS targets; IPv6 literals in brackets.
     pub fn endpoint(&self) -> String {
-        match self.port {
-            Some(p) if self.host.contains(':') => format!("[{}]:{p}", self.host),
-            Some(p) => format!("{}:{p}", self.host),
-            None => self.host.clone(),
-        }
+        crate::address::endpoint(&self.host, self.port)
     }
 }
 

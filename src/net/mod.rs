@@ -14,14 +14,7 @@ use std::path::PathBuf;
 /// The User-Agent of every HTTP request and CONNECT a probe sends.
 pub const USER_AGENT: &str = concat!("vnetprobe/", env!("CARGO_PKG_VERSION"));
 
-/// `host:port`, with an IPv6 literal in brackets: the form of CONNECT targets and Host headers.
-pub fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
+pub use crate::address::authority;
 
 /// How probes reach targets, beyond plain sockets. `Debug` masks proxy credentials.
 #[derive(Clone, Default)]

@@ -44,7 +44,7 @@ impl NoProxy {
         if self.raw == "*" {
             return true;
         }
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let bare = crate::address::bare(host);
         let ip = bare.parse::<IpAddr>().ok();
         let name = bare.trim_end_matches('.').to_ascii_lowercase();
         self.raw
@@ -65,10 +65,7 @@ impl NoProxy {
     /// Python requests' reading, for a URL with `host` and `explicit_port` (the port only when
     /// the URL writes one, as pip's index URLs do not for 443).
     pub fn matches_requests(&self, host: &str, explicit_port: Option<u16>) -> bool {
-        let hostname = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let hostname = crate::address::bare(host).to_ascii_lowercase();
         let squeezed = self.raw.replace(' ', "");
         let tokens = squeezed.split(',').filter(|t| !t.is_empty());
         // requests' own pass

@@ -504,7 +504,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
     allow_intercept: bool,
 ) -> (Result<TlsStream<S>, ProbeError>, Handshake) {
     let mut out = Handshake::default();
-    let bare = server_name.trim_start_matches('[').trim_end_matches(']');
+    let bare = crate::address::bare(server_name);
     let name = match ServerName::try_from(bare.to_string()) {
         Ok(name) => name,
         Err(e) => {

@@ -167,7 +167,7 @@ impl DnsCache {
 
     /// Resolves `host` once per run; concurrent callers wait for the same answer.
     pub async fn resolve(&self, host: &str) -> DnsAnswer {
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let bare = crate::address::bare(host);
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok(Resolved {
                 addrs: vec![ip],

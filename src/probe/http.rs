@@ -66,9 +66,8 @@ fn host_header(target: &Target) -> String {
     let default = if target.spec.tls { 443 } else { 80 };
     let port = target.port.unwrap_or(default);
     match port == default {
-        true if target.host.contains(':') => format!("[{}]", target.host),
-        true => target.host.clone(),
-        false => crate::net::authority(&target.host, port),
+        true => crate::address::bracketed(&target.host).into_owned(),
+        false => crate::address::authority(&target.host, port),
     }
 }
 

@@ -237,11 +237,7 @@ impl ResultEntry {
 
     /// `host:port`, or the host alone.
     pub fn endpoint(&self) -> String {
-        match self.port {
-            Some(p) if self.host.contains(':') => format!("[{}]:{p}", self.host),
-            Some(p) => format!("{}:{p}", self.host),
-            None => self.host.clone(),
-        }
+        crate::address::endpoint(&self.host, self.port)
     }
 }
 
