@@ -30,6 +30,17 @@ pub fn endpoint(host: &str, port: Option<u16>) -> String {
     }
 }
 
+/// A DNS server, `IP[:PORT]` (IPv6 as `[addr]:port`, port 53 by default); the caller names the
+/// flag or field in the error.
+pub fn parse_server(raw: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(sa) = raw.parse::<std::net::SocketAddr>() {
+        return Ok(sa);
+    }
+    raw.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{raw:?}: expected IP or IP:PORT (IPv6 as [addr]:port)"))
+}
+
 /// Splits `host:port` (`[v6]:port` for IPv6); the error names the argument.
 pub fn parse_endpoint(raw: &str) -> Result<(String, u16), String> {
     let shown = masked(raw);

@@ -206,10 +206,10 @@ pub struct SelectArgs {
     pub profiles: Vec<String>,
     /// Set a variable: region, workspace_id, workspace_name, storage_account, instance, acr,
     /// keyvault, batch_account, exfil_url, private_endpoints, peer (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::context::parse_set)]
+    pub set: Vec<(String, String)>,
     /// The Azure region, e.g. westeurope (same as --set region=R).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_region)]
     pub region: Option<String>,
     /// The Azure cloud: it switches the domain suffixes.
     #[arg(long, value_enum)]
@@ -240,8 +240,8 @@ pub struct SelectArgs {
 #[derive(Debug, Clone, Args)]
 pub struct NetArgs {
     /// DNS server to ask instead of the system's resolv.conf.
-    #[arg(long, value_name = "IP[:PORT]", global = true)]
-    pub dns_server: Option<String>,
+    #[arg(long, value_name = "IP[:PORT]", value_parser = crate::address::parse_server, global = true)]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// Deadline of each probe, shared by its DNS lookup, connect, proxy, TLS and request, e.g.
     /// 5s, 800ms [default: 5s]; a probe is cut off at 1.2 times it at the latest.
     #[arg(long, value_name = "DUR", value_parser = parse_timeout, global = true)]
@@ -422,6 +422,11 @@ pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
             format!("{s:?} is not IP:PORT (examples: 127.0.0.1:9834, [::1]:9834, 0.0.0.0:9834)")
         }
     })
+}
+
+/// `--region`: the same rule as `--set region=R` and the file's `[set] region`.
+pub fn parse_region(s: &str) -> Result<String, String> {
+    crate::context::check_setting("region", s)
 }
 
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {

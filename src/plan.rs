@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::catalog::{Catalog, Target, auto};
 use crate::cli::{NetArgs, SelectArgs};
-use crate::context::{self, ConfigFile, Context, discover};
+use crate::context::{ConfigFile, Context, discover};
 use crate::net::NetConfig;
 use crate::probe::ProbeEnv;
-use crate::probe::dns::{self, DnsCache};
+use crate::probe::dns::DnsCache;
 use crate::report::Report;
 use crate::runner::{self, Limits};
 use crate::settings;
@@ -62,16 +62,12 @@ fn env_map() -> BTreeMap<String, String> {
 /// Also returns the node root when discovery is on: the users' proxy files are read there.
 pub fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context, Option<PathBuf>)> {
     let file = ConfigFile::load(select.config.as_deref())?;
+    // Flags arrive checked (cli's value parsers use the same rules as the file's values).
     let mut vars = Vec::new();
     if let Some(r) = &select.region {
-        vars.push(
-            context::parse_set(&format!("region={r}"))
-                .map_err(|e| e.replace("--set", "--region"))?,
-        );
+        vars.push(("region".to_string(), r.clone()));
     }
-    for raw in &select.set {
-        vars.push(context::parse_set(raw)?);
-    }
+    vars.extend(select.set.iter().cloned());
     let env = env_map();
     let mut ctx = Context::build(select.cloud, &vars, &env, &file)?;
     let flags = discover::Flags {
@@ -190,12 +186,13 @@ impl Plan {
                 None => DEFAULT_CONCURRENCY,
             },
         };
-        let dns_server = match net.and_then(|n| n.dns_server.clone()) {
-            Some(raw) => Some(dns::parse_server(&raw)?),
+        let dns_server = match net.and_then(|n| n.dns_server) {
+            Some(server) => Some(server),
             None => match &file.dns_server {
-                Some(raw) => Some(dns::parse_server(raw.get_ref()).map_err(|e| {
-                    file.error_at(raw, "dns-server", &e.replace("--dns-server ", ""))
-                })?),
+                Some(raw) => Some(
+                    crate::address::parse_server(raw.get_ref())
+                        .map_err(|e| file.error_at(raw, "dns-server", &e))?,
+                ),
                 None => None,
             },
         };
@@ -220,13 +217,12 @@ impl Plan {
             netcfg.no_proxy = false;
         }
         if net.is_some() {
-            crate::net::proxy::validate(&netcfg).map_err(|e| {
-                match (&file.proxy, e.strip_prefix("--proxy: ")) {
-                    (Some(p), Some(why)) if net.is_some_and(|n| n.proxy.is_none()) => {
-                        file.error_at(p, "proxy", why).into()
-                    }
-                    _ => UsageError(e),
+            crate::net::proxy::validate(&netcfg).map_err(|e| match (&file.proxy, e.variable) {
+                // The proxy came from the config file, not the flag: name the file's line.
+                (Some(p), None) if net.is_some_and(|n| n.proxy.is_none()) => {
+                    file.error_at(p, "proxy", &e.why).into()
                 }
+                _ => UsageError(e.to_string()),
             })?;
         }
         if net.is_some() {

@@ -15,13 +15,14 @@ pub const PEER_FIX: &str = "Between two nodes, look at three places. VNet peerin
     sends the peer's prefix to a firewall or NVA that drops it or does not forward it (compare the effective \
     routes of both NICs, and allow the path on the firewall).";
 
-/// Parses a port list: `445,44224`, `5000-5010`; the error names the flag.
-pub fn parse_ports(raw: &str, flag: &str) -> Result<Vec<u16>, String> {
+/// Parses a port list: `445,44224`, `5000-5010`; the error quotes the list, the caller names
+/// the flag or field.
+pub fn parse_ports(raw: &str) -> Result<Vec<u16>, String> {
     let mut ports = Vec::new();
     for item in raw.split(',').map(str::trim) {
         if item.is_empty() {
             return Err(format!(
-                "{flag} {raw:?}: empty item (write 445,44224 or 5000-5010)"
+                "{raw:?}: empty item (write 445,44224 or 5000-5010)"
             ));
         }
         let one = |s: &str| {
@@ -29,17 +30,17 @@ pub fn parse_ports(raw: &str, flag: &str) -> Result<Vec<u16>, String> {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or_else(|| format!("{flag} {raw:?}: bad port {s:?} (1-65535)"))
+                .ok_or_else(|| format!("{raw:?}: bad port {s:?} (1-65535)"))
         };
         let (lo, hi) = match item.split_once('-') {
             Some((a, b)) => (one(a)?, one(b)?),
             None => (one(item)?, one(item)?),
         };
         if lo > hi {
-            return Err(format!("{flag} {raw:?}: the range {item} runs backwards"));
+            return Err(format!("{raw:?}: the range {item} runs backwards"));
         }
         if usize::from(hi - lo) >= PORTS_CAP || ports.len() + usize::from(hi - lo) >= PORTS_CAP {
-            return Err(format!("{flag} {raw:?}: more than {PORTS_CAP} ports"));
+            return Err(format!("{raw:?}: more than {PORTS_CAP} ports"));
         }
         for p in lo..=hi {
             if !ports.contains(&p) {
@@ -90,7 +91,7 @@ pub fn parse_peer(raw: &str) -> Result<(String, Vec<(Protocol, u16)>), String> {
                 "{item:?} needs a protocol: tcp/{item} or udp/{item}"
             )));
         };
-        for port in parse_ports(ports, "--peer").map_err(|e| bad(&e.replace("--peer ", "")))? {
+        for port in parse_ports(ports).map_err(|e| bad(&e))? {
             if !out.contains(&(proto, port)) {
                 out.push((proto, port));
             }
@@ -153,15 +154,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn port_lists_take_ranges_and_name_the_flag() {
-        assert_eq!(parse_ports("445,44224", "--tcp").unwrap(), vec![445, 44224]);
+    fn port_lists_take_ranges_and_name_the_list() {
+        assert_eq!(parse_ports("445,44224").unwrap(), vec![445, 44224]);
         assert_eq!(
-            parse_ports("5000-5002,5001", "--udp").unwrap(),
+            parse_ports("5000-5002,5001").unwrap(),
             vec![5000, 5001, 5002]
         );
         for bad in ["", "0", "70000", "5-3", "a", "1,,2", "1-100"] {
-            let e = parse_ports(bad, "--tcp").unwrap_err();
-            assert!(e.starts_with("--tcp "), "{bad}: {e}");
+            let e = parse_ports(bad).unwrap_err();
+            assert!(e.starts_with(&format!("{bad:?}: ")), "{bad}: {e}");
         }
     }
 

@@ -160,9 +160,9 @@ pub fn check_setting(key: &str, value: &str) -> Result<String, String> {
 pub fn parse_set(raw: &str) -> Result<(String, String), String> {
     let (k, v) = raw
         .split_once('=')
-        .ok_or_else(|| format!("--set {raw:?}: expected KEY=VALUE"))?;
+        .ok_or_else(|| format!("{raw:?}: expected KEY=VALUE"))?;
     let k = k.trim();
-    let v = check_setting(k, v).map_err(|e| format!("--set {raw:?}: {e}"))?;
+    let v = check_setting(k, v).map_err(|e| format!("{raw:?}: {e}"))?;
     Ok((k.to_string(), v))
 }
 

@@ -55,9 +55,9 @@ impl Settings {
             let from_file =
                 section.and_then(|l| if field == "tcp" { &l.tcp } else { &l.udp }.as_ref());
             match (flag, from_file) {
-                (Some(raw), _) => parse_ports(raw, &format!("--{field}")),
-                (None, Some(raw)) => parse_ports(raw.get_ref(), "")
-                    .map_err(|e| file.error_at(raw, field, e.trim_start()).to_string()),
+                (Some(raw), _) => parse_ports(raw).map_err(|e| format!("--{field} {e}")),
+                (None, Some(raw)) => parse_ports(raw.get_ref())
+                    .map_err(|e| file.error_at(raw, field, &e).to_string()),
                 (None, None) => Ok(Vec::new()),
             }
         };

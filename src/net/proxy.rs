@@ -317,21 +317,41 @@ fn var<'a>(env: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
     env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
+/// A proxy setting that does not parse: which setting (`--proxy` or its config file field, or
+/// an environment variable) and why, never the value (it may hold a password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    /// The environment variable; `None` for the proxy given to vnetprobe itself.
+    pub variable: Option<&'static str>,
+    pub why: String,
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.variable {
+            Some(name) => write!(f, "environment variable {name}: {}", self.why),
+            None => write!(f, "--proxy: {}", self.why),
+        }
+    }
+}
+
 /// The proxy curl would use for `scheme`, and where it came from (`--proxy` or a variable).
-fn configured(cfg: &NetConfig, scheme: Scheme) -> Result<Option<ProxyUrl>, String> {
+fn configured(cfg: &NetConfig, scheme: Scheme) -> Result<Option<ProxyUrl>, SettingError> {
     if cfg.no_proxy {
         return Ok(None);
     }
     if let Some(raw) = cfg.proxy.as_deref() {
-        return ProxyUrl::parse(raw)
-            .map(Some)
-            .map_err(|e| format!("--proxy: {e}"));
+        return ProxyUrl::parse(raw).map(Some).map_err(|why| SettingError {
+            variable: None,
+            why,
+        });
     }
     for name in scheme.variables() {
         if let Some(raw) = var(&cfg.proxy_env, name) {
-            return ProxyUrl::parse(raw)
-                .map(Some)
-                .map_err(|e| format!("environment variable {name}: {e}"));
+            return ProxyUrl::parse(raw).map(Some).map_err(|why| SettingError {
+                variable: Some(name),
+                why,
+            });
         }
     }
     Ok(None)
@@ -339,7 +359,7 @@ fn configured(cfg: &NetConfig, scheme: Scheme) -> Result<Option<ProxyUrl>, Strin
 
 /// Decides how a probe of `scheme://host:port` travels. The error is a configuration error.
 pub fn route(cfg: &NetConfig, scheme: Scheme, host: &str, port: u16) -> Result<Route, String> {
-    let Some(proxy) = configured(cfg, scheme)? else {
+    let Some(proxy) = configured(cfg, scheme).map_err(|e| e.to_string())? else {
         return Ok(Route::Direct);
     };
     if NoProxy::parse(no_proxy_value(&cfg.proxy_env)).matches(host, port) {
@@ -462,7 +482,7 @@ fn requests_proxies(env: &BTreeMap<String, String>) -> BTreeMap<String, (String,
 
 /// Checks every proxy setting a run could use, before the run: the error names the flag or
 /// variable, never its value.
-pub fn validate(cfg: &NetConfig) -> Result<(), String> {
+pub fn validate(cfg: &NetConfig) -> Result<(), SettingError> {
     for scheme in [Scheme::Http, Scheme::Https, Scheme::Ws, Scheme::Wss] {
         configured(cfg, scheme)?;
     }

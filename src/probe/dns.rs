@@ -83,15 +83,7 @@ pub struct DnsCache {
     lookups: AtomicUsize,
 }
 
-/// Parses `--dns-server IP[:PORT]` (IPv6 as `[addr]:port`); the error names the flag.
-pub fn parse_server(raw: &str) -> Result<SocketAddr, String> {
-    if let Ok(sa) = raw.parse::<SocketAddr>() {
-        return Ok(sa);
-    }
-    raw.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("--dns-server {raw:?}: expected IP or IP:PORT (IPv6 as [addr]:port)"))
-}
+pub use crate::address::parse_server;
 
 impl DnsCache {
     /// A resolver on `server`, or on the system's resolv.conf when None.
@@ -409,7 +401,7 @@ mod tests {
         assert!(
             parse_server("dns.local")
                 .unwrap_err()
-                .contains("--dns-server")
+                .contains("expected IP or IP:PORT")
         );
     }
 }

@@ -186,6 +186,8 @@ fn no_proxy_lower_case_wins_and_applies_to_the_flag() {
 fn validation_names_the_variable_not_the_value() {
     let c = cfg(&[("HTTPS_PROXY", "socks5://u:hunter2@p:1")]);
     let e = validate(&c).unwrap_err();
+    assert_eq!(e.variable, Some("HTTPS_PROXY"));
+    let e = e.to_string();
     assert!(
         e.starts_with("environment variable HTTPS_PROXY: socks5"),
         "{e}"
@@ -202,7 +204,9 @@ fn validation_names_the_variable_not_the_value() {
         proxy: Some("https://u:hunter2@p".into()),
         ..Default::default()
     };
-    assert!(validate(&c).unwrap_err().starts_with("--proxy: https://"));
+    let e = validate(&c).unwrap_err();
+    assert_eq!(e.variable, None);
+    assert!(e.to_string().starts_with("--proxy: https://"));
     let c = NetConfig {
         no_proxy: true,
         ..cfg(&[("all_proxy", "socks5://p")])
