@@ -5,7 +5,6 @@ mod exposition;
 mod http;
 mod process;
 pub mod web_config;
-pub mod yaml;
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;

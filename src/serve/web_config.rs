@@ -1,8 +1,9 @@
 //! The web config file of Prometheus exporters (exporter-toolkit's `--web.config.file`): TLS for
 //! the listener and Basic auth users with bcrypt hashes. Errors name the file and the line.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -10,10 +11,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::{Error as YamlError, Spanned};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-
-use super::yaml::{self, Entry, Value};
 
 /// What the web config asks for; the default is plain HTTP without authentication.
 #[derive(Default, Clone)]
@@ -22,15 +23,32 @@ pub struct WebConfig {
     pub auth: Option<Arc<BasicAuth>>,
 }
 
-const TOP_KEYS: &[&str] = &["tls_server_config", "basic_auth_users"];
-const TLS_KEYS: &[&str] = &[
-    "cert_file",
-    "key_file",
-    "client_auth_type",
-    "client_ca_file",
-    "min_version",
-    "max_version",
-];
+/// The file, as exporter-toolkit names its keys; any other key is refused.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    /// Present means TLS: `tls_server_config:` with nothing below it is an error, not plain HTTP.
+    #[serde(default, deserialize_with = "present")]
+    tls_server_config: Option<Spanned<TlsFile>>,
+    /// Empty (or null) means no authentication.
+    basic_auth_users: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert_file: Spanned<String>,
+    key_file: Spanned<String>,
+    client_auth_type: Option<Spanned<String>>,
+    client_ca_file: Option<Spanned<String>>,
+    min_version: Option<Spanned<String>>,
+    max_version: Option<Spanned<String>>,
+}
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// exporter-toolkit settings we recognise but do not implement: a clearer error than "unknown".
 const UNSUPPORTED: &[&str] = &[
     "http_server_config",
@@ -44,6 +62,101 @@ const UNSUPPORTED: &[&str] = &[
     "prefer_server_cipher_suites",
 ];
 
+/// Bounds far above any real web config (a few keys, some users) and far below what hurts: the
+/// file is at most `input::SMALL`, and these stop nesting, anchors and alias expansion.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 1,
+            max_depth: 16,
+            flow_nesting_limit: 16,
+            max_events: 100_000,
+            max_nodes: 50_000,
+            max_anchors: 100,
+            max_aliases: 100,
+            max_merge_keys: 16,
+            max_total_scalar_bytes: crate::input::SMALL as usize,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 10_000,
+            max_replay_stack_depth: 8,
+            max_alias_expansions_per_anchor: 100,
+        },
+        // A snippet would quote the file's line, and with it a hash.
+        with_snippet: false,
+    }
+}
+
+/// serde-saphyr's errors in this file's words, never echoing a value (a hash, or a password
+/// pasted by mistake, must not reach a log); `At` puts the file and line in front.
+struct Wording;
+
+impl serde_saphyr::Localizer for Wording {
+    fn attach_location<'a>(&self, base: Cow<'a, str>, _: serde_saphyr::Location) -> Cow<'a, str> {
+        base
+    }
+}
+
+impl serde_saphyr::MessageFormatter for Wording {
+    fn localizer(&self) -> &dyn serde_saphyr::Localizer {
+        self
+    }
+
+    fn format_message<'a>(&self, err: &'a YamlError) -> Cow<'a, str> {
+        let text = match err {
+            YamlError::SerdeUnknownField {
+                field, expected, ..
+            } => {
+                let why = if UNSUPPORTED.contains(&field.as_str()) {
+                    format!(
+                        "`{field}` is an exporter-toolkit setting that vnetprobe does not support"
+                    )
+                } else if expected.contains(&"cert_file") {
+                    format!("unknown key `{field}` in tls_server_config")
+                } else {
+                    format!("unknown key `{field}`")
+                };
+                format!("{why} (supported: {})", expected.join(", "))
+            }
+            YamlError::SerdeMissingField { field, .. } => {
+                format!("tls_server_config needs both cert_file and key_file ({field} is missing)")
+            }
+            YamlError::Unexpected {
+                expected: "mapping start",
+                ..
+            } => "indented `key: value` lines (a mapping) are needed here".into(),
+            YamlError::Unexpected {
+                expected: "string scalar",
+                ..
+            } => "a single value is needed here, not a list or a mapping".into(),
+            YamlError::NullIntoString { .. } => "a value is needed here".into(),
+            YamlError::Budget {
+                breach: serde_saphyr::budget::BudgetBreach::Documents { .. },
+                ..
+            } => "only one YAML document per file".into(),
+            YamlError::Budget { breach, .. } => {
+                format!("too large or too complex for a web config ({breach:?})")
+            }
+            YamlError::SerdeInvalidType {
+                unexpected,
+                expected,
+                ..
+            }
+            | YamlError::SerdeInvalidValue {
+                unexpected,
+                expected,
+                ..
+            } => {
+                // `string "..."`: the kind, not the value.
+                let kind = unexpected.split(['"', '`']).next().unwrap_or_default();
+                format!("expected {expected}, found {}", kind.trim_end())
+            }
+            other => return serde_saphyr::UserMessageFormatter.format_message(other),
+        };
+        text.into()
+    }
+}
+
 /// Where an error is: the file and a line in it.
 struct At<'a> {
     file: &'a Path,
@@ -54,40 +167,21 @@ impl At<'_> {
         format!("{}:{line}: {message}", self.file.display())
     }
 
-    fn check_keys(&self, entries: &[Entry], allowed: &[&str], section: &str) -> Result<(), String> {
-        for e in entries {
-            if allowed.contains(&e.key.as_str()) {
-                continue;
-            }
-            let why = if UNSUPPORTED.contains(&e.key.as_str()) {
-                format!(
-                    "`{}` is an exporter-toolkit setting that vnetprobe does not support",
-                    e.key
-                )
-            } else {
-                format!("unknown key `{}`{section}", e.key)
-            };
-            return Err(self.err(e.line, format!("{why} (supported: {})", allowed.join(", "))));
+    fn yaml(&self, e: &YamlError) -> String {
+        let message = e.render_with_options(serde_saphyr::render_options! {
+            formatter: &Wording,
+            snippets: serde_saphyr::SnippetMode::Off,
+        });
+        match e.location() {
+            Some(at) => self.err(usize::try_from(at.line()).unwrap_or(usize::MAX), message),
+            None => format!("{}: {message}", self.file.display()),
         }
-        Ok(())
     }
+}
 
-    fn string(&self, e: &Entry) -> Result<String, String> {
-        match &e.value {
-            Value::Scalar(s) => Ok(s.clone()),
-            _ => Err(self.err(e.line, format!("`{}` needs a value", e.key))),
-        }
-    }
-
-    fn map<'e>(&self, e: &'e Entry) -> Result<&'e [Entry], String> {
-        match &e.value {
-            Value::Map(m) => Ok(m),
-            Value::Null => Ok(&[]),
-            Value::Scalar(_) => {
-                Err(self.err(e.line, format!("`{}` needs indented keys below it", e.key)))
-            }
-        }
-    }
+/// The (1-based) line a value was written on; an alias counts where it is used.
+fn line<T>(value: &Spanned<T>) -> usize {
+    usize::try_from(value.referenced.line()).unwrap_or(usize::MAX)
 }
 
 impl WebConfig {
@@ -100,38 +194,26 @@ impl WebConfig {
 
     pub fn parse(path: &Path, text: &str) -> Result<WebConfig, String> {
         let at = At { file: path };
-        let top = yaml::parse(text).map_err(|e| at.err(e.line, e.message))?;
-        at.check_keys(&top, TOP_KEYS, "")?;
+        // `None`: an empty document (nothing, comments, a lone `---`).
+        let file: Option<File> =
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| at.yaml(&e))?;
+        let file = file.unwrap_or_default();
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut config = WebConfig::default();
-        for entry in &top {
-            match entry.key.as_str() {
-                "tls_server_config" => config.tls = Some(tls(&at, base, entry)?),
-                _ => config.auth = users(&at, entry)?.map(Arc::new),
-            }
-        }
-        Ok(config)
+        Ok(WebConfig {
+            tls: match &file.tls_server_config {
+                Some(section) => Some(tls(&at, base, section)?),
+                None => None,
+            },
+            auth: users(&at, file.basic_auth_users.unwrap_or_default())?.map(Arc::new),
+        })
     }
 }
 
-fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
-    let entries = at.map(section)?;
-    at.check_keys(entries, TLS_KEYS, " in tls_server_config")?;
-    let mut fields: BTreeMap<&str, (String, usize)> = BTreeMap::new();
-    for e in entries {
-        fields.insert(e.key.as_str(), (at.string(e)?, e.line));
-    }
-    let path = |key: &str| -> Option<(PathBuf, usize)> {
-        fields.get(key).map(|(p, line)| (base.join(p), *line))
-    };
-    let (Some((cert_path, cert_line)), Some((key_path, key_line))) =
-        (path("cert_file"), path("key_file"))
-    else {
-        return Err(at.err(
-            section.line,
-            "tls_server_config needs both cert_file and key_file",
-        ));
-    };
+fn tls(at: &At, base: &Path, section: &Spanned<TlsFile>) -> Result<TlsAcceptor, String> {
+    let fields = &section.value;
+    let section_line = line(section);
+    let (cert_path, cert_line) = (base.join(&fields.cert_file.value), line(&fields.cert_file));
+    let (key_path, key_line) = (base.join(&fields.key_file.value), line(&fields.key_file));
     let pem = |path: &Path, line: usize, field: &str| {
         crate::input::read(path, crate::input::PEM)
             .map_err(|e| at.err(line, format!("{field} {}: {e}", path.display())))
@@ -152,79 +234,66 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
     let key = PrivateKeyDer::from_pem_slice(&pem(&key_path, key_line, "key_file")?)
         .map_err(|e| at.err(key_line, format!("key_file {}: {e}", key_path.display())))?;
 
-    let version = |key: &str| -> Result<Option<&'static SupportedProtocolVersion>, String> {
-        let Some((v, line)) = fields.get(key) else {
+    let version = |field: &Option<Spanned<String>>,
+                   key: &str|
+     -> Result<Option<&'static SupportedProtocolVersion>, String> {
+        let Some(v) = field else {
             return Ok(None);
         };
-        match v.as_str() {
+        match v.value.as_str() {
             "TLS12" => Ok(Some(&rustls::version::TLS12)),
             "TLS13" => Ok(Some(&rustls::version::TLS13)),
-            "TLS10" | "TLS11" => Err(at.err(
-                *line,
-                format!("{key} {v}: vnetprobe speaks TLS 1.2 and 1.3 only"),
+            old @ ("TLS10" | "TLS11") => Err(at.err(
+                line(v),
+                format!("{key} {old}: vnetprobe speaks TLS 1.2 and 1.3 only"),
             )),
-            _ => Err(at.err(*line, format!("{key} {v:?}: use TLS12 or TLS13"))),
+            other => Err(at.err(line(v), format!("{key} {other:?}: use TLS12 or TLS13"))),
         }
     };
-    let min = version("min_version")?.unwrap_or(&rustls::version::TLS12);
-    let max = version("max_version")?.unwrap_or(&rustls::version::TLS13);
+    let min = version(&fields.min_version, "min_version")?.unwrap_or(&rustls::version::TLS12);
+    let max = version(&fields.max_version, "max_version")?.unwrap_or(&rustls::version::TLS13);
     let versions: Vec<&'static SupportedProtocolVersion> =
         [&rustls::version::TLS12, &rustls::version::TLS13]
             .into_iter()
             .filter(|v| rank(v) >= rank(min) && rank(v) <= rank(max))
             .collect();
     if versions.is_empty() {
-        let line = fields
-            .get("max_version")
-            .map(|(_, l)| *l)
-            .unwrap_or(section.line);
+        let line = fields.max_version.as_ref().map_or(section_line, line);
         return Err(at.err(line, "max_version is below min_version"));
     }
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| at.err(section.line, e))?;
-    let ca = fields.get("client_ca_file");
-    let auth_type = match fields.get("client_auth_type") {
-        Some((t, line)) => (t.as_str(), *line),
-        None if ca.is_some() => ("RequireAndVerifyClientCert", section.line),
-        None => ("NoClientCert", section.line),
+        .map_err(|e| at.err(section_line, e))?;
+    let ca = fields.client_ca_file.as_ref();
+    let auth_type = match &fields.client_auth_type {
+        Some(t) => (t.value.as_str(), line(t)),
+        None if ca.is_some() => ("RequireAndVerifyClientCert", section_line),
+        None => ("NoClientCert", section_line),
     };
     let builder = match auth_type {
         ("NoClientCert", _) => builder.with_no_client_auth(),
-        (kind @ ("VerifyClientCertIfGiven" | "RequireAndVerifyClientCert"), line) => {
-            let Some((ca_file, ca_line)) = ca else {
+        (kind @ ("VerifyClientCertIfGiven" | "RequireAndVerifyClientCert"), kind_line) => {
+            let Some(ca) = ca else {
                 return Err(at.err(
-                    line,
+                    kind_line,
                     format!("client_auth_type {kind} needs client_ca_file"),
                 ));
             };
-            let ca_path = base.join(ca_file);
+            let (ca_path, ca_line) = (base.join(&ca.value), line(ca));
+            let bad = |e: &dyn std::fmt::Display| {
+                at.err(
+                    ca_line,
+                    format!("client_ca_file {}: {e}", ca_path.display()),
+                )
+            };
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem(&ca_path, *ca_line, "client_ca_file")?)
-            {
-                let cert = cert.map_err(|e| {
-                    at.err(
-                        *ca_line,
-                        format!("client_ca_file {}: {e}", ca_path.display()),
-                    )
-                })?;
-                roots.add(cert).map_err(|e| {
-                    at.err(
-                        *ca_line,
-                        format!("client_ca_file {}: {e}", ca_path.display()),
-                    )
-                })?;
+            for cert in CertificateDer::pem_slice_iter(&pem(&ca_path, ca_line, "client_ca_file")?) {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
             }
             if roots.is_empty() {
-                return Err(at.err(
-                    *ca_line,
-                    format!(
-                        "client_ca_file {}: no PEM certificate inside",
-                        ca_path.display()
-                    ),
-                ));
+                return Err(bad(&"no PEM certificate inside"));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if kind == "VerifyClientCertIfGiven" {
@@ -232,17 +301,17 @@ fn tls(at: &At, base: &Path, section: &Entry) -> Result<TlsAcceptor, String> {
             } else {
                 verifier
             };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| at.err(*ca_line, e))?)
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| at.err(ca_line, e))?)
         }
-        (kind @ ("RequestClientCert" | "RequireAnyClientCert"), line) => {
+        (kind @ ("RequestClientCert" | "RequireAnyClientCert"), kind_line) => {
             return Err(at.err(
-                line,
+                kind_line,
                 format!("client_auth_type {kind} (client certificates without verification) is not supported"),
             ));
         }
-        (other, line) => {
+        (other, kind_line) => {
             return Err(at.err(
-                line,
+                kind_line,
                 format!("client_auth_type {other:?}: use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"),
             ));
         }
@@ -258,31 +327,29 @@ fn rank(v: &SupportedProtocolVersion) -> u16 {
     u16::from(v.version)
 }
 
-fn users(at: &At, section: &Entry) -> Result<Option<BasicAuth>, String> {
-    let mut users = BTreeMap::new();
-    for e in at.map(section)? {
-        let hash = at.string(e)?;
-        if e.key.contains(':') {
+fn users(at: &At, section: BTreeMap<String, Spanned<String>>) -> Result<Option<BasicAuth>, String> {
+    // In the file's order, so the first error reported is the first in the file.
+    let mut entries: Vec<(String, Spanned<String>)> = section.into_iter().collect();
+    entries.sort_by_key(|(_, hash)| line(hash));
+    for (user, hash) in &entries {
+        if user.contains(':') {
             return Err(at.err(
-                e.line,
-                format!(
-                    "user {:?}: a Basic auth user name cannot contain ':'",
-                    e.key
-                ),
+                line(hash),
+                format!("user {user:?}: a Basic auth user name cannot contain ':'"),
             ));
         }
-        if hash.parse::<bcrypt::HashParts>().is_err() {
+        if hash.value.parse::<bcrypt::HashParts>().is_err() {
             // The hash is not echoed: a password pasted by mistake must not reach a log.
             return Err(at.err(
-                e.line,
-                format!(
-                    "user {:?}: not a bcrypt hash (make one with `htpasswd -nBC 10 USER`)",
-                    e.key
-                ),
+                line(hash),
+                format!("user {user:?}: not a bcrypt hash (make one with `htpasswd -nBC 10 USER`)"),
             ));
         }
-        users.insert(e.key.clone(), hash);
     }
+    let users: BTreeMap<String, String> = entries
+        .into_iter()
+        .map(|(user, hash)| (user, hash.value))
+        .collect();
     Ok((!users.is_empty()).then(|| BasicAuth::new(users)))
 }
 
@@ -375,179 +442,4 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<WebConfig, String> {
-        WebConfig::parse(Path::new("/etc/vnetprobe/web.yml"), text)
-    }
-
-    fn header(user: &str, password: &str) -> Vec<u8> {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        )
-        .into_bytes()
-    }
-
-    #[tokio::test]
-    async fn basic_auth_checks_bcrypt_hashes() {
-        let hash = bcrypt::hash_with_salt("s3cret", 4, [7; 16])
-            .unwrap()
-            .to_string();
-        let cfg = parse(&format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
-        let auth = cfg.auth.unwrap();
-        assert!(cfg.tls.is_none());
-        assert!(auth.allows(Some(&header("alice", "s3cret"))).await);
-        assert!(
-            auth.allows(Some(&header("alice", "s3cret"))).await,
-            "remembered"
-        );
-        assert!(!auth.allows(Some(&header("alice", "wrong"))).await);
-        assert!(!auth.allows(Some(&header("bob", "s3cret"))).await);
-        assert!(!auth.allows(None).await);
-        assert!(!auth.allows(Some(b"Bearer abc")).await);
-        assert!(!auth.allows(Some(b"Basic !!!")).await);
-    }
-
-    #[test]
-    fn errors_name_file_and_line() {
-        let cases = [
-            (
-                "basic_auth_users:\n  alice: $2y$10$short\n",
-                ":2: user \"alice\": not a bcrypt hash",
-            ),
-            (
-                "tls_server_config:\n  cert_file: a\n  cert_fiel: b\n",
-                ":3: unknown key `cert_fiel` in tls_server_config",
-            ),
-            (
-                "\nhttp_server_config:\n  http2: false\n",
-                ":2: `http_server_config` is an exporter-toolkit setting",
-            ),
-            (
-                "tls_server_config:\n  cert_file: a.crt\n",
-                ":1: tls_server_config needs both cert_file and key_file",
-            ),
-            (
-                "tls_server_config:\n  cert_file: none.crt\n  key_file: none.key\n",
-                ":2: cert_file /etc/vnetprobe/none.crt",
-            ),
-            (
-                "basic_auth_users: alice\n",
-                ":1: `basic_auth_users` needs indented keys",
-            ),
-            (
-                "basic_auth_users:\n  - alice\n",
-                ":2: lists are not supported",
-            ),
-            (
-                "oops: 1\n",
-                ":1: unknown key `oops` (supported: tls_server_config, basic_auth_users)",
-            ),
-        ];
-        for (text, want) in cases {
-            let e = parse(text)
-                .err()
-                .unwrap_or_else(|| panic!("{text:?} parsed"));
-            assert!(e.starts_with("/etc/vnetprobe/web.yml:"), "{e}");
-            assert!(e.contains(want), "{text:?}: {e}");
-        }
-    }
-
-    /// A folder holding a self-signed cert.pem and key.pem for localhost.
-    fn cert_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("vnetprobe-webcfg-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        std::fs::write(dir.join("cert.pem"), c.cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), c.signing_key.serialize_pem()).unwrap();
-        dir
-    }
-
-    #[test]
-    fn tls_settings_are_checked() {
-        let dir = cert_dir("tls");
-        let file = dir.join("web.yml");
-        let tls = |extra: &str| {
-            WebConfig::parse(
-                &file,
-                &format!("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n{extra}"),
-            )
-        };
-        assert!(
-            tls("").unwrap().tls.is_some(),
-            "paths are relative to the web config's folder"
-        );
-        assert!(tls("  min_version: TLS13\n").is_ok());
-        assert!(
-            tls("  client_ca_file: cert.pem\n").is_ok(),
-            "a client CA alone means RequireAndVerifyClientCert"
-        );
-        assert!(
-            tls("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: cert.pem\n")
-                .is_ok()
-        );
-        let cases = [
-            (
-                "  min_version: TLS13\n  max_version: TLS12\n",
-                ":5: max_version is below min_version",
-            ),
-            (
-                "  min_version: TLS10\n",
-                ":4: min_version TLS10: vnetprobe speaks TLS 1.2 and 1.3 only",
-            ),
-            (
-                "  max_version: 1.3\n",
-                ":4: max_version \"1.3\": use TLS12 or TLS13",
-            ),
-            (
-                "  client_auth_type: RequireAndVerifyClientCert\n",
-                ":4: client_auth_type RequireAndVerifyClientCert needs client_ca_file",
-            ),
-            (
-                "  client_auth_type: RequireAnyClientCert\n",
-                ":4: client_auth_type RequireAnyClientCert (client certificates without verification) is not supported",
-            ),
-            (
-                "  client_auth_type: Maybe\n",
-                ":4: client_auth_type \"Maybe\"",
-            ),
-            ("  client_ca_file: key.pem\n", ":4: client_ca_file"),
-            (
-                "  cipher_suites: x\n",
-                ":4: `cipher_suites` is an exporter-toolkit setting that vnetprobe does not support",
-            ),
-        ];
-        for (extra, want) in cases {
-            let e = tls(extra)
-                .err()
-                .unwrap_or_else(|| panic!("{extra:?} was accepted"));
-            assert!(e.contains(want), "{extra:?}: {e}");
-        }
-        let swapped = WebConfig::parse(
-            &file,
-            "tls_server_config:\n  cert_file: key.pem\n  key_file: cert.pem\n",
-        );
-        assert!(
-            swapped.err().unwrap().contains(":2: cert_file"),
-            "a key is not a certificate"
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn a_hash_is_never_echoed() {
-        let e = parse("basic_auth_users:\n  alice: hunter2\n")
-            .err()
-            .unwrap();
-        assert!(!e.contains("hunter2"), "{e}");
-    }
-
-    #[test]
-    fn empty_users_mean_no_auth() {
-        assert!(parse("basic_auth_users:\n").unwrap().auth.is_none());
-        assert!(parse("# nothing\n").unwrap().auth.is_none());
-    }
-}
+mod tests;
