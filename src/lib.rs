@@ -5,8 +5,9 @@
 //! outcomes -> report -> renderers.
 //!
 //! # Layers
-//! Each module imports only from the layers below its own (the `layering` test below reads the
-//! sources and fails on an import that goes up or sideways):
+//! Each module imports only from the layers below its own, and the submodules of a module form no
+//! cycle (the `layering` tests below read the sources and fail on an import that goes up or
+//! sideways, and on a cycle):
 //!
 //! | layer | modules | what it is |
 //! |---|---|---|
@@ -260,6 +261,110 @@ mod layering {
             "only {seen} imports found: is the parser blind?"
         );
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// The sibling modules a submodule of `top` names: `super::x`, `super::{x, y}` and
+    /// `crate::top::x` (filtered to real siblings by the caller).
+    fn siblings(text: &str, top: &str) -> BTreeSet<String> {
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let ident = |s: &str| -> String {
+            s.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let mut out = BTreeSet::new();
+        let through_crate = format!("crate::{top}::");
+        let paths = text
+            .match_indices("super::")
+            .map(|(i, m)| &text[i + m.len()..]);
+        let paths = paths.chain(
+            text.match_indices(&through_crate)
+                .map(|(i, m)| &text[i + m.len()..]),
+        );
+        for rest in paths {
+            match rest.strip_prefix('{') {
+                Some(group) => {
+                    let group = group.split('}').next().unwrap_or_default();
+                    out.extend(group.split(',').map(ident));
+                }
+                None => {
+                    out.insert(ident(rest));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sibling_modules_form_no_cycle() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        for dir in std::fs::read_dir(&src).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let top = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let children: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(|e| {
+                    let name = e.ok()?.file_name().into_string().ok()?;
+                    let name = name.strip_suffix(".rs").unwrap_or(&name).to_string();
+                    (name != "mod" && name != "tests").then_some(name)
+                })
+                .collect();
+            let edges: Vec<(String, BTreeSet<String>)> = children
+                .iter()
+                .filter_map(|c| {
+                    let text = std::fs::read_to_string(dir.join(format!("{c}.rs"))).ok()?;
+                    let mut used = siblings(&text, &top);
+                    used.retain(|u| u != c && children.contains(u));
+                    Some((c.clone(), used))
+                })
+                .collect();
+            // Depth-first search for a path that returns to where it started.
+            fn visit(
+                node: &str,
+                edges: &[(String, BTreeSet<String>)],
+                path: &mut Vec<String>,
+                done: &mut BTreeSet<String>,
+            ) -> Option<Vec<String>> {
+                if let Some(i) = path.iter().position(|p| p == node) {
+                    return Some(path[i..].to_vec());
+                }
+                if !done.insert(node.to_string()) {
+                    return None;
+                }
+                path.push(node.to_string());
+                let next = edges.iter().find(|(c, _)| c == node).map(|(_, u)| u);
+                for n in next.into_iter().flatten() {
+                    if let Some(cycle) = visit(n, edges, path, done) {
+                        return Some(cycle);
+                    }
+                }
+                path.pop();
+                None
+            }
+            for (child, _) in &edges {
+                let cycle = visit(child, &edges, &mut Vec::new(), &mut BTreeSet::new());
+                assert!(cycle.is_none(), "src/{top}: a cycle {cycle:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 30, "only {checked} submodules checked");
+    }
+
+    #[test]
+    fn the_sibling_reader_sees_super_and_crate_paths() {
+        let found = siblings(
+            "use super::{Evidence, route};\nlet t = super::tls::handshake();\ncrate::probe::dns::x();",
+            "probe",
+        );
+        assert!(
+            ["route", "tls", "dns"].iter().all(|m| found.contains(*m)),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -332,10 +332,15 @@ async fn handshake_over_a_given_stream_sends_sni_and_alpn() {
 
     let mut ev = Evidence::default();
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let tls =
-        vnetprobe::probe::tls::handshake(tcp, "api.vnetprobe.test", &[b"http/1.1"], &env, &mut ev)
-            .await
-            .expect("handshake");
+    let tls = vnetprobe::probe::route::handshake(
+        tcp,
+        "api.vnetprobe.test",
+        &[b"http/1.1"],
+        &env,
+        &mut ev,
+    )
+    .await
+    .expect("handshake");
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let hello = hellos.recv().await.unwrap();
     assert_eq!(hello.sni.as_deref(), Some("api.vnetprobe.test"));
@@ -344,7 +349,7 @@ async fn handshake_over_a_given_stream_sends_sni_and_alpn() {
 
     let mut ev = Evidence::default();
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let tls = vnetprobe::probe::tls::handshake(tcp, "api.vnetprobe.test", &[], &env, &mut ev)
+    let tls = vnetprobe::probe::route::handshake(tcp, "api.vnetprobe.test", &[], &env, &mut ev)
         .await
         .expect("handshake");
     assert_eq!(

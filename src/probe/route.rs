@@ -9,11 +9,12 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
+use tokio_rustls::client::TlsStream;
 
 use super::ProbeEnv;
 use crate::catalog::Target;
 use crate::net::proxy::{self, ProxyUrl, Route, Scheme};
-use crate::net::{USER_AGENT, authority, dial};
+use crate::net::{USER_AGENT, authority, dial, tls};
 use crate::outcome::{ErrorKind, Evidence, Phase, ProbeError};
 
 /// Cap on a CONNECT response head: proxies answer in a few hundred bytes.
@@ -160,7 +161,7 @@ pub async fn open_web(
     } = open(target, scheme, env, ev).await?;
     let stream: Box<dyn WebStream> = match scheme {
         Scheme::Https | Scheme::Wss => {
-            let tls = super::tls::handshake(stream, &target.host, &[b"http/1.1"], env, ev);
+            let tls = handshake(stream, &target.host, &[b"http/1.1"], env, ev);
             Box::new(within(deadline, tls, "TLS handshake").await??)
         }
         Scheme::Http | Scheme::Ws => Box::new(stream),
@@ -363,6 +364,37 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ()> {
         reason: clean(response.reason.unwrap_or_default()),
         squid,
     }))
+}
+
+/// `net::tls::handshake` with the run's trust, within what is left of the probe's deadline,
+/// recording Phase::Tls, the chain and any interception warning in the evidence.
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    stream: S,
+    server_name: &str,
+    alpn: &[&[u8]],
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<TlsStream<S>, ProbeError> {
+    let trust = tls::trust(&env.tls, &env.net).await?;
+    let wait = super::remaining(env);
+    let (result, seen) = tls::handshake(
+        stream,
+        server_name,
+        alpn,
+        trust,
+        wait,
+        env.net.allow_intercept,
+    )
+    .await;
+    // Zero when it never started (a name that is not a TLS server name).
+    if !seen.took.is_zero() {
+        ev.phase(Phase::Tls, seen.took);
+    }
+    if seen.tls.is_some() {
+        ev.tls = seen.tls;
+    }
+    ev.warnings.extend(seen.warning);
+    result
 }
 
 #[cfg(test)]
