@@ -171,16 +171,22 @@ mod layering {
         LAYERS.iter().position(|l| l.contains(&module))
     }
 
-    /// The top-level modules a source names through `crate::`; test code, which ends every file
-    /// from its `#[cfg(test)]` on, left out.
+    /// A source without its test code, which ends every file from its `#[cfg(test)]` on.
+    fn code(text: &str) -> &str {
+        text.split("#[cfg(test)]").next().unwrap_or_default()
+    }
+
+    /// The identifier at the start of `s`.
+    fn ident(s: &str) -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    }
+
+    /// The top-level modules a source's code names through `crate::`.
     fn imports(text: &str) -> BTreeSet<String> {
-        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-        let ident = |s: &str| -> String {
-            s.trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect()
-        };
+        let text = code(text);
         let mut out = BTreeSet::new();
         for (i, _) in text.match_indices("crate::") {
             let rest = &text[i + "crate::".len()..];
@@ -266,13 +272,7 @@ mod layering {
     /// The sibling modules a submodule of `top` names: `super::x`, `super::{x, y}` and
     /// `crate::top::x` (filtered to real siblings by the caller).
     fn siblings(text: &str, top: &str) -> BTreeSet<String> {
-        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-        let ident = |s: &str| -> String {
-            s.trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect()
-        };
+        let text = code(text);
         let mut out = BTreeSet::new();
         let through_crate = format!("crate::{top}::");
         let paths = text
