@@ -110,66 +110,89 @@ fn users_proxy_settings(net: &mut NetConfig, root: &std::path::Path) {
     net.proxy_files = files;
 }
 
-/// Everything a check needs, validated.
+/// Everything a check needs, validated: what to check (the context and the targets selected
+/// from the catalog) and how (the network settings, the same whatever the selection).
 pub struct Plan {
     pub context: Context,
     pub targets: Vec<Target>,
+    /// What selected the targets, for the error when nothing was selected.
+    pub selection: String,
+    pub network: Network,
+}
+
+/// How probes run: limits, resolver, proxy and trust, strictness.
+pub struct Network {
     pub limits: Limits,
     pub dns_server: Option<std::net::SocketAddr>,
     pub net: NetConfig,
     /// `--strict`: unconfirmed passes and required skips fail.
     pub strict: bool,
-    /// What selected the targets, for the error when nothing was selected.
-    pub selection: String,
 }
 
-impl Plan {
-    pub fn new(select: &SelectArgs, net: Option<&NetArgs>) -> Result<Plan> {
-        let (file, ctx, node_root) = layer_context(select)?;
-        let catalog_paths: Vec<PathBuf> = if select.catalogs.is_empty() {
-            file.catalog.clone().unwrap_or_default()
+/// The targets of a check: the catalog (embedded, the flags' or the config file's) expanded
+/// against the context and selected by profile (asked for, or chosen from the context) and
+/// `--only`; with words for the selection.
+fn select_targets(
+    select: &SelectArgs,
+    file: &ConfigFile,
+    ctx: &Context,
+) -> Result<(Vec<Target>, String)> {
+    let catalog_paths: Vec<PathBuf> = if select.catalogs.is_empty() {
+        file.catalog.clone().unwrap_or_default()
+    } else {
+        select.catalogs.clone()
+    };
+    let catalog = if catalog_paths.is_empty() {
+        Catalog::embedded()?
+    } else {
+        Catalog::load(&catalog_paths)?
+    };
+    let profiles = if select.profiles.is_empty() {
+        file.profiles.clone().unwrap_or_default()
+    } else {
+        select.profiles.clone()
+    };
+    catalog
+        .check_profiles(&profiles)
+        .map_err(|e| format!("--profile: {e}"))?;
+    let chosen = profiles.is_empty();
+    let profiles = if chosen {
+        auto::choose_profiles(ctx, &catalog.default_profiles(), &catalog.profile_names())
+    } else {
+        profiles
+    };
+    let only = select.only.clone().or(file.only.clone());
+    let mut targets = catalog.expand(ctx, &profiles, only.as_deref());
+    let mut selection = format!("profiles {}", profiles.join(", "));
+    if profiles.is_empty() {
+        selection = "every profile".into();
+    }
+    if let Some(glob) = &only {
+        let from = if select.only.is_some() {
+            "--only"
         } else {
-            select.catalogs.clone()
+            "`only` of the config file"
         };
-        let catalog = if catalog_paths.is_empty() {
-            Catalog::embedded()?
-        } else {
-            Catalog::load(&catalog_paths)?
-        };
-        let profiles = if select.profiles.is_empty() {
-            file.profiles.clone().unwrap_or_default()
-        } else {
-            select.profiles.clone()
-        };
-        catalog
-            .check_profiles(&profiles)
-            .map_err(|e| format!("--profile: {e}"))?;
-        let chosen = profiles.is_empty();
-        let profiles = if chosen {
-            auto::choose_profiles(&ctx, &catalog.default_profiles(), &catalog.profile_names())
-        } else {
-            profiles
-        };
-        let only = select.only.clone().or(file.only.clone());
-        let mut targets = catalog.expand(&ctx, &profiles, only.as_deref());
-        let mut selection = format!("profiles {}", profiles.join(", "));
-        if profiles.is_empty() {
-            selection = "every profile".into();
-        }
-        if let Some(glob) = &only {
-            let from = if select.only.is_some() {
-                "--only"
-            } else {
-                "`only` of the config file"
-            };
-            selection = format!("{from} {glob:?} with {selection}");
-        }
-        selection = format!("{selection} in the {} cloud", ctx.cloud());
-        if chosen {
-            log::info!("profiles chosen from the context: {}", profiles.join(", "));
-            targets.retain(|t| auto::applies(&ctx, t));
-        }
+        selection = format!("{from} {glob:?} with {selection}");
+    }
+    selection = format!("{selection} in the {} cloud", ctx.cloud());
+    if chosen {
+        log::info!("profiles chosen from the context: {}", profiles.join(", "));
+        targets.retain(|t| auto::applies(ctx, t));
+    }
 
+    Ok((targets, selection))
+}
+
+impl Network {
+    /// Flags over the config file over the defaults, each checked by the same rule whatever
+    /// its source; with discovery on (`node_root`), the node users' proxy settings stand in for
+    /// an environment without any.
+    pub fn resolve(
+        net: Option<&NetArgs>,
+        file: &ConfigFile,
+        node_root: Option<&std::path::Path>,
+    ) -> Result<Network> {
         let timeout = match net.and_then(|n| n.timeout) {
             Some(t) => t,
             None => match &file.timeout {
@@ -210,7 +233,7 @@ impl Plan {
             proxy_files: Default::default(),
             peer_key: None,
         };
-        if let Some(root) = &node_root {
+        if let Some(root) = node_root {
             users_proxy_settings(&mut netcfg, root);
         }
         if net.is_some_and(|n| n.proxy.is_some()) {
@@ -261,9 +284,7 @@ impl Plan {
                     .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
             }
         }
-        Ok(Plan {
-            context: ctx,
-            targets,
+        Ok(Network {
             limits: Limits {
                 concurrency,
                 timeout,
@@ -271,7 +292,46 @@ impl Plan {
             dns_server,
             net: netcfg,
             strict: net.is_some_and(|n| n.strict) || file.strict.unwrap_or(false),
+        })
+    }
+}
+
+impl Plan {
+    /// The plan of a check.
+    pub fn new(select: &SelectArgs, net: Option<&NetArgs>) -> Result<Plan> {
+        let (file, context, node_root) = layer_context(select)?;
+        let (targets, selection) = select_targets(select, &file, &context)?;
+        let network = Network::resolve(net, &file, node_root.as_deref())?;
+        Ok(Plan {
+            context,
+            targets,
             selection,
+            network,
+        })
+    }
+
+    /// The plan of one target named on the command line (`vnetprobe probe`): no catalog is
+    /// loaded, neither the embedded one nor the config file's, and nothing is discovered.
+    pub fn ad_hoc(target: Target, net: &NetArgs) -> Result<Plan> {
+        let select = SelectArgs {
+            profiles: vec![],
+            set: vec![],
+            region: None,
+            cloud: None,
+            config: None,
+            catalogs: vec![],
+            only: None,
+            no_discover: true,
+            imds_endpoint: None,
+            node_root: None,
+        };
+        let (file, context, node_root) = layer_context(&select)?;
+        let network = Network::resolve(Some(net), &file, node_root.as_deref())?;
+        Ok(Plan {
+            context,
+            targets: vec![target],
+            selection: "the command line".into(),
+            network,
         })
     }
 
@@ -301,12 +361,13 @@ impl Plan {
         observer: Option<Arc<dyn runner::Observer>>,
     ) -> Result<Vec<runner::Finished>> {
         let env = ProbeEnv::new(
-            DnsCache::new(self.dns_server, self.limits.timeout)?,
-            self.limits.timeout,
-            self.net.clone(),
+            DnsCache::new(self.network.dns_server, self.network.limits.timeout)?,
+            self.network.limits.timeout,
+            self.network.net.clone(),
         );
         let env = Arc::new(env);
-        let finished = runner::run_observed(targets, env.clone(), self.limits, observer).await;
+        let finished =
+            runner::run_observed(targets, env.clone(), self.network.limits, observer).await;
         log::debug!(
             "{} targets, {} distinct DNS lookups",
             finished.len(),
@@ -322,7 +383,13 @@ impl Plan {
         started: SystemTime,
         took: Duration,
     ) -> Report {
-        let mut report = Report::new(self.context.values(), started, took, finished, self.strict);
+        let mut report = Report::new(
+            self.context.values(),
+            started,
+            took,
+            finished,
+            self.network.strict,
+        );
         report.context_sources = self
             .context
             .sourced()

@@ -83,7 +83,7 @@ pub async fn run_with<P, F>(
     probe: P,
 ) -> Vec<Finished>
 where
-    P: Fn(Target, Arc<ProbeEnv>) -> F,
+    P: Fn(Arc<Target>, Arc<ProbeEnv>) -> F,
     F: Future<Output = Outcome> + Send + 'static,
 {
     drive(targets, env, limits, None, probe).await
@@ -97,9 +97,11 @@ async fn drive<P, F>(
     probe: P,
 ) -> Vec<Finished>
 where
-    P: Fn(Target, Arc<ProbeEnv>) -> F,
+    P: Fn(Arc<Target>, Arc<ProbeEnv>) -> F,
     F: Future<Output = Outcome> + Send + 'static,
 {
+    // Shared with its probe's task, not copied: a target is a dozen strings.
+    let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
     // A target with a longer `timeout` of its own extends the run by its extra cap, once.
     let extra = targets
         .iter()
@@ -116,7 +118,7 @@ where
     let mut results: Vec<Option<(Outcome, Duration)>> = vec![None; targets.len()];
     loop {
         while set.len() < concurrency && next < targets.len() {
-            let (i, probing) = (next, probe(targets[next].clone(), env.clone()));
+            let (i, probing) = (next, probe(Arc::clone(&targets[next]), env.clone()));
             let cap = limits.probe_cap_for(&targets[i]);
             if let Some(o) = &observer {
                 o.started(i, &targets[i]);
@@ -174,8 +176,10 @@ where
             }
         }
     }
+    // Every task has ended (or was aborted), so each target is ours alone again.
     targets
         .into_iter()
+        .map(|t| Arc::try_unwrap(t).unwrap_or_else(|shared| (*shared).clone()))
         .zip(results)
         .map(|(target, r)| {
             let (outcome, duration) = r.unwrap_or_else(|| {

@@ -2,7 +2,7 @@
 
 use super::{emit, render};
 use crate::catalog::{Expect, ProbeSpec, Protocol, adhoc};
-use crate::cli::{self, Output, ProbeWhat, SelectArgs};
+use crate::cli::{self, Output, ProbeWhat};
 use crate::plan::{Plan, Result, one_shot_runtime};
 use crate::report;
 
@@ -45,21 +45,7 @@ pub fn run(args: cli::ProbeArgs) -> Result<u8> {
             )
         }
     };
-    let select = SelectArgs {
-        profiles: vec![],
-        set: vec![],
-        region: None,
-        cloud: None,
-        config: None,
-        catalogs: vec![],
-        only: None,
-        // An ad hoc probe names its target: nothing to discover.
-        no_discover: true,
-        imds_endpoint: None,
-        node_root: None,
-    };
-    let mut plan = Plan::new(&select, Some(&args.net))?;
-    plan.targets = vec![target];
+    let plan = Plan::ad_hoc(target, &args.net)?;
     let report = one_shot_runtime()?.block_on(plan.execute())?;
     let out = match args.output {
         Output::Table => report::table::render_probe(

@@ -153,7 +153,10 @@ impl State {
     fn stale_after(&self) -> Duration {
         let plan = self.plan.read().expect("plan lock").clone();
         let interval = *self.interval.read().expect("interval lock");
-        plan.limits.run_deadline(plan.targets.len()) + interval + interval / 10 + STALE_MARGIN
+        plan.network.limits.run_deadline(plan.targets.len())
+            + interval
+            + interval / 10
+            + STALE_MARGIN
     }
 
     /// Ok while the probe loop keeps publishing; otherwise why not (a stuck or dead loop).
