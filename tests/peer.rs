@@ -738,19 +738,21 @@ fn fleet_command() -> String {
 }
 
 /// Kills the responders a fleet run left behind (by their pid files) when dropped.
+/// The files a fleet job leaves on its node, removed (and its responder stopped) at the end.
 struct FleetCleanup(Vec<std::path::PathBuf>);
 
 impl Drop for FleetCleanup {
     fn drop(&mut self) {
-        for pidfile in &self.0 {
-            if let Some(pid) = std::fs::read_to_string(pidfile)
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
+        for file in &self.0 {
+            if file.extension().is_some_and(|e| e == "pid")
+                && let Some(pid) = std::fs::read_to_string(file)
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok())
             {
                 // SAFETY: a pid our own run wrote; at worst the process is already gone.
                 unsafe { libc::kill(pid, libc::SIGTERM) };
             }
-            let _ = std::fs::remove_file(pidfile);
+            let _ = std::fs::remove_file(file);
         }
     }
 }
@@ -791,7 +793,14 @@ fn the_fleet_job_peer_mode_checks_every_node_from_every_node() {
     let _cleanup = FleetCleanup(
         nodes
             .iter()
-            .map(|(n, _)| std::path::PathBuf::from(format!("/tmp/vnetprobe-listen.{n}.pid")))
+            .flat_map(|(n, _)| {
+                // What the job leaves on a node: the responder's pid file and its key copy.
+                [
+                    format!("/tmp/vnetprobe-listen.{n}.pid"),
+                    format!("/tmp/vnetprobe-peer.{n}.key"),
+                ]
+            })
+            .map(std::path::PathBuf::from)
             .collect(),
     );
     let mut children: Vec<Reaper> = nodes

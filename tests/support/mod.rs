@@ -138,7 +138,25 @@ pub fn error_kind(r: &serde_json::Value) -> &str {
 }
 
 /// A new directory for the test, unique in the test process (its tests run side by side).
+/// The scratch folders made by `temp_dir`, removed when the test binary exits.
+static MADE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn remove_made() {
+    if let Ok(dirs) = MADE.lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A fresh folder under the system's temporary folder, removed when the test binary exits
+/// (every server a test starts is stopped by then).
 pub fn temp_dir(tag: &str) -> PathBuf {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: atexit takes a plain function pointer, registered once.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(remove_made);
+    });
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "vnetprobe-{tag}-{}-{}",
@@ -147,6 +165,9 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    MADE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(dir.clone());
     dir
 }
 
