@@ -737,8 +737,8 @@ fn fleet_command() -> String {
     lines.join(" ")
 }
 
-/// Kills the responders a fleet run left behind (by their pid files) when dropped.
-/// The files a fleet job leaves on its node, removed (and its responder stopped) at the end.
+/// The files a fleet job leaves on its node (pid files and key copies): when dropped, the
+/// responders they name are stopped and the files removed.
 struct FleetCleanup(Vec<std::path::PathBuf>);
 
 impl Drop for FleetCleanup {
