@@ -173,6 +173,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn server_flag_parsing() {
+        assert_eq!(
+            parse_server("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("10.0.0.4").unwrap(),
+            "10.0.0.4:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("[::1]:53").unwrap(),
+            "[::1]:53".parse().unwrap()
+        );
+        assert!(
+            parse_server("dns.local")
+                .unwrap_err()
+                .contains("expected IP or IP:PORT")
+        );
+    }
+
+    #[test]
     fn passwords_never_appear_in_errors() {
         assert_eq!(masked("https://u:secret@h/p?q"), "https://u:***@h/p?q");
         assert_eq!(masked("wss://token@h"), "wss://***@h");

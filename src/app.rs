@@ -8,9 +8,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::cmd;
-pub use crate::cmd::render;
-pub use crate::plan::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Plan, UsageError};
-use crate::plan::{Result, runtime};
+use crate::plan::{Result, UsageError, runtime};
 use crate::printable::printable_lines;
 
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {

@@ -14,8 +14,6 @@ use std::path::PathBuf;
 /// The User-Agent of every HTTP request and CONNECT a probe sends.
 pub const USER_AGENT: &str = concat!("vnetprobe/", env!("CARGO_PKG_VERSION"));
 
-pub use crate::address::authority;
-
 /// How probes reach targets, beyond plain sockets. `Debug` masks proxy credentials.
 #[derive(Clone, Default)]
 pub struct NetConfig {

@@ -140,7 +140,7 @@ impl fmt::Display for ProxyUrl {
         if let Some(c) = &self.credentials {
             write!(f, "{}:***@", c.user)?;
         }
-        write!(f, "{}", super::authority(&self.host, self.port))
+        write!(f, "{}", crate::address::authority(&self.host, self.port))
     }
 }
 

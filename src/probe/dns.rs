@@ -83,8 +83,6 @@ pub struct DnsCache {
     lookups: AtomicUsize,
 }
 
-pub use crate::address::parse_server;
-
 impl DnsCache {
     /// A resolver on `server`, or on the system's resolv.conf when None.
     pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<DnsCache, String> {
@@ -382,26 +380,5 @@ mod tests {
                 "{public} should be public"
             );
         }
-    }
-
-    #[test]
-    fn server_flag_parsing() {
-        assert_eq!(
-            parse_server("127.0.0.1:5353").unwrap(),
-            "127.0.0.1:5353".parse().unwrap()
-        );
-        assert_eq!(
-            parse_server("10.0.0.4").unwrap(),
-            "10.0.0.4:53".parse().unwrap()
-        );
-        assert_eq!(
-            parse_server("[::1]:53").unwrap(),
-            "[::1]:53".parse().unwrap()
-        );
-        assert!(
-            parse_server("dns.local")
-                .unwrap_err()
-                .contains("expected IP or IP:PORT")
-        );
     }
 }

@@ -12,9 +12,10 @@ use tokio::time::{Instant, timeout_at};
 use tokio_rustls::client::TlsStream;
 
 use super::ProbeEnv;
+use crate::address::authority;
 use crate::catalog::Target;
 use crate::net::proxy::{self, ProxyUrl, Route, Scheme};
-use crate::net::{USER_AGENT, authority, dial, tls};
+use crate::net::{USER_AGENT, dial, tls};
 use crate::outcome::{ErrorKind, Evidence, Phase, ProbeError};
 
 /// Cap on a CONNECT response head: proxies answer in a few hundred bytes.

@@ -12,9 +12,10 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::route;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
+use crate::address::authority;
 use crate::catalog::Target;
 use crate::net::proxy::Scheme;
-use crate::net::{USER_AGENT, authority, dial};
+use crate::net::{USER_AGENT, dial};
 
 pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
     let scheme = if target.spec.tls {
