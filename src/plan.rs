@@ -239,19 +239,17 @@ impl Network {
         if net.is_some_and(|n| n.proxy.is_some()) {
             netcfg.no_proxy = false;
         }
-        if net.is_some() {
+        // Commands that probe: the proxy must parse, and the peer key load.
+        if let Some(flags) = net {
             crate::net::proxy::validate(&netcfg).map_err(|e| match (&file.proxy, e.variable) {
                 // The proxy came from the config file, not the flag: name the file's line.
-                (Some(p), None) if net.is_some_and(|n| n.proxy.is_none()) => {
+                (Some(p), None) if flags.proxy.is_none() => {
                     file.error_at(p, "proxy", &e.why).into()
                 }
                 _ => UsageError(e.to_string()),
             })?;
-        }
-        if net.is_some() {
-            let flag = net.and_then(|n| n.key_file.as_deref());
             let from_file = file.listen.as_ref().and_then(|l| l.key_file.as_deref());
-            netcfg.peer_key = match (flag, from_file) {
+            netcfg.peer_key = match (flags.key_file.as_deref(), from_file) {
                 (Some(path), _) => Some(crate::net::echo::Key::load(path, "--key-file")?),
                 (None, Some(path)) => Some(crate::net::echo::Key::load(path, "listen.key-file")?),
                 (None, None) => None,
