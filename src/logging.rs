@@ -21,12 +21,11 @@ pub enum Format {
     Json = 2,
 }
 
-static LEVEL: AtomicU8 = AtomicU8::new(Level::Warn as u8);
 static FORMAT: AtomicU8 = AtomicU8::new(Format::Text as u8);
 
-/// Installs the logger (once; later calls change only the level).
+/// Installs the logger (once; later calls change only the level, which is the facade's own
+/// maximum level).
 pub fn set_level(level: Level) {
-    LEVEL.store(level as u8, Ordering::Relaxed);
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(match level {
         Level::Error => log::LevelFilter::Error,
@@ -45,28 +44,25 @@ fn ours(target: &str) -> bool {
     target == "vnetprobe" || target.starts_with("vnetprobe::")
 }
 
+/// Our level of a record's; trace is never shown.
+fn of(level: log::Level) -> Option<Level> {
+    match level {
+        log::Level::Error => Some(Level::Error),
+        log::Level::Warn => Some(Level::Warn),
+        log::Level::Info => Some(Level::Info),
+        log::Level::Debug => Some(Level::Debug),
+        log::Level::Trace => None,
+    }
+}
+
 impl log::Log for Logger {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        let level = match m.level() {
-            log::Level::Error => Level::Error,
-            log::Level::Warn => Level::Warn,
-            log::Level::Info => Level::Info,
-            log::Level::Debug => Level::Debug,
-            log::Level::Trace => return false,
-        };
-        level as u8 <= LEVEL.load(Ordering::Relaxed)
-            && (ours(m.target()) || self::level() == Level::Debug)
+        of(m.level()).is_some_and(|l| l <= level()) && (ours(m.target()) || level() == Level::Debug)
     }
 
     fn log(&self, record: &log::Record) {
-        if !self.enabled(record.metadata()) {
+        let Some(level) = of(record.level()).filter(|_| self.enabled(record.metadata())) else {
             return;
-        }
-        let level = match record.level() {
-            log::Level::Error => Level::Error,
-            log::Level::Warn => Level::Warn,
-            log::Level::Info => Level::Info,
-            _ => Level::Debug,
         };
         let msg = match ours(record.target()) {
             true => record.args().to_string(),
@@ -79,11 +75,11 @@ impl log::Log for Logger {
 }
 
 pub fn level() -> Level {
-    match LEVEL.load(Ordering::Relaxed) {
-        0 => Level::Error,
-        1 => Level::Warn,
-        2 => Level::Info,
-        _ => Level::Debug,
+    match log::max_level() {
+        log::LevelFilter::Off | log::LevelFilter::Error => Level::Error,
+        log::LevelFilter::Warn => Level::Warn,
+        log::LevelFilter::Info => Level::Info,
+        log::LevelFilter::Debug | log::LevelFilter::Trace => Level::Debug,
     }
 }
 
@@ -166,7 +162,7 @@ fn emit(level: Level, msg: &str) {
 /// A line worth seeing at the default level (the daemon's start), as info with fields; only
 /// `--log-level error` hides it.
 pub fn notice(msg: &str, fields: &[(&str, &str)]) {
-    if LEVEL.load(Ordering::Relaxed) >= Level::Warn as u8 {
+    if level() >= Level::Warn {
         write(5, "info", msg, fields)
     }
 }
