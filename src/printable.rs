@@ -28,21 +28,70 @@ pub fn printable_lines(s: &str) -> Cow<'_, str> {
     escape(s, |c| c == '\n')
 }
 
-/// Serialised JSON with the control characters serde_json leaves raw (DEL, C1, bidirectional
-/// overrides) written as `\uXXXX`; outside strings JSON is ASCII, so this only touches strings.
-pub fn json(s: String) -> String {
-    let raw = |c: char| is_hidden(c) && !matches!(c, '\n' | '\t' | '\r');
-    if !may_hide(&s) || !s.chars().any(raw) {
-        return s;
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            c if raw(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// Pretty JSON with the control characters serde_json leaves raw (DEL, C1, bidirectional
+/// overrides) written as `\uXXXX`. Outside strings JSON is ASCII, so only strings change.
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let mut out = Vec::with_capacity(4096);
+    write_json(&mut out, value).expect("serialising into memory cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// `json`, written as it is serialised: a large report never exists twice in memory.
+pub fn write_json<W: std::io::Write, T: serde::Serialize + ?Sized>(
+    out: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, JsonFormatter::default());
+    value.serialize(&mut ser)
+}
+
+/// serde_json's pretty formatter, with the string fragments it would write raw escaped.
+#[derive(Default)]
+struct JsonFormatter(serde_json::ser::PrettyFormatter<'static>);
+
+/// The formatter methods that only lay out: handed to the pretty formatter as they are.
+macro_rules! pretty {
+    ($($name:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
+        fn $name<W: ?Sized + std::io::Write>(
+            &mut self,
+            w: &mut W,
+            $($arg: $ty),*
+        ) -> std::io::Result<()> {
+            self.0.$name(w, $($arg),*)
         }
+    )*};
+}
+
+impl serde_json::ser::Formatter for JsonFormatter {
+    pretty! {
+        begin_array(),
+        end_array(),
+        begin_array_value(first: bool),
+        end_array_value(),
+        begin_object(),
+        end_object(),
+        begin_object_key(first: bool),
+        begin_object_value(),
+        end_object_value(),
     }
-    out
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let raw = |c: char| is_hidden(c) && !matches!(c, '\n' | '\t' | '\r');
+        if !may_hide(fragment) {
+            return w.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices().filter(|&(_, c)| raw(c)) {
+            w.write_all(fragment[start..i].as_bytes())?;
+            write!(w, "\\u{:04x}", c as u32)?;
+            start = i + c.len_utf8();
+        }
+        w.write_all(fragment[start..].as_bytes())
+    }
 }
 
 fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
@@ -72,8 +121,15 @@ mod tests {
             "evil\\x1b]0;title\\x07\\x1b[2Jx\\x0d\\x0a\\x09\\u{9b}1m\\u{202e}"
         );
         assert_eq!(printable_lines("a\nb\x1bc"), "a\nb\\x1bc");
-        let raw = serde_json::to_string_pretty(&["\x1b\u{7f}\u{9b}\u{202e}"]).unwrap();
-        let safe = json(raw);
+        let safe = json(&["\x1b\u{7f}\u{9b}\u{202e}"]);
+        assert_eq!(
+            safe,
+            serde_json::to_string_pretty(&["\x1b\u{7f}\u{9b}\u{202e}"])
+                .unwrap()
+                .replace('\u{7f}', "\\u007f")
+                .replace('\u{9b}', "\\u009b")
+                .replace('\u{202e}', "\\u202e")
+        );
         assert!(!safe.chars().any(|c| c.is_control() && c != '\n'), "{safe}");
         let back: Vec<String> = serde_json::from_str(&safe).unwrap();
         assert_eq!(back, ["\x1b\u{7f}\u{9b}\u{202e}"]);

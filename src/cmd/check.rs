@@ -1,7 +1,7 @@
 //! `vnetprobe check`: the selected targets, once (or until they pass, with `--wait`), a report
 //! on stdout and the exit code that provisioning scripts read.
 
-use super::{emit, render};
+use super::emit_report;
 use crate::cli::{CheckArgs, Output};
 use crate::plan::{Plan, Result, UsageError, one_shot_runtime};
 use crate::report;
@@ -26,7 +26,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     let report = report?;
     if !report.checked_anything() {
         // Still show why each target was skipped, then refuse to call it a pass.
-        emit(&render(&report, args.output), 2)?;
+        emit_report(&report, args.output, 2)?;
         return Err(UsageError(format!(
             "nothing was checked: all {} selected targets were skipped (their reasons name the variable to set)",
             report.results.len()
@@ -36,5 +36,5 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         report::textfile::write(path, &report::prometheus::render(&report))
             .map_err(|e| format!("--textfile {}: {e}", path.display()))?;
     }
-    emit(&render(&report, args.output), report.exit_code())
+    emit_report(&report, args.output, report.exit_code())
 }

@@ -14,8 +14,32 @@ use crate::report::{self, Report};
 
 /// Writes to stdout; a closed pipe (`vnetprobe check | head`) ends quietly.
 pub fn emit(text: &str, code: u8) -> Result<u8> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+    write_stdout(|out| out.write_all(text.as_bytes()), code)
+}
+
+/// `value` as pretty JSON on stdout, written as it is serialised (a 10,000-target report is
+/// 8 MB: it is never held whole in memory).
+pub fn emit_json<T: serde::Serialize + ?Sized>(value: &T, code: u8) -> Result<u8> {
+    write_stdout(
+        |out| {
+            crate::printable::write_json(&mut *out, value)?;
+            out.write_all(b"\n")
+        },
+        code,
+    )
+}
+
+/// A report in the asked-for format, with `code` as the exit code.
+pub fn emit_report(report: &Report, output: Output, code: u8) -> Result<u8> {
+    match output {
+        Output::Json => emit_json(report, code),
+        other => emit(&render(report, other), code),
+    }
+}
+
+fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>, code: u8) -> Result<u8> {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    match write(&mut out).and_then(|_| out.flush()) {
         Ok(()) => Ok(code),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
         Err(e) => Err(UsageError(format!("writing the report: {e}"))),

@@ -1,6 +1,6 @@
 //! `vnetprobe probe PROTOCOL ...`: one ad hoc target from the command line.
 
-use super::{emit, render};
+use super::{emit, emit_report};
 use crate::catalog::{Expect, ProbeSpec, Protocol, adhoc};
 use crate::cli::{self, Output, ProbeWhat};
 use crate::plan::{Plan, Result, one_shot_runtime};
@@ -47,13 +47,15 @@ pub fn run(args: cli::ProbeArgs) -> Result<u8> {
     };
     let plan = Plan::ad_hoc(target, &args.net)?;
     let report = one_shot_runtime()?.block_on(plan.execute())?;
-    let out = match args.output {
-        Output::Table => report::table::render_probe(
-            &report,
-            crate::terminal::stdout_colour(),
-            crate::terminal::stdout_width(),
+    match args.output {
+        Output::Table => emit(
+            &report::table::render_probe(
+                &report,
+                crate::terminal::stdout_colour(),
+                crate::terminal::stdout_width(),
+            ),
+            report.exit_code(),
         ),
-        other => render(&report, other),
-    };
-    emit(&out, report.exit_code())
+        other => emit_report(&report, other, report.exit_code()),
+    }
 }

@@ -3,8 +3,7 @@
 use super::Report;
 
 pub fn render(report: &Report) -> String {
-    let s = serde_json::to_string_pretty(report).expect("a report always serialises");
-    let mut s = crate::printable::json(s);
+    let mut s = crate::printable::json(report);
     s.push('\n');
     s
 }
