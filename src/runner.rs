@@ -29,7 +29,7 @@ impl Limits {
 
     /// A target's cap: from its own `timeout` when the catalog gives one.
     pub fn probe_cap_for(&self, target: &Target) -> Duration {
-        Self::cap(target.spec.timeout.unwrap_or(self.timeout))
+        Self::cap(target.timeout.unwrap_or(self.timeout))
     }
 
     fn cap(timeout: Duration) -> Duration {
@@ -228,13 +228,16 @@ fn timed_out(target: &Target, message: String) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Expect, ProbeSpec, Protocol, adhoc};
+    use crate::catalog::{Check, Expect, adhoc};
     use crate::outcome::Status;
     use crate::probe::dns::DnsCache;
 
     fn target(host: &str, expect: Expect) -> Target {
-        let spec = ProbeSpec::default();
-        adhoc::target(Protocol::Tcp, host.into(), Some(1), expect, spec)
+        let check = Check::Tcp {
+            port: 1,
+            responder: false,
+        };
+        adhoc::target(host.into(), check, expect)
     }
 
     #[tokio::test]
@@ -253,7 +256,7 @@ mod tests {
             timeout,
         };
         let finished = run_with(targets, env, limits, |t, _| async move {
-            if t.host == "boom.test" {
+            if t.host.ready() == Some("boom.test") {
                 panic!("port arithmetic overflowed");
             }
             Outcome {
@@ -271,31 +274,6 @@ mod tests {
             assert_eq!(e.kind, ErrorKind::Internal);
             assert!(e.message.contains("port arithmetic overflowed"), "{e}");
             assert!(!e.message.contains("deadline"), "{e}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_target_without_a_port_is_an_internal_error_not_a_panic() {
-        let timeout = Duration::from_millis(200);
-        let dns = DnsCache::new(None, timeout).unwrap();
-        let env = Arc::new(ProbeEnv::new(dns, timeout, Default::default()));
-        let limits = Limits {
-            concurrency: 4,
-            timeout,
-        };
-        let spec = ProbeSpec::default();
-        let targets = [
-            Protocol::Tcp,
-            Protocol::Udp,
-            Protocol::Tls,
-            Protocol::Http,
-            Protocol::Ws,
-        ]
-        .map(|p| adhoc::target(p, "127.0.0.1".into(), None, Expect::Reachable, spec.clone()));
-        for f in run(targets.to_vec(), env, limits).await {
-            let e = f.outcome.error.as_ref().unwrap();
-            assert_eq!(e.kind, ErrorKind::Internal, "{f:?}");
-            assert!(e.message.contains("without a port"), "{e}");
         }
     }
 }

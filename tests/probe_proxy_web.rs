@@ -11,7 +11,9 @@ use std::time::Duration;
 use crate::support::pki::{self, Ca};
 use crate::support::proxy::{self, Tinyproxy};
 use crate::support::{FakeDns, Scratch, web};
-use vnetprobe::catalog::{Expect, ProbeSpec, Protocol, StatusMatch, Target, adhoc};
+use vnetprobe::catalog::{
+    Check, DEFAULT_ACCEPT, Expect, Method, Protocol, StatusMatch, Target, Web, adhoc,
+};
 use vnetprobe::net::NetConfig;
 use vnetprobe::probe::dns::DnsCache;
 use vnetprobe::probe::{ErrorKind, Outcome, Phase, ProbeEnv, Status};
@@ -67,18 +69,24 @@ fn env(lab: &Lab, net: NetConfig) -> ProbeEnv {
 }
 
 fn web_target(protocol: Protocol, host: &str, addr: SocketAddr, tls: bool, path: &str) -> Target {
-    let spec = ProbeSpec {
-        tls,
-        path: path.into(),
-        ..Default::default()
+    let (port, web) = (
+        addr.port(),
+        Web {
+            tls,
+            path: path.into(),
+        },
+    );
+    let check = match protocol {
+        Protocol::Http => Check::Http {
+            port,
+            web,
+            method: Method::Get,
+            accept: DEFAULT_ACCEPT.to_vec(),
+        },
+        Protocol::Ws => Check::Ws { port, web },
+        other => panic!("{other} is not a web protocol"),
     };
-    adhoc::target(
-        protocol,
-        host.into(),
-        Some(addr.port()),
-        Expect::Reachable,
-        spec,
-    )
+    adhoc::target(host.into(), check, Expect::Reachable)
 }
 
 async fn probe(target: &Target, env: &ProbeEnv) -> Outcome {
@@ -116,9 +124,16 @@ async fn http_status_is_held_to_the_accept_list() {
     ];
     for &(method, path, accept, want) in cases {
         let mut t = web_target(Protocol::Http, "127.0.0.1", addr, false, path);
-        t.spec.method = method.into();
-        if !accept.is_empty() {
-            t.spec.accept = accept.to_vec();
+        if let Check::Http {
+            method: m,
+            accept: a,
+            ..
+        } = &mut t.check
+        {
+            *m = Method::from_label(method).unwrap();
+            if !accept.is_empty() {
+                *a = accept.to_vec();
+            }
         }
         let o = probe(&t, &env).await;
         let code: u16 = path.trim_start_matches("/status/").parse().unwrap();
@@ -298,7 +313,7 @@ async fn through_tinyproxy_with_credentials() {
         ),
     ] {
         let o = probe(&t, &env).await;
-        let what = format!("{} {}", t.protocol, t.spec.tls);
+        let what = format!("{} {:?}", t.protocol(), t.check);
         assert_eq!(o.status, Status::Pass, "{what}: {o:?}\n{}", tp.log());
         assert_eq!(
             o.evidence.via_proxy.as_deref(),
@@ -349,11 +364,9 @@ async fn tls_probes_use_the_https_proxy_and_tcp_stays_direct() {
     let env = env(&lab, net(&lab, &[("https_proxy", &tp.url())]));
 
     let t = adhoc::target(
-        Protocol::Tls,
         proxy::PROXY_ONLY_HOST.into(),
-        Some(addr.port()),
+        Check::Tls { port: addr.port() },
         Expect::Reachable,
-        ProbeSpec::default(),
     );
     let o = probe(&t, &env).await;
     assert_eq!(o.status, Status::Pass, "{o:?}");
@@ -361,11 +374,12 @@ async fn tls_probes_use_the_https_proxy_and_tcp_stays_direct() {
     assert!(o.evidence.tls.is_some());
 
     let t = adhoc::target(
-        Protocol::Tcp,
         "127.0.0.1".into(),
-        Some(addr.port()),
+        Check::Tcp {
+            port: addr.port(),
+            responder: false,
+        },
         Expect::Reachable,
-        ProbeSpec::default(),
     );
     let o = probe(&t, &env).await;
     assert_eq!(o.status, Status::Pass, "{o:?}");

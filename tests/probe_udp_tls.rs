@@ -10,7 +10,7 @@ use crate::support::pki::{Ca, Leaf, server_config, tls_server};
 use crate::support::{Netns, Scratch, command, error_kind, json, need, write};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use vnetprobe::catalog::{Expect, ProbeSpec, Protocol, Target, adhoc};
+use vnetprobe::catalog::{Check, Expect, Protocol, Target, adhoc};
 use vnetprobe::net::NetConfig;
 use vnetprobe::probe::dns::DnsCache;
 use vnetprobe::probe::{self, ErrorKind, Evidence, Outcome, Phase, ProbeEnv, Status};
@@ -22,17 +22,17 @@ fn env(net: NetConfig) -> ProbeEnv {
 }
 
 fn target(protocol: Protocol, addr: SocketAddr, expect: Expect, payload: &[u8]) -> Target {
-    let spec = ProbeSpec {
-        payload: payload.to_vec(),
-        ..ProbeSpec::default()
+    let port = addr.port();
+    let check = match protocol {
+        Protocol::Udp => Check::Udp {
+            port,
+            payload: payload.to_vec(),
+            responder: false,
+        },
+        Protocol::Tls => Check::Tls { port },
+        other => panic!("no {other} cases here"),
     };
-    adhoc::target(
-        protocol,
-        addr.ip().to_string(),
-        Some(addr.port()),
-        expect,
-        spec,
-    )
+    adhoc::target(addr.ip().to_string(), check, expect)
 }
 
 fn kind(o: &Outcome) -> Option<ErrorKind> {

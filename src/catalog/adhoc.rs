@@ -1,16 +1,11 @@
 //! Targets made from a command line (`vnetprobe probe tcp HOST:PORT`), not from a catalog.
 
-use super::{Expect, ProbeSpec, Protocol, Target};
+use super::{Check, Expect, Host, Protocol, Target};
 
 /// An ad hoc target: required, expecting `expect`, with a generic fix naming the path.
-pub fn target(
-    protocol: Protocol,
-    host: String,
-    port: Option<u16>,
-    expect: Expect,
-    spec: ProbeSpec,
-) -> Target {
-    let what = match port {
+pub fn target(host: String, check: Check, expect: Expect) -> Target {
+    let protocol = check.protocol();
+    let what = match check.port() {
         Some(p) => format!("{} {p} to {host}", protocol.as_str().to_ascii_uppercase()),
         None => format!("name resolution of {host}"),
     };
@@ -26,9 +21,8 @@ pub fn target(
     Target {
         id: format!("adhoc-{}", protocol.as_str()),
         name: format!("ad hoc {} probe", protocol.as_str()),
-        protocol,
-        host,
-        port,
+        host: Host::Ready(host),
+        check,
         profiles: vec!["adhoc".into()],
         service_tag: None,
         required: true,
@@ -38,7 +32,6 @@ pub fn target(
         section: None,
         direction: Default::default(),
         client: Default::default(),
-        spec,
-        skip: None,
+        timeout: None,
     }
 }

@@ -50,13 +50,10 @@ pub fn choose_profiles(ctx: &Context, defaults: &[String], known: &[String]) -> 
     }
 }
 
-/// Whether an expanded target belongs to this node when profiles were chosen automatically.
-/// A target whose host could not be expanded shows each missing variable as a placeholder.
+/// Whether an expanded target belongs to this node when profiles were chosen automatically:
+/// not a compute-instance name (one that needs `instance`) on a node without one.
 pub fn applies(ctx: &Context, target: &Target) -> bool {
-    ctx.get("instance").is_some()
-        || !target
-            .host
-            .contains(&crate::context::template::placeholder("instance"))
+    ctx.get("instance").is_some() || !target.host.missing().iter().any(|v| v == "instance")
 }
 
 #[cfg(test)]
@@ -146,24 +143,33 @@ mod tests {
         assert!(choose_profiles(&ctx(&[("workspace_id", "w")]), &[], &strings(KNOWN)).is_empty());
     }
 
-    fn target(host: &str) -> Target {
-        crate::catalog::adhoc::target(
-            crate::catalog::Protocol::Dns,
-            host.into(),
-            None,
+    /// A DNS target whose host is ready, or (with `missing`) unset for want of those variables.
+    fn target(shown: &str, missing: &[&str]) -> Target {
+        let mut t = crate::catalog::adhoc::target(
+            shown.into(),
+            crate::catalog::Check::Dns,
             crate::catalog::Expect::Reachable,
-            Default::default(),
-        )
+        );
+        if !missing.is_empty() {
+            t.host = crate::catalog::Host::Unset {
+                missing: missing.iter().map(|v| v.to_string()).collect(),
+                shown: shown.into(),
+            };
+        }
+        t
     }
 
     #[test]
     fn instance_names_only_on_a_compute_instance() {
-        let unexpanded = target("<instance>.westeurope.instances.azureml.ms");
+        let unexpanded = target("<instance>.westeurope.instances.azureml.ms", &["instance"]);
         assert!(!applies(&ctx(&[("region", "westeurope")]), &unexpanded));
         assert!(applies(
             &ctx(&[("instance", "ci1")]),
-            &target("ci1.westeurope.instances.azureml.ms")
+            &target("ci1.westeurope.instances.azureml.ms", &[])
         ));
-        assert!(applies(&ctx(&[]), &target("<region>.tundra.azureml.ms")));
+        assert!(applies(
+            &ctx(&[]),
+            &target("<region>.tundra.azureml.ms", &["region"])
+        ));
     }
 }

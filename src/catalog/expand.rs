@@ -23,37 +23,29 @@ impl Catalog {
             {
                 continue;
             }
-            let expanded = t
-                .host
-                .expand(&vars)
-                .and_then(|h| Ok((h, t.path.expand(&vars)?)));
-            let (host, spec, skip) = match expanded {
-                Ok((host, path)) => (
-                    host,
-                    ProbeSpec {
-                        path,
-                        ..t.spec.clone()
-                    },
-                    None,
-                ),
-                Err(var) => (
-                    t.host.expand_partial(&vars),
-                    t.spec.clone(),
-                    Some(crate::context::missing_variable_hint(&var)),
-                ),
+            let path = t.check.path();
+            let (host, path) = match (t.host.expand(&vars), path.map(|p| p.expand(&vars))) {
+                (Ok(host), None) => (Host::Ready(host), String::new()),
+                (Ok(host), Some(Ok(path))) => (Host::Ready(host), path),
+                _ => {
+                    let mut missing = t.host.missing(&vars);
+                    for v in path.map(|p| p.missing(&vars)).unwrap_or_default() {
+                        if !missing.contains(&v) {
+                            missing.push(v);
+                        }
+                    }
+                    let shown = t.host.expand_partial(&vars);
+                    let path = path.map(|p| p.expand_partial(&vars)).unwrap_or_default();
+                    (Host::Unset { missing, shown }, path)
+                }
             };
-            let ports: Vec<Option<u16>> = if t.ports.is_empty() {
-                vec![None]
-            } else {
-                t.ports.iter().copied().map(Some).collect()
-            };
-            for port in ports {
+            let ports: &[u16] = if t.ports.is_empty() { &[0] } else { &t.ports };
+            for &port in ports {
                 out.push(Target {
                     id: t.id.clone(),
                     name: t.name.clone(),
-                    protocol: t.protocol,
                     host: host.clone(),
-                    port,
+                    check: t.check.at(port, &path),
                     profiles: t.profiles.clone(),
                     service_tag: t
                         .service_tag
@@ -72,8 +64,7 @@ impl Catalog {
                     section: t.section.clone(),
                     direction: t.direction,
                     client: t.client,
-                    spec: spec.clone(),
-                    skip: skip.clone(),
+                    timeout: t.timeout,
                 });
             }
         }

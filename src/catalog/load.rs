@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::check::Written;
+use super::sections::{Section, sections};
 use super::*;
 use crate::context::Cloud;
 use crate::context::template::Template;
-use crate::input::line_of;
+use Protocol::*;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +64,7 @@ struct RawTarget {
     #[serde(default)]
     path: Option<Spanned<String>>,
     #[serde(default)]
-    tls: Option<bool>,
+    tls: Option<Spanned<bool>>,
     #[serde(default)]
     method: Option<Spanned<String>>,
     #[serde(default)]
@@ -70,68 +72,36 @@ struct RawTarget {
     #[serde(default)]
     payload: Option<Spanned<String>>,
     #[serde(default)]
-    responder: Option<bool>,
+    responder: Option<Spanned<bool>>,
     timeout: Option<Spanned<String>>,
 }
 
-/// One table of a catalog file (or what precedes the first): a large catalog is parsed a table
-/// at a time, since the TOML document of a whole file costs many times the targets it holds.
-pub(crate) struct Section<'a> {
-    pub(super) text: &'a str,
-    /// The 1-based line of the section's first line in its file.
-    pub(super) first_line: usize,
-}
-
-impl Section<'_> {
-    pub(super) fn is_target(&self) -> bool {
-        self.text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .is_some_and(|l| l.starts_with("[[target]]"))
-    }
-
-    /// The line in the file of a byte offset into the section.
-    fn line(&self, offset: usize) -> usize {
-        self.first_line + line_of(self.text, offset) - 1
-    }
-
-    fn parse(&self, file: &str) -> Result<RawFile, CatalogError> {
-        toml::from_str(self.text).map_err(|e| CatalogError {
-            file: file.to_string(),
-            line: e.span().map(|s| self.line(s.start)),
-            field: None,
-            message: e.message().trim().to_string(),
-        })
-    }
-}
-
-/// Cuts `text` before every table header (`[...]` or `[[...]]` at the start of a line), outside
-/// multi-line strings.
-pub(crate) fn sections(text: &str) -> Vec<Section<'_>> {
-    let mut out = Vec::new();
-    let (mut start, mut start_line, mut line_no) = (0, 1, 1);
-    let (mut basic, mut literal) = (false, false);
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let header = !basic && !literal && line.trim_start().starts_with('[');
-        if header && offset > start {
-            out.push(Section {
-                text: &text[start..offset],
-                first_line: start_line,
-            });
-            (start, start_line) = (offset, line_no);
+impl RawTarget {
+    /// Refuses a field its protocol does not take: the field, where it is, and which protocols
+    /// take it. The one place that knows which fields belong to which protocol.
+    fn fields_of_its_protocol(
+        &self,
+    ) -> Result<(), (&'static str, std::ops::Range<usize>, &'static str)> {
+        // An empty port list says nothing, on a DNS target too.
+        let ports = self.ports.as_ref().filter(|p| !p.get_ref().is_empty());
+        #[rustfmt::skip]
+        let given: [(_, _, &[Protocol], _); 7] = [
+            (ports.map(|p| p.span()), "ports", &[Tcp, Udp, Tls, Http, Ws], "tcp, udp, tls, http and ws"),
+            (self.path.as_ref().map(|p| p.span()), "path", &[Http, Ws], "http and ws"),
+            (self.tls.as_ref().map(|t| t.span()), "tls", &[Http, Ws], "http and ws"),
+            (self.method.as_ref().map(|m| m.span()), "method", &[Http], "http"),
+            (self.accept.as_ref().map(|a| a.span()), "accept", &[Http], "http"),
+            (self.payload.as_ref().map(|p| p.span()), "payload", &[Udp], "udp"),
+            (self.responder.as_ref().map(|r| r.span()), "responder", &[Tcp, Udp], "tcp and udp"),
+        ];
+        match given
+            .into_iter()
+            .find(|(at, _, takes, _)| at.is_some() && !takes.contains(&self.protocol))
+        {
+            Some((Some(at), field, _, what)) => Err((field, at, what)),
+            _ => Ok(()),
         }
-        basic ^= line.matches("\"\"\"").count() % 2 == 1;
-        literal ^= line.matches("\'\'\'").count() % 2 == 1;
-        offset += line.len();
-        line_no += 1;
     }
-    out.push(Section {
-        text: &text[start..],
-        first_line: start_line,
-    });
-    out
 }
 
 impl Catalog {
@@ -186,7 +156,7 @@ impl Catalog {
         // every target can be checked against every profile, wherever it is declared.
         for (file, sections) in &cut {
             for section in sections.iter().filter(|s| !s.is_target()) {
-                let raw = section.parse(file)?;
+                let raw: RawFile = section.parse(file)?;
                 for (name, p) in &raw.profile {
                     if catalog.profiles.iter().any(|q| &q.name == name) {
                         return Err(CatalogError {
@@ -222,7 +192,7 @@ impl Catalog {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (file, sections) in &cut {
             for section in sections.iter().filter(|s| s.is_target()) {
-                for t in section.parse(file)?.target {
+                for t in section.parse::<RawFile>(file)?.target {
                     let line = section.line(t.get_ref().id.span().start);
                     let spec = catalog.validate(file, section, t.into_inner())?;
                     if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
@@ -283,18 +253,24 @@ impl Catalog {
         if raw.host.get_ref().trim().is_empty() {
             return Err(err(raw.host.span(), "host", "empty host".into()));
         }
-        let ports = match &raw.ports {
-            Some(p) => {
-                if p.get_ref().contains(&0) {
-                    return Err(err(p.span(), "ports", "port 0 is not a port".into()));
-                }
-                if raw.protocol == Protocol::Dns && !p.get_ref().is_empty() {
-                    return Err(err(p.span(), "ports", "a dns target takes no ports".into()));
-                }
-                p.get_ref().clone()
-            }
-            None => Vec::new(),
-        };
+        raw.fields_of_its_protocol()
+            .map_err(|(field, span, what)| {
+                err(
+                    span,
+                    field,
+                    format!("`{field}` applies to {what} targets only"),
+                )
+            })?;
+        let ports = raw
+            .ports
+            .as_ref()
+            .map(|p| p.get_ref().clone())
+            .unwrap_or_default();
+        if let Some(p) = &raw.ports
+            && ports.contains(&0)
+        {
+            return Err(err(p.span(), "ports", "port 0 is not a port".into()));
+        }
         if raw.protocol != Protocol::Dns && ports.is_empty() {
             return Err(err(
                 raw.id.span(),
@@ -336,74 +312,11 @@ impl Catalog {
                 format!("expect = {:?} applies to dns targets only", expect.as_str()),
             ));
         }
-        let mut spec = ProbeSpec::default();
-        let web = matches!(raw.protocol, Protocol::Http | Protocol::Ws);
-        let only = |field: &str, span: std::ops::Range<usize>, ok: bool, what: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(err(
-                    span,
-                    field,
-                    format!("`{field}` applies to {what} targets only"),
-                ))
-            }
+        let check = written(&raw, &err)?;
+        let timeout = match &raw.timeout {
+            Some(t) => Some(parse_timeout(t.get_ref()).map_err(|m| err(t.span(), "timeout", m))?),
+            None => None,
         };
-        let path = match &raw.path {
-            Some(p) => {
-                only("path", p.span(), web, "http and ws")?;
-                // A path variable expands to a checked path ("/..."), e.g. {exfil_path}.
-                if !p.get_ref().starts_with('/') && !p.get_ref().starts_with('{') {
-                    return Err(err(
-                        p.span(),
-                        "path",
-                        format!("{:?} must start with '/'", p.get_ref()),
-                    ));
-                }
-                Template::parse(p.get_ref()).map_err(|m| err(p.span(), "path", m))?
-            }
-            None => Template::parse("/").expect("literal"),
-        };
-        if let Some(tls) = raw.tls {
-            only("tls", raw.id.span(), web, "http and ws")?;
-            spec.tls = tls;
-        }
-        if let Some(m) = &raw.method {
-            only("method", m.span(), raw.protocol == Protocol::Http, "http")?;
-            let up = m.get_ref().to_ascii_uppercase();
-            if up != "GET" && up != "HEAD" {
-                return Err(err(
-                    m.span(),
-                    "method",
-                    format!("{:?}: GET or HEAD", m.get_ref()),
-                ));
-            }
-            spec.method = up;
-        }
-        if let Some(a) = &raw.accept {
-            only("accept", a.span(), raw.protocol == Protocol::Http, "http")?;
-            spec.accept = a
-                .get_ref()
-                .iter()
-                .map(StatusMatch::parse)
-                .collect::<Result<_, _>>()
-                .map_err(|m| err(a.span(), "accept", m))?;
-            if spec.accept.is_empty() {
-                return Err(err(
-                    a.span(),
-                    "accept",
-                    "an empty list accepts nothing".into(),
-                ));
-            }
-        }
-        if let Some(p) = &raw.payload {
-            only("payload", p.span(), raw.protocol == Protocol::Udp, "udp")?;
-            spec.payload = parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?;
-        }
-        if let Some(t) = &raw.timeout {
-            spec.timeout =
-                Some(parse_timeout(t.get_ref()).map_err(|m| err(t.span(), "timeout", m))?);
-        }
         let required = match &raw.required {
             None => Cloud::ALL.to_vec(),
             Some(r) => parse_required(r.get_ref()).map_err(|m| err(r.span(), "required", m))?,
@@ -443,18 +356,16 @@ impl Catalog {
                 "an inbound row is a tcp or udp target with expect = \"reachable\"".into(),
             ));
         }
-        if let Some(r) = raw.responder {
-            let transport = matches!(raw.protocol, Protocol::Tcp | Protocol::Udp);
-            only("responder", raw.id.span(), transport, "tcp and udp")?;
-            if raw.expect.is_some() && expect != Expect::Reachable {
-                return Err(err(
-                    raw.id.span(),
-                    "responder",
-                    "a responder target checks that the path works: expect must be \"reachable\""
-                        .into(),
-                ));
-            }
-            spec.responder = r;
+        if let Some(r) = raw.responder.as_ref().filter(|r| *r.get_ref())
+            && raw.expect.is_some()
+            && expect != Expect::Reachable
+        {
+            return Err(err(
+                r.span(),
+                "responder",
+                "a responder target checks that the path works: expect must be \"reachable\""
+                    .into(),
+            ));
         }
         let service_tag = match raw.service_tag {
             Some(tag) => {
@@ -467,9 +378,8 @@ impl Catalog {
         Ok(TargetSpec {
             id: id.clone(),
             name: raw.name,
-            protocol: raw.protocol,
             host,
-            path,
+            check,
             ports,
             profiles: raw.profiles.into_inner(),
             service_tag,
@@ -482,9 +392,80 @@ impl Catalog {
             section: raw.section,
             why: raw.why,
             fix: raw.fix,
-            spec,
+            timeout,
         })
     }
+}
+
+/// The check a target's table writes: its protocol's fields (`fields_of_its_protocol` has
+/// refused the others), each value judged, with the protocol's defaults for the rest.
+fn written(
+    raw: &RawTarget,
+    err: &impl Fn(std::ops::Range<usize>, &str, String) -> CatalogError,
+) -> Result<Written, CatalogError> {
+    let path = match &raw.path {
+        Some(p) => {
+            // A path variable expands to a checked path ("/..."), e.g. {exfil_path}.
+            if !p.get_ref().starts_with('/') && !p.get_ref().starts_with('{') {
+                return Err(err(
+                    p.span(),
+                    "path",
+                    format!("{:?} must start with '/'", p.get_ref()),
+                ));
+            }
+            Template::parse(p.get_ref()).map_err(|m| err(p.span(), "path", m))?
+        }
+        None => Template::parse("/").expect("literal"),
+    };
+    let method = match &raw.method {
+        Some(m) => Method::from_label(&m.get_ref().to_ascii_uppercase()).ok_or_else(|| {
+            err(
+                m.span(),
+                "method",
+                format!("{:?}: GET or HEAD", m.get_ref()),
+            )
+        })?,
+        None => Method::Get,
+    };
+    let accept = match &raw.accept {
+        Some(a) => {
+            let accept: Vec<StatusMatch> = a
+                .get_ref()
+                .iter()
+                .map(StatusMatch::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|m| err(a.span(), "accept", m))?;
+            if accept.is_empty() {
+                return Err(err(
+                    a.span(),
+                    "accept",
+                    "an empty list accepts nothing".into(),
+                ));
+            }
+            accept
+        }
+        None => DEFAULT_ACCEPT.to_vec(),
+    };
+    let payload = match &raw.payload {
+        Some(p) => parse_payload(p.get_ref()).map_err(|m| err(p.span(), "payload", m))?,
+        None => Vec::new(),
+    };
+    let tls = raw.tls.as_ref().is_none_or(|t| *t.get_ref());
+    let responder = raw.responder.as_ref().is_some_and(|r| *r.get_ref());
+    let check = match raw.protocol {
+        Protocol::Dns => Written::Dns,
+        Protocol::Tcp => Written::Tcp { responder },
+        Protocol::Udp => Written::Udp { payload, responder },
+        Protocol::Tls => Written::Tls,
+        Protocol::Http => Written::Http {
+            tls,
+            path,
+            method,
+            accept,
+        },
+        Protocol::Ws => Written::Ws { tls, path },
+    };
+    Ok(check)
 }
 
 fn read(path: &Path) -> Result<String, CatalogError> {

@@ -3,11 +3,14 @@
 
 pub mod adhoc;
 pub mod auto;
+mod check;
 mod expand;
 mod load;
 pub mod peer;
+mod sections;
 mod select;
 
+pub use check::{Check, DEFAULT_ACCEPT, Host, Method, Web, unset_reason};
 pub use select::glob_match;
 
 use std::fmt;
@@ -109,43 +112,13 @@ impl StatusMatch {
     }
 }
 
-/// Protocol-specific settings of a target.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProbeSpec {
-    pub path: String,
-    pub tls: bool,
-    pub method: String,
-    pub accept: Vec<StatusMatch>,
-    pub payload: Vec<u8>,
-    /// The host runs `vnetprobe listen`: TCP and UDP probes ask for its echo (see `net::echo`).
-    pub responder: bool,
-    /// The target's own wait for each network step (`timeout = "10s"`), instead of the run's
-    /// `--timeout`; its probe cap and the run's deadline grow with it.
-    pub timeout: Option<std::time::Duration>,
-}
-
-impl Default for ProbeSpec {
-    fn default() -> Self {
-        ProbeSpec {
-            path: "/".into(),
-            tls: true,
-            method: "GET".into(),
-            accept: vec![StatusMatch::Class(2), StatusMatch::Class(3)],
-            payload: Vec::new(),
-            responder: false,
-            timeout: None,
-        }
-    }
-}
-
 /// One thing to probe, after expansion: one host, at most one port.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub id: String,
     pub name: String,
-    pub protocol: Protocol,
-    pub host: String,
-    pub port: Option<u16>,
+    pub host: Host,
+    pub check: Check,
     pub profiles: Vec<String>,
     pub service_tag: Option<String>,
     pub required: bool,
@@ -157,17 +130,64 @@ pub struct Target {
     /// Whose proxy route an HTTP or TLS probe takes (curl's by default; pip's for package
     /// indexes).
     pub client: crate::net::proxy::Client,
-    #[serde(skip)]
-    pub spec: ProbeSpec,
-    /// Set when the host could not be expanded: the reason names the flag to set.
-    #[serde(skip)]
-    pub skip: Option<String>,
+    /// The target's own wait for each network step (`timeout = "10s"`), instead of the run's
+    /// `--timeout`; its probe cap and the run's deadline grow with it.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Target {
+    pub fn protocol(&self) -> Protocol {
+        self.check.protocol()
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.check.port()
+    }
+
     /// `host:port`, or the host alone for DNS targets; IPv6 literals in brackets.
     pub fn endpoint(&self) -> String {
-        crate::address::endpoint(&self.host, self.port)
+        crate::address::endpoint(self.host.shown(), self.port())
+    }
+}
+
+/// `catalog --output json`: the target as people and scripts read it (the check's protocol and
+/// port, the host with `<variable>` where one is unset).
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Listed<'a> {
+            id: &'a str,
+            name: &'a str,
+            protocol: Protocol,
+            host: &'a Host,
+            port: Option<u16>,
+            profiles: &'a [String],
+            service_tag: &'a Option<String>,
+            required: bool,
+            expect: Expect,
+            why: &'a str,
+            fix: &'a str,
+            section: &'a Option<String>,
+            direction: Direction,
+            client: crate::net::proxy::Client,
+        }
+        Listed {
+            id: &self.id,
+            name: &self.name,
+            protocol: self.protocol(),
+            host: &self.host,
+            port: self.port(),
+            profiles: &self.profiles,
+            service_tag: &self.service_tag,
+            required: self.required,
+            expect: self.expect,
+            why: &self.why,
+            fix: &self.fix,
+            section: &self.section,
+            direction: self.direction,
+            client: self.client,
+        }
+        .serialize(s)
     }
 }
 
@@ -208,9 +228,9 @@ pub struct Profile {
 struct TargetSpec {
     id: String,
     name: String,
-    protocol: Protocol,
     host: Template,
-    path: Template,
+    check: check::Written,
+    /// Empty for DNS, at least one port for every other protocol.
     ports: Vec<u16>,
     profiles: Vec<String>,
     /// As written, and parsed: regional tags name `{region}`.
@@ -227,7 +247,7 @@ struct TargetSpec {
     section: Option<String>,
     why: String,
     fix: String,
-    spec: ProbeSpec,
+    timeout: Option<std::time::Duration>,
 }
 
 /// A validated catalog.

@@ -1,7 +1,8 @@
 //! Peer targets from the command line (`check --peer HOST:tcp/PORT,udp/PORT`) and the port
 //! lists of `vnetprobe listen` (`--tcp 445,44224 --udp 5831`, ranges `5000-5010`).
 
-use super::{Expect, ProbeSpec, Protocol, Target};
+use super::{Check, Expect, Host, Target};
+use crate::net::echo::Transport;
 
 /// The most ports one `--peer` or one `listen` may name: every port is a socket and a probe.
 pub const PORTS_CAP: usize = 64;
@@ -53,7 +54,7 @@ pub fn parse_ports(raw: &str) -> Result<Vec<u16>, String> {
 
 /// One `--peer HOST:tcp/PORT,udp/PORT`: the host and its (protocol, port) pairs. A bare port
 /// takes the protocol before it: `HOST:tcp/445,44224,udp/5831`.
-pub fn parse_peer(raw: &str) -> Result<(String, Vec<(Protocol, u16)>), String> {
+pub fn parse_peer(raw: &str) -> Result<(String, Vec<(Transport, u16)>), String> {
     let bad = |why: &str| {
         format!(
             "--peer {raw:?}: {why} (expected HOST:tcp/PORT,udp/PORT, e.g. 10.0.1.5:tcp/445,udp/5831)"
@@ -71,14 +72,14 @@ pub fn parse_peer(raw: &str) -> Result<(String, Vec<(Protocol, u16)>), String> {
     }
     // The same host rules as `probe tcp HOST:PORT`.
     crate::address::check_host(host).map_err(|e| bad(&format!("{host:?}: {e}")))?;
-    let mut out: Vec<(Protocol, u16)> = Vec::new();
-    let mut current: Option<(Protocol, &str)> = None;
+    let mut out: Vec<(Transport, u16)> = Vec::new();
+    let mut current: Option<(Transport, &str)> = None;
     for item in spec.split(',').map(str::trim) {
         let ports = match item.split_once('/') {
             Some((proto, ports)) => {
                 let p = match proto.to_ascii_lowercase().as_str() {
-                    "tcp" => Protocol::Tcp,
-                    "udp" => Protocol::Udp,
+                    "tcp" => Transport::Tcp,
+                    "udp" => Transport::Udp,
                     other => return Err(bad(&format!("unknown protocol {other:?}: tcp or udp"))),
                 };
                 current = Some((p, proto));
@@ -112,19 +113,30 @@ pub fn targets(raw: &[String]) -> Result<Vec<Target>, String> {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        for (protocol, port) in paths {
+        for (transport, port) in paths {
+            let check = match transport {
+                Transport::Udp => Check::Udp {
+                    port,
+                    payload: Vec::new(),
+                    responder: true,
+                },
+                Transport::Tcp => Check::Tcp {
+                    port,
+                    responder: true,
+                },
+            };
             if out
                 .iter()
-                .any(|t| t.host == host && t.protocol == protocol && t.port == Some(port))
+                .any(|t| t.host.ready() == Some(&host) && t.check == check)
             {
                 continue;
             }
+            let protocol = check.protocol();
             out.push(Target {
                 id: format!("peer-{slug}-{protocol}"),
                 name: format!("Peer {host} (vnetprobe listen)"),
-                protocol,
-                host: host.clone(),
-                port: Some(port),
+                host: Host::Ready(host.clone()),
+                check,
                 profiles: vec!["peer".into()],
                 service_tag: None,
                 required: true,
@@ -138,11 +150,7 @@ pub fn targets(raw: &[String]) -> Result<Vec<Target>, String> {
                 section: None,
                 direction: Default::default(),
                 client: Default::default(),
-                spec: ProbeSpec {
-                    responder: true,
-                    ..ProbeSpec::default()
-                },
-                skip: None,
+                timeout: None,
             });
         }
     }
@@ -152,6 +160,7 @@ pub fn targets(raw: &[String]) -> Result<Vec<Target>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Protocol;
 
     #[test]
     fn port_lists_take_ranges_and_name_the_list() {
@@ -171,7 +180,7 @@ mod tests {
         let t = targets(&["10.0.1.5:tcp/445,44224,udp/5831".into()]).unwrap();
         let paths: Vec<(String, Protocol, Option<u16>)> = t
             .iter()
-            .map(|t| (t.id.clone(), t.protocol, t.port))
+            .map(|t| (t.id.clone(), t.protocol(), t.port()))
             .collect();
         assert_eq!(
             paths,
@@ -181,13 +190,16 @@ mod tests {
                 ("peer-10-0-1-5-udp".into(), Protocol::Udp, Some(5831)),
             ]
         );
-        assert!(t.iter().all(|t| t.spec.responder && t.profiles == ["peer"]));
+        assert!(
+            t.iter()
+                .all(|t| t.check.responder() && t.profiles == ["peer"])
+        );
         assert!(
             t[0].fix.contains("peering") && t[0].fix.contains("NSG") && t[0].fix.contains("route")
         );
         let v6 = targets(&["[fd00::5]:udp/9".into()]).unwrap();
         assert_eq!(
-            (v6[0].host.as_str(), v6[0].id.as_str()),
+            (v6[0].host.shown(), v6[0].id.as_str()),
             ("fd00::5", "peer-fd00--5-udp")
         );
     }

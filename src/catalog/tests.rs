@@ -62,8 +62,8 @@ fn expands_one_target_per_port() {
     );
     assert_eq!(t.len(), 2);
     assert_eq!(t[0].endpoint(), "ci1.westeurope.instances.azureml.ms:443");
-    assert_eq!(t[1].port, Some(8787));
-    assert!(t.iter().all(|t| t.skip.is_none()));
+    assert_eq!(t[1].port(), Some(8787));
+    assert!(t.iter().all(|t| t.host.ready().is_some()));
 }
 
 #[test]
@@ -75,7 +75,12 @@ fn missing_variable_becomes_a_skip_naming_the_flag() {
         None,
     );
     assert_eq!(t.len(), 1);
-    let reason = t[0].skip.as_deref().unwrap();
+    let Host::Unset { missing, shown } = &t[0].host else {
+        panic!("{:?}", t[0].host)
+    };
+    assert_eq!(missing, &["workspace_id"]);
+    assert!(!shown.contains('{'), "no template text in a host: {shown}");
+    let reason = unset_reason(missing);
     assert!(reason.contains("--set workspace_id="), "{reason}");
 }
 
@@ -109,7 +114,10 @@ fn clouds_restrict_targets_and_switch_suffixes() {
         "public-only target dropped for usgov"
     );
     let pe = t.iter().find(|t| t.id == "pe-workspace").unwrap();
-    assert_eq!(pe.host, "g.workspace.usgovvirginia.api.ml.azure.us");
+    assert_eq!(
+        pe.host.ready(),
+        Some("g.workspace.usgovvirginia.api.ml.azure.us")
+    );
 }
 
 #[test]
@@ -120,11 +128,14 @@ fn http_extras_are_parsed() {
         &["packages".into()],
         None,
     );
-    assert_eq!(t[0].spec.path, "/simple/westeurope/");
-    assert!(t[0].spec.accept.iter().any(|m| m.matches(400)));
-    assert!(t[0].spec.accept.iter().any(|m| m.matches(204)));
-    assert!(t[0].spec.accept.iter().any(|m| m.matches(404)));
-    assert!(!t[0].spec.accept.iter().any(|m| m.matches(500)));
+    let Check::Http { web, accept, .. } = &t[0].check else {
+        panic!("{:?}", t[0].check)
+    };
+    assert_eq!(web.path, "/simple/westeurope/");
+    assert!(accept.iter().any(|m| m.matches(400)));
+    assert!(accept.iter().any(|m| m.matches(204)));
+    assert!(accept.iter().any(|m| m.matches(404)));
+    assert!(!accept.iter().any(|m| m.matches(500)));
 }
 
 /// Each bad catalog, and what its error must name: (text, line, field or message part).
@@ -184,6 +195,125 @@ fn bad_catalogs_name_file_line_and_field() {
         );
         assert!(err.contains(needle), "want {needle:?} in: {err}");
     }
+}
+
+/// A field belongs to the protocols that use it: on any other it is refused at its own line,
+/// naming the protocols that take it; on its own it is accepted (or its value judged).
+#[test]
+fn fields_belong_to_their_protocols() {
+    let table = |protocol: &str, extra: &str| {
+        let ports = match protocol == "dns" || extra.starts_with("ports") {
+            true => "",
+            false => "ports = [1]\n",
+        };
+        format!(
+            "[[target]]\nid = \"a\"\nname = \"n\"\nprotocol = \"{protocol}\"\nhost = \"h\"\n{ports}\
+             profiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n{extra}\n"
+        )
+    };
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("ports = [53]", "tcp, udp, tls, http and ws", &["dns"]),
+        (
+            "path = \"/x\"",
+            "http and ws",
+            &["dns", "tcp", "udp", "tls"],
+        ),
+        ("tls = false", "http and ws", &["dns", "tcp", "udp", "tls"]),
+        (
+            "method = \"HEAD\"",
+            "http",
+            &["dns", "tcp", "udp", "tls", "ws"],
+        ),
+        (
+            "accept = [200]",
+            "http",
+            &["dns", "tcp", "udp", "tls", "ws"],
+        ),
+        (
+            "payload = \"hex:00\"",
+            "udp",
+            &["dns", "tcp", "tls", "http", "ws"],
+        ),
+        (
+            "responder = true",
+            "tcp and udp",
+            &["dns", "tls", "http", "ws"],
+        ),
+    ];
+    let all = ["dns", "tcp", "udp", "tls", "http", "ws"];
+    for &(extra, takes, refused) in cases {
+        let field = extra.split(' ').next().unwrap();
+        for protocol in all {
+            let text = table(protocol, extra);
+            match load(&text) {
+                Err(e) if refused.contains(&protocol) => {
+                    assert_eq!(e.field.as_deref(), Some(field), "{protocol}: {e}");
+                    assert!(
+                        e.message
+                            .contains(&format!("applies to {takes} targets only")),
+                        "{e}"
+                    );
+                    let line = text.lines().position(|l| l.starts_with(field)).unwrap() + 1;
+                    assert_eq!(e.line, Some(line), "{protocol}: {e}");
+                }
+                Ok(_) if !refused.contains(&protocol) => {}
+                other => panic!("{protocol} with {extra}: {other:?}"),
+            }
+        }
+    }
+    // On its own protocol a bad value is still judged.
+    for (protocol, extra, field) in [
+        ("http", "accept = [\"9xx\"]", "accept"),
+        ("http", "method = \"POST\"", "method"),
+        ("udp", "payload = \"hex:0\"", "payload"),
+        ("ws", "path = \"x\"", "path"),
+    ] {
+        let e = load(&table(protocol, extra)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert_eq!(e.line, Some(10), "{e}");
+    }
+}
+
+/// A host or path that needs an unset variable is skipped with every variable it needs, and
+/// nothing of the template is left in the host people read.
+#[test]
+fn unset_hosts_and_paths_name_every_missing_variable() {
+    let text = "[[target]]\nid = \"x\"\nname = \"n\"\nprotocol = \"http\"\nhost = \"{exfil_host}\"\n\
+        ports = [443]\npath = \"{exfil_path}\"\nprofiles = [\"exfiltration\"]\nexpect = \"blocked\"\n\
+        why = \"w\"\nfix = \"f\"\n\
+        [[target]]\nid = \"y\"\nname = \"n\"\nprotocol = \"dns\"\nhost = \"{instance}.{region}.example\"\n\
+        profiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n";
+    let c = load(text).unwrap();
+    let t = c.expand(&ctx(&[], None), &[], None);
+    assert_eq!(t[0].host.missing(), ["exfil_host", "exfil_path"]);
+    assert_eq!(t[0].host.shown(), "<exfil_host>");
+    assert_eq!(t[1].host.missing(), ["instance", "region"]);
+    assert_eq!(t[1].host.shown(), "<instance>.<region>.example");
+    assert_eq!(t[1].endpoint(), "<instance>.<region>.example");
+    let reason = unset_reason(t[1].host.missing());
+    assert!(
+        reason.contains("--set instance=") && reason.contains("--region"),
+        "{reason}"
+    );
+    let t = c.expand(
+        &ctx(
+            &[
+                ("exfil_url", "https://other.blob.core.windows.net/c/b"),
+                ("region", "r"),
+                ("instance", "i"),
+            ],
+            None,
+        ),
+        &[],
+        None,
+    );
+    assert_eq!(t[0].host.ready(), Some("other.blob.core.windows.net"));
+    let Check::Http { web, port: 443, .. } = &t[0].check else {
+        panic!("{:?}", t[0].check)
+    };
+    assert_eq!(web.path, "/c/b");
+    assert_eq!(t[1].host.ready(), Some("i.r.example"));
+    assert_eq!(t[1].check, Check::Dns);
 }
 
 #[test]
@@ -274,7 +404,7 @@ fn required_in_some_clouds_only() {
     let gov = c.expand(&ctx(&vars, Some(Cloud::Usgov)), &[], None);
     let rstudio = find(&gov, "rstudio");
     assert!(!rstudio.required);
-    assert_eq!(rstudio.host, "ci1.x1.instances.azureml.us");
+    assert_eq!(rstudio.host.ready(), Some("ci1.x1.instances.azureml.us"));
 }
 
 #[test]
@@ -284,10 +414,9 @@ fn inbound_rows_name_this_node() {
     let inbound = find(&t, "inbound");
     assert_eq!(inbound.direction, Direction::Inbound);
     assert_eq!(
-        Some(inbound.host.clone()),
+        inbound.host.ready().map(str::to_string),
         crate::context::node_name().or(Some("localhost".into()))
     );
-    assert!(inbound.skip.is_none());
 }
 
 #[test]
@@ -328,7 +457,7 @@ fn lines_count_like_a_scan_and_a_duplicate_names_both_lines() {
 fn large_files_are_parsed_a_table_at_a_time_with_true_line_numbers() {
     let text = "# head\n[profile.p]\ndescription = \"\"\"\n[[target]] inside a string\n\"\"\"\n\n\
                 [[target]]\nid = \"a\"\n\n  [[target]]\nid = \"b\"\n";
-    let cut: Vec<(usize, bool)> = super::load::sections(text)
+    let cut: Vec<(usize, bool)> = super::sections::sections(text)
         .iter()
         .map(|s| (s.first_line, s.is_target()))
         .collect();
@@ -361,7 +490,7 @@ fn a_target_may_have_its_own_timeout_within_bounds() {
     );
     assert!(
         t.iter()
-            .all(|t| t.spec.timeout == Some(std::time::Duration::from_secs(10)))
+            .all(|t| t.timeout == Some(std::time::Duration::from_secs(10)))
     );
     for bad in ["soon", "0s", "1h"] {
         let e = load(&with(bad)).unwrap_err();

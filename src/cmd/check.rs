@@ -11,7 +11,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     plan.targets
         .extend(crate::catalog::peer::targets(&args.peers)?);
     let plan = plan.ensure_selected()?;
-    if plan.targets.iter().any(|t| t.spec.responder) && plan.network.net.peer_key.is_none() {
+    if plan.targets.iter().any(|t| t.check.responder()) && plan.network.net.peer_key.is_none() {
         log::warn!("peer checks without --key-file: an echo proves the path but not who answered");
     }
     // Live progress only for people: a terminal on stderr, the table, no --quiet.

@@ -1,13 +1,12 @@
 //! `vnetprobe probe PROTOCOL ...`: one ad hoc target from the command line.
 
 use super::{emit, emit_report};
-use crate::catalog::{Expect, ProbeSpec, Protocol, adhoc};
+use crate::catalog::{Check, DEFAULT_ACCEPT, Expect, Method, Web, adhoc};
 use crate::cli::{self, Output, ProbeWhat};
 use crate::plan::{Plan, Result, one_shot_runtime};
 use crate::report;
 
 pub fn run(args: cli::ProbeArgs) -> Result<u8> {
-    let spec = ProbeSpec::default();
     let target = match &args.what {
         ProbeWhat::Dns { name, expect } => {
             let expect = match expect {
@@ -17,32 +16,41 @@ pub fn run(args: cli::ProbeArgs) -> Result<u8> {
             };
             let (host, _) = crate::address::parse_endpoint(&format!("{name}:53"))
                 .map_err(|_| format!("{name:?}: not a host name"))?;
-            adhoc::target(Protocol::Dns, host, None, expect, spec)
+            adhoc::target(host, Check::Dns, expect)
         }
         ProbeWhat::Tcp { endpoint } | ProbeWhat::Udp { endpoint } | ProbeWhat::Tls { endpoint } => {
             let (host, port) = crate::address::parse_endpoint(endpoint)?;
-            let protocol = match args.what {
-                ProbeWhat::Tcp { .. } => Protocol::Tcp,
-                ProbeWhat::Udp { .. } => Protocol::Udp,
-                _ => Protocol::Tls,
+            let check = match args.what {
+                ProbeWhat::Tcp { .. } => Check::Tcp {
+                    port,
+                    responder: false,
+                },
+                ProbeWhat::Udp { .. } => Check::Udp {
+                    port,
+                    payload: Vec::new(),
+                    responder: false,
+                },
+                _ => Check::Tls { port },
             };
-            adhoc::target(protocol, host, Some(port), Expect::Reachable, spec)
+            adhoc::target(host, check, Expect::Reachable)
         }
         ProbeWhat::Http { url } | ProbeWhat::Ws { url } => {
             let ws = matches!(args.what, ProbeWhat::Ws { .. });
             let u = crate::address::parse_url(url, ws)?;
-            let protocol = if ws { Protocol::Ws } else { Protocol::Http };
-            adhoc::target(
-                protocol,
-                u.host,
-                Some(u.port),
-                Expect::Reachable,
-                ProbeSpec {
-                    tls: u.tls,
-                    path: u.path,
-                    ..spec
+            let web = Web {
+                tls: u.tls,
+                path: u.path,
+            };
+            let check = match ws {
+                true => Check::Ws { port: u.port, web },
+                false => Check::Http {
+                    port: u.port,
+                    web,
+                    method: Method::Get,
+                    accept: DEFAULT_ACCEPT.to_vec(),
                 },
-            )
+            };
+            adhoc::target(u.host, check, Expect::Reachable)
         }
     };
     let plan = Plan::ad_hoc(target, &args.net)?;

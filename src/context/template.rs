@@ -105,6 +105,20 @@ impl Template {
         Ok(out)
     }
 
+    /// The variables `vars` lacks, in the order the template names them.
+    pub fn missing(&self, vars: &BTreeMap<String, String>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for piece in &self.pieces {
+            if let Piece::Var(v) = piece
+                && !vars.contains_key(v)
+                && !out.contains(v)
+            {
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+
     /// Expands what `vars` knows and shows each missing variable as `<name>`: for people, on a
     /// target that is skipped, never the raw `{template}`.
     pub fn expand_partial(&self, vars: &BTreeMap<String, String>) -> String {

@@ -19,7 +19,7 @@ use hickory_resolver::{Resolver, TokioResolver};
 use tokio::sync::OnceCell;
 
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
-use crate::catalog::{Expect, Target};
+use crate::catalog::Expect;
 
 /// RFC 1918, RFC 6598 (shared address space), loopback, link-local, ULA: addresses a private
 /// endpoint or an internal service can have. Everything else counts as public.
@@ -279,14 +279,19 @@ fn classify(name: &str, e: &NetError, server: &str) -> ProbeError {
 }
 
 /// The DNS probe proper: resolve, then hold the answer to the target's expectation.
-pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let resolved = super::resolve(target, env, ev).await?;
+pub async fn probe(
+    host: &str,
+    expect: Expect,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<(), ProbeError> {
+    let resolved = super::resolve(host, env, ev).await?;
     let chain = if resolved.cname_chain.is_empty() {
         "no CNAME".to_string()
     } else {
         format!("CNAME chain {}", resolved.cname_chain.join(" -> "))
     };
-    match target.expect {
+    match expect {
         Expect::Private => {
             let public: Vec<String> = resolved
                 .addrs
@@ -307,8 +312,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
                 return Err(ProbeError::new(
                     ErrorKind::DnsNotPrivate,
                     format!(
-                        "{} resolves to public {} ({chain}{via})",
-                        target.host,
+                        "{host} resolves to public {} ({chain}{via})",
                         public.join(", ")
                     ),
                 ));
@@ -329,8 +333,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
                 return Err(ProbeError::new(
                     ErrorKind::DnsNotPublic,
                     format!(
-                        "{} resolves to private {} ({chain})",
-                        target.host,
+                        "{host} resolves to private {} ({chain})",
                         private.join(", ")
                     ),
                 ));

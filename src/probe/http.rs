@@ -12,26 +12,39 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
 
+use super::Dest;
 use super::route;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
-use crate::catalog::{StatusMatch, Target};
+use crate::catalog::{Method, StatusMatch, Web};
 use crate::net::proxy::{ProxyUrl, Scheme};
 use crate::net::{USER_AGENT, dial};
 
 /// Cap on the bytes hyper buffers while reading a response head.
 const MAX_HEAD: usize = 64 * 1024;
 
-pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let scheme = if target.spec.tls {
+/// What an HTTP check asks for and what answer proves the path.
+pub struct Ask<'a> {
+    pub web: &'a Web,
+    pub method: Method,
+    pub accept: &'a [StatusMatch],
+}
+
+pub async fn probe(
+    dest: Dest<'_>,
+    ask: Ask<'_>,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<(), ProbeError> {
+    let scheme = if ask.web.tls {
         Scheme::Https
     } else {
         Scheme::Http
     };
-    let opened = route::open_web(target, scheme, env, ev).await?;
-    let url = url(target);
+    let opened = route::open_web(dest, scheme, env, ev).await?;
+    let url = url(dest, ask.web);
     let mut builder = Request::builder()
-        .method(target.spec.method.as_str())
-        .header(hyper::header::HOST, host_header(target))
+        .method(ask.method.as_str())
+        .header(hyper::header::HOST, host_header(dest, ask.web))
         .header(hyper::header::USER_AGENT, USER_AGENT)
         .header(hyper::header::ACCEPT, "*/*")
         .header(hyper::header::CONNECTION, "close");
@@ -43,7 +56,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
                 .header(hyper::header::PROXY_AUTHORIZATION, auth),
             None => builder.uri(url.as_str()),
         },
-        None => builder.uri(target.spec.path.as_str()),
+        None => builder.uri(ask.web.path.as_str()),
     };
     let request = builder.body(Empty::<Bytes>::new()).map_err(|e| {
         ProbeError::new(
@@ -52,22 +65,21 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
         )
     })?;
     let head = exchange(opened.stream, request, opened.deadline, ev).await?;
-    judge(target, &url, head, opened.forward_proxy.as_ref(), ev)
+    judge(&ask, &url, head, opened.forward_proxy.as_ref(), ev)
 }
 
 /// The URL the probe asks for, for messages and the absolute form.
-fn url(target: &Target) -> String {
-    let scheme = if target.spec.tls { "https" } else { "http" };
-    format!("{scheme}://{}{}", host_header(target), target.spec.path)
+fn url(dest: Dest, web: &Web) -> String {
+    let scheme = if web.tls { "https" } else { "http" };
+    format!("{scheme}://{}{}", host_header(dest, web), web.path)
 }
 
 /// `host` or `host:port` when the port is not the scheme's default; IPv6 in brackets.
-fn host_header(target: &Target) -> String {
-    let default = if target.spec.tls { 443 } else { 80 };
-    let port = target.port.unwrap_or(default);
-    match port == default {
-        true => crate::address::bracketed(&target.host).into_owned(),
-        false => crate::address::authority(&target.host, port),
+fn host_header(dest: Dest, web: &Web) -> String {
+    let default = if web.tls { 443 } else { 80 };
+    match dest.port == default {
+        true => crate::address::bracketed(dest.host).into_owned(),
+        false => crate::address::authority(dest.host, dest.port),
     }
 }
 
@@ -140,7 +152,7 @@ fn hyper_error(e: &hyper::Error) -> ProbeError {
 }
 
 fn judge(
-    target: &Target,
+    ask: &Ask,
     url: &str,
     head: Head,
     proxy: Option<&ProxyUrl>,
@@ -163,14 +175,14 @@ fn judge(
                 ),
             ));
         }
-        if let Some(squid) = head.squid_error.filter(|_| !accepted(target, code)) {
+        if let Some(squid) = head.squid_error.filter(|_| !accepted(ask.accept, code)) {
             return Err(ProbeError::new(
                 ErrorKind::ProxyDenied,
                 format!("proxy {proxy} refused {url}: {status}, {squid}"),
             ));
         }
     }
-    if !accepted(target, code) {
+    if !accepted(ask.accept, code) {
         let via = proxy
             .map(|p| format!(" (through proxy {p}: the status may be the proxy's)"))
             .unwrap_or_default();
@@ -178,8 +190,8 @@ fn judge(
             ErrorKind::HttpStatus,
             format!(
                 "{} {url} answered {status}, expected {}{via}",
-                target.spec.method,
-                accept_list(&target.spec.accept)
+                ask.method,
+                accept_list(ask.accept)
             ),
         ));
     }
@@ -187,8 +199,8 @@ fn judge(
     Ok(())
 }
 
-fn accepted(target: &Target, code: u16) -> bool {
-    target.spec.accept.iter().any(|m| m.matches(code))
+fn accepted(accept: &[StatusMatch], code: u16) -> bool {
+    accept.iter().any(|m| m.matches(code))
 }
 
 pub(crate) fn accept_list(accept: &[StatusMatch]) -> String {
@@ -205,36 +217,30 @@ pub(crate) fn accept_list(accept: &[StatusMatch]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::adhoc;
-    use crate::catalog::{Expect, ProbeSpec, Protocol};
 
-    fn target(host: &str, port: u16, tls: bool) -> Target {
-        let spec = ProbeSpec {
+    fn at(host: &str, port: u16, tls: bool) -> (Dest<'_>, Web) {
+        let dest = Dest {
+            host,
+            port,
+            client: Default::default(),
+        };
+        let web = Web {
             tls,
             path: "/x?y=1".into(),
-            ..Default::default()
         };
-        adhoc::target(
-            Protocol::Http,
-            host.into(),
-            Some(port),
-            Expect::Reachable,
-            spec,
-        )
+        (dest, web)
     }
 
     #[test]
     fn urls_and_host_headers() {
-        assert_eq!(
-            url(&target("example.org", 443, true)),
-            "https://example.org/x?y=1"
-        );
-        assert_eq!(
-            url(&target("example.org", 8080, false)),
-            "http://example.org:8080/x?y=1"
-        );
-        assert_eq!(host_header(&target("::1", 80, false)), "[::1]");
-        assert_eq!(host_header(&target("::1", 8443, true)), "[::1]:8443");
+        let (d, w) = at("example.org", 443, true);
+        assert_eq!(url(d, &w), "https://example.org/x?y=1");
+        let (d, w) = at("example.org", 8080, false);
+        assert_eq!(url(d, &w), "http://example.org:8080/x?y=1");
+        let (d, w) = at("::1", 80, false);
+        assert_eq!(host_header(d, &w), "[::1]");
+        let (d, w) = at("::1", 8443, true);
+        assert_eq!(host_header(d, &w), "[::1]:8443");
         assert_eq!(
             accept_list(&[StatusMatch::Class(2), StatusMatch::Code(401)]),
             "2xx or 401"

@@ -19,7 +19,9 @@ pub use crate::outcome::{
     TlsEvidence,
 };
 
-use crate::catalog::{Direction, Expect, Protocol, Target};
+use crate::catalog::{Check, Direction, Expect, Host, Target, unset_reason};
+use crate::net::echo::Transport;
+use crate::net::proxy::Client;
 
 /// The skip reason of every inbound row: nothing the node sends proves a rule for traffic to it.
 pub const INBOUND_SKIP: &str = "inbound: cannot be observed from this node";
@@ -53,15 +55,13 @@ impl ProbeEnv {
     }
 }
 
-/// The port of a target that connects. The catalog gives each such target one; a target
-/// without is an internal error on that target, never a panic.
-pub fn port_of(target: &Target) -> Result<u16, ProbeError> {
-    target.port.ok_or_else(|| {
-        ProbeError::new(
-            ErrorKind::Internal,
-            format!("a {} target without a port", target.protocol),
-        )
-    })
+/// Where a probe connects: an expanded host, the port of its check, and whose proxy route
+/// applies (for TLS, HTTP and WebSocket).
+#[derive(Debug, Clone, Copy)]
+pub struct Dest<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub client: Client,
 }
 
 tokio::task_local! {
@@ -90,14 +90,14 @@ impl ProbeEnv {
     }
 }
 
-/// Resolves a target's host through the run's shared cache, recording the evidence.
+/// Resolves a host through the run's shared cache, recording the evidence.
 pub async fn resolve(
-    target: &Target,
+    host: &str,
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<Resolved, ProbeError> {
     ev.resolver = Some(env.dns.server().to_string());
-    match env.dns.resolve_within(&target.host, remaining(env)).await {
+    match env.dns.resolve_within(host, remaining(env)).await {
         Ok(r) => {
             r.record(ev);
             Ok(r)
@@ -112,30 +112,56 @@ pub async fn resolve(
 /// Runs one target, all of it within one `--timeout`, and judges the result against its
 /// expectation.
 pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
-    if let Some(reason) = &target.skip {
-        return Outcome::skip(reason.clone());
-    }
+    let host = match &target.host {
+        Host::Ready(host) => host.as_str(),
+        Host::Unset { missing, .. } => return Outcome::skip(unset_reason(missing)),
+    };
     if target.direction == Direction::Inbound {
         return Outcome::skip(INBOUND_SKIP);
     }
+    let at = |port: &u16| Dest {
+        host,
+        port: *port,
+        client: target.client,
+    };
     let mut ev = Evidence::default();
     // Each protocol's future on the heap at its own size: a future holding any of them inline
     // would be as large as the largest (WebSocket through a proxy), moved and allocated for
     // every target, and that copying was most of a loopback run's CPU.
     let ev_ref = &mut ev;
     let probing: std::pin::Pin<Box<dyn Future<Output = Result<(), ProbeError>> + Send + '_>> =
-        match target.protocol {
-            Protocol::Dns => Box::pin(dns::probe(target, env, ev_ref)),
-            Protocol::Tcp | Protocol::Udp if target.spec.responder => {
-                Box::pin(peer::probe(target, env, ev_ref))
+        match &target.check {
+            Check::Dns => Box::pin(dns::probe(host, target.expect, env, ev_ref)),
+            Check::Tcp {
+                port,
+                responder: true,
+            } => Box::pin(peer::probe(at(port), Transport::Tcp, env, ev_ref)),
+            Check::Udp {
+                port,
+                responder: true,
+                ..
+            } => Box::pin(peer::probe(at(port), Transport::Udp, env, ev_ref)),
+            Check::Tcp { port, .. } => Box::pin(tcp::probe(at(port), env, ev_ref)),
+            Check::Udp { port, payload, .. } => {
+                Box::pin(udp::probe(at(port), payload, target.expect, env, ev_ref))
             }
-            Protocol::Tcp => Box::pin(tcp::probe(target, env, ev_ref)),
-            Protocol::Udp => Box::pin(udp::probe(target, env, ev_ref)),
-            Protocol::Tls => Box::pin(tls::probe(target, env, ev_ref)),
-            Protocol::Http => Box::pin(http::probe(target, env, ev_ref)),
-            Protocol::Ws => Box::pin(ws::probe(target, env, ev_ref)),
+            Check::Tls { port } => Box::pin(tls::probe(at(port), env, ev_ref)),
+            Check::Http {
+                port,
+                web,
+                method,
+                accept,
+            } => {
+                let ask = http::Ask {
+                    web,
+                    method: *method,
+                    accept,
+                };
+                Box::pin(http::probe(at(port), ask, env, ev_ref))
+            }
+            Check::Ws { port, web } => Box::pin(ws::probe(at(port), web, env, ev_ref)),
         };
-    let timeout = target.spec.timeout.unwrap_or(env.timeout);
+    let timeout = target.timeout.unwrap_or(env.timeout);
     let result = TARGET_TIMEOUT
         .scope(timeout, DEADLINE.scope(Instant::now() + timeout, probing))
         .await;

@@ -8,17 +8,22 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::Dest;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError, ResponderEvidence};
-use crate::catalog::{Protocol, Target};
 use crate::net::echo::{self, Echo, Rejected, Transport};
 
-pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let port = target.port.expect("peer targets have a port");
+pub async fn probe(
+    dest: Dest<'_>,
+    transport: Transport,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<(), ProbeError> {
+    let port = dest.port;
     let key = env.net.peer_key.as_ref();
     let nonce = echo::nonce();
-    let (transport, reply) = match target.protocol {
-        Protocol::Udp => {
-            let resolved = super::resolve(target, env, ev).await?;
+    let reply = match transport {
+        Transport::Udp => {
+            let resolved = super::resolve(dest.host, env, ev).await?;
             let (socket, peer) = super::udp::open(&resolved.addrs, port, ev)?;
             ev.peer = Some(peer);
             ev.note("direct");
@@ -37,22 +42,21 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
                     ),
                 ));
             };
-            (Transport::Udp, reply)
+            reply
         }
-        _ => {
-            let mut stream = super::tcp::connect(target, env, ev).await?;
+        Transport::Tcp => {
+            let mut stream = super::tcp::connect(dest, env, ev).await?;
             let peer = ev.peer.expect("a connected probe records its peer");
             let req = echo::request(key, Transport::Tcp, port, &nonce);
             let start = Instant::now();
             let heard = tcp_exchange(&mut stream, &req, env.timeout).await;
             ev.phase(Phase::FirstByte, start.elapsed());
-            let reply = heard.map_err(|why| {
+            heard.map_err(|why| {
                 ProbeError::new(
                     ErrorKind::PeerNoEcho,
                     format!("{peer}: TCP {port} accepted the connection, but {why}"),
                 )
-            })?;
-            (Transport::Tcp, reply)
+            })?
         }
     };
     let peer = ev.peer.map(|p| p.to_string()).unwrap_or_default();

@@ -11,9 +11,8 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::client::TlsStream;
 
-use super::ProbeEnv;
+use super::{Dest, ProbeEnv};
 use crate::address::authority;
-use crate::catalog::Target;
 use crate::net::proxy::{self, ProxyUrl, Route, Scheme};
 use crate::net::{USER_AGENT, dial, tls};
 use crate::outcome::{ErrorKind, Evidence, Phase, ProbeError};
@@ -34,13 +33,12 @@ pub struct Opened<S = TcpStream> {
 /// goes to the proxy without a tunnel; https, ws and wss (and TLS probes, as https) tunnel,
 /// because forward proxies drop the `Upgrade` header a WebSocket needs.
 pub async fn open(
-    target: &Target,
+    dest: Dest<'_>,
     scheme: Scheme,
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<Opened, ProbeError> {
-    let port = super::port_of(target)?;
-    let decision = proxy::decide(&env.net, target.client, scheme, &target.host, port)
+    let decision = proxy::decide(&env.net, dest.client, scheme, dest.host, dest.port)
         .map_err(|e| ProbeError::new(ErrorKind::ProxyUnreachable, format!("proxy setting: {e}")))?;
     if let Some(warning) = decision.warning {
         ev.warnings.push(warning);
@@ -51,7 +49,7 @@ pub async fn open(
     let route = decision.route;
     let proxy = match route {
         Route::Direct | Route::Bypassed => {
-            let stream = super::tcp::connect(target, env, ev).await?;
+            let stream = super::tcp::connect(dest, env, ev).await?;
             if let Some(note) = route.note() {
                 ev.note(note);
             }
@@ -67,19 +65,11 @@ pub async fn open(
     let deadline = super::deadline(env);
     // The local lookup is evidence only: it runs while the tunnel opens, and whatever it has
     // not answered by then is left unanswered.
-    let mut lookup = std::pin::pin!(env.dns.resolve(&target.host));
+    let mut lookup = std::pin::pin!(env.dns.resolve(dest.host));
     let mut local = None;
     let mut phases = Evidence::default();
     let opened = {
-        let mut tunnel = std::pin::pin!(tunnel(
-            target,
-            port,
-            scheme,
-            proxy,
-            env,
-            &mut phases,
-            deadline
-        ));
+        let mut tunnel = std::pin::pin!(tunnel(dest, scheme, proxy, env, &mut phases, deadline));
         loop {
             tokio::select! {
                 biased;
@@ -110,8 +100,7 @@ pub async fn open(
 
 /// TCP to the proxy, then (but for plain http) `CONNECT` through it, within `deadline`.
 async fn tunnel(
-    target: &Target,
-    port: u16,
+    dest: Dest<'_>,
     scheme: Scheme,
     proxy: ProxyUrl,
     env: &ProbeEnv,
@@ -130,7 +119,7 @@ async fn tunnel(
     let result = connect(
         &mut stream,
         &proxy,
-        &authority(&target.host, port),
+        &authority(dest.host, dest.port),
         deadline,
     )
     .await;
@@ -150,7 +139,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> WebStream for T {}
 /// Opens the stream of an HTTP or WebSocket exchange: `open`, then TLS offering HTTP/1.1 for
 /// https and wss, within the exchange deadline.
 pub async fn open_web(
-    target: &Target,
+    dest: Dest<'_>,
     scheme: Scheme,
     env: &ProbeEnv,
     ev: &mut Evidence,
@@ -159,10 +148,10 @@ pub async fn open_web(
         stream,
         forward_proxy,
         deadline,
-    } = open(target, scheme, env, ev).await?;
+    } = open(dest, scheme, env, ev).await?;
     let stream: Box<dyn WebStream> = match scheme {
         Scheme::Https | Scheme::Wss => {
-            let tls = handshake(stream, &target.host, &[b"http/1.1"], env, ev);
+            let tls = handshake(stream, dest.host, &[b"http/1.1"], env, ev);
             Box::new(within(deadline, tls, "TLS handshake").await??)
         }
         Scheme::Http | Scheme::Ws => Box::new(stream),

@@ -3,24 +3,22 @@
 
 use tokio::net::TcpStream;
 
-use super::{Evidence, Phase, ProbeEnv, ProbeError};
-use crate::catalog::Target;
+use super::{Dest, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::net::dial;
 
-pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    connect(target, env, ev).await.map(drop)
+pub async fn probe(dest: Dest<'_>, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
+    connect(dest, env, ev).await.map(drop)
 }
 
-/// A direct TCP connection to the target, with its DNS and connect phases recorded.
+/// A direct TCP connection to `dest`, with its DNS and connect phases recorded.
 pub async fn connect(
-    target: &Target,
+    dest: Dest<'_>,
     env: &ProbeEnv,
     ev: &mut Evidence,
 ) -> Result<TcpStream, ProbeError> {
-    let port = super::port_of(target)?;
-    let resolved = super::resolve(target, env, ev).await?;
+    let resolved = super::resolve(dest.host, env, ev).await?;
     let start = std::time::Instant::now();
-    let result = dial::connect_any(&resolved.addrs, port, super::remaining(env)).await;
+    let result = dial::connect_any(&resolved.addrs, dest.port, super::remaining(env)).await;
     ev.phase(Phase::Connect, start.elapsed());
     let (stream, peer) = result?;
     ev.peer = Some(peer);

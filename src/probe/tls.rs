@@ -2,14 +2,13 @@
 //! for https://host:port), then a handshake judged against the public web PKI and this host's
 //! own trust (see `net::tls`). Nothing is sent after the handshake.
 
-use super::{Evidence, ProbeEnv, ProbeError, route};
-use crate::catalog::Target;
+use super::{Dest, Evidence, ProbeEnv, ProbeError, route};
 use crate::net::proxy::Scheme;
 
-pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
+pub async fn probe(dest: Dest<'_>, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
     // The handshake takes what is left of the probe's deadline after the stream opened.
-    let opened = route::open(target, Scheme::Https, env, ev).await?;
-    route::handshake(opened.stream, &target.host, &[], env, ev)
+    let opened = route::open(dest, Scheme::Https, env, ev).await?;
+    route::handshake(opened.stream, dest.host, &[], env, ev)
         .await
         .map(drop)
 }

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use tokio::net::UdpSocket;
 
+use super::Dest;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
-use crate::catalog::{Expect, Target};
+use crate::catalog::Expect;
 use crate::net::dial;
 
 /// The largest reply read; a longer datagram is truncated, which is fine: any reply answers.
@@ -28,11 +29,18 @@ enum Heard {
     Silence,
 }
 
-pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let port = super::port_of(target)?;
-    let resolved = super::resolve(target, env, ev).await?;
+/// Sends `payload` to `dest`; silence passes only a target that expects the path blocked.
+pub async fn probe(
+    dest: Dest<'_>,
+    payload: &[u8],
+    expect: Expect,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<(), ProbeError> {
+    let port = dest.port;
+    let resolved = super::resolve(dest.host, env, ev).await?;
     let wait = super::remaining(env);
-    let result = send_and_wait(&resolved.addrs, port, &target.spec.payload, wait, ev).await;
+    let result = send_and_wait(&resolved.addrs, port, payload, wait, ev).await;
     ev.note("direct");
     let heard = result?;
     let waited = wait.as_millis();
@@ -40,7 +48,7 @@ pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result
         Heard::Reply(n) => ev.note(format!("answered ({n} bytes)")),
         // Only an answer proves a UDP path open, so for a path that should be blocked silence
         // is the expected result, not a sign that it is reachable.
-        Heard::Silence if target.expect == Expect::Blocked => {
+        Heard::Silence if expect == Expect::Blocked => {
             return Err(ProbeError::new(
                 ErrorKind::Timeout,
                 format!(

@@ -10,26 +10,27 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+use super::Dest;
 use super::route;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::address::authority;
-use crate::catalog::Target;
+use crate::catalog::Web;
 use crate::net::proxy::Scheme;
 use crate::net::{USER_AGENT, dial};
 
-pub async fn probe(target: &Target, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    let scheme = if target.spec.tls {
-        Scheme::Wss
-    } else {
-        Scheme::Ws
-    };
-    let opened = route::open_web(target, scheme, env, ev).await?;
-    let port = super::port_of(target)?;
+pub async fn probe(
+    dest: Dest<'_>,
+    web: &Web,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) -> Result<(), ProbeError> {
+    let scheme = if web.tls { Scheme::Wss } else { Scheme::Ws };
+    let opened = route::open_web(dest, scheme, env, ev).await?;
     let url = format!(
         "{}://{}{}",
         scheme.as_str(),
-        authority(&target.host, port),
-        target.spec.path
+        authority(dest.host, dest.port),
+        web.path
     );
     upgrade(opened.stream, &url, opened.deadline, ev).await
 }

@@ -23,12 +23,12 @@ pub fn hint(t: &Target, e: &ProbeError, ev: &Evidence) -> String {
                 .as_deref()
                 .map(|r| format!(" The resolver asked was {r}."))
                 .unwrap_or_default();
-            if t.protocol == Protocol::Dns {
+            if t.protocol() == Protocol::Dns {
                 format!("{remedy}{resolver} {}", t.fix)
             } else {
                 format!(
                     "{remedy}{resolver} The {} path itself was not tried: fix name resolution first.",
-                    t.protocol.as_str().to_ascii_uppercase()
+                    t.protocol().as_str().to_ascii_uppercase()
                 )
             }
         }
@@ -46,14 +46,14 @@ pub fn hint(t: &Target, e: &ProbeError, ev: &Evidence) -> String {
 
 /// The rule a connection-level failure asks for: protocol, port and destination.
 fn rule(t: &Target) -> String {
-    let proto = match t.protocol {
+    let proto = match t.protocol() {
         Protocol::Udp => "UDP",
         _ => "TCP",
     };
-    let port = t.port.map(|p| format!(" {p}")).unwrap_or_default();
+    let port = t.port().map(|p| format!(" {p}")).unwrap_or_default();
     let dest = match &t.service_tag {
         Some(tag) => format!("the {tag} service tag"),
-        None => t.host.clone(),
+        None => t.host.to_string(),
     };
     format!(
         "Rule needed: outbound {proto}{port} to {dest} (NSG outbound rule, and firewall rule if one is in the path)."
@@ -94,7 +94,7 @@ fn proxied(t: &Target, kind: ErrorKind, ev: &Evidence) -> String {
              name, add {entry} to NO_PROXY and no_proxy where pip, conda and curl run, so it goes direct; \
              otherwise allow {host} in the proxy's ACL. Path: {fix}",
             host = t.host,
-            entry = no_proxy_entry(&t.host),
+            entry = no_proxy_entry(t.host.shown()),
             fix = t.fix
         ),
         ErrorKind::ProxyAuthRequired => format!(
@@ -301,15 +301,17 @@ fn proto(r: &ResultEntry) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Catalog, Expect, adhoc};
+    use crate::catalog::{Catalog, Check, Expect, Host, adhoc};
 
     fn tcp_target() -> Target {
+        let check = Check::Tcp {
+            port: 8787,
+            responder: false,
+        };
         let mut t = adhoc::target(
-            Protocol::Tcp,
             "ci1.westeurope.instances.azureml.ms".into(),
-            Some(8787),
+            check,
             Expect::Reachable,
-            Default::default(),
         );
         t.service_tag = Some("AzureMachineLearning".into());
         t.fix = "PATH FIX".into();
@@ -334,7 +336,7 @@ mod tests {
         let catalog = Catalog::embedded().unwrap();
         let ctx = crate::context::Context::default();
         for t in catalog.expand(&ctx, &[], None) {
-            if t.protocol == Protocol::Dns {
+            if t.protocol() == Protocol::Dns {
                 let fix = t.fix.to_ascii_lowercase();
                 assert!(
                     !fix.contains("nsg") && !fix.contains("allow outbound"),
@@ -430,7 +432,7 @@ mod tests {
     fn failed(id: &str, host: &str, kind: ErrorKind, ev: Evidence) -> ResultEntry {
         let mut t = tcp_target();
         t.id = id.into();
-        t.host = host.into();
+        t.host = Host::Ready(host.into());
         let finished = crate::runner::Finished {
             target: t,
             outcome: crate::outcome::Outcome {

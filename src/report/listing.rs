@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalog::Target;
+use crate::catalog::{Host, Target};
 use crate::context::Sourced;
 
 pub fn catalog_table(targets: &[Target]) -> String {
@@ -14,14 +14,14 @@ pub fn catalog_table(targets: &[Target]) -> String {
         "ID", "PROTO", "ENDPOINT", "REQUIRED", "EXPECT"
     );
     for t in targets {
-        let ep = match &t.skip {
-            Some(_) => format!("{} (unset)", t.endpoint()),
-            None => t.endpoint(),
+        let ep = match &t.host {
+            Host::Unset { .. } => format!("{} (unset)", t.endpoint()),
+            Host::Ready(_) => t.endpoint(),
         };
         s.push_str(&format!(
             "{:<w_id$}  {:<5}  {:<w_ep$}  {:<8}  {:<9}  {}\n",
             t.id,
-            t.protocol.as_str(),
+            t.protocol().as_str(),
             ep,
             if t.required { "yes" } else { "no" },
             t.expect.as_str(),

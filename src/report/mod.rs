@@ -150,9 +150,9 @@ impl ResultEntry {
         ResultEntry {
             id: t.id.clone(),
             name: t.name.clone(),
-            protocol: t.protocol,
-            host: t.host.clone(),
-            port: t.port,
+            protocol: t.protocol(),
+            host: t.host.to_string(),
+            port: t.port(),
             profiles: t.profiles.clone(),
             service_tag: t.service_tag.clone(),
             required: t.required,
@@ -332,16 +332,18 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Expect, ProbeSpec, Protocol, Target};
+    use crate::catalog::{Check, Expect, Host, Target};
     use crate::outcome::{Evidence, Outcome, ProbeError};
 
     fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
         let target = Target {
             id: "t".into(),
             name: "t".into(),
-            protocol: Protocol::Tcp,
-            host: "h".into(),
-            port: Some(443),
+            host: Host::Ready("h".into()),
+            check: Check::Tcp {
+                port: 443,
+                responder: false,
+            },
             profiles: vec!["internet".into()],
             service_tag: None,
             required,
@@ -351,8 +353,7 @@ mod tests {
             section: None,
             direction: Default::default(),
             client: Default::default(),
-            spec: ProbeSpec::default(),
-            skip: None,
+            timeout: None,
         };
         let outcome = match kind {
             Some(k) => Outcome {
