@@ -114,7 +114,8 @@ fn users_proxy_settings(net: &mut NetConfig, root: &std::path::Path) {
 /// from the catalog) and how (the network settings, the same whatever the selection).
 pub struct Plan {
     pub context: Context,
-    pub targets: Vec<Target>,
+    /// Shared with every run's results, never copied (a run of 10,000 targets copied 6 MB).
+    pub targets: Vec<Arc<Target>>,
     /// What selected the targets, for the error when nothing was selected.
     pub selection: String,
     pub network: Network,
@@ -302,7 +303,7 @@ impl Plan {
         let network = Network::resolve(net, &file, node_root.as_deref())?;
         Ok(Plan {
             context,
-            targets,
+            targets: targets.into_iter().map(Arc::new).collect(),
             selection,
             network,
         })
@@ -327,7 +328,7 @@ impl Plan {
         let network = Network::resolve(Some(net), &file, node_root.as_deref())?;
         Ok(Plan {
             context,
-            targets: vec![target],
+            targets: vec![Arc::new(target)],
             selection: "the command line".into(),
             network,
         })
@@ -349,13 +350,13 @@ impl Plan {
         let started = SystemTime::now();
         let clock = Instant::now();
         let finished = self.run_targets(self.targets.clone(), None).await?;
-        Ok(self.report(&finished, started, clock.elapsed()))
+        Ok(self.report(finished, started, clock.elapsed()))
     }
 
     /// Probes `targets` with a fresh resolver (no cache across runs), telling `observer`.
     pub async fn run_targets(
         &self,
-        targets: Vec<Target>,
+        targets: Vec<Arc<Target>>,
         observer: Option<Arc<dyn runner::Observer>>,
     ) -> Result<Vec<runner::Finished>> {
         let env = ProbeEnv::new(
@@ -377,7 +378,7 @@ impl Plan {
     /// The report of `finished`, with this plan's context and strictness.
     pub fn report(
         &self,
-        finished: &[runner::Finished],
+        finished: Vec<runner::Finished>,
         started: SystemTime,
         took: Duration,
     ) -> Report {

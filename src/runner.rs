@@ -46,7 +46,8 @@ impl Limits {
 /// One target's result.
 #[derive(Debug, Clone)]
 pub struct Finished {
-    pub target: Target,
+    /// Shared with the plan: a run copies no target.
+    pub target: Arc<Target>,
     pub outcome: Outcome,
     pub duration: Duration,
 }
@@ -58,13 +59,13 @@ pub trait Observer: Send + Sync {
 }
 
 /// Runs every target; the results come back in the targets' order.
-pub async fn run(targets: Vec<Target>, env: Arc<ProbeEnv>, limits: Limits) -> Vec<Finished> {
+pub async fn run(targets: Vec<Arc<Target>>, env: Arc<ProbeEnv>, limits: Limits) -> Vec<Finished> {
     run_observed(targets, env, limits, None).await
 }
 
 /// `run`, telling `observer` as probes start and finish.
 pub async fn run_observed(
-    targets: Vec<Target>,
+    targets: Vec<Arc<Target>>,
     env: Arc<ProbeEnv>,
     limits: Limits,
     observer: Option<Arc<dyn Observer>>,
@@ -77,7 +78,7 @@ pub async fn run_observed(
 
 /// `run` with the probe as an argument: the seam where tests put a probe that misbehaves.
 pub async fn run_with<P, F>(
-    targets: Vec<Target>,
+    targets: Vec<Arc<Target>>,
     env: Arc<ProbeEnv>,
     limits: Limits,
     probe: P,
@@ -90,7 +91,7 @@ where
 }
 
 async fn drive<P, F>(
-    targets: Vec<Target>,
+    targets: Vec<Arc<Target>>,
     env: Arc<ProbeEnv>,
     limits: Limits,
     observer: Option<Arc<dyn Observer>>,
@@ -100,8 +101,6 @@ where
     P: Fn(Arc<Target>, Arc<ProbeEnv>) -> F,
     F: Future<Output = Outcome> + Send + 'static,
 {
-    // Shared with its probe's task, not copied: a target is a dozen strings.
-    let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
     // A target with a longer `timeout` of its own extends the run by its extra cap, once.
     let extra = targets
         .iter()
@@ -176,10 +175,8 @@ where
             }
         }
     }
-    // Every task has ended (or was aborted), so each target is ours alone again.
     targets
         .into_iter()
-        .map(|t| Arc::try_unwrap(t).unwrap_or_else(|shared| (*shared).clone()))
         .zip(results)
         .map(|(target, r)| {
             let (outcome, duration) = r.unwrap_or_else(|| {
@@ -232,12 +229,12 @@ mod tests {
     use crate::outcome::Status;
     use crate::probe::dns::DnsCache;
 
-    fn target(host: &str, expect: Expect) -> Target {
+    fn target(host: &str, expect: Expect) -> Arc<Target> {
         let check = Check::Tcp {
             port: 1,
             responder: false,
         };
-        adhoc::target(host.into(), check, expect)
+        Arc::new(adhoc::target(host.into(), check, expect))
     }
 
     #[tokio::test]

@@ -35,7 +35,7 @@ pub async fn check(
         .run_targets(plan.targets.clone(), observer.clone())
         .await?;
     let Some(wait) = wait else {
-        return Ok(plan.report(&finished, started, clock.elapsed()));
+        return Ok(plan.report(finished, started, clock.elapsed()));
     };
     let deadline = clock + wait;
     let mut attempts = vec![1u32; finished.len()];
@@ -92,7 +92,7 @@ pub async fn check(
             finished[*i] = f;
         }
     }
-    let mut report = plan.report(&finished, started, clock.elapsed());
+    let mut report = plan.report(finished, started, clock.elapsed());
     for (i, r) in report.results.iter_mut().enumerate() {
         if r.status != Status::Skip {
             r.wait = Some(WaitEntry {

@@ -44,7 +44,8 @@ fn runner_shares_one_lookup_per_name_and_keeps_target_order() {
         concurrency: 8,
         timeout: Duration::from_secs(1),
     };
-    let finished = rt.block_on(runner::run(targets, env.clone(), limits));
+    let shared = targets.into_iter().map(std::sync::Arc::new).collect();
+    let finished = rt.block_on(runner::run(shared, env.clone(), limits));
 
     assert_eq!(
         env.dns.lookups(),

@@ -8,8 +8,9 @@ use crate::report;
 
 pub fn run(args: CheckArgs) -> Result<u8> {
     let mut plan = Plan::new(&args.select, Some(&args.net))?;
+    let peers = crate::catalog::peer::targets(&args.peers)?;
     plan.targets
-        .extend(crate::catalog::peer::targets(&args.peers)?);
+        .extend(peers.into_iter().map(std::sync::Arc::new));
     let plan = plan.ensure_selected()?;
     if plan.targets.iter().any(|t| t.check.responder()) && plan.network.net.peer_key.is_none() {
         log::warn!("peer checks without --key-file: an echo proves the path but not who answered");

@@ -2,6 +2,7 @@
 //! each came from) and `merge` (reports of many nodes as one).
 
 use super::{emit, emit_json};
+use crate::catalog::Target;
 use crate::cli::{CatalogArgs, ContextArgs, ListOutput, MergeArgs};
 use crate::plan::{Plan, Result, layer_context};
 use crate::printable::printable_lines;
@@ -10,7 +11,10 @@ use crate::report;
 pub fn catalog(args: CatalogArgs) -> Result<u8> {
     let plan = Plan::new(&args.select, None)?.ensure_selected()?;
     match args.output {
-        ListOutput::Json => emit_json(&plan.targets, 0),
+        ListOutput::Json => {
+            let targets: Vec<&Target> = plan.targets.iter().map(|t| &**t).collect();
+            emit_json(&targets, 0)
+        }
         ListOutput::Table => emit(
             &printable_lines(&report::listing::catalog_table(&plan.targets)),
             0,

@@ -434,7 +434,7 @@ mod tests {
         t.id = id.into();
         t.host = Host::Ready(host.into());
         let finished = crate::runner::Finished {
-            target: t,
+            target: t.into(),
             outcome: crate::outcome::Outcome {
                 status: Status::Fail,
                 error: Some(ProbeError::new(kind, "m")),
@@ -443,7 +443,7 @@ mod tests {
             },
             duration: std::time::Duration::ZERO,
         };
-        ResultEntry::from_finished(&finished)
+        ResultEntry::from_finished(finished)
     }
 
     #[test]

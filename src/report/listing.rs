@@ -2,11 +2,12 @@
 //! variables with their sources (`context`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::catalog::{Host, Target};
 use crate::context::Sourced;
 
-pub fn catalog_table(targets: &[Target]) -> String {
+pub fn catalog_table(targets: &[Arc<Target>]) -> String {
     let w_id = super::table::column(targets.iter().map(|t| t.id.len()), 2);
     let w_ep = super::table::column(targets.iter().map(|t| t.endpoint().len()), 8);
     let mut s = format!(

@@ -144,9 +144,17 @@ fn round2(ms: f64) -> f64 {
 }
 
 impl ResultEntry {
-    pub fn from_finished(f: &Finished) -> ResultEntry {
-        let (t, o) = (&f.target, &f.outcome);
-        let ev = &o.evidence;
+    /// The entry of one result, taking its evidence (a run's results become its report without
+    /// a second copy of every string).
+    pub fn from_finished(f: Finished) -> ResultEntry {
+        let (t, o) = (&f.target, f.outcome);
+        let hint = match (o.status, &o.error, t.direction) {
+            (Status::Fail, Some(e), _) => Some(diagnosis::hint(t, e, &o.evidence)),
+            (Status::Fail, None, _) => Some(t.fix.clone()),
+            (Status::Skip, _, Direction::Inbound) => Some(t.fix.clone()),
+            _ => None,
+        };
+        let ev = o.evidence;
         ResultEntry {
             id: t.id.clone(),
             name: t.name.clone(),
@@ -159,15 +167,15 @@ impl ResultEntry {
             expect: t.expect,
             direction: t.direction,
             status: o.status,
-            error: o.error.as_ref().map(|e| ErrorEntry {
+            error: o.error.map(|e| ErrorEntry {
                 kind: e.kind,
-                message: e.message.clone(),
+                message: e.message,
             }),
-            skip_reason: o.skip_reason.clone(),
-            note: match (&ev.note, &ev.unverified) {
+            skip_reason: o.skip_reason,
+            note: match (ev.note, &ev.unverified) {
                 (Some(n), Some(u)) => Some(format!("{n}; unverified: {u}")),
                 (None, Some(u)) => Some(format!("unverified: {u}")),
-                (n, None) => n.clone(),
+                (n, None) => n,
             },
             unverified: o.status == Status::Pass && ev.unverified.is_some(),
             duration_ms: round2(f.duration.as_secs_f64() * 1000.0),
@@ -177,21 +185,16 @@ impl ResultEntry {
                 .map(|(p, ms)| (*p, round2(*ms)))
                 .collect(),
             addresses: ev.addresses.iter().map(|a| a.to_string()).collect(),
-            resolver: ev.resolver.clone(),
+            resolver: ev.resolver,
             private: ev.private,
-            cname_chain: ev.cname_chain.clone(),
+            cname_chain: ev.cname_chain,
             peer: ev.peer.map(|p| p.to_string()),
-            via_proxy: ev.via_proxy.clone(),
-            tls: ev.tls.clone(),
+            via_proxy: ev.via_proxy,
+            tls: ev.tls,
             http_status: ev.http_status,
-            warnings: ev.warnings.clone(),
-            responder: ev.responder.clone(),
-            hint: match (o.status, &o.error, t.direction) {
-                (Status::Fail, Some(e), _) => Some(diagnosis::hint(t, e, ev)),
-                (Status::Fail, None, _) => Some(t.fix.clone()),
-                (Status::Skip, _, Direction::Inbound) => Some(t.fix.clone()),
-                _ => None,
-            },
+            warnings: ev.warnings,
+            responder: ev.responder,
+            hint,
             why: t.why.clone(),
             wait: None,
         }
@@ -277,11 +280,13 @@ impl Report {
         context: BTreeMap<String, String>,
         started: SystemTime,
         took: Duration,
-        finished: &[Finished],
+        finished: Vec<Finished>,
         strict: bool,
     ) -> Report {
-        let mut results: Vec<ResultEntry> =
-            finished.iter().map(ResultEntry::from_finished).collect();
+        let mut results: Vec<ResultEntry> = finished
+            .into_iter()
+            .map(ResultEntry::from_finished)
+            .collect();
         if strict {
             results.iter_mut().for_each(ResultEntry::strict);
         }
@@ -370,7 +375,7 @@ mod tests {
             },
         };
         Finished {
-            target,
+            target: target.into(),
             outcome,
             duration: Duration::from_millis(3),
         }
@@ -387,7 +392,7 @@ mod tests {
             ctx.clone(),
             SystemTime::now(),
             Duration::ZERO,
-            &optional,
+            optional.to_vec(),
             false,
         );
         assert_eq!(
@@ -396,7 +401,14 @@ mod tests {
         );
         let required = [finished(Some(ErrorKind::TcpRefused), true)];
         assert_eq!(
-            Report::new(ctx, SystemTime::now(), Duration::ZERO, &required, false).exit_code(),
+            Report::new(
+                ctx,
+                SystemTime::now(),
+                Duration::ZERO,
+                required.to_vec(),
+                false
+            )
+            .exit_code(),
             1
         );
     }
@@ -406,7 +418,7 @@ mod tests {
             BTreeMap::new(),
             SystemTime::now(),
             Duration::ZERO,
-            run,
+            run.to_vec(),
             strict,
         )
     }
@@ -419,7 +431,7 @@ mod tests {
 
     fn skipped(required: bool, direction: Direction) -> Finished {
         let mut f = finished(None, required);
-        f.target.direction = direction;
+        std::sync::Arc::make_mut(&mut f.target).direction = direction;
         f.outcome = Outcome::skip("needs batch_account");
         f
     }

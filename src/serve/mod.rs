@@ -532,7 +532,7 @@ mod tests {
             Default::default(),
             std::time::SystemTime::now(),
             Duration::ZERO,
-            &[],
+            Vec::new(),
             false,
         );
         state.publish(&report);
