@@ -22,6 +22,7 @@ use crate::cli::{self, ServeArgs};
 use crate::context::ConfigFile;
 use crate::plan::{Plan, UsageError};
 use crate::report::{self, Report};
+use crate::settings::{self, Layers};
 use web_config::WebConfig;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -40,26 +41,28 @@ impl Settings {
     fn resolve(args: &ServeArgs) -> Result<Settings, UsageError> {
         let file = ConfigFile::load(args.select.config.as_deref())?;
         let serve = file.serve.as_ref();
-        let listen = match (args.listen, serve.and_then(|s| s.listen.as_ref())) {
-            (Some(l), _) => l,
-            (None, Some(raw)) => cli::parse_listen(raw.get_ref())
-                .map_err(|e| file.error_at(raw, "serve.listen", &e))?,
-            (None, None) => cli::DEFAULT_LISTEN.parse().expect("a valid default"),
-        };
-        let interval = match (args.interval, serve.and_then(|s| s.interval.as_ref())) {
-            (Some(i), _) => i,
-            (None, Some(raw)) => cli::parse_interval(raw.get_ref())
-                .map_err(|e| file.error_at(raw, "serve.interval", &e))?,
-            (None, None) => DEFAULT_INTERVAL,
-        };
-        let web_config = args
-            .web_config_file
-            .clone()
-            .or_else(|| serve.and_then(|s| s.web_config_file.clone()));
+        let listen = Layers::new(|raw: String| cli::parse_listen(&raw))
+            .checked(settings::flag("--listen", args.listen))
+            .given(file.at("serve.listen", serve.and_then(|s| s.listen.as_ref())))
+            .or(cli::DEFAULT_LISTEN.parse().expect("a valid default"))?;
+        let interval = Layers::new(|raw: String| cli::parse_interval(&raw))
+            .checked(settings::flag("--interval", args.interval))
+            .given(file.at("serve.interval", serve.and_then(|s| s.interval.as_ref())))
+            .or(DEFAULT_INTERVAL)?;
+        let web_config = Layers::new(Ok)
+            .checked(settings::flag(
+                "--web-config-file",
+                args.web_config_file.clone(),
+            ))
+            .checked(file.at(
+                "serve.web-config-file",
+                serve.and_then(|s| s.web_config_file.as_ref()),
+            ))
+            .optional()?;
         Ok(Settings {
-            listen,
-            interval,
-            web_config,
+            listen: listen.value,
+            interval: interval.value,
+            web_config: web_config.map(|w| w.value),
         })
     }
 }
