@@ -1,11 +1,17 @@
-//! The listing commands: `catalog` (the selected targets), `context` (the variables and where
-//! each came from) and `merge` (reports of many nodes as one).
+//! The listing commands: `catalog` (the selected targets), `context` (the variables and the
+//! run's settings, and where each came from) and `merge` (reports of many nodes as one).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use super::emit;
 use crate::cli::{CatalogArgs, ContextArgs, ListOutput, MergeArgs};
-use crate::plan::{Plan, Result, layer_context};
+use crate::context::Sourced;
+use crate::plan::{Network, Plan, Result, layer_context};
 use crate::printable::{self, printable_lines};
 use crate::report;
+use crate::settings::Shown;
 
 pub fn catalog(args: CatalogArgs) -> Result<u8> {
     let plan = Plan::new(&args.select, None)?.ensure_selected()?;
@@ -21,17 +27,36 @@ pub fn catalog(args: CatalogArgs) -> Result<u8> {
     emit(&out, 0)
 }
 
+/// `vnetprobe context --output json`: the variables by name, and the run's settings.
+#[derive(Serialize)]
+struct ContextOutput<'a> {
+    #[serde(flatten)]
+    variables: &'a BTreeMap<String, Sourced>,
+    settings: &'a BTreeMap<&'static str, Shown>,
+}
+
 pub fn context(args: ContextArgs) -> Result<u8> {
-    let (_, ctx, _) = layer_context(&args.select)?;
-    let sourced = ctx.sourced();
+    let (file, ctx, discovery) = layer_context(&args.select)?;
+    let network = Network::resolve(Some(&args.net), &file, discovery.node_root())?;
+    let mut settings = network.shown;
+    settings.extend(discovery.shown());
+    let variables = ctx.sourced();
     let out = match args.output {
-        ListOutput::Json => format!(
-            "{}\n",
-            printable::json(serde_json::to_string_pretty(&sourced)?)
-        ),
+        ListOutput::Json => {
+            let all = ContextOutput {
+                variables: &variables,
+                settings: &settings,
+            };
+            format!("{}\n", printable::json(serde_json::to_string_pretty(&all)?))
+        }
         // Values from IMDS and node files are not ours to trust on a terminal.
         ListOutput::Table => {
-            printable_lines(&report::listing::context_table(&sourced)).into_owned()
+            let text = format!(
+                "{}\n{}",
+                report::listing::context_table(&variables),
+                crate::settings::table(&settings)
+            );
+            printable_lines(&text).into_owned()
         }
     };
     emit(&out, 0)
