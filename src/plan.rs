@@ -2,6 +2,7 @@
 //! and how to run it. Commands build one; `serve` and `--wait` run one again and again.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -187,138 +188,200 @@ fn select_targets(
     Ok((targets, selection))
 }
 
-impl Network {
+/// The network settings as resolved, each with its origin.
+struct NetSettings {
+    timeout: Setting<Duration>,
+    concurrency: Setting<usize>,
+    dns_server: Option<Setting<SocketAddr>>,
+    ca_file: Option<Setting<PathBuf>>,
+    public_roots: Option<Setting<PathBuf>>,
+    proxy: Option<Setting<String>>,
+    no_proxy: Setting<bool>,
+    allow_intercept: Setting<bool>,
+    strict: Setting<bool>,
+    key_file: Option<Setting<PathBuf>>,
+}
+
+impl NetSettings {
     /// Flags over `VNETPROBE_*` over the config file over the defaults, each checked by the
-    /// same rule whatever its source; with discovery on (`node_root`), the node users' proxy
-    /// settings stand in for an environment without any. With `net` (commands that probe), the
-    /// files named are read now, so a bad one is a usage error naming its setting.
+    /// same rule whatever its source.
+    fn resolve(
+        net: Option<&NetArgs>,
+        file: &ConfigFile,
+        env: &BTreeMap<String, String>,
+    ) -> std::result::Result<NetSettings, SettingError> {
+        let flag = |name: &str, on: fn(&NetArgs) -> bool| {
+            settings::flag(name, net.is_some_and(on).then_some(true))
+        };
+        Ok(NetSettings {
+            timeout: Layers::new(|raw: String| settings::duration(&raw, &settings::TIMEOUT))
+                .checked(settings::flag("--timeout", net.and_then(|n| n.timeout)))
+                .given(file.at("timeout", file.timeout.as_ref()))
+                .or(DEFAULT_TIMEOUT)?,
+            concurrency: Layers::new(|n: u64| settings::count(n, &settings::CONCURRENCY))
+                .checked(settings::flag(
+                    "--concurrency",
+                    net.and_then(|n| n.concurrency),
+                ))
+                .given(file.at("concurrency", file.concurrency.as_ref()))
+                .or(DEFAULT_CONCURRENCY)?,
+            dns_server: Layers::new(|raw: String| crate::address::parse_server(&raw))
+                .checked(settings::flag(
+                    "--dns-server",
+                    net.and_then(|n| n.dns_server),
+                ))
+                .given(file.at("dns-server", file.dns_server.as_ref()))
+                .optional()?,
+            ca_file: Layers::new(existing)
+                .given(settings::flag(
+                    "--ca-file",
+                    net.and_then(|n| n.ca_file.clone()),
+                ))
+                .given(file.at("ca-file", file.ca_file.as_ref()))
+                .optional()?,
+            public_roots: Layers::new(|raw: String| existing(PathBuf::from(raw)))
+                .given(settings::env(env, "VNETPROBE_PUBLIC_ROOTS"))
+                .optional()?,
+            // The proxy URL may hold a password: its errors never repeat it.
+            proxy: Layers::new(|raw: String| ProxyUrl::parse(&raw).map(|_| raw))
+                .unquoted()
+                .given(settings::flag("--proxy", net.and_then(|n| n.proxy.clone())))
+                .given(file.at("proxy", file.proxy.as_ref()))
+                .optional()?,
+            no_proxy: Layers::new(Ok)
+                .checked(flag("--no-proxy", |n| n.no_proxy))
+                // `--proxy` overrides a `no-proxy = true` of the file.
+                .checked(settings::flag(
+                    "--proxy",
+                    net.and_then(|n| n.proxy.as_ref().map(|_| false)),
+                ))
+                .checked(file.at("no-proxy", file.no_proxy.as_ref()))
+                .or(false)?,
+            allow_intercept: Layers::new(Ok)
+                .checked(flag("--allow-intercept", |n| n.allow_intercept))
+                .checked(file.at("allow-intercept", file.allow_intercept.as_ref()))
+                .or(false)?,
+            strict: Layers::new(Ok)
+                .checked(flag("--strict", |n| n.strict))
+                .checked(file.at("strict", file.strict.as_ref()))
+                .or(false)?,
+            key_file: Layers::new(Ok)
+                .checked(settings::flag(
+                    "--key-file",
+                    net.and_then(|n| n.key_file.clone()),
+                ))
+                .checked(file.at(
+                    "listen.key-file",
+                    file.listen.as_ref().and_then(|l| l.key_file.as_ref()),
+                ))
+                .optional()?,
+        })
+    }
+
+    /// What the probes are handed; the users' proxy settings and the files are added after.
+    fn net_config(&self) -> NetConfig {
+        let value = |s: &Option<Setting<PathBuf>>| s.as_ref().map(|s| s.value.clone());
+        NetConfig {
+            ca_file: value(&self.ca_file),
+            public_roots: value(&self.public_roots),
+            allow_intercept: self.allow_intercept.value,
+            proxy: self.proxy.as_ref().map(|s| s.value.clone()),
+            no_proxy: self.no_proxy.value,
+            proxy_env: crate::net::proxy::process_env(),
+            proxy_env_source: None,
+            proxy_files: Default::default(),
+            peer_key: None,
+        }
+    }
+
+    /// Each setting as `vnetprobe context` shows it; `net` for the proxy of the environment.
+    fn shown(&self, net: &NetConfig) -> BTreeMap<&'static str, Shown> {
+        let path =
+            |s: &Option<Setting<PathBuf>>| Shown::of(s.as_ref(), |p| p.display().to_string());
+        BTreeMap::from([
+            (
+                "timeout",
+                self.timeout
+                    .shown(|d| humantime::format_duration(*d).to_string()),
+            ),
+            ("concurrency", self.concurrency.shown(usize::to_string)),
+            (
+                "dns-server",
+                Shown::of(self.dns_server.as_ref(), |a| a.to_string()),
+            ),
+            ("ca-file", path(&self.ca_file)),
+            ("public-roots", path(&self.public_roots)),
+            ("proxy", proxy_shown(self.proxy.as_ref(), net)),
+            ("no-proxy", self.no_proxy.shown(bool::to_string)),
+            (
+                "allow-intercept",
+                self.allow_intercept.shown(bool::to_string),
+            ),
+            ("strict", self.strict.shown(bool::to_string)),
+            ("key-file", path(&self.key_file)),
+        ])
+    }
+
+    /// Reads the files the settings name, for commands that probe: the peer key, the trust
+    /// files (a bad one is a usage error naming its setting, not a failed probe), and the
+    /// system store (which may be empty or absent, but never a device the TLS library would
+    /// read without end). The proxy variables of the environment must parse too.
+    fn load_files(&self, net: &mut NetConfig) -> Result<()> {
+        crate::net::proxy::validate(net).map_err(|e| SettingError {
+            // vnetprobe's own proxy parsed when resolved: what is left is a variable's.
+            origin: e
+                .variable
+                .map_or_else(|| Origin::flag("--proxy"), Origin::env),
+            raw: None,
+            why: e.why,
+        })?;
+        net.peer_key = self
+            .key_file
+            .as_ref()
+            .map(|k| k.load(|p| Key::load(p)))
+            .transpose()?;
+        for pem in [&self.ca_file, &self.public_roots].into_iter().flatten() {
+            pem.load(|p| crate::net::tls::certificates(p))?;
+        }
+        if let Some(path) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
+            && path.exists()
+        {
+            let system = Setting {
+                value: path,
+                origin: Origin::env("SSL_CERT_FILE"),
+            };
+            system.load(|p| crate::input::read(p, crate::input::PEM).map_err(|e| e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Network {
+    /// The settings resolved; with discovery on (`node_root`), the node users' proxy settings
+    /// stand in for an environment without any. With `net` (commands that probe), the files
+    /// named are read now, so a bad one is a usage error naming its setting.
     pub fn resolve(
         net: Option<&NetArgs>,
         file: &ConfigFile,
         node_root: Option<&Path>,
     ) -> Result<Network> {
-        let env = env_map();
-        let timeout = Layers::new(|raw: String| settings::duration(&raw, &settings::TIMEOUT))
-            .checked(settings::flag("--timeout", net.and_then(|n| n.timeout)))
-            .given(file.at("timeout", file.timeout.as_ref()))
-            .or(DEFAULT_TIMEOUT)?;
-        let concurrency = Layers::new(|n: u64| settings::count(n, &settings::CONCURRENCY))
-            .checked(settings::flag(
-                "--concurrency",
-                net.and_then(|n| n.concurrency),
-            ))
-            .given(file.at("concurrency", file.concurrency.as_ref()))
-            .or(DEFAULT_CONCURRENCY)?;
-        let dns_server = Layers::new(|raw: String| crate::address::parse_server(&raw))
-            .checked(settings::flag(
-                "--dns-server",
-                net.and_then(|n| n.dns_server),
-            ))
-            .given(file.at("dns-server", file.dns_server.as_ref()))
-            .optional()?;
-        let ca_file = Layers::new(existing)
-            .given(settings::flag(
-                "--ca-file",
-                net.and_then(|n| n.ca_file.clone()),
-            ))
-            .given(file.at("ca-file", file.ca_file.as_ref()))
-            .optional()?;
-        let public_roots = Layers::new(|raw: String| existing(PathBuf::from(raw)))
-            .given(settings::env(&env, "VNETPROBE_PUBLIC_ROOTS"))
-            .optional()?;
-        // The proxy URL may hold a password: its errors never repeat it.
-        let proxy = Layers::new(|raw: String| ProxyUrl::parse(&raw).map(|_| raw))
-            .unquoted()
-            .given(settings::flag("--proxy", net.and_then(|n| n.proxy.clone())))
-            .given(file.at("proxy", file.proxy.as_ref()))
-            .optional()?;
-        let no_proxy = Layers::new(Ok)
-            .checked(settings::flag(
-                "--no-proxy",
-                net.and_then(|n| n.no_proxy.then_some(true)),
-            ))
-            // `--proxy` overrides a `no-proxy = true` of the file.
-            .checked(settings::flag(
-                "--proxy",
-                net.and_then(|n| n.proxy.as_ref().map(|_| false)),
-            ))
-            .checked(file.at("no-proxy", file.no_proxy.as_ref()))
-            .or(false)?;
-        let allow_intercept = switch(
-            net.is_some_and(|n| n.allow_intercept),
-            ("allow-intercept", file.allow_intercept.as_ref()),
-            file,
-        )?;
-        let strict = switch(
-            net.is_some_and(|n| n.strict),
-            ("strict", file.strict.as_ref()),
-            file,
-        )?;
-        let listen = file.listen.as_ref();
-        let key_file = Layers::new(Ok)
-            .checked(settings::flag(
-                "--key-file",
-                net.and_then(|n| n.key_file.clone()),
-            ))
-            .checked(file.at("listen.key-file", listen.and_then(|l| l.key_file.as_ref())))
-            .optional()?;
-        let mut netcfg = NetConfig {
-            ca_file: ca_file.as_ref().map(|s| s.value.clone()),
-            public_roots: public_roots.as_ref().map(|s| s.value.clone()),
-            allow_intercept: allow_intercept.value,
-            proxy: proxy.as_ref().map(|s| s.value.clone()),
-            no_proxy: no_proxy.value,
-            proxy_env: crate::net::proxy::process_env(),
-            proxy_env_source: None,
-            proxy_files: Default::default(),
-            peer_key: None,
-        };
+        let settings = NetSettings::resolve(net, file, &env_map())?;
+        let mut netcfg = settings.net_config();
         if let Some(root) = node_root {
             users_proxy_settings(&mut netcfg, root);
         }
-        let shown = BTreeMap::from([
-            (
-                "timeout",
-                timeout.shown(|d| humantime::format_duration(*d).to_string()),
-            ),
-            ("concurrency", concurrency.shown(usize::to_string)),
-            (
-                "dns-server",
-                Shown::of(dns_server.as_ref(), |a| a.to_string()),
-            ),
-            (
-                "ca-file",
-                Shown::of(ca_file.as_ref(), |p| p.display().to_string()),
-            ),
-            (
-                "public-roots",
-                Shown::of(public_roots.as_ref(), |p| p.display().to_string()),
-            ),
-            ("proxy", proxy_shown(proxy.as_ref(), &netcfg)),
-            ("no-proxy", no_proxy.shown(bool::to_string)),
-            ("allow-intercept", allow_intercept.shown(bool::to_string)),
-            ("strict", strict.shown(bool::to_string)),
-            (
-                "key-file",
-                Shown::of(key_file.as_ref(), |p| p.display().to_string()),
-            ),
-        ]);
+        let shown = settings.shown(&netcfg);
         if net.is_some() {
-            load_files(
-                &mut netcfg,
-                key_file.as_ref(),
-                ca_file.as_ref(),
-                public_roots.as_ref(),
-            )?;
+            settings.load_files(&mut netcfg)?;
         }
         Ok(Network {
             limits: Limits {
-                concurrency: concurrency.value,
-                timeout: timeout.value,
+                concurrency: settings.concurrency.value,
+                timeout: settings.timeout.value,
             },
-            dns_server: dns_server.map(|s| s.value),
+            dns_server: settings.dns_server.map(|s| s.value),
             net: netcfg,
-            strict: strict.value,
+            strict: settings.strict.value,
             shown,
         })
     }
@@ -330,18 +393,6 @@ fn existing(path: PathBuf) -> std::result::Result<PathBuf, String> {
         true => Ok(path),
         false => Err("no such file".into()),
     }
-}
-
-/// A switch: on when its flag is given, else the file's value, else off.
-fn switch(
-    flag: bool,
-    (field, in_file): (&str, Option<&toml::Spanned<bool>>),
-    file: &ConfigFile,
-) -> std::result::Result<Setting<bool>, SettingError> {
-    Layers::new(Ok)
-        .checked(settings::flag(&format!("--{field}"), flag.then_some(true)))
-        .checked(file.at(field, in_file))
-        .or(false)
 }
 
 /// The proxy a check takes (masked): vnetprobe's own, else the one curl would take for HTTPS
@@ -360,40 +411,6 @@ fn proxy_shown(own: Option<&Setting<String>>, net: &NetConfig) -> Shown {
         },
         None => Shown::unset(),
     }
-}
-
-/// Reads the files the settings name, for commands that probe: the peer key, the trust files
-/// (a bad one is a usage error naming its setting, not a failed probe), and the system store
-/// (which may be empty or absent, but never a device the TLS library would read without end).
-/// The proxy variables of the environment must parse too.
-fn load_files(
-    netcfg: &mut NetConfig,
-    key_file: Option<&Setting<PathBuf>>,
-    ca_file: Option<&Setting<PathBuf>>,
-    public_roots: Option<&Setting<PathBuf>>,
-) -> Result<()> {
-    crate::net::proxy::validate(netcfg).map_err(|e| SettingError {
-        // vnetprobe's own proxy parsed when resolved: what is left is a variable's.
-        origin: e
-            .variable
-            .map_or_else(|| Origin::flag("--proxy"), Origin::env),
-        raw: None,
-        why: e.why,
-    })?;
-    netcfg.peer_key = key_file.map(|k| k.load(|p| Key::load(p))).transpose()?;
-    for pem in [ca_file, public_roots].into_iter().flatten() {
-        pem.load(|p| crate::net::tls::certificates(p))?;
-    }
-    if let Some(path) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
-        && path.exists()
-    {
-        let system = Setting {
-            value: path,
-            origin: Origin::env("SSL_CERT_FILE"),
-        };
-        system.load(|p| crate::input::read(p, crate::input::PEM).map_err(|e| e.to_string()))?;
-    }
-    Ok(())
 }
 
 impl Plan {
