@@ -53,7 +53,16 @@ name
 subscriptionId, resourceGroupName and the private address as vm_name, subscription, resource_group, \
 private_ip for the inbound rows' commands), asked directly with a 1 s deadline, only when the \
 region is still unknown or the public-ip profile is selected
-A malformed value is ignored with a warning.";
+A malformed value is ignored with a warning.
+
+Then the run's settings (timeout, concurrency, dns-server, proxy with its password masked, \
+no-proxy, ca-file, public-roots, allow-intercept, strict, key-file, discover, imds-endpoint, \
+node-root), each with its origin: flag, env (a VNETPROBE_* or proxy variable), file (the config \
+file and line), discovery (the users' shell profile) or default. Each setting is checked by \
+one rule whatever its source; an error names the flag, the variable or the file line, and \
+exits 2. `--output json` prints the variables (an object keyed by variable, as before); \
+`--settings --output json` prints the settings: {\"timeout\": {\"value\": \"5s\", \
+\"origin\": \"default\"}, ...}, with \"from\" naming the flag, variable or file:line.";
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
@@ -93,7 +102,7 @@ Examples:
 
 const CONTEXT_EXAMPLES: &str = "\
 Examples:
-  vnetprobe context                        # each variable and its source
+  vnetprobe context                        # variables, settings, origins
   vnetprobe context --no-discover --output json
   VNETPROBE_REGION=westeurope vnetprobe context";
 
@@ -148,7 +157,7 @@ pub enum Command {
     /// List the targets after expansion, probing nothing.
     #[command(after_help = CATALOG_EXAMPLES)]
     Catalog(CatalogArgs),
-    /// Print every variable, its value and where it came from.
+    /// Print every variable and setting, its value and where it came from.
     #[command(long_about = CONTEXT_LONG, after_help = CONTEXT_EXAMPLES)]
     Context(ContextArgs),
     /// Combine many nodes' JSON reports: which node fails which target.
@@ -354,6 +363,13 @@ pub struct CatalogArgs {
 pub struct ContextArgs {
     #[command(flatten)]
     pub select: SelectArgs,
+    /// The network settings a check would run with, shown with their origin.
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Show only the run's settings (timeout, proxy, ...), with their origin; with
+    /// `--output json`, an object keyed by setting.
+    #[arg(long)]
+    pub settings: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub output: ListOutput,
 }

@@ -11,7 +11,7 @@
 //!
 //! | layer | modules | what it is |
 //! |---|---|---|
-//! | 0 | `outcome`, `printable`, `input`, `address`, `settings`, `build_info`, `terminal` | the vocabulary: verdicts and error kinds, safe text, bounded file reads, hosts and URLs, number ranges |
+//! | 0 | `outcome`, `printable`, `input`, `address`, `settings`, `build_info`, `terminal` | the vocabulary: verdicts and error kinds, safe text, bounded file reads, hosts and URLs, settings (layered, with their origin and range) |
 //! | 1 | `logging` | the `log` facade's logger: one line per event, text, logfmt or JSON |
 //! | 2 | `net` | sockets with deadlines, proxies and NO_PROXY, TLS trust, the peer echo: explicit arguments in, results with a kind out |
 //! | 3 | `context` | the deployment's variables: flags, environment, config file, discovery |
@@ -49,6 +49,12 @@
 //!   on, `~/.bashrc` exports, `PIP_PROXY`/`pip.conf` and `.condarc` are read (bounded) and the
 //!   note names the file a proxy setting came from. NO_PROXY's `*.x`, `host:port` and `[v6]`
 //!   entries, which neither client honours, match nothing.
+//! - `vnetprobe context` (which takes the check's network options) also shows the run's settings
+//!   with their origin; `context --settings --output json` is an object keyed by setting
+//!   (`{"value", "origin", "from"}`, `origin` one of
+//!   `flag`, `env`, `file`, `discovery`, `default`). Every setting, not only the variables, is
+//!   layered flag > `VNETPROBE_*` > config file > default by `settings::Layers` and checked by one
+//!   rule whatever its source; the error names the flag, variable or `file:line: field`.
 //! - Error kinds: `io_error` for local OS errors that name no network cause; `unverified` and
 //!   `not_checked` (only with `--strict`).
 //! - Variables: `exfil_url` (the object the exfiltration check requests; replaces

@@ -160,7 +160,8 @@ fn exit_status(page: Option<&str>) -> String {
 /// Every variable vnetprobe reads, for the page of a command that reads it.
 fn environment(page: Option<&str>) -> String {
     let mut s = String::new();
-    let probes = matches!(page, None | Some("check" | "probe" | "serve"));
+    // `context` resolves the settings of a check, so it reads what a check reads.
+    let probes = matches!(page, None | Some("check" | "probe" | "serve" | "context"));
     let expands = matches!(page, None | Some("check" | "serve" | "catalog" | "context"));
     if expands {
         let vars: Vec<String> = crate::context::template::DEPLOYMENT_VARIABLES

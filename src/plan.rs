@@ -2,7 +2,8 @@
 //! and how to run it. Commands build one; `serve` and `--wait` run one again and again.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,11 +11,13 @@ use crate::catalog::{Catalog, Target, auto};
 use crate::cli::{NetArgs, SelectArgs};
 use crate::context::{ConfigFile, Context, discover};
 use crate::net::NetConfig;
+use crate::net::echo::Key;
+use crate::net::proxy::{ProxyUrl, Scheme};
 use crate::probe::ProbeEnv;
 use crate::probe::dns::DnsCache;
 use crate::report::Report;
 use crate::runner::{self, Limits};
-use crate::settings;
+use crate::settings::{self, Layers, Origin, Setting, SettingError, Shown};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -58,9 +61,9 @@ fn env_map() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Flags > environment > config file > discovery, for the variables.
-/// Also returns the node root when discovery is on: the users' proxy files are read there.
-pub fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context, Option<PathBuf>)> {
+/// Flags > environment > config file > discovery, for the variables; and how discovery ran
+/// (its node root is where the users' proxy files are read).
+pub fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context, discover::Settings)> {
     let file = ConfigFile::load(select.config.as_deref())?;
     // Flags arrive checked (cli's value parsers use the same rules as the file's values).
     let mut vars = Vec::new();
@@ -82,8 +85,7 @@ pub fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context, Option
             .as_ref()
             .is_some_and(|p| p.iter().any(|p| p == "public-ip"));
     discover::discover(&mut ctx, &settings, &discover::process_env(), identity);
-    let node_root = settings.enabled.then_some(settings.node_root);
-    Ok((file, ctx, node_root))
+    Ok((file, ctx, settings))
 }
 
 /// The proxy settings of the node's users (discovery): the shell profile's exports stand in
@@ -128,6 +130,8 @@ pub struct Network {
     pub net: NetConfig,
     /// `--strict`: unconfirmed passes and required skips fail.
     pub strict: bool,
+    /// Each setting as `vnetprobe context` shows it: value (a proxy masked) and origin.
+    pub shown: BTreeMap<&'static str, Shown>,
 }
 
 /// The targets of a check: the catalog (embedded, the flags' or the config file's) expanded
@@ -185,122 +189,237 @@ fn select_targets(
     Ok((targets, selection))
 }
 
-impl Network {
-    /// Flags over the config file over the defaults, each checked by the same rule whatever
-    /// its source; with discovery on (`node_root`), the node users' proxy settings stand in for
-    /// an environment without any.
-    pub fn resolve(
+/// The network settings as resolved, each with its origin.
+struct NetSettings {
+    timeout: Setting<Duration>,
+    concurrency: Setting<usize>,
+    dns_server: Option<Setting<SocketAddr>>,
+    ca_file: Option<Setting<PathBuf>>,
+    public_roots: Option<Setting<PathBuf>>,
+    proxy: Option<Setting<String>>,
+    no_proxy: Setting<bool>,
+    allow_intercept: Setting<bool>,
+    strict: Setting<bool>,
+    key_file: Option<Setting<PathBuf>>,
+}
+
+impl NetSettings {
+    /// Flags over `VNETPROBE_*` over the config file over the defaults, each checked by the
+    /// same rule whatever its source.
+    fn resolve(
         net: Option<&NetArgs>,
         file: &ConfigFile,
-        node_root: Option<&std::path::Path>,
-    ) -> Result<Network> {
-        let timeout = match net.and_then(|n| n.timeout) {
-            Some(t) => t,
-            None => match &file.timeout {
-                Some(t) => settings::duration(t.get_ref(), &settings::TIMEOUT)
-                    .map_err(|e| file.error_at(t, "timeout", &e))?,
-                None => DEFAULT_TIMEOUT,
-            },
+        env: &BTreeMap<String, String>,
+    ) -> std::result::Result<NetSettings, SettingError> {
+        let flag = |name: &str, on: fn(&NetArgs) -> bool| {
+            settings::flag(name, net.is_some_and(on).then_some(true))
         };
-        let concurrency = match net.and_then(|n| n.concurrency) {
-            Some(c) => c,
-            None => match &file.concurrency {
-                Some(c) => settings::count(*c.get_ref(), &settings::CONCURRENCY)
-                    .map_err(|e| file.error_at(c, "concurrency", &e))?,
-                None => DEFAULT_CONCURRENCY,
-            },
-        };
-        let dns_server = match net.and_then(|n| n.dns_server) {
-            Some(server) => Some(server),
-            None => match &file.dns_server {
-                Some(raw) => Some(
-                    crate::address::parse_server(raw.get_ref())
-                        .map_err(|e| file.error_at(raw, "dns-server", &e))?,
-                ),
-                None => None,
-            },
-        };
-        let mut netcfg = NetConfig {
-            ca_file: net.and_then(|n| n.ca_file.clone()).or(file.ca_file.clone()),
-            public_roots: std::env::var_os("VNETPROBE_PUBLIC_ROOTS").map(PathBuf::from),
-            allow_intercept: net.is_some_and(|n| n.allow_intercept)
-                || file.allow_intercept.unwrap_or(false),
-            proxy: net
-                .and_then(|n| n.proxy.clone())
-                .or(file.proxy.as_ref().map(|p| p.get_ref().clone())),
-            no_proxy: net.is_some_and(|n| n.no_proxy) || file.no_proxy.unwrap_or(false),
+        Ok(NetSettings {
+            timeout: Layers::new(|raw: String| settings::duration(&raw, &settings::TIMEOUT))
+                .checked(settings::flag("--timeout", net.and_then(|n| n.timeout)))
+                .given(file.at("timeout", file.timeout.as_ref()))
+                .or(DEFAULT_TIMEOUT)?,
+            concurrency: Layers::new(|n: u64| settings::count(n, &settings::CONCURRENCY))
+                .checked(settings::flag(
+                    "--concurrency",
+                    net.and_then(|n| n.concurrency),
+                ))
+                .given(file.at("concurrency", file.concurrency.as_ref()))
+                .or(DEFAULT_CONCURRENCY)?,
+            dns_server: Layers::new(|raw: String| crate::address::parse_server(&raw))
+                .checked(settings::flag(
+                    "--dns-server",
+                    net.and_then(|n| n.dns_server),
+                ))
+                .given(file.at("dns-server", file.dns_server.as_ref()))
+                .optional()?,
+            ca_file: Layers::new(existing)
+                .given(settings::flag(
+                    "--ca-file",
+                    net.and_then(|n| n.ca_file.clone()),
+                ))
+                .given(file.at("ca-file", file.ca_file.as_ref()))
+                .optional()?,
+            public_roots: Layers::new(|raw: String| existing(PathBuf::from(raw)))
+                .given(settings::env(env, "VNETPROBE_PUBLIC_ROOTS"))
+                .optional()?,
+            // The proxy URL may hold a password: its errors never repeat it.
+            proxy: Layers::new(|raw: String| ProxyUrl::parse(&raw).map(|_| raw))
+                .unquoted()
+                .given(settings::flag("--proxy", net.and_then(|n| n.proxy.clone())))
+                .given(file.at("proxy", file.proxy.as_ref()))
+                .optional()?,
+            no_proxy: Layers::new(Ok)
+                .checked(flag("--no-proxy", |n| n.no_proxy))
+                // `--proxy` overrides a `no-proxy = true` of the file.
+                .checked(settings::flag(
+                    "--proxy",
+                    net.and_then(|n| n.proxy.as_ref().map(|_| false)),
+                ))
+                .checked(file.at("no-proxy", file.no_proxy.as_ref()))
+                .or(false)?,
+            allow_intercept: Layers::new(Ok)
+                .checked(flag("--allow-intercept", |n| n.allow_intercept))
+                .checked(file.at("allow-intercept", file.allow_intercept.as_ref()))
+                .or(false)?,
+            strict: Layers::new(Ok)
+                .checked(flag("--strict", |n| n.strict))
+                .checked(file.at("strict", file.strict.as_ref()))
+                .or(false)?,
+            key_file: Layers::new(Ok)
+                .checked(settings::flag(
+                    "--key-file",
+                    net.and_then(|n| n.key_file.clone()),
+                ))
+                .checked(file.at(
+                    "listen.key-file",
+                    file.listen.as_ref().and_then(|l| l.key_file.as_ref()),
+                ))
+                .optional()?,
+        })
+    }
+
+    /// What the probes are handed; the users' proxy settings and the files are added after.
+    fn net_config(&self) -> NetConfig {
+        let value = |s: &Option<Setting<PathBuf>>| s.as_ref().map(|s| s.value.clone());
+        NetConfig {
+            ca_file: value(&self.ca_file),
+            public_roots: value(&self.public_roots),
+            allow_intercept: self.allow_intercept.value,
+            proxy: self.proxy.as_ref().map(|s| s.value.clone()),
+            no_proxy: self.no_proxy.value,
             proxy_env: crate::net::proxy::process_env(),
             proxy_env_source: None,
             proxy_files: Default::default(),
             peer_key: None,
-        };
+        }
+    }
+
+    /// Each setting as `vnetprobe context` shows it; `net` for the proxy of the environment.
+    fn shown(&self, net: &NetConfig) -> BTreeMap<&'static str, Shown> {
+        let path =
+            |s: &Option<Setting<PathBuf>>| Shown::of(s.as_ref(), |p| p.display().to_string());
+        BTreeMap::from([
+            (
+                "timeout",
+                self.timeout
+                    .shown(|d| humantime::format_duration(*d).to_string()),
+            ),
+            ("concurrency", self.concurrency.shown(usize::to_string)),
+            (
+                "dns-server",
+                Shown::of(self.dns_server.as_ref(), |a| a.to_string()),
+            ),
+            ("ca-file", path(&self.ca_file)),
+            ("public-roots", path(&self.public_roots)),
+            ("proxy", proxy_shown(self.proxy.as_ref(), net)),
+            ("no-proxy", self.no_proxy.shown(bool::to_string)),
+            (
+                "allow-intercept",
+                self.allow_intercept.shown(bool::to_string),
+            ),
+            ("strict", self.strict.shown(bool::to_string)),
+            ("key-file", path(&self.key_file)),
+        ])
+    }
+
+    /// Reads the files the settings name, for commands that probe: the peer key, the trust
+    /// files (a bad one is a usage error naming its setting, not a failed probe), and the
+    /// system store (which may be empty or absent, but never a device the TLS library would
+    /// read without end). The proxy variables of the environment must parse too.
+    fn load_files(&self, net: &mut NetConfig) -> Result<()> {
+        crate::net::proxy::validate(net).map_err(|e| SettingError {
+            // vnetprobe's own proxy parsed when resolved: what is left is a variable's.
+            origin: e
+                .variable
+                .map_or_else(|| Origin::flag("--proxy"), Origin::env),
+            raw: None,
+            why: e.why,
+        })?;
+        net.peer_key = self
+            .key_file
+            .as_ref()
+            .map(|k| k.load(|p| Key::load(p)))
+            .transpose()?;
+        for pem in [&self.ca_file, &self.public_roots].into_iter().flatten() {
+            pem.load(|p| crate::net::tls::certificates(p))?;
+        }
+        if let Some(path) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
+            && path.exists()
+        {
+            let system = Setting {
+                value: path,
+                origin: Origin::env("SSL_CERT_FILE"),
+            };
+            system.load(|p| crate::input::read(p, crate::input::PEM).map_err(|e| e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Network {
+    /// The settings resolved; with discovery on (`node_root`), the node users' proxy settings
+    /// stand in for an environment without any. With `net` (commands that probe), the files
+    /// named are read now, so a bad one is a usage error naming its setting.
+    pub fn resolve(
+        net: Option<&NetArgs>,
+        file: &ConfigFile,
+        node_root: Option<&Path>,
+    ) -> Result<Network> {
+        let settings = NetSettings::resolve(net, file, &env_map())?;
+        let mut netcfg = settings.net_config();
         if let Some(root) = node_root {
             users_proxy_settings(&mut netcfg, root);
         }
-        if net.is_some_and(|n| n.proxy.is_some()) {
-            netcfg.no_proxy = false;
-        }
-        // Commands that probe: the proxy must parse, and the peer key load.
-        if let Some(flags) = net {
-            crate::net::proxy::validate(&netcfg).map_err(|e| match (&file.proxy, e.variable) {
-                // The proxy came from the config file, not the flag: name the file's line.
-                (Some(p), None) if flags.proxy.is_none() => {
-                    file.error_at(p, "proxy", &e.why).into()
-                }
-                _ => UsageError(e.to_string()),
-            })?;
-            let from_file = file.listen.as_ref().and_then(|l| l.key_file.as_deref());
-            netcfg.peer_key = match (flags.key_file.as_deref(), from_file) {
-                (Some(path), _) => Some(crate::net::echo::Key::load(path, "--key-file")?),
-                (None, Some(path)) => Some(crate::net::echo::Key::load(path, "listen.key-file")?),
-                (None, None) => None,
-            };
-        }
-        if let Some(ca) = &netcfg.ca_file
-            && !ca.exists()
-        {
-            return Err(UsageError(format!(
-                "--ca-file {}: no such file",
-                ca.display()
-            )));
-        }
+        let shown = settings.shown(&netcfg);
         if net.is_some() {
-            // Read now so a bad trust file is a usage error naming it, not a failed probe.
-            for (path, what) in [
-                (&netcfg.ca_file, "--ca-file"),
-                (&netcfg.public_roots, "VNETPROBE_PUBLIC_ROOTS"),
-            ] {
-                if let Some(path) = path {
-                    crate::net::tls::read_pem(path, what)?;
-                }
-            }
-            // The system store may be empty or absent, but never a device the TLS library would
-            // read without end.
-            if let Some(path) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
-                && path.exists()
-            {
-                crate::input::read(&path, crate::input::PEM)
-                    .map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
-            }
+            settings.load_files(&mut netcfg)?;
         }
         Ok(Network {
             limits: Limits {
-                concurrency,
-                timeout,
+                concurrency: settings.concurrency.value,
+                timeout: settings.timeout.value,
             },
-            dns_server,
+            dns_server: settings.dns_server.map(|s| s.value),
             net: netcfg,
-            strict: net.is_some_and(|n| n.strict) || file.strict.unwrap_or(false),
+            strict: settings.strict.value,
+            shown,
         })
+    }
+}
+
+/// A path setting's rule: the file must exist.
+fn existing(path: PathBuf) -> std::result::Result<PathBuf, String> {
+    match path.exists() {
+        true => Ok(path),
+        false => Err("no such file".into()),
+    }
+}
+
+/// The proxy a check takes (masked): vnetprobe's own, else the one curl would take for HTTPS
+/// from the environment (or the users' shell profile, with discovery).
+fn proxy_shown(own: Option<&Setting<String>>, net: &NetConfig) -> Shown {
+    if let Some(own) = own {
+        return own.shown(|raw| crate::net::proxy::mask(raw));
+    }
+    match crate::net::proxy::environment_proxy(net, Scheme::Https) {
+        Some((var, raw)) => Shown {
+            value: Some(crate::net::proxy::mask(raw)),
+            origin: match &net.proxy_env_source {
+                Some(source) => Origin::Discovery(format!("{source}: {var}")),
+                None => Origin::env(var),
+            },
+        },
+        None => Shown::unset(),
     }
 }
 
 impl Plan {
     /// The plan of a check.
     pub fn new(select: &SelectArgs, net: Option<&NetArgs>) -> Result<Plan> {
-        let (file, context, node_root) = layer_context(select)?;
+        let (file, context, discovery) = layer_context(select)?;
         let (targets, selection) = select_targets(select, &file, &context)?;
-        let network = Network::resolve(net, &file, node_root.as_deref())?;
+        let network = Network::resolve(net, &file, discovery.node_root())?;
         Ok(Plan {
             context,
             targets: targets.into_iter().map(Arc::new).collect(),
@@ -324,8 +443,8 @@ impl Plan {
             imds_endpoint: None,
             node_root: None,
         };
-        let (file, context, node_root) = layer_context(&select)?;
-        let network = Network::resolve(Some(net), &file, node_root.as_deref())?;
+        let (file, context, discovery) = layer_context(&select)?;
+        let network = Network::resolve(Some(net), &file, discovery.node_root())?;
         Ok(Plan {
             context,
             targets: vec![Arc::new(target)],

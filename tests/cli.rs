@@ -480,3 +480,69 @@ fn probe_dns_against_dnsmasq() {
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(error_kind(&json(&bad)["results"][0]), "dns_not_private");
 }
+
+/// `vnetprobe context` shows each setting with where it came from: a flag, a `VNETPROBE_*`
+/// variable, a config file line or the default; a proxy's password never.
+#[test]
+fn context_shows_where_each_setting_came_from() {
+    let dir = Scratch::new("settings-origin");
+    let cfg = dir.write(
+        "c.toml",
+        "concurrency = 8\n\ntimeout = \"3s\"\nproxy = \"http://u:hunter2@127.0.0.1:3128\"\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let settings = |args: &[&str]| {
+        let mut all = vec!["context", "--settings", "--output", "json"];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+        json(&out)
+    };
+    // The contract of `context --output json`: keyed by variable, nothing else.
+    let variables = json(&run(&["context", "--output", "json", "--config", cfg]));
+    let keys: Vec<&String> = variables.as_object().unwrap().keys().collect();
+    assert!(
+        keys.iter()
+            .all(|k| variables[k.as_str()]["source"].is_string()),
+        "{variables}"
+    );
+    let from_file = settings(&["--config", cfg]);
+    assert_eq!(
+        from_file["timeout"],
+        serde_json::json!({"value": "3s", "origin": "file", "from": format!("{cfg}:3")})
+    );
+    assert_eq!(from_file["concurrency"]["from"], format!("{cfg}:1"));
+    assert_eq!(from_file["proxy"]["value"], "http://u:***@127.0.0.1:3128");
+    // clean_env switches discovery off with VNETPROBE_DISCOVER=0.
+    assert_eq!(
+        from_file["discover"],
+        serde_json::json!({"value": "false", "origin": "env", "from": "VNETPROBE_DISCOVER"})
+    );
+
+    let from_flags = settings(&["--config", cfg, "--timeout", "2s", "--no-discover"]);
+    assert_eq!(
+        from_flags["timeout"],
+        serde_json::json!({"value": "2s", "origin": "flag", "from": "--timeout"})
+    );
+    assert_eq!(from_flags["discover"]["from"], "--no-discover");
+
+    let defaults = settings(&[]);
+    assert_eq!(
+        defaults["timeout"],
+        serde_json::json!({"value": "5s", "origin": "default"})
+    );
+    assert_eq!(
+        defaults["dns-server"],
+        serde_json::json!({"value": null, "origin": "default"})
+    );
+
+    let table = run(&["context", "--config", cfg]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let line = table.lines().find(|l| l.starts_with("timeout "));
+    assert_eq!(
+        line.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["timeout", "3s", "file", &format!("{cfg}:3")]),
+        "{table}"
+    );
+}

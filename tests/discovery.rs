@@ -392,7 +392,7 @@ fn bad_node_root_or_imds_endpoint_is_a_usage_error() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("--node-root /nonexistent/vnetprobe-root: not a directory"),
+        stderr(&out).contains("--node-root \"/nonexistent/vnetprobe-root\": not a directory"),
         "{}",
         stderr(&out)
     );

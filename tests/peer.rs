@@ -894,9 +894,15 @@ fn ports_key_and_deadline_come_from_the_config_file_and_its_mistakes_are_named()
     assert_eq!(status.code(), Some(0));
 
     for (table, field) in [
-        ("[listen]\nudp = \"0\"\n", "`udp`"),
-        ("[listen]\nudp = \"9\"\nfor = \"soon\"\n", "`for`"),
-        ("[listen]\nudp = \"9\"\nrate = 0\n", "`rate`"),
+        ("[listen]\nudp = \"0\"\n", "bad.toml:2: field `listen.udp`"),
+        (
+            "[listen]\nudp = \"9\"\nfor = \"soon\"\n",
+            "bad.toml:3: field `listen.for`",
+        ),
+        (
+            "[listen]\nudp = \"9\"\nrate = 0\n",
+            "bad.toml:3: field `listen.rate`",
+        ),
         ("[listen]\nudp = \"9\"\nport = 9\n", "port"),
     ] {
         let bad = write(&dir, "bad.toml", table);

@@ -1,10 +1,10 @@
-//! The listing commands: `catalog` (the selected targets), `context` (the variables and where
-//! each came from) and `merge` (reports of many nodes as one).
+//! The listing commands: `catalog` (the selected targets), `context` (the variables and the
+//! run's settings, and where each came from) and `merge` (reports of many nodes as one).
 
 use super::{emit, emit_json};
 use crate::catalog::Target;
 use crate::cli::{CatalogArgs, ContextArgs, ListOutput, MergeArgs};
-use crate::plan::{Plan, Result, layer_context};
+use crate::plan::{Network, Plan, Result, layer_context};
 use crate::printable::printable_lines;
 use crate::report;
 
@@ -23,15 +23,25 @@ pub fn catalog(args: CatalogArgs) -> Result<u8> {
 }
 
 pub fn context(args: ContextArgs) -> Result<u8> {
-    let (_, ctx, _) = layer_context(&args.select)?;
-    let sourced = ctx.sourced();
-    match args.output {
-        ListOutput::Json => emit_json(&sourced, 0),
-        // Values from IMDS and node files are not ours to trust on a terminal.
-        ListOutput::Table => emit(
-            &printable_lines(&report::listing::context_table(&sourced)),
-            0,
-        ),
+    let (file, ctx, discovery) = layer_context(&args.select)?;
+    let network = Network::resolve(Some(&args.net), &file, discovery.node_root())?;
+    let mut settings = network.shown;
+    settings.extend(discovery.shown());
+    let variables = ctx.sourced();
+    // Values from IMDS and node files are not ours to trust on a terminal.
+    match (args.output, args.settings) {
+        // The contract: an object keyed by variable; the settings have a listing of their own.
+        (ListOutput::Json, false) => emit_json(&variables, 0),
+        (ListOutput::Json, true) => emit_json(&settings, 0),
+        (ListOutput::Table, false) => {
+            let text = format!(
+                "{}\n{}",
+                report::listing::context_table(&variables),
+                crate::settings::table(&settings)
+            );
+            emit(&printable_lines(&text), 0)
+        }
+        (ListOutput::Table, true) => emit(&printable_lines(&crate::settings::table(&settings)), 0),
     }
 }
 

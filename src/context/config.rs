@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::Cloud;
 use crate::input::line_of;
+use crate::settings::{Offer, Origin};
 
 /// The default config file, read when present and no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/vnetprobe/config.toml";
@@ -16,21 +17,21 @@ pub const DEFAULT_PATH: &str = "/etc/vnetprobe/config.toml";
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ConfigFile {
-    pub cloud: Option<Cloud>,
+    pub cloud: Option<Spanned<Cloud>>,
     pub profiles: Option<Vec<String>>,
     pub catalog: Option<Vec<PathBuf>>,
     pub dns_server: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub concurrency: Option<Spanned<u64>>,
-    pub ca_file: Option<PathBuf>,
-    pub allow_intercept: Option<bool>,
-    pub strict: Option<bool>,
+    pub ca_file: Option<Spanned<PathBuf>>,
+    pub allow_intercept: Option<Spanned<bool>>,
+    pub strict: Option<Spanned<bool>>,
     pub proxy: Option<Spanned<String>>,
-    pub no_proxy: Option<bool>,
+    pub no_proxy: Option<Spanned<bool>>,
     pub only: Option<String>,
-    pub discover: Option<bool>,
+    pub discover: Option<Spanned<bool>>,
     pub imds_endpoint: Option<Spanned<String>>,
-    pub node_root: Option<PathBuf>,
+    pub node_root: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
     pub serve: Option<ServeSection>,
@@ -45,7 +46,7 @@ pub struct ConfigFile {
 pub struct ServeSection {
     pub listen: Option<Spanned<String>>,
     pub interval: Option<Spanned<String>>,
-    pub web_config_file: Option<PathBuf>,
+    pub web_config_file: Option<Spanned<PathBuf>>,
 }
 
 /// `vnetprobe listen`, the responder of peer checks; `key-file` is also the key of `check --peer`.
@@ -54,10 +55,10 @@ pub struct ServeSection {
 pub struct ListenSection {
     pub tcp: Option<Spanned<String>>,
     pub udp: Option<Spanned<String>>,
-    pub key_file: Option<PathBuf>,
+    pub key_file: Option<Spanned<PathBuf>>,
     #[serde(rename = "for")]
     pub for_: Option<Spanned<String>>,
-    pub forever: Option<bool>,
+    pub forever: Option<Spanned<bool>>,
     pub rate: Option<Spanned<u32>>,
     pub address: Option<Spanned<String>>,
 }
@@ -96,24 +97,23 @@ impl ConfigFile {
             ConfigError(format!("{}{line}: {}", path.display(), e.message().trim()))
         })?;
         cfg.origin = Some((path.to_path_buf(), text.to_string()));
-        for (key, value) in &cfg.set {
-            if let Err(e) = super::check_setting(key, value.get_ref()) {
-                return Err(cfg.error_at(value, &format!("set.{key}"), &e));
-            }
-        }
         Ok(cfg)
     }
 
-    /// An error message naming this file, the line of `at`, and the field.
-    pub fn error_at<T>(&self, at: &Spanned<T>, field: &str, message: &str) -> ConfigError {
-        match &self.origin {
-            Some((path, text)) => ConfigError(format!(
-                "{}:{}: field `{field}`: {message}",
-                path.display(),
-                line_of(text, at.span().start)
-            )),
-            None => ConfigError(format!("config: field `{field}`: {message}")),
-        }
+    /// The offer of the key `field` (dotted, as `serve.interval`) to a setting's layers: its
+    /// value and its line in this file.
+    pub fn at<T: Clone>(&self, field: &str, value: Option<&Spanned<T>>) -> Offer<T> {
+        let value = value?;
+        let (path, line) = match &self.origin {
+            Some((path, text)) => (path.clone(), line_of(text, value.span().start)),
+            None => (PathBuf::from("config"), 0),
+        };
+        let origin = Origin::File {
+            path,
+            line,
+            field: field.to_string(),
+        };
+        Some((origin, value.get_ref().clone()))
     }
 }
 
@@ -125,7 +125,7 @@ mod tests {
     fn reads_every_section() {
         let text = "cloud = \"usgov\"\ntimeout = \"3s\"\n[set]\nregion = \"usgovvirginia\"\n[serve]\nlisten = \"127.0.0.1:1\"\n";
         let cfg = ConfigFile::parse(Path::new("c.toml"), text).unwrap();
-        assert_eq!(cfg.cloud, Some(Cloud::Usgov));
+        assert_eq!(cfg.cloud.map(Spanned::into_inner), Some(Cloud::Usgov));
         assert_eq!(cfg.set["region"].get_ref(), "usgovvirginia");
         assert_eq!(
             cfg.serve.unwrap().listen.unwrap().into_inner(),
@@ -142,27 +142,6 @@ mod tests {
         .unwrap_err();
         assert!(err.0.starts_with("/etc/v.toml:2:"), "{err}");
         assert!(err.0.contains("timeuot"), "{err}");
-    }
-
-    #[test]
-    fn unknown_variable_in_set_names_line_and_field() {
-        let err = ConfigFile::parse(
-            Path::new("v.toml"),
-            "[set]\nregion = \"westeurope\"\nworkspace = \"y\"\n",
-        )
-        .unwrap_err();
-        assert!(
-            err.0.starts_with("v.toml:3: field `set.workspace`"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_bad_value_names_line_and_field_like_a_flag_would() {
-        let err = ConfigFile::parse(Path::new("v.toml"), "[set]\nregion = \"West Europe\"\n")
-            .unwrap_err();
-        assert!(err.0.starts_with("v.toml:2: field `set.region`"), "{err}");
-        assert!(err.0.contains("did you mean \"westeurope\""), "{err}");
     }
 
     #[test]

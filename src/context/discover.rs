@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Cloud, ConfigFile, Context, Source};
+use crate::settings::{self, Layers, Setting, SettingError, Shown};
 
 /// The Instance Metadata Service, when `--imds-endpoint` is not given.
 pub const IMDS_DEFAULT: &str = "http://169.254.169.254";
@@ -80,9 +81,9 @@ pub const NBVM_KEYS: &[(&str, &str)] = &[
 /// How discovery runs, resolved from flags > `VNETPROBE_DISCOVER` > config file > defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    pub enabled: bool,
-    pub imds: SocketAddr,
-    pub node_root: PathBuf,
+    pub enabled: Setting<bool>,
+    pub imds: Setting<SocketAddr>,
+    pub node_root: Setting<PathBuf>,
 }
 
 /// The discovery flags as given on the command line.
@@ -94,49 +95,59 @@ pub struct Flags<'a> {
 }
 
 impl Settings {
-    /// Validates every setting, used or not; errors name the flag, variable or file line.
+    /// Resolves every setting, used or not (a bad endpoint is an error with discovery off too);
+    /// errors name the flag, variable or file line.
     pub fn resolve(
         flags: Flags,
         env: &BTreeMap<String, String>,
         file: &ConfigFile,
-    ) -> Result<Settings, String> {
-        let enabled = if flags.no_discover {
-            false
-        } else if let Some(raw) = env
-            .get("VNETPROBE_DISCOVER")
-            .filter(|v| !v.trim().is_empty())
-        {
-            parse_switch(raw).ok_or_else(|| {
-                format!("VNETPROBE_DISCOVER={raw:?}: use 1 or 0 (true/false, yes/no, on/off)")
-            })?
-        } else {
-            file.discover.unwrap_or(true)
-        };
-        let imds = match (flags.imds_endpoint, &file.imds_endpoint) {
-            (Some(raw), _) => {
-                parse_imds_endpoint(raw).map_err(|e| format!("--imds-endpoint {raw:?}: {e}"))?
-            }
-            (None, Some(raw)) => parse_imds_endpoint(raw.get_ref())
-                .map_err(|e| file.error_at(raw, "imds-endpoint", &e).0)?,
-            (None, None) => parse_imds_endpoint(IMDS_DEFAULT).expect("the default endpoint parses"),
-        };
-        let node_root = match (flags.node_root, &file.node_root) {
-            (Some(dir), _) => checked_dir(dir).map_err(|e| format!("--node-root {e}"))?,
-            (None, Some(dir)) => checked_dir(dir).map_err(|e| {
-                let origin = file
-                    .origin
-                    .as_ref()
-                    .map(|(p, _)| p.display().to_string())
-                    .unwrap_or("config".into());
-                format!("{origin}: field `node-root`: {e}")
-            })?,
-            (None, None) => PathBuf::from("/"),
-        };
+    ) -> Result<Settings, SettingError> {
+        let enabled = Layers::new(|raw: String| {
+            parse_switch(&raw).ok_or_else(|| "use 1 or 0 (true/false, yes/no, on/off)".to_string())
+        })
+        .checked(settings::flag(
+            "--no-discover",
+            flags.no_discover.then_some(false),
+        ))
+        .given(settings::env(env, "VNETPROBE_DISCOVER"))
+        .checked(file.at("discover", file.discover.as_ref()))
+        .or(true)?;
+        let imds = Layers::new(|raw: String| parse_imds_endpoint(&raw))
+            .given(settings::flag(
+                "--imds-endpoint",
+                flags.imds_endpoint.map(str::to_string),
+            ))
+            .given(file.at("imds-endpoint", file.imds_endpoint.as_ref()))
+            .or(parse_imds_endpoint(IMDS_DEFAULT).expect("the default endpoint parses"))?;
+        let node_root = Layers::new(checked_dir)
+            .given(settings::flag(
+                "--node-root",
+                flags.node_root.map(Path::to_path_buf),
+            ))
+            .given(file.at("node-root", file.node_root.as_ref()))
+            .or(PathBuf::from("/"))?;
         Ok(Settings {
             enabled,
             imds,
             node_root,
         })
+    }
+
+    /// The settings as `vnetprobe context` shows them.
+    pub fn shown(&self) -> [(&'static str, Shown); 3] {
+        [
+            ("discover", self.enabled.shown(bool::to_string)),
+            ("imds-endpoint", self.imds.shown(|a| format!("http://{a}"))),
+            (
+                "node-root",
+                self.node_root.shown(|d| d.display().to_string()),
+            ),
+        ]
+    }
+
+    /// Where the node's files are read, when discovery is on.
+    pub fn node_root(&self) -> Option<&Path> {
+        self.enabled.value.then_some(self.node_root.value.as_path())
     }
 }
 
@@ -148,11 +159,11 @@ fn parse_switch(raw: &str) -> Option<bool> {
     }
 }
 
-fn checked_dir(dir: &Path) -> Result<PathBuf, String> {
+fn checked_dir(dir: PathBuf) -> Result<PathBuf, String> {
     if dir.is_dir() {
-        Ok(dir.to_path_buf())
+        Ok(dir)
     } else {
-        Err(format!("{}: not a directory", dir.display()))
+        Err("not a directory".into())
     }
 }
 
@@ -190,19 +201,19 @@ pub fn discover(
     env: &BTreeMap<String, String>,
     identity: bool,
 ) {
-    if !settings.enabled {
+    if !settings.enabled.value {
         log::debug!("discovery is off");
         return;
     }
     apply(ctx, job_env(env), Source::Job);
     apply(ctx, ci_env(env), Source::Ci);
-    apply(ctx, nbvm_file(&settings.node_root), Source::Nbvm);
+    apply(ctx, nbvm_file(&settings.node_root.value), Source::Nbvm);
     if let Some(uri) = non_empty(env, "MLFLOW_TRACKING_URI") {
         apply(ctx, mlflow_uri(uri), Source::Mlflow);
     }
     apply(ctx, batch_env(env), Source::Batch);
     if ctx.get("region").is_none() || identity {
-        apply(ctx, ask_imds(settings.imds), Source::Imds);
+        apply(ctx, ask_imds(settings.imds.value), Source::Imds);
     } else {
         log::debug!("region known: the Instance Metadata Service is not asked");
     }

@@ -5,9 +5,11 @@ pub mod config;
 pub mod discover;
 pub mod values;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::settings::{self, Layers, Origin, Setting, SettingError};
 
 pub mod template;
 pub use config::ConfigFile;
@@ -105,6 +107,24 @@ pub struct Sourced {
     pub source: Source,
 }
 
+/// A variable set by a flag, the environment or the config file; discovery offers its own
+/// sources with `Context::offer`.
+impl From<Setting<String>> for Sourced {
+    fn from(set: Setting<String>) -> Sourced {
+        let source = match set.origin {
+            Origin::Flag(_) => Source::Flag,
+            Origin::Env(_) => Source::Env,
+            Origin::File { .. } => Source::File,
+            Origin::Discovery(_) => Source::Derived,
+            Origin::Default => Source::Default,
+        };
+        Sourced {
+            value: set.value,
+            source,
+        }
+    }
+}
+
 /// The variables of one run.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Context {
@@ -167,57 +187,43 @@ pub fn parse_set(raw: &str) -> Result<(String, String), String> {
 }
 
 impl Context {
-    /// Layers values: flags over environment over file. Later layers (discovery) add with `offer`.
+    /// Layers values: flags over environment over file, each checked by its one rule. Later
+    /// layers (discovery) add with `offer`.
     pub fn build(
         flag_cloud: Option<Cloud>,
         flag_vars: &[(String, String)],
         env: &BTreeMap<String, String>,
         file: &ConfigFile,
-    ) -> Result<Context, String> {
+    ) -> Result<Context, SettingError> {
         let mut ctx = Context::default();
-        for (k, v) in flag_vars {
-            ctx.vars.insert(
-                k.clone(),
-                Sourced {
-                    value: v.clone(),
-                    source: Source::Flag,
-                },
-            );
-        }
-        for var in template::DEPLOYMENT_VARIABLES {
-            let key = format!("VNETPROBE_{}", var.to_ascii_uppercase());
-            if let Some(raw) = env.get(&key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-                let v = check_setting(var, raw).map_err(|e| format!("{key}={raw:?}: {e}"))?;
-                ctx.offer(var, &v, Source::Env);
+        // Unknown names in the file are refused by the rule, so every name given is layered.
+        let names: BTreeSet<&str> = template::DEPLOYMENT_VARIABLES
+            .iter()
+            .copied()
+            .chain(["other_storage_account"])
+            .chain(file.set.keys().map(String::as_str))
+            .collect();
+        for var in names {
+            let flag = flag_vars.iter().rev().find(|(k, _)| k == var);
+            let env_key = format!("VNETPROBE_{}", var.to_ascii_uppercase());
+            let from_file = file.at(&format!("set.{var}"), file.set.get(var));
+            let set = Layers::new(|raw: String| check_setting(var, &raw))
+                .checked(settings::flag("--set", flag.map(|(_, v)| v.clone())))
+                .given(settings::env(env, &env_key))
+                .given(from_file)
+                .optional()?;
+            if let Some(set) = set {
+                ctx.vars.insert(var.to_string(), Sourced::from(set));
             }
         }
-        if let Some(raw) = env.get("VNETPROBE_OTHER_STORAGE_ACCOUNT") {
-            let e = check_setting("other_storage_account", raw).unwrap_err();
-            return Err(format!("VNETPROBE_OTHER_STORAGE_ACCOUNT: {e}"));
-        }
-        for (k, v) in &file.set {
-            let value = check_setting(k, v.get_ref())
-                .map_err(|e| file.error_at(v, &format!("set.{k}"), &e).0)?;
-            ctx.offer(k, &value, Source::File);
-        }
-        if let Some(c) = flag_cloud {
-            ctx.cloud = Some(Sourced {
-                value: c.as_str().into(),
-                source: Source::Flag,
-            });
-        } else if let Some(raw) = env.get("VNETPROBE_CLOUD").filter(|v| !v.is_empty()) {
-            let c = Cloud::parse(raw)
-                .ok_or_else(|| format!("VNETPROBE_CLOUD={raw:?}: use public, usgov or china"))?;
-            ctx.cloud = Some(Sourced {
-                value: c.as_str().into(),
-                source: Source::Env,
-            });
-        } else if let Some(c) = file.cloud {
-            ctx.cloud = Some(Sourced {
-                value: c.as_str().into(),
-                source: Source::File,
-            });
-        }
+        let cloud = Layers::new(|raw: String| {
+            Cloud::parse(&raw).ok_or_else(|| "use public, usgov or china".to_string())
+        })
+        .checked(settings::flag("--cloud", flag_cloud))
+        .given(settings::env(env, "VNETPROBE_CLOUD"))
+        .checked(file.at("cloud", file.cloud.as_ref()))
+        .optional()?;
+        ctx.cloud = cloud.map(|c| Sourced::from(c.map(|c| c.as_str().to_string())));
         Ok(ctx)
     }
 
@@ -433,7 +439,9 @@ mod tests {
     fn environment_values_are_checked_like_flags() {
         let build =
             |k: &str, v: &str| Context::build(None, &[], &env(&[(k, v)]), &ConfigFile::default());
-        let err = build("VNETPROBE_REGION", "West Europe").unwrap_err();
+        let err = build("VNETPROBE_REGION", "West Europe")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("VNETPROBE_REGION=\"West Europe\"") && err.contains("\"westeurope\""),
             "{err}"
@@ -444,6 +452,7 @@ mod tests {
         assert!(
             build("VNETPROBE_OTHER_STORAGE_ACCOUNT", "sa2")
                 .unwrap_err()
+                .to_string()
                 .contains("exfil_url")
         );
         let ok = build("VNETPROBE_REGION", "WestEurope").unwrap();
@@ -471,6 +480,33 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// The error of a context built from this config file (`v.toml`).
+    fn file_error(text: &str) -> String {
+        let file = ConfigFile::parse(Path::new("v.toml"), text).unwrap();
+        let ctx = Context::build(None, &[], &env(&[]), &file);
+        ctx.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_bad_variable_in_the_file_names_line_and_field_like_a_flag_would() {
+        let err = file_error("[set]\nregion = \"westeurope\"\nworkspace = \"y\"\n");
+        assert!(
+            err.starts_with("v.toml:3: field `set.workspace`: unknown variable"),
+            "{err}"
+        );
+        let err = file_error("[set]\nregion = \"West Europe\"\n");
+        assert!(err.starts_with("v.toml:2: field `set.region`"), "{err}");
+        assert!(err.contains("did you mean \"westeurope\""), "{err}");
+    }
+
+    #[test]
+    fn a_flag_overrides_a_bad_variable_without_reading_it() {
+        let set = parse_set("region=westeurope").unwrap();
+        let e = env(&[("VNETPROBE_REGION", "West Europe")]);
+        let ctx = Context::build(None, &[set], &e, &ConfigFile::default()).unwrap();
+        assert_eq!(ctx.get("region"), Some("westeurope"));
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::catalog::peer::parse_ports;
 use crate::cli::{ListenArgs, parse_duration};
 use crate::context::ConfigFile;
 use crate::net::echo::{self, Key, Refusal, Transport};
+use crate::plan::UsageError;
+use crate::settings::{self, Layers, SettingError};
 pub use rate::Limiter;
 
 /// How long a forgotten responder stays open.
@@ -48,77 +50,71 @@ pub struct Settings {
 impl Settings {
     /// Flags over the config file's `[listen]` table over defaults; errors name the flag or
     /// the file, line and field.
-    pub fn resolve(args: &ListenArgs) -> Result<Settings, String> {
-        let file = ConfigFile::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    pub fn resolve(args: &ListenArgs) -> Result<Settings, UsageError> {
+        let file = ConfigFile::load(args.config.as_deref())?;
         let section = file.listen.as_ref();
-        let ports = |flag: &Option<String>, field: &str| -> Result<Vec<u16>, String> {
+        let ports = |flag: &Option<String>, field: &str| -> Result<Vec<u16>, SettingError> {
             let from_file =
                 section.and_then(|l| if field == "tcp" { &l.tcp } else { &l.udp }.as_ref());
-            match (flag, from_file) {
-                (Some(raw), _) => parse_ports(raw).map_err(|e| format!("--{field} {e}")),
-                (None, Some(raw)) => parse_ports(raw.get_ref())
-                    .map_err(|e| file.error_at(raw, field, &e).to_string()),
-                (None, None) => Ok(Vec::new()),
-            }
+            Layers::new(|raw: String| parse_ports(&raw))
+                .given(settings::flag(&format!("--{field}"), flag.clone()))
+                .given(file.at(&format!("listen.{field}"), from_file))
+                .or(Vec::new())
+                .map(|ports| ports.value)
         };
         let tcp = ports(&args.tcp, "tcp")?;
         let udp = ports(&args.udp, "udp")?;
         if tcp.is_empty() && udp.is_empty() {
-            return Err(
+            return Err(UsageError(
                 "listen needs ports: --tcp PORTS and/or --udp PORTS (e.g. --tcp 445,44224 --udp 5831), \
                  or tcp/udp in the [listen] table of the config file"
                     .into(),
-            );
-        }
-        if tcp.len() + udp.len() > crate::catalog::peer::PORTS_CAP {
-            return Err(format!(
-                "--tcp and --udp: more than {} ports in all",
-                crate::catalog::peer::PORTS_CAP
             ));
         }
-        let key = match (&args.key_file, section.and_then(|l| l.key_file.as_ref())) {
-            (Some(path), _) => Some(Key::load(path, "--key-file")?),
-            (None, Some(path)) => Some(Key::load(path, "listen.key-file")?),
-            (None, None) => None,
-        };
-        let forever =
-            args.forever || (args.for_.is_none() && section.and_then(|l| l.forever) == Some(true));
-        let deadline = if forever {
-            None
-        } else {
-            Some(match (args.for_, section.and_then(|l| l.for_.as_ref())) {
-                (Some(d), _) => d,
-                (None, Some(raw)) => parse_duration(raw.get_ref())
-                    .map_err(|e| file.error_at(raw, "for", &e).to_string())?,
-                (None, None) => DEFAULT_FOR,
-            })
-        };
-        let rate = match (args.rate, section.and_then(|l| l.rate.as_ref())) {
-            (Some(r), _) => r,
-            (None, Some(r)) if !(1..=10_000).contains(r.get_ref()) => {
-                return Err(file
-                    .error_at(r, "rate", "1 to 10000 replies per second")
-                    .to_string());
-            }
-            (None, Some(r)) => *r.get_ref(),
-            (None, None) => DEFAULT_RATE,
-        };
-        let address = match (args.address, section.and_then(|l| l.address.as_ref())) {
-            (Some(a), _) => a,
-            (None, Some(raw)) => raw.get_ref().parse().map_err(|_| {
-                file.error_at(raw, "address", "not an IP address")
-                    .to_string()
-            })?,
-            (None, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        };
+        if tcp.len() + udp.len() > crate::catalog::peer::PORTS_CAP {
+            return Err(UsageError(format!(
+                "--tcp and --udp: more than {} ports in all",
+                crate::catalog::peer::PORTS_CAP
+            )));
+        }
+        let key = Layers::new(Ok)
+            .checked(settings::flag("--key-file", args.key_file.clone()))
+            .checked(file.at("listen.key-file", section.and_then(|l| l.key_file.as_ref())))
+            .optional()?
+            .map(|path| path.load(|p| Key::load(p)))
+            .transpose()?;
+        let forever = Layers::new(Ok)
+            .checked(settings::flag("--forever", args.forever.then_some(true)))
+            // `--for` ends a forever of the file.
+            .checked(settings::flag("--for", args.for_.map(|_| false)))
+            .checked(file.at("listen.forever", section.and_then(|l| l.forever.as_ref())))
+            .or(false)?;
+        let deadline = Layers::new(|raw: String| parse_duration(&raw))
+            .checked(settings::flag("--for", args.for_))
+            .given(file.at("listen.for", section.and_then(|l| l.for_.as_ref())))
+            .or(DEFAULT_FOR)?;
+        let rate = Layers::new(|r: u32| {
+            (1..=10_000)
+                .contains(&r)
+                .then_some(r)
+                .ok_or_else(|| "1 to 10000 replies per second".to_string())
+        })
+        .checked(settings::flag("--rate", args.rate))
+        .given(file.at("listen.rate", section.and_then(|l| l.rate.as_ref())))
+        .or(DEFAULT_RATE)?;
+        let address =
+            Layers::new(|raw: String| raw.parse().map_err(|_| "not an IP address".to_string()))
+                .checked(settings::flag("--address", args.address))
+                .given(file.at("listen.address", section.and_then(|l| l.address.as_ref())))
+                .or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
         let name = crate::context::node_name().unwrap_or_else(|| "vnetprobe".into());
         Ok(Settings {
             tcp,
             udp,
             key,
-            deadline,
-            rate,
-            address,
+            deadline: (!forever.value).then_some(deadline.value),
+            rate: rate.value,
+            address: address.value,
             name,
         })
     }

@@ -52,23 +52,22 @@ impl Key {
         Ok(Key(hmac::Key::new(hmac::HMAC_SHA256, bytes)))
     }
 
-    /// Reads a key file: its bytes with trailing whitespace removed. The error names the flag
-    /// and the file, never the content.
-    pub fn load(path: &Path, flag: &str) -> Result<Key, String> {
-        let at = |why: String| format!("{flag} {}: {why}", path.display());
-        let meta = std::fs::metadata(path).map_err(|e| at(e.to_string()))?;
+    /// Reads a key file: its bytes with trailing whitespace removed. The error says why, never
+    /// the content; the caller's setting names the flag or file line.
+    pub fn load(path: &Path) -> Result<Key, String> {
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
         if !meta.is_file() {
-            return Err(at("not a regular file".into()));
+            return Err("not a regular file".into());
         }
         if meta.len() > KEY_MAX as u64 {
-            return Err(at(format!("larger than {KEY_MAX} bytes: not a key file")));
+            return Err(format!("larger than {KEY_MAX} bytes: not a key file"));
         }
-        let bytes = std::fs::read(path).map_err(|e| at(e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let end = bytes
             .iter()
             .rposition(|b| !b.is_ascii_whitespace())
             .map_or(0, |i| i + 1);
-        Key::from_bytes(&bytes[..end]).map_err(at)
+        Key::from_bytes(&bytes[..end])
     }
 
     fn sign(&self, parts: &[&[u8]]) -> hmac::Tag {
@@ -405,18 +404,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let short = dir.join("short");
         std::fs::write(&short, "secret\n").unwrap();
-        let e = Key::load(&short, "--key-file").unwrap_err();
-        assert!(
-            e.starts_with("--key-file ") && e.contains("at least 16"),
-            "{e}"
-        );
+        let e = Key::load(&short).unwrap_err();
+        assert!(e.contains("at least 16"), "{e}");
         assert!(!e.contains("secret"), "{e}");
         let good = dir.join("good");
         std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
-        assert!(Key::load(&good, "--key-file").is_ok());
-        assert!(!format!("{:?}", Key::load(&good, "--key-file").unwrap()).contains("0123"));
-        let e = Key::load(&dir.join("missing"), "--key-file").unwrap_err();
-        assert!(e.contains("missing"), "{e}");
+        assert!(Key::load(&good).is_ok());
+        assert!(!format!("{:?}", Key::load(&good).unwrap()).contains("0123"));
+        let e = Key::load(&dir.join("missing")).unwrap_err();
+        assert!(e.contains("No such file"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -346,15 +346,21 @@ fn configured(cfg: &NetConfig, scheme: Scheme) -> Result<Option<ProxyUrl>, Setti
             why,
         });
     }
-    for name in scheme.variables() {
-        if let Some(raw) = var(&cfg.proxy_env, name) {
-            return ProxyUrl::parse(raw).map(Some).map_err(|why| SettingError {
-                variable: Some(name),
-                why,
-            });
-        }
-    }
-    Ok(None)
+    let Some((name, raw)) = environment_proxy(cfg, scheme) else {
+        return Ok(None);
+    };
+    ProxyUrl::parse(raw).map(Some).map_err(|why| SettingError {
+        variable: Some(name),
+        why,
+    })
+}
+
+/// The variable curl takes the proxy of `scheme` from, and its value (unchecked, unmasked).
+pub fn environment_proxy(cfg: &NetConfig, scheme: Scheme) -> Option<(&'static str, &str)> {
+    scheme
+        .variables()
+        .iter()
+        .find_map(|name| Some((*name, var(&cfg.proxy_env, name)?)))
 }
 
 /// Decides how a probe of `scheme://host:port` travels. The error is a configuration error.

@@ -55,13 +55,17 @@ pub struct Trust {
 
 /// Reads every certificate of a PEM file; the error names `what` (the flag or variable) and the file.
 pub fn read_pem(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bad = |e: &dyn std::fmt::Display| format!("{what} {}: {e}", path.display());
-    let bytes = crate::input::read(path, crate::input::PEM).map_err(|e| bad(&e))?;
+    certificates(path).map_err(|e| format!("{what} {}: {e}", path.display()))
+}
+
+/// The certificates of a PEM file; the error says why, the caller names the setting.
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = crate::input::read(path, crate::input::PEM).map_err(|e| e.to_string())?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(&e))?;
+        .map_err(|e| e.to_string())?;
     if certs.is_empty() {
-        return Err(bad(&"no PEM certificate in the file"));
+        return Err("no PEM certificate in the file".into());
     }
     Ok(certs)
 }

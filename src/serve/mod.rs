@@ -22,6 +22,7 @@ use crate::cli::{self, ServeArgs};
 use crate::context::ConfigFile;
 use crate::plan::{Plan, UsageError};
 use crate::report::{self, Report};
+use crate::settings::{self, Layers, Setting, SettingError};
 use web_config::WebConfig;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -31,7 +32,8 @@ const STALE_MARGIN: Duration = Duration::from_secs(30);
 /// Where and how often, from flags > config file > defaults.
 #[derive(Debug, Clone, PartialEq)]
 struct Settings {
-    listen: SocketAddr,
+    /// With its origin: a port that cannot be bound is an error of the flag or the file line.
+    listen: Setting<SocketAddr>,
     interval: Duration,
     web_config: Option<PathBuf>,
 }
@@ -40,26 +42,28 @@ impl Settings {
     fn resolve(args: &ServeArgs) -> Result<Settings, UsageError> {
         let file = ConfigFile::load(args.select.config.as_deref())?;
         let serve = file.serve.as_ref();
-        let listen = match (args.listen, serve.and_then(|s| s.listen.as_ref())) {
-            (Some(l), _) => l,
-            (None, Some(raw)) => cli::parse_listen(raw.get_ref())
-                .map_err(|e| file.error_at(raw, "serve.listen", &e))?,
-            (None, None) => cli::DEFAULT_LISTEN.parse().expect("a valid default"),
-        };
-        let interval = match (args.interval, serve.and_then(|s| s.interval.as_ref())) {
-            (Some(i), _) => i,
-            (None, Some(raw)) => cli::parse_interval(raw.get_ref())
-                .map_err(|e| file.error_at(raw, "serve.interval", &e))?,
-            (None, None) => DEFAULT_INTERVAL,
-        };
-        let web_config = args
-            .web_config_file
-            .clone()
-            .or_else(|| serve.and_then(|s| s.web_config_file.clone()));
+        let listen = Layers::new(|raw: String| cli::parse_listen(&raw))
+            .checked(settings::flag("--listen", args.listen))
+            .given(file.at("serve.listen", serve.and_then(|s| s.listen.as_ref())))
+            .or(cli::DEFAULT_LISTEN.parse().expect("a valid default"))?;
+        let interval = Layers::new(|raw: String| cli::parse_interval(&raw))
+            .checked(settings::flag("--interval", args.interval))
+            .given(file.at("serve.interval", serve.and_then(|s| s.interval.as_ref())))
+            .or(DEFAULT_INTERVAL)?;
+        let web_config = Layers::new(Ok)
+            .checked(settings::flag(
+                "--web-config-file",
+                args.web_config_file.clone(),
+            ))
+            .checked(file.at(
+                "serve.web-config-file",
+                serve.and_then(|s| s.web_config_file.as_ref()),
+            ))
+            .optional()?;
         Ok(Settings {
             listen,
-            interval,
-            web_config,
+            interval: interval.value,
+            web_config: web_config.map(|w| w.value),
         })
     }
 }
@@ -265,9 +269,14 @@ async fn daemon(args: ServeArgs, settings: Settings, loaded: Loaded) -> Result<u
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let listen = &settings.listen;
+    let listener = tokio::net::TcpListener::bind(listen.value)
         .await
-        .map_err(|e| UsageError(format!("--listen {}: {e}", settings.listen)))?;
+        .map_err(|e| SettingError {
+            origin: listen.origin.clone(),
+            raw: Some(format!("{:?}", listen.value.to_string())),
+            why: e.to_string(),
+        })?;
     let local = listener.local_addr()?;
     let scheme = if loaded.web.tls.is_some() {
         "https"
@@ -363,10 +372,10 @@ async fn reload(state: &State, args: &ServeArgs, listening: SocketAddr) {
             return;
         }
     };
-    if loaded.settings.listen != listening {
+    if loaded.settings.listen.value != listening {
         log::warn!(
             "SIGHUP: the listen address changed to {}: restart to apply it",
-            loaded.settings.listen
+            loaded.settings.listen.value
         );
     }
     let targets = loaded.plan.targets.len();
@@ -476,7 +485,7 @@ mod tests {
             .unwrap();
         let c = cfg.to_str().unwrap();
         let s = Settings::resolve(&args(&["--config", c])).unwrap();
-        assert_eq!(s.listen, "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(s.listen.value, "127.0.0.1:1234".parse().unwrap());
         assert_eq!(s.interval, Duration::from_secs(30));
         assert_eq!(s.web_config, Some(PathBuf::from("w.yml")));
         let s = Settings::resolve(&args(&[
@@ -488,7 +497,7 @@ mod tests {
             "2m",
         ]))
         .unwrap();
-        assert_eq!(s.listen, "[::1]:9".parse().unwrap());
+        assert_eq!(s.listen.value, "[::1]:9".parse().unwrap());
         assert_eq!(s.interval, Duration::from_secs(120));
 
         std::fs::write(&cfg, "[serve]\n\ninterval = \"soon\"\n").unwrap();
@@ -556,7 +565,10 @@ mod tests {
         assert_eq!(
             s,
             Settings {
-                listen: "127.0.0.1:9834".parse().unwrap(),
+                listen: Setting {
+                    value: "127.0.0.1:9834".parse().unwrap(),
+                    origin: crate::settings::Origin::Default,
+                },
                 interval: DEFAULT_INTERVAL,
                 web_config: None
             }

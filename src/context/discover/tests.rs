@@ -1,4 +1,5 @@
 use super::*;
+use crate::settings::Origin;
 
 use crate::context::tests::env;
 
@@ -192,6 +193,21 @@ fn imds_endpoints() {
     assert!(parse_imds_endpoint("169.254.169.254").is_err());
 }
 
+/// Discovery settings as if given by flags.
+fn at_root(enabled: bool, imds: &str, node_root: &str) -> Settings {
+    fn flag<T>(value: T) -> Setting<T> {
+        Setting {
+            value,
+            origin: Origin::flag("--test"),
+        }
+    }
+    Settings {
+        enabled: flag(enabled),
+        imds: flag(imds.parse().unwrap()),
+        node_root: flag(node_root.into()),
+    }
+}
+
 #[test]
 fn settings_layers() {
     let file = ConfigFile::parse(
@@ -200,14 +216,16 @@ fn settings_layers() {
     )
     .unwrap();
     let s = Settings::resolve(Flags::default(), &env(&[]), &file).unwrap();
-    assert_eq!((s.enabled, s.imds.port()), (false, 9));
+    assert_eq!((s.enabled.value, s.imds.value.port()), (false, 9));
+    assert_eq!(s.imds.origin.place().as_deref(), Some("c.toml:2"));
     let s = Settings::resolve(
         Flags::default(),
         &env(&[("VNETPROBE_DISCOVER", "1")]),
         &file,
     )
     .unwrap();
-    assert!(s.enabled);
+    assert!(s.enabled.value);
+    assert_eq!(s.enabled.origin, Origin::env("VNETPROBE_DISCOVER"));
     let flags = Flags {
         no_discover: true,
         imds_endpoint: Some("http://127.0.0.2:7"),
@@ -215,12 +233,16 @@ fn settings_layers() {
     };
     let s = Settings::resolve(flags, &env(&[("VNETPROBE_DISCOVER", "yes")]), &file).unwrap();
     assert_eq!(
-        (s.enabled, s.imds.port(), s.node_root.as_path()),
+        (
+            s.enabled.value,
+            s.imds.value.port(),
+            s.node_root.value.as_path()
+        ),
         (false, 7, Path::new("/"))
     );
     let d = Settings::resolve(Flags::default(), &env(&[]), &ConfigFile::default()).unwrap();
     assert_eq!(
-        (d.enabled, d.imds.to_string().as_str()),
+        (d.enabled.value, d.imds.value.to_string().as_str()),
         (true, "169.254.169.254:80")
     );
 }
@@ -232,7 +254,11 @@ fn settings_errors_name_their_origin() {
         &env(&[("VNETPROBE_DISCOVER", "maybe")]),
         &ConfigFile::default(),
     );
-    assert!(e.unwrap_err().starts_with("VNETPROBE_DISCOVER=\"maybe\""));
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .starts_with("VNETPROBE_DISCOVER=\"maybe\"")
+    );
     let flags = Flags {
         imds_endpoint: Some("ftp://x"),
         ..Flags::default()
@@ -240,6 +266,7 @@ fn settings_errors_name_their_origin() {
     assert!(
         Settings::resolve(flags, &env(&[]), &ConfigFile::default())
             .unwrap_err()
+            .to_string()
             .starts_with("--imds-endpoint")
     );
     let file =
@@ -247,6 +274,7 @@ fn settings_errors_name_their_origin() {
     assert!(
         Settings::resolve(Flags::default(), &env(&[]), &file)
             .unwrap_err()
+            .to_string()
             .starts_with("c.toml:2: field `imds-endpoint`")
     );
     let flags = Flags {
@@ -256,6 +284,7 @@ fn settings_errors_name_their_origin() {
     assert!(
         Settings::resolve(flags, &env(&[]), &ConfigFile::default())
             .unwrap_err()
+            .to_string()
             .starts_with("--node-root")
     );
 }
@@ -269,11 +298,7 @@ fn discovery_ranks_below_flags_and_among_sources() {
         &ConfigFile::default(),
     )
     .unwrap();
-    let settings = Settings {
-        enabled: true,
-        imds: "127.0.0.1:9".parse().unwrap(),
-        node_root: "/nonexistent".into(),
-    };
+    let settings = at_root(true, "127.0.0.1:9", "/nonexistent");
     let e = env(&[
         ("CI_NAME", "ci1"),
         ("CI_WORKSPACE", "ciws"),
@@ -293,11 +318,7 @@ fn discovery_ranks_below_flags_and_among_sources() {
 #[test]
 fn disabled_discovery_offers_nothing() {
     let mut ctx = Context::default();
-    let settings = Settings {
-        enabled: false,
-        imds: "127.0.0.1:9".parse().unwrap(),
-        node_root: "/".into(),
-    };
+    let settings = at_root(false, "127.0.0.1:9", "/");
     discover(&mut ctx, &settings, &env(&[("CI_NAME", "ci1")]), false);
     assert_eq!(ctx, Context::default());
 }
@@ -305,11 +326,7 @@ fn disabled_discovery_offers_nothing() {
 #[test]
 fn sovereign_region_implies_the_cloud() {
     let mut ctx = Context::default();
-    let settings = Settings {
-        enabled: true,
-        imds: "127.0.0.1:9".parse().unwrap(),
-        node_root: "/nonexistent".into(),
-    };
+    let settings = at_root(true, "127.0.0.1:9", "/nonexistent");
     discover(
         &mut ctx,
         &settings,
