@@ -484,8 +484,12 @@ impl Plan {
             self.network.net.clone(),
         );
         let env = Arc::new(env);
-        let finished =
-            runner::run_observed(targets, env.clone(), self.network.limits, observer).await;
+        // The run is a task of its own: a probe that ends wakes it as one task wakes another,
+        // where waking the caller of `block_on` would write to the runtime's eventfd each time.
+        let run = runner::run_observed(targets, env.clone(), self.network.limits, observer);
+        let finished = tokio::spawn(run).await.map_err(|e| {
+            format!("the run failed inside vnetprobe (a bug, please report it): {e}")
+        })?;
         log::debug!(
             "{} targets, {} distinct DNS lookups",
             finished.len(),

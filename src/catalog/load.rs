@@ -1,7 +1,7 @@
 //! Loading a catalog: files and folders read with a size cap, cut into tables, each table
 //! parsed and validated with file, line and field in every error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -189,19 +189,20 @@ impl Catalog {
             .flat_map(|(_, s)| s.iter())
             .filter(|s| s.is_target());
         catalog.targets.reserve(tables.count());
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        // Where each id was first defined (formatted only for the error).
+        let mut seen: HashMap<String, (&str, usize)> = HashMap::new();
         for (file, sections) in &cut {
             for section in sections.iter().filter(|s| s.is_target()) {
                 for t in section.parse::<RawFile>(file)?.target {
                     let line = section.line(t.get_ref().id.span().start);
                     let spec = catalog.validate(file, section, t.into_inner())?;
-                    if let Some(first) = seen.insert(spec.id.clone(), format!("{file}:{line}")) {
+                    if let Some((first, at)) = seen.insert(spec.id.clone(), (file, line)) {
                         return Err(CatalogError {
                             file: file.to_string(),
                             line: Some(line),
                             field: Some("id".into()),
                             message: format!(
-                                "duplicate target id {:?} (first defined at {first})",
+                                "duplicate target id {:?} (first defined at {first}:{at})",
                                 spec.id
                             ),
                         });

@@ -55,8 +55,15 @@ pub(crate) fn sections(text: &str) -> Vec<Section<'_>> {
             });
             (start, start_line) = (offset, line_no);
         }
-        basic ^= line.matches("\"\"\"").count() % 2 == 1;
-        literal ^= line.matches("\'\'\'").count() % 2 == 1;
+        // Few lines hold a triple quote: a byte scan before the string searches.
+        if line
+            .as_bytes()
+            .windows(3)
+            .any(|w| w == b"\"\"\"" || w == b"\'\'\'")
+        {
+            basic ^= line.matches("\"\"\"").count() % 2 == 1;
+            literal ^= line.matches("\'\'\'").count() % 2 == 1;
+        }
         offset += line.len();
         line_no += 1;
     }

@@ -48,7 +48,6 @@ fn socket_for(addr: &SocketAddr) -> io::Result<TcpSocket> {
         Type::STREAM.nonblocking(),
         Some(SockProtocol::TCP),
     )?;
-    socket.set_tcp_nodelay(true)?;
     Ok(TcpSocket::from_std_stream(socket.into()))
 }
 
@@ -77,6 +76,14 @@ pub async fn connect_any(
         last.message = format!("{} (tried {} addresses)", last.message, addrs.len());
     }
     Err(last)
+}
+
+/// Sends small writes at once (what curl does): for a stream that carries an exchange (TLS,
+/// HTTP, a CONNECT, an echo), not for a TCP probe that only connects.
+pub fn no_delay(stream: &TcpStream) -> Result<(), ProbeError> {
+    stream
+        .set_nodelay(true)
+        .map_err(|e| ProbeError::new(classify_io(&e), describe_io(&e)))
 }
 
 /// Connects to one address within `timeout`.

@@ -46,6 +46,7 @@ pub async fn probe(
         }
         Transport::Tcp => {
             let mut stream = super::tcp::connect(dest, env, ev).await?;
+            crate::net::dial::no_delay(&stream)?;
             let peer = ev.peer.expect("a connected probe records its peer");
             let req = echo::request(key, Transport::Tcp, port, &nonce);
             let start = Instant::now();

@@ -50,6 +50,7 @@ pub async fn open(
     let proxy = match route {
         Route::Direct | Route::Bypassed => {
             let stream = super::tcp::connect(dest, env, ev).await?;
+            dial::no_delay(&stream)?;
             if let Some(note) = route.note() {
                 ev.note(note);
             }
@@ -198,6 +199,7 @@ async fn dial_proxy(
     let result = dial::connect_any(&addrs, proxy.port, left).await;
     ev.phase(Phase::Connect, start.elapsed());
     let (stream, peer) = result.map_err(|e| unreachable(e.to_string()))?;
+    dial::no_delay(&stream)?;
     ev.peer = Some(peer);
     Ok(stream)
 }
