@@ -1,7 +1,7 @@
 //! Loading a catalog: files and folders read with a size cap, cut into tables, each table
 //! parsed and validated with file, line and field in every error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -189,29 +189,48 @@ impl Catalog {
             .flat_map(|(_, s)| s.iter())
             .filter(|s| s.is_target());
         catalog.targets.reserve(tables.count());
-        // Where each id was first defined (formatted only for the error).
-        let mut seen: HashMap<String, (&str, usize)> = HashMap::new();
+        // Where each target is written (file and line), for the duplicate check.
+        let mut written: Vec<(&str, usize)> = Vec::with_capacity(catalog.targets.capacity());
         for (file, sections) in &cut {
             for section in sections.iter().filter(|s| s.is_target()) {
                 for t in section.parse::<RawFile>(file)?.target {
                     let line = section.line(t.get_ref().id.span().start);
-                    let spec = catalog.validate(file, section, t.into_inner())?;
-                    if let Some((first, at)) = seen.insert(spec.id.clone(), (file, line)) {
-                        return Err(CatalogError {
-                            file: file.to_string(),
-                            line: Some(line),
-                            field: Some("id".into()),
-                            message: format!(
-                                "duplicate target id {:?} (first defined at {first}:{at})",
-                                spec.id
-                            ),
-                        });
-                    }
-                    catalog.targets.push(spec);
+                    catalog
+                        .targets
+                        .push(catalog.validate(file, section, t.into_inner())?);
+                    written.push((file, line));
                 }
             }
         }
+        catalog.refuse_duplicate_ids(&written)?;
         Ok(catalog)
+    }
+
+    /// An id written twice is an error at its second place, naming the first. Sorting the
+    /// targets' indices by id finds every pair without copying an id.
+    fn refuse_duplicate_ids(&self, written: &[(&str, usize)]) -> Result<(), CatalogError> {
+        let id = |i: usize| self.targets[i].id.as_str();
+        let mut order: Vec<usize> = (0..self.targets.len()).collect();
+        order.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
+        let duplicate = order
+            .windows(2)
+            .filter(|pair| id(pair[0]) == id(pair[1]))
+            .min_by_key(|pair| pair[1]);
+        match duplicate {
+            None => Ok(()),
+            Some(pair) => {
+                let ((first, first_line), (file, line)) = (written[pair[0]], written[pair[1]]);
+                Err(CatalogError {
+                    file: file.to_string(),
+                    line: Some(line),
+                    field: Some("id".into()),
+                    message: format!(
+                        "duplicate target id {:?} (first defined at {first}:{first_line})",
+                        id(pair[0])
+                    ),
+                })
+            }
+        }
     }
 
     fn validate(

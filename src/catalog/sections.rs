@@ -10,15 +10,26 @@ pub(crate) struct Section<'a> {
     pub(super) text: &'a str,
     /// The 1-based line of the section's first line in its file.
     pub(super) first_line: usize,
+    /// Whether it is a `[[target]]` table (its first line that is not blank or a comment).
+    target: bool,
 }
 
-impl Section<'_> {
-    pub(super) fn is_target(&self) -> bool {
-        self.text
+impl<'a> Section<'a> {
+    fn new(text: &'a str, first_line: usize) -> Section<'a> {
+        let target = text
             .lines()
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .is_some_and(|l| l.starts_with("[[target]]"))
+            .is_some_and(|l| l.starts_with("[[target]]"));
+        Section {
+            text,
+            first_line,
+            target,
+        }
+    }
+
+    pub(super) fn is_target(&self) -> bool {
+        self.target
     }
 
     /// The line in the file of a byte offset into the section.
@@ -49,10 +60,7 @@ pub(crate) fn sections(text: &str) -> Vec<Section<'_>> {
     for line in text.split_inclusive('\n') {
         let header = !basic && !literal && line.trim_start().starts_with('[');
         if header && offset > start {
-            out.push(Section {
-                text: &text[start..offset],
-                first_line: start_line,
-            });
+            out.push(Section::new(&text[start..offset], start_line));
             (start, start_line) = (offset, line_no);
         }
         // Few lines hold a triple quote: a byte scan before the string searches.
@@ -67,9 +75,6 @@ pub(crate) fn sections(text: &str) -> Vec<Section<'_>> {
         offset += line.len();
         line_no += 1;
     }
-    out.push(Section {
-        text: &text[start..],
-        first_line: start_line,
-    });
+    out.push(Section::new(&text[start..], start_line));
     out
 }

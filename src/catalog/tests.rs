@@ -451,6 +451,21 @@ fn lines_count_like_a_scan_and_a_duplicate_names_both_lines() {
         e.contains(&format!("first defined at probes/t.toml:{first}")),
         "{e}"
     );
+    // Of several duplicates, the first written twice is named, at its second place.
+    let table = |id: &str| {
+        format!(
+            "[[target]]\nid = \"{id}\"\nname = \"n\"\nprotocol = \"tcp\"\nhost = \"h\"\nports = [1]\n\
+             profiles = [\"internet\"]\nwhy = \"w\"\nfix = \"f\"\n"
+        )
+    };
+    let text: String = ["z", "b", "b", "z", "b"].map(table).concat();
+    let e = load(&text).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (Some(20), Some("id")), "{e}");
+    assert!(
+        e.message
+            .contains("\"b\" (first defined at probes/t.toml:11)"),
+        "{e}"
+    );
 }
 
 #[test]
