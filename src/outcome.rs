@@ -407,7 +407,9 @@ pub struct Outcome {
     pub status: Status,
     pub error: Option<ProbeError>,
     pub skip_reason: Option<String>,
-    pub evidence: Evidence,
+    /// On the heap: an outcome is moved from its probe to the report half a dozen times, and
+    /// the evidence is most of it (350 bytes).
+    pub evidence: Box<Evidence>,
 }
 
 impl Outcome {
@@ -416,7 +418,7 @@ impl Outcome {
             status: Status::Skip,
             error: None,
             skip_reason: Some(reason.into()),
-            evidence: Evidence::default(),
+            evidence: Default::default(),
         }
     }
 }

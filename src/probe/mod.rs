@@ -213,7 +213,7 @@ pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence
                 status: Status::Pass,
                 error: None,
                 skip_reason: None,
-                evidence,
+                evidence: Box::new(evidence),
             };
         }
         (_, Ok(())) => (Status::Pass, None),
@@ -223,6 +223,6 @@ pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence
         status,
         error,
         skip_reason: None,
-        evidence,
+        evidence: Box::new(evidence),
     }
 }

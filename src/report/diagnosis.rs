@@ -439,7 +439,7 @@ mod tests {
                 status: Status::Fail,
                 error: Some(ProbeError::new(kind, "m")),
                 skip_reason: None,
-                evidence: ev,
+                evidence: Box::new(ev),
             },
             duration: std::time::Duration::ZERO,
         };

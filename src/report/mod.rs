@@ -154,7 +154,7 @@ impl ResultEntry {
             (Status::Skip, _, Direction::Inbound) => Some(t.fix.clone()),
             _ => None,
         };
-        let ev = o.evidence;
+        let ev = *o.evidence;
         ResultEntry {
             id: t.id.clone(),
             name: t.name.clone(),
@@ -338,7 +338,7 @@ impl Report {
 mod tests {
     use super::*;
     use crate::catalog::{Check, Expect, Host, Target};
-    use crate::outcome::{Evidence, Outcome, ProbeError};
+    use crate::outcome::{Outcome, ProbeError};
 
     fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
         let target = Target {
@@ -365,13 +365,13 @@ mod tests {
                 status: Status::Fail,
                 error: Some(ProbeError::new(k, "m")),
                 skip_reason: None,
-                evidence: Evidence::default(),
+                evidence: Default::default(),
             },
             None => Outcome {
                 status: Status::Pass,
                 error: None,
                 skip_reason: None,
-                evidence: Evidence::default(),
+                evidence: Default::default(),
             },
         };
         Finished {
