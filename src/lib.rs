@@ -15,7 +15,7 @@
 //! | 1 | `logging` | the `log` facade's logger: one line per event, text, logfmt or JSON |
 //! | 2 | `net` | sockets with deadlines, proxies and NO_PROXY, TLS trust, the peer echo: explicit arguments in, results with a kind out |
 //! | 3 | `context` | the deployment's variables: flags, environment, config file, discovery |
-//! | 4 | `catalog`, `cli` | targets (load, expand, select) and the command line |
+//! | 4 | `catalog`, `cli` | targets (load, expand, select) and the command line; a target's `Check` holds its protocol's settings only, and its `Host` is ready or unset with the variables it needs |
 //! | 5 | `probe` | one module per protocol: a target in, evidence and a verdict out |
 //! | 6 | `runner` | every target within the concurrency cap and the run's deadline |
 //! | 7 | `report`, `progress`, `explain` | summaries, diagnosis, every renderer |
