@@ -130,8 +130,6 @@ pub struct Network {
     pub net: NetConfig,
     /// `--strict`: unconfirmed passes and required skips fail.
     pub strict: bool,
-    /// Each setting as `vnetprobe context` shows it: value (a proxy masked) and origin.
-    pub shown: BTreeMap<&'static str, Shown>,
 }
 
 /// The targets of a check: the catalog (embedded, the flags' or the config file's) expanded
@@ -366,12 +364,7 @@ impl Network {
         file: &ConfigFile,
         node_root: Option<&Path>,
     ) -> Result<Network> {
-        let settings = NetSettings::resolve(net, file, &env_map())?;
-        let mut netcfg = settings.net_config();
-        if let Some(root) = node_root {
-            users_proxy_settings(&mut netcfg, root);
-        }
-        let shown = settings.shown(&netcfg);
+        let (settings, mut netcfg) = Network::layered(net, file, node_root)?;
         if net.is_some() {
             settings.load_files(&mut netcfg)?;
         }
@@ -383,8 +376,33 @@ impl Network {
             dns_server: settings.dns_server.map(|s| s.value),
             net: netcfg,
             strict: settings.strict.value,
-            shown,
         })
+    }
+
+    /// What `context` shows: the settings a check would take, each checked by its rule, without
+    /// reading the files they name (the command that uses a file reads it, and says so).
+    pub fn shown(
+        net: &NetArgs,
+        file: &ConfigFile,
+        node_root: Option<&Path>,
+    ) -> Result<BTreeMap<&'static str, Shown>> {
+        let (settings, netcfg) = Network::layered(Some(net), file, node_root)?;
+        Ok(settings.shown(&netcfg))
+    }
+
+    /// Every setting layered; with discovery on (`node_root`), the node users' proxy settings
+    /// stand in for an environment without any.
+    fn layered(
+        net: Option<&NetArgs>,
+        file: &ConfigFile,
+        node_root: Option<&Path>,
+    ) -> Result<(NetSettings, NetConfig)> {
+        let settings = NetSettings::resolve(net, file, &env_map())?;
+        let mut netcfg = settings.net_config();
+        if let Some(root) = node_root {
+            users_proxy_settings(&mut netcfg, root);
+        }
+        Ok((settings, netcfg))
     }
 }
 

@@ -481,6 +481,25 @@ fn probe_dns_against_dnsmasq() {
     assert_eq!(error_kind(&json(&bad)["results"][0]), "dns_not_private");
 }
 
+/// `context` shows the settings a check would take without reading the files they name: a key
+/// file that is not there yet is shown with its line, and only a command that uses it fails.
+#[test]
+fn context_names_files_without_reading_them() {
+    let dir = Scratch::new("settings-files");
+    let cfg = dir.write("c.toml", "[listen]\nkey-file = \"/nonexistent/peer.key\"\n");
+    let cfg = cfg.to_str().unwrap();
+    let out = run(&["context", "--settings", "--output", "json", "--config", cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        json(&out)["key-file"],
+        serde_json::json!({"value": "/nonexistent/peer.key", "origin": "file", "from": format!("{cfg}:2")})
+    );
+    assert_usage_error(
+        &["check", "--config", cfg],
+        &[&format!("{cfg}:2: field `listen.key-file`")],
+    );
+}
+
 /// `vnetprobe context` shows each setting with where it came from: a flag, a `VNETPROBE_*`
 /// variable, a config file line or the default; a proxy's password never.
 #[test]

@@ -24,8 +24,7 @@ pub fn catalog(args: CatalogArgs) -> Result<u8> {
 
 pub fn context(args: ContextArgs) -> Result<u8> {
     let (file, ctx, discovery) = layer_context(&args.select)?;
-    let network = Network::resolve(Some(&args.net), &file, discovery.node_root())?;
-    let mut settings = network.shown;
+    let mut settings = Network::shown(&args.net, &file, discovery.node_root())?;
     settings.extend(discovery.shown());
     let variables = ctx.sourced();
     // Values from IMDS and node files are not ours to trust on a terminal.
