@@ -1,18 +1,19 @@
 //! Expanding a catalog against a context: the targets of one run, one per port, with hosts
-//! filled in (or skipped, naming the missing variable).
+//! filled in (or unset, naming every missing variable).
 
 use super::*;
 use crate::context::Context;
 
 impl Catalog {
     /// The targets of one run: selected by profile and id glob, for the context's cloud,
-    /// one per port, with hosts expanded (or a skip reason naming the missing variable's flag).
+    /// one per port, each host ready or unset with the variables it needs.
     pub fn expand(&self, ctx: &Context, profiles: &[String], only: Option<&str>) -> Vec<Target> {
         let vars = ctx.template_vars();
         let private_endpoints = ctx.private_endpoints();
+        let cloud = ctx.cloud();
         let mut out = Vec::new();
         for t in &self.targets {
-            if !t.clouds.contains(&ctx.cloud()) {
+            if !t.clouds.contains(&cloud) {
                 continue;
             }
             if !profiles.is_empty() && !t.profiles.iter().any(|p| profiles.contains(p)) {
@@ -39,6 +40,7 @@ impl Catalog {
                     (Host::Unset { missing, shown }, path)
                 }
             };
+            // A DNS target has no port: one target, whose check takes none.
             let ports: &[u16] = if t.ports.is_empty() { &[0] } else { &t.ports };
             for &port in ports {
                 out.push(Target {
@@ -51,7 +53,7 @@ impl Catalog {
                         .service_tag
                         .as_ref()
                         .map(|(raw, tpl)| tpl.expand(&vars).unwrap_or_else(|_| raw.clone())),
-                    required: t.required.contains(&ctx.cloud()),
+                    required: t.required.contains(&cloud),
                     expect: match &t.private_endpoint {
                         Some(service) if !private_endpoints.contains(service) => Expect::Reachable,
                         _ => t.expect,

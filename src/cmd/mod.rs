@@ -31,10 +31,18 @@ pub fn emit_json<T: serde::Serialize + ?Sized>(value: &T, code: u8) -> Result<u8
 
 /// A report in the asked-for format, with `code` as the exit code.
 pub fn emit_report(report: &Report, output: Output, code: u8) -> Result<u8> {
-    match output {
-        Output::Json => emit_json(report, code),
-        other => emit(&render(report, other), code),
-    }
+    let text = match output {
+        Output::Json => return emit_json(report, code),
+        Output::Table => report::table::render(
+            report,
+            crate::terminal::stdout_colour(),
+            crate::terminal::stdout_width(),
+        ),
+        Output::Junit => report::junit::render(report),
+        Output::Prometheus => report::prometheus::render(report),
+        Output::Fix => report::fix::render(report),
+    };
+    emit(&text, code)
 }
 
 fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>, code: u8) -> Result<u8> {
@@ -43,19 +51,5 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>, code:
         Ok(()) => Ok(code),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
         Err(e) => Err(UsageError(format!("writing the report: {e}"))),
-    }
-}
-
-pub fn render(report: &Report, output: Output) -> String {
-    match output {
-        Output::Table => report::table::render(
-            report,
-            crate::terminal::stdout_colour(),
-            crate::terminal::stdout_width(),
-        ),
-        Output::Json => report::json::render(report),
-        Output::Junit => report::junit::render(report),
-        Output::Prometheus => report::prometheus::render(report),
-        Output::Fix => report::fix::render(report),
     }
 }
