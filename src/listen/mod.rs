@@ -20,7 +20,7 @@ use crate::cli::{ListenArgs, parse_duration};
 use crate::context::ConfigFile;
 use crate::net::echo::{self, Key, Refusal, Transport};
 use crate::plan::UsageError;
-use crate::settings::{self, Layers, SettingError};
+use crate::settings::{self, Layers};
 pub use rate::Limiter;
 
 /// How long a forgotten responder stays open.
@@ -53,17 +53,15 @@ impl Settings {
     pub fn resolve(args: &ListenArgs) -> Result<Settings, UsageError> {
         let file = ConfigFile::load(args.config.as_deref())?;
         let section = file.listen.as_ref();
-        let ports = |flag: &Option<String>, field: &str| -> Result<Vec<u16>, SettingError> {
-            let from_file =
-                section.and_then(|l| if field == "tcp" { &l.tcp } else { &l.udp }.as_ref());
+        let ports = |field: &str, flag: &Option<String>, from_file| {
             Layers::new(|raw: String| parse_ports(&raw))
                 .given(settings::flag(&format!("--{field}"), flag.clone()))
                 .given(file.at(&format!("listen.{field}"), from_file))
                 .or(Vec::new())
                 .map(|ports| ports.value)
         };
-        let tcp = ports(&args.tcp, "tcp")?;
-        let udp = ports(&args.udp, "udp")?;
+        let tcp = ports("tcp", &args.tcp, section.and_then(|l| l.tcp.as_ref()))?;
+        let udp = ports("udp", &args.udp, section.and_then(|l| l.udp.as_ref()))?;
         if tcp.is_empty() && udp.is_empty() {
             return Err(UsageError(
                 "listen needs ports: --tcp PORTS and/or --udp PORTS (e.g. --tcp 445,44224 --udp 5831), \
