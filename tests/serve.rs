@@ -15,7 +15,7 @@ use crate::support::{Listener, Reaper, Scratch, assert_promtool_clean, command, 
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
 /// Polls `check` every 50 ms until it gives a value or `limit` passes.
-fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check() {
@@ -30,7 +30,7 @@ fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>
 }
 
 /// A catalog of TCP targets on 127.0.0.1: (id, port, required).
-fn tcp_catalog(targets: &[(&str, u16, bool)]) -> String {
+pub(crate) fn tcp_catalog(targets: &[(&str, u16, bool)]) -> String {
     targets
         .iter()
         .map(|(id, port, required)| {
@@ -66,14 +66,14 @@ fn stdout_of(cmd: &mut Command, code: i32) -> String {
 }
 
 /// A running `vnetprobe serve`, killed on drop; its stderr is collected.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Reaper,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Daemon {
-    fn start(args: &[&str]) -> Daemon {
+    pub(crate) fn start(args: &[&str]) -> Daemon {
         let mut child = vnetprobe("serve")
             .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
             .args(args)
@@ -110,7 +110,7 @@ impl Daemon {
         daemon
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
@@ -124,7 +124,7 @@ impl Daemon {
         r.body
     }
 
-    fn wait_ready(&self) {
+    pub(crate) fn wait_ready(&self) {
         wait_for(Duration::from_secs(30), "the first run", || {
             (self.get("/readyz").status == 200).then_some(())
         });
@@ -623,7 +623,7 @@ fn textfile_in_a_missing_folder_exits_2_naming_the_flag() {
     );
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     format!(
         "Basic {}",
@@ -632,7 +632,7 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 /// A TLS client trusting only `cert` (the daemon's self-signed certificate for localhost).
-fn tls_client(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> Arc<rustls::ClientConfig> {
+pub(crate) fn tls_client(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
     Arc::new(

@@ -25,6 +25,7 @@ mod probe_udp_tls;
 mod proxy_routes;
 mod reports;
 mod serve;
+mod serve_attack;
 
 /// With `autotests = false` a new tests/NAME.rs builds nothing until it is declared here: each
 /// file of tests/ but this one must be a module above.

@@ -21,11 +21,14 @@ use tokio::sync::{Notify, watch};
 
 use super::State;
 
-/// Connections served at once, and from one peer address. Past either cap, the connection quiet
-/// the longest (an idle keep-alive, or a client that never finishes its TLS handshake or request
-/// head) is closed to make room: slow or idle clients can never lock a scraper out.
+/// Connections served at once. Past it, a new connection takes the place of one that is waiting
+/// (for its TLS handshake, its request head, or its next request on a kept-alive connection),
+/// never of one with a request in flight. The one closed belongs to the address (an IPv6 /64)
+/// holding the most connections, newcomer included, and is the one of that address waiting the
+/// longest: attackers from other addresses only ever close each other's connections, and one
+/// address alone may use every place. A scraper that sends its request in time is closed only
+/// when a whole table of newer connections from its own address arrived while it waited.
 const MAX_CONNECTIONS: usize = 256;
-const MAX_PER_PEER: usize = 64;
 /// A client must finish its TLS handshake, and each request head, within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,66 +38,95 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 const MAX_REQUEST_HEAD: usize = 8192;
 const MAX_HEADERS: usize = 64;
 
-/// One open connection: who, when it last asked for something, and how to close it.
+/// Whose share a connection counts in: its IPv4 address, or the /64 of its IPv6 address (one
+/// host's usual allocation, so an attacker cannot pick a new address per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Share(u128);
+
+impl Share {
+    fn of(peer: IpAddr) -> Share {
+        match peer.to_canonical() {
+            IpAddr::V4(v4) => Share(u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => Share((u128::from(v6) >> 64) | (1 << 127)),
+        }
+    }
+}
+
+/// One open connection: whose share, whether a request is in flight, since when it has been
+/// waiting, and how to close it.
 struct Open {
-    peer: IpAddr,
-    active: Instant,
+    share: Share,
+    busy: bool,
+    waiting_since: Instant,
     close: Arc<Notify>,
 }
 
-/// The open connections, by a number of their own.
+/// The open connections, by a number of their own, and how many each share holds.
 #[derive(Default)]
 struct Connections {
     next: u64,
     open: HashMap<u64, Open>,
+    held: HashMap<Share, usize>,
 }
 
 type Shared = Arc<Mutex<Connections>>;
 
 impl Connections {
-    /// Registers a new connection from `peer`, first closing the quietest one when a cap is
-    /// reached (that peer's own when it holds too many).
-    fn admit(&mut self, peer: IpAddr) -> (u64, Arc<Notify>) {
-        let from_peer = self.open.values().filter(|c| c.peer == peer).count();
-        let quietest = |same_peer: bool| {
-            self.open
-                .iter()
-                .filter(|(_, c)| !same_peer || c.peer == peer)
-                .min_by_key(|(_, c)| c.active)
-                .map(|(id, _)| *id)
-        };
-        let evict = if from_peer >= MAX_PER_PEER {
-            quietest(true)
-        } else if self.open.len() >= MAX_CONNECTIONS {
-            quietest(false)
-        } else {
-            None
-        };
-        if let Some(c) = evict.and_then(|id| self.open.remove(&id)) {
-            log::debug!(
-                "closing the quietest connection, from {}, to make room",
-                c.peer
-            );
+    /// Registers a new connection from `peer`, first closing one to make room when the table is
+    /// full; `None` (the newcomer is closed) when every connection that could make room has a
+    /// request in flight.
+    fn admit(&mut self, peer: IpAddr, now: Instant) -> Option<(u64, Arc<Notify>)> {
+        let share = Share::of(peer);
+        if self.open.len() >= MAX_CONNECTIONS {
+            let id = self.victim(share)?;
+            let c = self.remove(id)?;
+            log::debug!("closing a waiting connection of {peer:?}'s share to make room");
             c.close.notify_one();
         }
         let id = self.next;
         self.next += 1;
         let close = Arc::new(Notify::new());
-        let active = Instant::now();
         self.open.insert(
             id,
             Open {
-                peer,
-                active,
+                share,
+                busy: false,
+                waiting_since: now,
                 close: close.clone(),
             },
         );
-        (id, close)
+        *self.held.entry(share).or_default() += 1;
+        Some((id, close))
     }
 
-    fn touch(&mut self, id: u64) {
+    /// The waiting connection of the largest share (the newcomer counted in its own) that has
+    /// waited the longest; none when that share would be smaller than the newcomer's.
+    fn victim(&self, newcomer: Share) -> Option<u64> {
+        let holds = |s: Share| self.held.get(&s).copied().unwrap_or(0) + usize::from(s == newcomer);
+        let (id, c) = self
+            .open
+            .iter()
+            .filter(|(_, c)| !c.busy)
+            .max_by_key(|(_, c)| (holds(c.share), std::cmp::Reverse(c.waiting_since)))?;
+        (holds(c.share) >= holds(newcomer)).then_some(*id)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Open> {
+        let c = self.open.remove(&id)?;
+        if let Some(n) = self.held.get_mut(&c.share) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(&c.share);
+            }
+        }
+        Some(c)
+    }
+
+    /// A request head arrived (`busy`), or its answer is done and the connection waits again.
+    fn mark(&mut self, id: u64, busy: bool, now: Instant) {
         if let Some(c) = self.open.get_mut(&id) {
-            c.active = Instant::now();
+            c.busy = busy;
+            c.waiting_since = now;
         }
     }
 }
@@ -105,7 +137,28 @@ struct Registered(u64, Shared);
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Ok(mut c) = self.1.lock() {
-            c.open.remove(&self.0);
+            c.remove(self.0);
+        }
+    }
+}
+
+/// Marks a connection busy while a request of it is answered; waiting again once the answer is
+/// done (or abandoned).
+struct InFlight(u64, Shared);
+
+impl InFlight {
+    fn start(id: u64, connections: &Shared) -> InFlight {
+        if let Ok(mut c) = connections.lock() {
+            c.mark(id, true, Instant::now());
+        }
+        InFlight(id, connections.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.1.lock() {
+            c.mark(self.0, false, Instant::now());
         }
     }
 }
@@ -130,7 +183,15 @@ pub(super) async fn accept_loop(
             _ = super::stopped(&mut stop) => return,
         };
         let (id, close) = match connections.lock() {
-            Ok(mut c) => c.admit(peer.ip()),
+            Ok(mut c) => match c.admit(peer.ip(), Instant::now()) {
+                Some(admitted) => admitted,
+                None => {
+                    log::debug!(
+                        "closing a connection from {peer}: every place has a request in flight"
+                    );
+                    continue;
+                }
+            },
             Err(_) => return log::error!("the connection table is unusable: no more connections"),
         };
         let registered = Registered(id, connections.clone());
@@ -151,23 +212,19 @@ async fn connection(
     state: Arc<State>,
     registered: &Registered,
 ) {
-    let touch = {
+    let busy = {
         let (id, connections) = (registered.0, registered.1.clone());
-        move || {
-            if let Ok(mut c) = connections.lock() {
-                c.touch(id);
-            }
-        }
+        move || InFlight::start(id, &connections)
     };
     let tls = state.web().tls;
     let served = match tls {
         None => {
-            tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(stream, state, touch)).await
+            tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(stream, state, busy)).await
         }
         Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
-                    tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(tls, state, touch))
+                    tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(tls, state, busy))
                         .await
                 }
                 Ok(Err(e)) => {
@@ -189,15 +246,23 @@ async fn connection(
     }
 }
 
-/// HTTP/1.1 on an established stream; `touch` marks the connection active on each request.
-async fn serve_connection<I>(io: I, state: Arc<State>, touch: impl Fn() + Send + Sync + 'static)
-where
+/// HTTP/1.1 on an established stream; `busy` marks the connection busy while each request is
+/// answered.
+async fn serve_connection<I>(
+    io: I,
+    state: Arc<State>,
+    busy: impl Fn() -> InFlight + Send + Sync + 'static,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
         let state = state.clone();
-        touch();
-        async move { Ok::<_, Infallible>(route(&req, &state).await) }
+        let in_flight = busy();
+        async move {
+            let answer = route(&req, &state).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(answer)
+        }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -315,4 +380,112 @@ fn metrics(req: &Request<Incoming>, state: &State) -> Reply {
     r.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// A full table: `n` connections from each of `peers`, in turn, one millisecond apart.
+    fn full(peers: &[&str]) -> (Connections, Instant) {
+        let mut c = Connections::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_CONNECTIONS {
+            let at = t0 + Duration::from_millis(i as u64);
+            c.admit(ip(peers[i % peers.len()]), at).unwrap();
+        }
+        (c, t0)
+    }
+
+    fn share_of(c: &Connections, id: u64) -> Option<Share> {
+        c.open.get(&id).map(|o| o.share)
+    }
+
+    #[test]
+    fn one_address_alone_may_hold_every_place() {
+        let (c, _) = full(&["127.0.0.1"]);
+        assert_eq!(c.open.len(), MAX_CONNECTIONS);
+        assert_eq!(c.held[&Share::of(ip("127.0.0.1"))], MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn a_newcomer_displaces_the_longest_waiting_of_the_largest_share() {
+        let (mut c, t0) = full(&["10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2"]);
+        let later = t0 + Duration::from_secs(1);
+        // 10.0.0.1 holds 192, 10.0.0.2 64: its oldest (id 0) goes, whoever comes.
+        let (scraper, _) = c.admit(ip("10.0.0.9"), later).unwrap();
+        assert!(!c.open.contains_key(&0));
+        assert_eq!(c.open.len(), MAX_CONNECTIONS);
+        // The scraper's one connection is never the one closed for other shares' newcomers,
+        // however long it waits.
+        for i in 0..5 * MAX_CONNECTIONS {
+            c.admit(ip(&format!("10.0.1.{}", i % 200)), later).unwrap();
+            assert!(c.open.contains_key(&scraper), "closed after {i} newcomers");
+        }
+    }
+
+    #[test]
+    fn within_one_address_the_longest_waiting_goes_and_requests_in_flight_never() {
+        let (mut c, t0) = full(&["127.0.0.1"]);
+        let now = t0 + Duration::from_secs(1);
+        // The oldest connection sent its request: it is busy, so the next oldest goes.
+        c.mark(0, true, now);
+        c.admit(ip("127.0.0.1"), now).unwrap();
+        assert!(c.open.contains_key(&0) && !c.open.contains_key(&1));
+        // A kept-alive connection answered just now waits from now: newer than the others.
+        c.mark(2, false, now);
+        c.admit(ip("127.0.0.1"), now).unwrap();
+        assert!(c.open.contains_key(&2) && !c.open.contains_key(&3));
+
+        // Every connection busy: the newcomer is the one refused.
+        let ids: Vec<u64> = c.open.keys().copied().collect();
+        for id in ids {
+            c.mark(id, true, now);
+        }
+        assert!(c.admit(ip("127.0.0.1"), now).is_none());
+        assert!(c.admit(ip("10.0.0.1"), now).is_none());
+        assert_eq!(c.open.len(), MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn a_share_that_is_all_busy_does_not_push_out_smaller_ones() {
+        let (mut c, t0) = full(&["10.0.0.1"; 1]);
+        let now = t0 + Duration::from_secs(1);
+        // 10.0.0.1's connections are all busy but one, which 10.0.0.2 takes over.
+        let ids: Vec<u64> = c.open.keys().copied().filter(|&id| id != 7).collect();
+        for id in ids {
+            c.mark(id, true, now);
+        }
+        let (small, _) = c.admit(ip("10.0.0.2"), now).unwrap();
+        assert!(!c.open.contains_key(&7));
+        // Now 10.0.0.1 has nothing waiting: its newcomer may not close 10.0.0.2's only one.
+        assert!(c.admit(ip("10.0.0.1"), now).is_none());
+        assert!(c.open.contains_key(&small));
+        // Another small share may (both hold one, the waiting one goes).
+        assert!(c.admit(ip("10.0.0.3"), now).is_some());
+        assert!(!c.open.contains_key(&small));
+    }
+
+    #[test]
+    fn ipv6_shares_are_per_64_and_mapped_ipv4_is_ipv4() {
+        assert_eq!(
+            Share::of(ip("2001:db8:1:2::1")),
+            Share::of(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            Share::of(ip("2001:db8:1:2::1")),
+            Share::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(Share::of(ip("::ffff:10.0.0.1")), Share::of(ip("10.0.0.1")));
+        assert_ne!(Share::of(ip("::a00:1")), Share::of(ip("10.0.0.1")));
+        let (mut c, _) = full(&["2001:db8::1"]);
+        let id = c.next - 1;
+        c.admit(ip("2001:db8::2"), Instant::now()).unwrap();
+        assert_eq!(share_of(&c, id), Some(Share::of(ip("2001:db8::3"))));
+        assert_eq!(c.held.len(), 1);
+    }
 }

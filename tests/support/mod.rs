@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: the real binary, real servers on loopback,
 //! network namespaces made and removed by the test. Every wait here is bounded.
 
+pub mod attack;
 pub mod pki;
 pub mod proxy;
 pub mod web;
