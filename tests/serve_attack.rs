@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::serve::{Daemon, basic, tcp_catalog, tls_client, wait_for};
-use crate::support::attack::{Slowloris, Wire, scrape};
+use crate::support::attack::{Flood, Slowloris, Wire, scrape};
 use crate::support::{Scratch, free_port};
 
 const DELAYS_MS: [u64; 4] = [0, 20, 50, 100];
@@ -176,4 +176,47 @@ fn reconnecting_slowloris_never_evicts_a_scraper_with_tls_and_basic_auth() {
         failed.is_empty(),
         "requests in flight were closed ({rate:.0} connections/s): {failed:?}"
     );
+}
+
+#[test]
+fn wrong_passwords_cannot_queue_a_scraper_behind_them() {
+    let dir = Scratch::new("attack-queue");
+    let hash = bcrypt::hash_with_salt("right", 10, [7; 16])
+        .unwrap()
+        .to_string();
+    let web = format!("basic_auth_users:\n  prometheus: '{hash}'\n");
+    let d = daemon(&dir, Some(&web), &Wire::Plain, None);
+    // 200 wrong passwords at once from ten addresses (each a bcrypt check at cost 10), then the
+    // scraper's first, uncached, request from its own.
+    let flood = Flood::start(d.addr, &attackers(), 20, &basic("prometheus", "wrong"));
+    flood.wait_sent();
+    let right = basic("prometheus", "right");
+    let scraped = scrape(
+        d.addr,
+        scraper(),
+        &Wire::Plain,
+        Duration::ZERO,
+        "/metrics",
+        Some(&right),
+    );
+    let answers = flood.answers();
+    let count = |status| answers.iter().filter(|s| **s == status).count();
+    assert_eq!(scraped, Ok(200));
+    assert_eq!(count(401) + count(429), answers.len(), "{answers:?}");
+    // Before the bound every one waited its turn for bcrypt (401 all, 5.8 s for the scraper
+    // at cost 10); now those past the queue's bound are answered 429 at once.
+    assert!(count(429) >= answers.len() / 2, "{answers:?}");
+    // A remembered password never waits, however full the queue.
+    let flood = Flood::start(d.addr, &attackers(), 20, &basic("prometheus", "wrong"));
+    flood.wait_sent();
+    let again = scrape(
+        d.addr,
+        scraper(),
+        &Wire::Plain,
+        Duration::ZERO,
+        "/metrics",
+        Some(&right),
+    );
+    assert_eq!(again, Ok(200));
+    drop(flood.answers());
 }

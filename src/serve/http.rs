@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use super::State;
+use super::web_config::Verdict;
 
 /// Connections served at once. Past it, a new connection takes the place of one that is waiting
 /// (for its TLS handshake, its request head, or its next request on a kept-alive connection),
@@ -41,10 +42,10 @@ const MAX_HEADERS: usize = 64;
 /// Whose share a connection counts in: its IPv4 address, or the /64 of its IPv6 address (one
 /// host's usual allocation, so an attacker cannot pick a new address per connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Share(u128);
+pub(super) struct Share(u128);
 
 impl Share {
-    fn of(peer: IpAddr) -> Share {
+    pub(super) fn of(peer: IpAddr) -> Share {
         match peer.to_canonical() {
             IpAddr::V4(v4) => Share(u128::from(u32::from(v4))),
             IpAddr::V6(v6) => Share((u128::from(v6) >> 64) | (1 << 127)),
@@ -219,13 +220,20 @@ async fn connection(
     let tls = state.web().tls;
     let served = match tls {
         None => {
-            tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(stream, state, busy)).await
+            tokio::time::timeout(
+                CONNECTION_LIFETIME,
+                serve_connection(stream, peer.ip(), state, busy),
+            )
+            .await
         }
         Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
-                    tokio::time::timeout(CONNECTION_LIFETIME, serve_connection(tls, state, busy))
-                        .await
+                    tokio::time::timeout(
+                        CONNECTION_LIFETIME,
+                        serve_connection(tls, peer.ip(), state, busy),
+                    )
+                    .await
                 }
                 Ok(Err(e)) => {
                     return log::debug!("TLS handshake with {peer}: {e}");
@@ -250,6 +258,7 @@ async fn connection(
 /// answered.
 async fn serve_connection<I>(
     io: I,
+    peer: IpAddr,
     state: Arc<State>,
     busy: impl Fn() -> InFlight + Send + Sync + 'static,
 ) where
@@ -259,7 +268,7 @@ async fn serve_connection<I>(
         let state = state.clone();
         let in_flight = busy();
         async move {
-            let answer = route(&req, &state).await;
+            let answer = route(&req, peer, &state).await;
             drop(in_flight);
             Ok::<_, Infallible>(answer)
         }
@@ -290,16 +299,16 @@ const METRICS: &str = "text/plain; version=0.0.4; charset=utf-8";
 const JSON: &str = "application/json";
 const HTML: &str = "text/html; charset=utf-8";
 
-async fn route(req: &Request<Incoming>, state: &State) -> Reply {
+async fn route(req: &Request<Incoming>, peer: IpAddr, state: &State) -> Reply {
     let head = req.method() == Method::HEAD;
-    let mut r = answer(req, state).await;
+    let mut r = answer(req, peer, state).await;
     if head {
         *r.body_mut() = Full::new(Bytes::new());
     }
     r
 }
 
-async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
+async fn answer(req: &Request<Incoming>, peer: IpAddr, state: &State) -> Reply {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET and HEAD\n");
         r.headers_mut()
@@ -308,23 +317,35 @@ async fn answer(req: &Request<Incoming>, state: &State) -> Reply {
     }
     let path = req.uri().path();
     // Liveness and readiness carry nothing secret and must work for probes without credentials.
-    if !matches!(path, "/healthz" | "/readyz")
-        && let Some(auth) = state.web().auth
-        && !auth
-            .allows(
-                req.headers()
-                    .get(header::AUTHORIZATION)
-                    .map(HeaderValue::as_bytes),
-            )
-            .await
-    {
-        log::info!("401 for {path}: missing or wrong Basic auth credentials");
-        let mut r = reply(StatusCode::UNAUTHORIZED, TEXT, "unauthorized\n");
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"vnetprobe\""),
-        );
-        return r;
+    let verdict = match state.web().auth {
+        Some(auth) if !matches!(path, "/healthz" | "/readyz") => {
+            let given = req.headers().get(header::AUTHORIZATION);
+            auth.check(given.map(HeaderValue::as_bytes), peer).await
+        }
+        _ => Verdict::Allowed,
+    };
+    match verdict {
+        Verdict::Allowed => {}
+        Verdict::Denied => {
+            log::info!("401 for {path}: missing or wrong Basic auth credentials");
+            let mut r = reply(StatusCode::UNAUTHORIZED, TEXT, "unauthorized\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"vnetprobe\""),
+            );
+            return r;
+        }
+        Verdict::Busy => {
+            log::debug!("429 for {path} from {peer}: too many credentials waiting for a check");
+            let mut r = reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                TEXT,
+                "too many requests wait for a password check: retry\n",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        }
     }
     match path {
         "/metrics" => metrics(req, state),

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,8 @@ use serde::{Deserialize, Deserializer};
 use serde_saphyr::{Error as YamlError, Spanned};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+
+use super::http::Share;
 
 /// What the web config asks for; the default is plain HTTP without authentication.
 #[derive(Default, Clone)]
@@ -353,40 +356,92 @@ fn users(at: &At, section: BTreeMap<String, Spanned<String>>) -> Result<Option<B
     Ok((!users.is_empty()).then(|| BasicAuth::new(users)))
 }
 
+/// bcrypt checks that run at once: bcrypt is slow on purpose, and bad requests must not eat
+/// every core.
+const CHECKS_AT_ONCE: usize = 2;
+/// Requests whose credentials wait for a check or are being checked: at most
+/// `PENDING_PER_SHARE` per address share, and `PENDING_CAP` in all, of which a share that
+/// already has one pending may only fill half (the rest is kept for addresses with none, such
+/// as a scraper beside a flood of wrong passwords from a few addresses). Beyond, the answer is
+/// 429 at once, so a real scraper waits behind at most `PENDING_CAP / CHECKS_AT_ONCE` rounds of
+/// bcrypt. A password that verified before is never queued.
+const PENDING_CAP: usize = 24;
+const PENDING_PER_SHARE: usize = 2;
+
+/// What Basic auth makes of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Denied,
+    /// Too many requests already wait for a bcrypt check: not checked (429).
+    Busy,
+}
+
+/// Requests waiting for (or in) a bcrypt check, in all and per share.
+#[derive(Default)]
+struct Pending {
+    total: usize,
+    by_share: HashMap<Share, usize>,
+}
+
+/// One request's place among the pending checks; given back on drop.
+struct Ticket(Arc<Mutex<Pending>>, Share);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut p = self.0.lock().expect("pending lock");
+        p.total -= 1;
+        if let Some(n) = p.by_share.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                p.by_share.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Basic auth against bcrypt hashes. A password that verified once is remembered by its SHA-256
 /// (per user), so a scraper does not pay a bcrypt round on every request.
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
+    /// What an unknown user is checked against: a hash of the largest cost in the file, so the
+    /// time taken does not tell which names exist.
+    unknown: String,
     verified: Mutex<HashMap<String, [u8; 32]>>,
-    /// bcrypt is slow on purpose: a bound on concurrent checks keeps bad requests from eating
-    /// every core.
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
+    pending: Arc<Mutex<Pending>>,
+}
+
+/// A well-formed bcrypt hash at `cost` that no password matches (all-zero salt and digest: no
+/// bcrypt output is 23 zero bytes in practice), built without spending the cost.
+fn unmatchable(cost: u32) -> String {
+    format!("$2b${cost:02}${}", ".".repeat(53))
 }
 
 impl BasicAuth {
     fn new(users: BTreeMap<String, String>) -> BasicAuth {
+        let cost = users
+            .values()
+            .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+            .map(|p| p.get_cost())
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
         BasicAuth {
             users,
+            unknown: unmatchable(cost),
             verified: Mutex::new(HashMap::new()),
-            slots: Semaphore::new(2),
+            slots: Arc::new(Semaphore::new(CHECKS_AT_ONCE)),
+            pending: Arc::default(),
         }
     }
 
-    /// Whether an `Authorization` header value names a user and its password.
-    pub async fn allows(&self, header: Option<&[u8]>) -> bool {
+    /// Whether an `Authorization` header value names a user and its password; `peer` is whose
+    /// share of the pending checks the request takes.
+    pub async fn check(&self, header: Option<&[u8]>, peer: IpAddr) -> Verdict {
         let Some((user, password)) = header.and_then(decode) else {
-            return false;
+            return Verdict::Denied;
         };
         let digest = sha256(password.as_bytes());
-        let hash = match self.users.get(&user) {
-            Some(h) => h.clone(),
-            None => {
-                // Spend the same time as for a known user, so timing does not reveal names.
-                let any = self.users.values().next().cloned().unwrap_or_default();
-                let _ = self.bcrypt(password, any).await;
-                return false;
-            }
-        };
         let remembered = self
             .verified
             .lock()
@@ -394,25 +449,59 @@ impl BasicAuth {
             .get(&user)
             .copied();
         if remembered.is_some_and(|d| constant_time_eq(&d, &digest)) {
-            return true;
+            return Verdict::Allowed;
         }
-        let ok = self.bcrypt(password, hash).await;
+        let Some(ticket) = self.ticket(peer) else {
+            return Verdict::Busy;
+        };
+        // An unknown user costs the same as the costliest known one.
+        let (hash, known) = match self.users.get(&user) {
+            Some(h) => (h.clone(), true),
+            None => (self.unknown.clone(), false),
+        };
+        let ok = self.bcrypt(password, hash, ticket).await && known;
         if ok {
             self.verified
                 .lock()
                 .expect("auth cache lock")
                 .insert(user, digest);
         }
-        ok
+        if ok {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        }
     }
 
-    async fn bcrypt(&self, password: String, hash: String) -> bool {
-        let Ok(_slot) = self.slots.acquire().await else {
+    fn ticket(&self, peer: IpAddr) -> Option<Ticket> {
+        let share = Share::of(peer);
+        let mut p = self.pending.lock().expect("pending lock");
+        let mine = p.by_share.get(&share).copied().unwrap_or(0);
+        let room = if mine == 0 {
+            PENDING_CAP
+        } else {
+            PENDING_CAP / 2
+        };
+        if p.total >= room || mine >= PENDING_PER_SHARE {
+            return None;
+        }
+        p.total += 1;
+        *p.by_share.entry(share).or_default() += 1;
+        Some(Ticket(self.pending.clone(), share))
+    }
+
+    /// One bcrypt check in a slot; the slot and the ticket stay taken until the check ends,
+    /// even when the request is abandoned meanwhile.
+    async fn bcrypt(&self, password: String, hash: String, ticket: Ticket) -> bool {
+        let Ok(slot) = self.slots.clone().acquire_owned().await else {
             return false;
         };
-        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || {
+            let _held = (slot, ticket);
+            bcrypt::verify(password, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
     }
 }
 

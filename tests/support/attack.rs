@@ -178,3 +178,72 @@ fn exchange(mut stream: impl Read + Write, request: &[u8]) -> Result<Vec<u8>, St
         Err(e) => Err(format!("{e} after {} bytes", raw.len())),
     }
 }
+
+/// Requests sent all at once, `per_source` from each of `sources`, each on its own connection,
+/// then read to their ends: a flood of wrong passwords, for instance.
+pub struct Flood {
+    threads: Vec<JoinHandle<Vec<u16>>>,
+    sent: Arc<AtomicU64>,
+    total: u64,
+}
+
+impl Flood {
+    pub fn start(target: SocketAddr, sources: &[IpAddr], per_source: usize, auth: &str) -> Flood {
+        let sent = Arc::new(AtomicU64::new(0));
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: {auth}\r\n\r\n"
+        );
+        let threads = sources
+            .iter()
+            .map(|&source| {
+                let (sent, request) = (sent.clone(), request.clone());
+                thread::spawn(move || {
+                    let streams: Vec<Option<TcpStream>> = (0..per_source)
+                        .map(|_| {
+                            let mut s = connect_from(source, target).ok()?;
+                            s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+                            s.write_all(request.as_bytes()).ok()?;
+                            sent.fetch_add(1, Ordering::Relaxed);
+                            Some(s)
+                        })
+                        .collect();
+                    streams
+                        .into_iter()
+                        .map(|s| {
+                            let mut raw = Vec::new();
+                            if let Some(s) = s {
+                                let _ = s.take(1 << 20).read_to_end(&mut raw);
+                            }
+                            let text = String::from_utf8_lossy(&raw);
+                            text.split(' ')
+                                .nth(1)
+                                .and_then(|s| s.parse().ok())
+                                .unwrap_or(0)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        Flood {
+            threads,
+            sent,
+            total: (sources.len() * per_source) as u64,
+        }
+    }
+
+    /// Waits (bounded) until every request of the flood is sent.
+    pub fn wait_sent(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.sent.load(Ordering::Relaxed) < self.total && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Every answer's status (0: none), once all have come.
+    pub fn answers(self) -> Vec<u16> {
+        self.threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_default())
+            .collect()
+    }
+}

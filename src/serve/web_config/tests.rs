@@ -14,6 +14,12 @@ fn header(user: &str, password: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+impl BasicAuth {
+    async fn allows(&self, header: Option<&[u8]>) -> bool {
+        self.check(header, "127.0.0.1".parse().unwrap()).await == Verdict::Allowed
+    }
+}
+
 #[tokio::test]
 async fn basic_auth_checks_bcrypt_hashes() {
     let hash = bcrypt::hash_with_salt("s3cret", 4, [7; 16])
@@ -315,4 +321,88 @@ fn a_hash_is_never_echoed() {
 fn empty_users_mean_no_auth() {
     assert!(parse("basic_auth_users:\n").unwrap().auth.is_none());
     assert!(parse("# nothing\n").unwrap().auth.is_none());
+}
+
+#[test]
+fn an_unknown_user_is_checked_at_the_largest_cost_in_the_file() {
+    let hash = |cost| {
+        bcrypt::hash_with_salt("pw", cost, [5; 16])
+            .unwrap()
+            .to_string()
+    };
+    // The first user (in name order) is the cheap one, as in the tester's file.
+    let doc = format!(
+        "basic_auth_users:\n  a: '{}'\n  b: '{}'\n",
+        hash(4),
+        hash(6)
+    );
+    let auth = parse(&doc).unwrap().auth.unwrap();
+    let parts: bcrypt::HashParts = auth.unknown.parse().unwrap();
+    assert_eq!(parts.get_cost(), 6);
+    // A real check, that fails: an error would return at once and give the name away.
+    assert!(matches!(bcrypt::verify("pw", &auth.unknown), Ok(false)));
+    assert!(matches!(bcrypt::verify("", &unmatchable(4)), Ok(false)));
+}
+
+#[tokio::test]
+async fn unchecked_credentials_queue_within_bounds_and_a_remembered_one_never_waits() {
+    let hash = bcrypt::hash_with_salt("pw", 4, [5; 16])
+        .unwrap()
+        .to_string();
+    let auth = parse(&format!("basic_auth_users:\n  prom: '{hash}'\n"))
+        .unwrap()
+        .auth
+        .unwrap();
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    assert!(auth.allows(Some(&header("prom", "pw"))).await);
+    // One address holds its share; others fill the rest of the queue.
+    let mut held: Vec<Ticket> = (0..PENDING_PER_SHARE)
+        .map(|_| auth.ticket(ip("10.0.0.1")).unwrap())
+        .collect();
+    assert!(auth.ticket(ip("10.0.0.1")).is_none(), "past its share");
+    assert_eq!(
+        auth.check(Some(&header("prom", "wrong")), ip("10.0.0.1"))
+            .await,
+        Verdict::Busy
+    );
+    // Addresses that already have one pending stop at half the queue; the rest is for
+    // addresses with none.
+    let mut i = 2;
+    while let Some(t) = auth.ticket(ip(&format!("10.0.1.{i}"))) {
+        held.push(t);
+        if held.len() < PENDING_CAP / 2
+            && let Some(t) = auth.ticket(ip(&format!("10.0.1.{i}")))
+        {
+            held.push(t);
+        }
+        i += 1;
+    }
+    assert_eq!(held.len(), PENDING_CAP);
+    assert!(auth.ticket(ip("10.0.1.2")).is_none());
+    for (user, password) in [("prom", "wrong"), ("nobody", "pw")] {
+        assert_eq!(
+            auth.check(Some(&header(user, password)), ip("10.0.2.1"))
+                .await,
+            Verdict::Busy,
+            "{user}"
+        );
+    }
+    // The remembered password is answered without a check.
+    assert_eq!(
+        auth.check(Some(&header("prom", "pw")), ip("10.0.2.1"))
+            .await,
+        Verdict::Allowed
+    );
+    drop(held);
+    assert_eq!(
+        auth.check(Some(&header("prom", "wrong")), ip("10.0.0.1"))
+            .await,
+        Verdict::Denied
+    );
+    let p = auth.pending.lock().unwrap();
+    assert_eq!(
+        (p.total, p.by_share.len()),
+        (0, 0),
+        "every ticket given back"
+    );
 }
