@@ -8,6 +8,9 @@ use std::os::fd::AsRawFd;
 pub const DEFAULT_WIDTH: usize = 100;
 /// Narrower than this, nothing fits anyway: layouts assume at least this.
 pub const MIN_WIDTH: usize = 40;
+/// Wider than this, nothing reads better: the width is cut here, where it is read (Rust's
+/// formatter refuses widths past 65,535, and a table pads columns to a share of the width).
+pub const MAX_WIDTH: usize = 1000;
 
 /// The number of columns of the terminal behind `fd`, if it is one.
 fn columns_of(fd: &impl AsRawFd) -> Option<usize> {
@@ -31,7 +34,7 @@ pub fn stdout_width() -> usize {
             .and_then(|c| c.trim().parse().ok())
     })
     .unwrap_or(DEFAULT_WIDTH)
-    .max(MIN_WIDTH)
+    .clamp(MIN_WIDTH, MAX_WIDTH)
 }
 
 /// The width of stderr when it is a terminal (for the progress line).
@@ -40,7 +43,11 @@ pub fn stderr_width() -> Option<usize> {
     if !stderr.is_terminal() {
         return None;
     }
-    Some(columns_of(&stderr).unwrap_or(80).max(MIN_WIDTH))
+    Some(
+        columns_of(&stderr)
+            .unwrap_or(80)
+            .clamp(MIN_WIDTH, MAX_WIDTH),
+    )
 }
 
 /// Colour on stdout: a terminal, and NO_COLOR unset or empty (https://no-color.org).

@@ -331,3 +331,40 @@ fn a_proxied_probe_keeps_one_deadline_and_the_local_lookup_never_delays_it() {
         "{r}"
     );
 }
+
+/// Issue 27 point 8: COLUMNS of 65,536 and more panicked in the table ("Formatting argument
+/// out of range", exit 101); the width is clamped where it is read.
+#[test]
+fn a_huge_columns_value_is_clamped_not_a_panic() {
+    let dir = Scratch::new("columns");
+    let report = dir.write("r.json", &refused_report().to_string());
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    for width in [
+        "65535",
+        "65536",
+        "100000",
+        "4294967296",
+        "18446744073709551615",
+    ] {
+        let runs: [(&[&str], i32); 3] = [
+            (&["probe", "tcp", &endpoint], 1),
+            (&["catalog", "--profile", "internet"], 0),
+            (&["merge", report.to_str().unwrap()], 1),
+        ];
+        for (args, code) in runs {
+            let out = command(args).env("COLUMNS", width).output().unwrap();
+            let (text, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "COLUMNS={width} {args:?}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            let widest = text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            assert!(
+                widest <= 1000,
+                "COLUMNS={width} {args:?}: a line of {widest}"
+            );
+        }
+    }
+}
