@@ -623,6 +623,98 @@ fn textfile_in_a_missing_folder_exits_2_naming_the_flag() {
     );
 }
 
+/// Issue 27 point 3: the writer renamed over whatever the path was (as root, `--textfile
+/// /dev/null` replaced the device), and a missing folder was found only after every probe.
+#[test]
+fn textfile_destinations_are_checked_before_probing() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = Scratch::new("textfile-destination");
+    let listener = crate::support::Listener::start();
+    let catalog = dir.write("c.toml", &tcp_catalog(&[("up", listener.port, true)]));
+    std::fs::create_dir(dir.0.join("folder.prom")).unwrap();
+    let fifo = dir.0.join("fifo.prom");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let device = if crate::support::ROOT_TESTS {
+        // Root may replace /dev/null: a copy of it in the scratch folder is the victim.
+        let copy = dir.0.join("null.prom");
+        assert!(
+            Command::new("mknod")
+                .arg(&copy)
+                .args(["c", "1", "3"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        Some(copy)
+    } else {
+        None
+    };
+    let mut cases = vec![
+        (dir.0.join("folder.prom"), "a folder"),
+        (fifo.clone(), "a named pipe"),
+        (dir.0.join("missing/x.prom"), "its folder"),
+    ];
+    // Never the real /dev/null as root: a writer without the check would replace it.
+    if !crate::support::ROOT_TESTS {
+        cases.push(("/dev/null".into(), "a character device"));
+    }
+    if let Some(d) = &device {
+        cases.push((d.clone(), "a character device"));
+    }
+    for (path, why) in &cases {
+        let out = check(&catalog)
+            .arg("--textfile")
+            .arg(path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", path.display());
+        assert!(
+            err.contains(&format!("--textfile {}", path.display())) && err.contains(why),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        listener.accepted.load(Ordering::Relaxed),
+        0,
+        "probed before refusing"
+    );
+    assert!(
+        std::fs::symlink_metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    if let Some(d) = &device {
+        assert!(
+            std::fs::symlink_metadata(d)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+    }
+    // A regular file is still replaced.
+    let ok = dir.write("ok.prom", "old\n");
+    check(&catalog).arg("--textfile").arg(&ok).output().unwrap();
+    assert!(
+        std::fs::read_to_string(&ok)
+            .unwrap()
+            .contains("vnetprobe_probe_success")
+    );
+}
+
 pub(crate) fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     format!(

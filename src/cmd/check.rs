@@ -7,6 +7,11 @@ use crate::plan::{Plan, Result, UsageError, one_shot_runtime};
 use crate::report;
 
 pub fn run(args: CheckArgs) -> Result<u8> {
+    // Before any probe: a destination the writer would refuse (or a device it would replace).
+    if let Some(path) = &args.textfile {
+        report::textfile::check_destination(path)
+            .map_err(|e| UsageError(format!("--textfile {}: {e}", path.display())))?;
+    }
     let mut plan = Plan::new(&args.select, Some(&args.net))?;
     let peers = crate::catalog::peer::targets(&args.peers)?;
     plan.targets

@@ -19,8 +19,55 @@ fn temporary(path: &Path) -> io::Result<PathBuf> {
     )))
 }
 
+/// Whether `path` may be written: its folder exists, and it is absent or a regular file. The
+/// rename would replace anything else (as root, `--textfile /dev/null` would replace the device
+/// for the whole system); `check` asks before probing.
+pub fn check_destination(path: &Path) -> io::Result<()> {
+    let refuse = |why: String| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return refuse(format!("{} is not a folder", dir.display())),
+        Err(e) => {
+            let why = format!("its folder {}: {e}", dir.display());
+            return Err(io::Error::new(e.kind(), why));
+        }
+    }
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            let what = if t.is_dir() {
+                "a folder"
+            } else if t.is_symlink() {
+                "a symbolic link"
+            } else if t.is_char_device() {
+                "a character device"
+            } else if t.is_block_device() {
+                "a block device"
+            } else if t.is_fifo() {
+                "a named pipe"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            };
+            refuse(format!(
+                "exists and is {what}: only a regular file is replaced"
+            ))
+        }
+    }
+}
+
 /// Replaces `path` with `text` atomically.
 pub fn write(path: &Path, text: &str) -> io::Result<()> {
+    check_destination(path)?;
     let tmp = temporary(path)?;
     let result = write_then_rename(&tmp, path, text.as_bytes());
     if result.is_err() {
@@ -72,6 +119,33 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn only_a_regular_file_in_an_existing_folder_is_a_destination() {
+        let dir = scratch("destination");
+        assert!(check_destination(&dir.join("new.prom")).is_ok());
+        fs::write(dir.join("old.prom"), "x").unwrap();
+        assert!(check_destination(&dir.join("old.prom")).is_ok());
+        std::os::unix::fs::symlink(dir.join("old.prom"), dir.join("link.prom")).unwrap();
+        fs::create_dir(dir.join("sub.prom")).unwrap();
+        for (path, why) in [
+            (Path::new("/dev/null").to_path_buf(), "a character device"),
+            (dir.join("link.prom"), "a symbolic link"),
+            (dir.join("sub.prom"), "a folder"),
+            (dir.join("missing/x.prom"), "its folder"),
+            (dir.join("old.prom/x.prom"), "is not a folder"),
+        ] {
+            let e = check_destination(&path).unwrap_err().to_string();
+            assert!(e.contains(why), "{}: {e}", path.display());
+            assert!(write(&path, "y").is_err(), "{}", path.display());
+        }
+        assert!(
+            fs::symlink_metadata(dir.join("link.prom"))
+                .unwrap()
+                .is_symlink()
+        );
+        let _ = fs::remove_dir_all(dir);
     }
 
     #[test]
