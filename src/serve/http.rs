@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use super::State;
 use super::web_config::Verdict;
+use super::{Share, State};
 
 /// Connections served at once. Past it, a new connection takes the place of one that is waiting
 /// (for its TLS handshake, its request head, or its next request on a kept-alive connection),
@@ -38,20 +38,6 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 /// The cap on a request head (hyper's minimum buffer), and on its number of headers.
 const MAX_REQUEST_HEAD: usize = 8192;
 const MAX_HEADERS: usize = 64;
-
-/// Whose share a connection counts in: its IPv4 address, or the /64 of its IPv6 address (one
-/// host's usual allocation, so an attacker cannot pick a new address per connection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct Share(u128);
-
-impl Share {
-    pub(super) fn of(peer: IpAddr) -> Share {
-        match peer.to_canonical() {
-            IpAddr::V4(v4) => Share(u128::from(u32::from(v4))),
-            IpAddr::V6(v6) => Share((u128::from(v6) >> 64) | (1 << 127)),
-        }
-    }
-}
 
 /// One open connection: whose share, whether a request is in flight, since when it has been
 /// waiting, and how to close it.

@@ -7,7 +7,7 @@ mod process;
 pub mod web_config;
 
 use std::hash::{BuildHasher, RandomState};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,6 +28,20 @@ use web_config::WebConfig;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Slack on top of a run and an interval before /healthz calls the probe loop stale.
 const STALE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Whose share a connection counts in: its IPv4 address, or the /64 of its IPv6 address (one
+/// host's usual allocation, so an attacker cannot pick a new address per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Share(u128);
+
+impl Share {
+    fn of(peer: IpAddr) -> Share {
+        match peer.to_canonical() {
+            IpAddr::V4(v4) => Share(u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => Share((u128::from(v6) >> 64) | (1 << 127)),
+        }
+    }
+}
 
 /// Where and how often, from flags > config file > defaults.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,7 @@ use serde_saphyr::{Error as YamlError, Spanned};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::http::Share;
+use super::Share;
 
 /// What the web config asks for; the default is plain HTTP without authentication.
 #[derive(Default, Clone)]
