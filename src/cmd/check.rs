@@ -7,7 +7,8 @@ use crate::plan::{Plan, Result, UsageError, one_shot_runtime};
 use crate::report;
 
 pub fn run(args: CheckArgs) -> Result<u8> {
-    let mut plan = Plan::new(&args.select, Some(&args.net))?;
+    // A JSON report may be merged with a fleet's: it records the node's facts from IMDS.
+    let mut plan = Plan::with_facts(&args.select, Some(&args.net), args.output == Output::Json)?;
     let peers = crate::catalog::peer::targets(&args.peers)?;
     plan.targets
         .extend(peers.into_iter().map(std::sync::Arc::new));
