@@ -473,6 +473,9 @@ pub struct MergeArgs {
     pub reports: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     pub output: ListOutput,
+    /// Add the node-by-node table (JSON always has every node).
+    #[arg(long)]
+    pub nodes: bool,
 }
 
 const LISTEN_LONG: &str = "\

@@ -74,7 +74,12 @@
 //! - Peer checks: per result `responder` (`node`, `authenticated`) when a `vnetprobe listen`
 //!   echo confirmed the path; `merge --output json` adds `peers` (`nodes`, and `paths` with
 //!   `from`, `to`, `host`, `protocol`, `port`, `status`, `kind`, `authenticated`) and the table a
-//!   node-by-node matrix. The `peer` profile and the `{peer}` variable (`--set peer=HOST`, which
+//!   node-by-node matrix (summarised past 16 nodes). `merge` also adds `groups` (`signature`,
+//!   `nodes`, `aligned`: nodes by failing required targets, lined up with subnet, zone, VM
+//!   size), `warnings` (duplicate nodes, mixed versions or catalogs), per node `facts` and
+//!   `signature`; `merge --nodes` adds the node table. Reports add `vnetprobe_version`,
+//!   `catalog_digest` and the context variables `subnet`, `vm_size`, `zone` (IMDS; asked with
+//!   `check --output json`) and `k8s_node` (`VNETPROBE_K8S_NODE`). The `peer` profile and the `{peer}` variable (`--set peer=HOST`, which
 //!   adds the profile); the catalog key `responder = true` on tcp and udp targets.
 //! - Internal error kind: `internal_error` for
 //!   a probe that failed inside vnetprobe (a panic): a failure on that target, never a timeout.

@@ -64,6 +64,15 @@ fn env_map() -> BTreeMap<String, String> {
 /// Flags > environment > config file > discovery, for the variables; and how discovery ran
 /// (its node root is where the users' proxy files are read).
 pub fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context, discover::Settings)> {
+    layer_context_for(select, false)
+}
+
+/// `layer_context`; with `node_facts` (a JSON report that `merge` may read), IMDS is asked for
+/// the node's facts (address, subnet, VM size, zone) even when the region is known.
+fn layer_context_for(
+    select: &SelectArgs,
+    node_facts: bool,
+) -> Result<(ConfigFile, Context, discover::Settings)> {
     let file = ConfigFile::load(select.config.as_deref())?;
     // Flags arrive checked (cli's value parsers use the same rules as the file's values).
     let mut vars = Vec::new();
@@ -79,7 +88,8 @@ pub fn layer_context(select: &SelectArgs) -> Result<(ConfigFile, Context, discov
         node_root: select.node_root.as_deref(),
     };
     let settings = discover::Settings::resolve(flags, &env, &file)?;
-    let identity = select.profiles.iter().any(|p| p == "public-ip")
+    let identity = node_facts
+        || select.profiles.iter().any(|p| p == "public-ip")
         || file
             .profiles
             .as_ref()
@@ -121,6 +131,8 @@ pub struct Plan {
     /// What selected the targets, for the error when nothing was selected.
     pub selection: String,
     pub network: Network,
+    /// The digest of the catalog files loaded (None for `probe`'s one target).
+    pub catalog_digest: Option<String>,
 }
 
 /// How probes run: limits, resolver, proxy and trust, strictness.
@@ -139,7 +151,7 @@ fn select_targets(
     select: &SelectArgs,
     file: &ConfigFile,
     ctx: &Context,
-) -> Result<(Vec<Target>, String)> {
+) -> Result<(Vec<Target>, String, String)> {
     let catalog_paths: Vec<PathBuf> = if select.catalogs.is_empty() {
         file.catalog.clone().unwrap_or_default()
     } else {
@@ -184,7 +196,7 @@ fn select_targets(
         targets.retain(|t| auto::applies(ctx, t));
     }
 
-    Ok((targets, selection))
+    Ok((targets, selection, catalog.digest().to_string()))
 }
 
 /// The network settings as resolved, each with its origin.
@@ -435,14 +447,25 @@ fn proxy_shown(own: Option<&Setting<String>>, net: &NetConfig) -> Shown {
 impl Plan {
     /// The plan of a check.
     pub fn new(select: &SelectArgs, net: Option<&NetArgs>) -> Result<Plan> {
-        let (file, context, discovery) = layer_context(select)?;
-        let (targets, selection) = select_targets(select, &file, &context)?;
+        Plan::with_facts(select, net, false)
+    }
+
+    /// The plan of a check whose report records the node's facts from IMDS (`check --output
+    /// json`, the input of `merge`), with discovery on.
+    pub fn with_facts(
+        select: &SelectArgs,
+        net: Option<&NetArgs>,
+        node_facts: bool,
+    ) -> Result<Plan> {
+        let (file, context, discovery) = layer_context_for(select, node_facts)?;
+        let (targets, selection, digest) = select_targets(select, &file, &context)?;
         let network = Network::resolve(net, &file, discovery.node_root())?;
         Ok(Plan {
             context,
             targets: targets.into_iter().map(Arc::new).collect(),
             selection,
             network,
+            catalog_digest: Some(digest),
         })
     }
 
@@ -468,6 +491,7 @@ impl Plan {
             targets: vec![Arc::new(target)],
             selection: "the command line".into(),
             network,
+            catalog_digest: None,
         })
     }
 
@@ -536,6 +560,7 @@ impl Plan {
             .into_iter()
             .map(|(k, v)| (k, v.source.as_str().into()))
             .collect();
+        report.catalog_digest = self.catalog_digest.clone();
         report
     }
 }

@@ -150,6 +150,7 @@ impl Catalog {
     ) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         let sources: Vec<(String, String)> = sources.into_iter().collect();
+        catalog.digest = digest(&sources);
         let cut: Vec<(&String, Vec<Section>)> =
             sources.iter().map(|(f, t)| (f, sections(t))).collect();
         // Pass 1: the profile tables (and anything that is not a target, to report it), so that
@@ -547,4 +548,21 @@ fn parse_payload(s: &str) -> Result<Vec<u8>, String> {
         }
         None => Ok(s.as_bytes().to_vec()),
     }
+}
+
+/// `sha256:` and 16 hex digits over each source's name and text, each prefixed by its length
+/// (so no two different file sets hash alike by moving bytes between names and texts).
+fn digest(sources: &[(String, String)]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for (name, text) in sources {
+        for part in [name, text] {
+            ctx.update(&(part.len() as u64).to_le_bytes());
+            ctx.update(part.as_bytes());
+        }
+    }
+    let hex: String = ctx.finish().as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }

@@ -255,6 +255,9 @@ struct TargetSpec {
 pub struct Catalog {
     profiles: Vec<Profile>,
     targets: Vec<TargetSpec>,
+    /// SHA-256 of the files as read (names and text), so `merge` can tell reports made from
+    /// different catalogs apart.
+    digest: String,
 }
 
 /// The 1-based line of a byte offset, for errors that name a line of a TOML file.
@@ -288,6 +291,11 @@ impl Catalog {
 
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
+    }
+
+    /// `sha256:` and the first 16 hex digits of the digest of the files as read.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 }
 

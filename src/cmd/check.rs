@@ -12,7 +12,8 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         report::textfile::check_destination(path)
             .map_err(|e| UsageError(format!("--textfile {}: {e}", path.display())))?;
     }
-    let mut plan = Plan::new(&args.select, Some(&args.net))?;
+    // A JSON report may be merged with a fleet's: it records the node's facts from IMDS.
+    let mut plan = Plan::with_facts(&args.select, Some(&args.net), args.output == Output::Json)?;
     let peers = crate::catalog::peer::targets(&args.peers)?;
     plan.targets
         .extend(peers.into_iter().map(std::sync::Arc::new));

@@ -45,11 +45,15 @@ pub fn context(args: ContextArgs) -> Result<u8> {
 }
 
 pub fn merge(args: MergeArgs) -> Result<u8> {
-    let merged = report::merge::merge(&report::merge::load(&args.reports)?);
+    let merged = report::merge::merge_files(&args.reports)?;
     match args.output {
         ListOutput::Json => emit_json(&merged, merged.exit_code()),
         ListOutput::Table => emit(
-            &printable_lines(&report::merge::render_table(&merged)),
+            &printable_lines(&report::merge::render_table(
+                &merged,
+                args.nodes,
+                crate::terminal::stdout_width(),
+            )),
             merged.exit_code(),
         ),
     }

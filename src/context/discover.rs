@@ -44,7 +44,17 @@ const NBVM_CAP: u64 = 64 * 1024;
 
 /// Variables discovery records for the operator that no template uses.
 /// `vm_name` and `private_ip` (from IMDS) fill the commands of the inbound rows.
-pub const INFO_VARIABLES: &[&str] = &["resource_group", "subscription", "vm_name", "private_ip"];
+/// `subnet`, `vm_size` and `zone` (from IMDS too) are the node's facts that `merge` lines
+/// failure groups up with.
+pub const INFO_VARIABLES: &[&str] = &[
+    "resource_group",
+    "subscription",
+    "vm_name",
+    "private_ip",
+    "subnet",
+    "vm_size",
+    "zone",
+];
 
 /// The process variables discovery reads (besides `VNETPROBE_*`).
 pub const ENV_KEYS: &[&str] = &[
@@ -511,6 +521,8 @@ fn ask_imds(addr: SocketAddr) -> Findings {
     let c = &answer.compute;
     for (var, value, field) in [
         ("vm_name", &c.name, "compute.name"),
+        ("vm_size", &c.vm_size, "compute.vmSize"),
+        ("zone", &c.zone, "compute.zone"),
         ("subscription", &c.subscription_id, "compute.subscriptionId"),
         (
             "resource_group",
@@ -528,6 +540,9 @@ fn ask_imds(addr: SocketAddr) -> Findings {
             ip,
             &format!("{origin}: network private address"),
         );
+    }
+    if let Some(subnet) = answer.subnet() {
+        f.var("subnet", &subnet, &format!("{origin}: network subnet"));
     }
     if let Some(env) = &answer.compute.az_environment {
         match Cloud::parse(env) {

@@ -15,6 +15,7 @@ pub const DEPLOYMENT_VARIABLES: &[&str] = &[
     "exfil_url",
     "private_endpoints",
     "peer",
+    "k8s_node",
 ];
 
 /// Variables derived from others or from the cloud; never set directly.

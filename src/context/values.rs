@@ -101,6 +101,26 @@ pub fn check(var: &str, value: &str) -> Result<String, String> {
             .parse::<std::net::IpAddr>()
             .map(|ip| ip.to_string())
             .map_err(|_| "not an IP address".to_string()),
+        "subnet" => subnet(v),
+        "vm_size"
+            if (1..=64).contains(&v.len()) && all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            Ok(v.to_string())
+        }
+        "vm_size" => refuse("a VM size is letters, digits and '_', like Standard_D4s_v3"),
+        "zone" if (1..=8).contains(&v.len()) && all(|b| b.is_ascii_alphanumeric()) => {
+            Ok(v.to_string())
+        }
+        "zone" => refuse("an availability zone is a short name like 1, 2 or 3"),
+        // A Kubernetes node name (the downward API's spec.nodeName): a DNS subdomain.
+        "k8s_node"
+            if v.len() <= 253
+                && v.split('.')
+                    .all(|l| dns_label(l) && !l.bytes().any(|b| b.is_ascii_uppercase())) =>
+        {
+            Ok(v.to_string())
+        }
+        "k8s_node" => refuse("a Kubernetes node name is lower-case letters, digits, '-' and '.'"),
         "exfil_url" => exfil_url(v).map(|_| v.to_string()),
         // A node running `vnetprobe listen`: a host name or an address.
         "peer" => crate::address::check_host(v).map(|()| v.to_ascii_lowercase()),
@@ -112,6 +132,19 @@ pub fn check(var: &str, value: &str) -> Result<String, String> {
         ),
         _ => refuse("not a variable"),
     }
+}
+
+/// `ADDRESS/PREFIX` with the host bits clear, normalised (`10.0.2.0/24`).
+fn subnet(v: &str) -> Result<String, String> {
+    const FORM: &str = "a subnet is ADDRESS/PREFIX, like 10.0.2.0/24";
+    let (addr, prefix) = v.split_once('/').ok_or(FORM)?;
+    let addr: std::net::IpAddr = addr.trim().parse().map_err(|_| FORM)?;
+    let prefix: u8 = prefix.trim().parse().map_err(|_| FORM)?;
+    let bits = if addr.is_ipv4() { 32 } else { 128 };
+    if prefix > bits {
+        return Err(format!("{FORM} (a prefix of at most {bits})"));
+    }
+    Ok(format!("{addr}/{prefix}"))
 }
 
 fn is_guid(s: &str) -> bool {

@@ -44,6 +44,12 @@ pub struct Report {
     #[serde(default)]
     pub causes: Vec<diagnosis::Cause>,
     pub results: Vec<ResultEntry>,
+    /// The vnetprobe that wrote the report (`VERSION COMMIT`), for `merge`'s version check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnetprobe_version: Option<String>,
+    /// The digest of the catalog files the run loaded (`Catalog::digest`), for `merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -319,6 +325,12 @@ impl Report {
             summary,
             causes: diagnosis::causes(&results),
             results,
+            vnetprobe_version: Some(format!(
+                "{} {}",
+                crate::build_info::VERSION,
+                crate::build_info::COMMIT
+            )),
+            catalog_digest: None,
         }
     }
 

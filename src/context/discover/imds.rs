@@ -44,6 +44,9 @@ pub struct Compute {
     pub name: Option<String>,
     pub subscription_id: Option<String>,
     pub resource_group_name: Option<String>,
+    /// The node's facts that explain a split across a fleet (`merge`).
+    pub vm_size: Option<String>,
+    pub zone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -62,6 +65,15 @@ pub struct Interface {
 pub struct Ipv4 {
     #[serde(default, rename = "ipAddress")]
     pub ip_address: Vec<IpAddress>,
+    #[serde(default)]
+    pub subnet: Vec<Subnet>,
+}
+
+/// `{"address": "10.0.2.0", "prefix": "24"}`: IMDS writes the prefix length as a string.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+pub struct Subnet {
+    pub address: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -81,6 +93,16 @@ impl Answer {
             .first()?
             .private_ip_address
             .as_deref()
+    }
+
+    /// The first subnet of the first interface as `ADDRESS/PREFIX`.
+    pub fn subnet(&self) -> Option<String> {
+        let s = self.network.interface.first()?.ipv4.subnet.first()?;
+        Some(format!(
+            "{}/{}",
+            s.address.as_deref()?.trim(),
+            s.prefix.as_deref()?.trim()
+        ))
     }
 }
 
