@@ -121,6 +121,9 @@ pub struct Plan {
     /// What selected the targets, for the error when nothing was selected.
     pub selection: String,
     pub network: Network,
+    /// Path tracing after the run (`check --trace`, `probe trace`): which results, and the
+    /// highest TTL.
+    pub trace: Option<(runner::TraceScope, u8)>,
 }
 
 /// How probes run: limits, resolver, proxy and trust, strictness.
@@ -443,6 +446,7 @@ impl Plan {
             targets: targets.into_iter().map(Arc::new).collect(),
             selection,
             network,
+            trace: None,
         })
     }
 
@@ -468,6 +472,7 @@ impl Plan {
             targets: vec![Arc::new(target)],
             selection: "the command line".into(),
             network,
+            trace: None,
         })
     }
 
@@ -486,8 +491,16 @@ impl Plan {
     pub async fn execute(&self) -> Result<Report> {
         let started = SystemTime::now();
         let clock = Instant::now();
-        let finished = self.run_targets(self.targets.clone(), None).await?;
+        let mut finished = self.run_targets(self.targets.clone(), None).await?;
+        self.trace(&mut finished).await;
         Ok(self.report(finished, started, clock.elapsed()))
+    }
+
+    /// Traces the paths the plan's trace setting selects, within one more timeout.
+    pub async fn trace(&self, finished: &mut [runner::Finished]) {
+        if let Some((scope, max_ttl)) = self.trace {
+            runner::trace(finished, self.network.limits.timeout, max_ttl, scope).await;
+        }
     }
 
     /// Probes `targets` with a fresh resolver (no cache across runs), telling `observer`.
