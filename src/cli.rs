@@ -310,6 +310,12 @@ pub struct CheckArgs {
     /// is the table).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Trace the path of each failing direct target (tcp_timeout, UDP silence, a TLS reset
+    /// after the ClientHello): which hop answered last, which rejected; one trace per address,
+    /// protocol and port, all within one more --timeout. Off by default: it sends up to 16
+    /// low-TTL packets per failing path, which firewalls may log as a traceroute.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// The default address of `serve`: loopback, port 9834.
@@ -419,6 +425,26 @@ pub enum ProbeWhat {
         #[arg(value_name = "URL")]
         url: String,
     },
+    /// Probe a TCP or UDP path, then trace it: the protocol's own first packet (a SYN, or the
+    /// datagram) with TTL 1, 2, ... on an ordinary socket (no raw socket, no privilege), and
+    /// which hop answered: time exceeded, unreachable (with the code's meaning), or the
+    /// destination. Silence after hop N is reported as that.
+    Trace {
+        #[arg(value_enum)]
+        protocol: TraceProtocol,
+        #[arg(value_name = "HOST:PORT")]
+        endpoint: String,
+        /// The highest TTL, 1 to 64.
+        #[arg(long, value_name = "N", default_value_t = crate::net::trace::DEFAULT_MAX_TTL, value_parser = clap::value_parser!(u8).range(1..=64))]
+        max_ttl: u8,
+    },
+}
+
+/// What `probe trace` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceProtocol {
+    Tcp,
+    Udp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -376,6 +376,8 @@ pub struct Evidence {
     pub warnings: Vec<String>,
     /// The `vnetprobe listen` responder that echoed a peer check.
     pub responder: Option<ResponderEvidence>,
+    /// The path trace of a failing target (`check --trace`, `probe trace`).
+    pub trace: Option<Box<Trace>>,
 }
 
 /// What a peer's echo proved: who answered, and whether the shared key vouches for it.
@@ -419,6 +421,82 @@ impl Outcome {
             error: None,
             skip_reason: Some(reason.into()),
             evidence: Default::default(),
+        }
+    }
+}
+
+labelled! {
+    /// What answered one probe of a path trace.
+    pub enum HopKind {
+        /// A router on the path: ICMP time exceeded (the TTL ran out there).
+        TimeExceeded => "time_exceeded",
+        /// ICMP destination unreachable: a router or the host said no (the code says why).
+        Unreachable => "unreachable",
+        /// The destination itself: a SYN-ACK, a TCP reset, or a UDP reply.
+        Reply => "reply",
+    }
+}
+
+labelled! {
+    /// Where a path trace ended. Silence after hop N is "after hop N", never "at hop N+1".
+    pub enum TraceEnd {
+        /// The destination address answered: the block, if any, is above TCP (TLS or HTTP).
+        Destination => "destination",
+        /// A hop (or the host) answered ICMP unreachable: something on the path rejects.
+        Rejected => "rejected",
+        /// Hops answered up to `at`, then nothing did.
+        SilentAfterHop => "silent_after_hop",
+        /// No probe of any TTL was answered: dropped before the first hop that answers.
+        NoHopAnswered => "no_hop_answered",
+        /// This host's own packet filter refused the probes (EPERM) before they left.
+        LocalFirewall => "local_firewall",
+    }
+}
+
+/// One answered probe of a path trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hop {
+    pub ttl: u8,
+    pub address: IpAddr,
+    pub rtt_ms: f64,
+    pub kind: HopKind,
+    /// The ICMP type and code, for ICMP answers.
+    #[serde(default)]
+    pub icmp_type: Option<u8>,
+    #[serde(default)]
+    pub icmp_code: Option<u8>,
+    /// What the answer means, for people ("time exceeded", "communication administratively
+    /// prohibited", "SYN-ACK: connection accepted").
+    pub meaning: String,
+}
+
+/// A path trace: the protocol's own first packet sent with TTL 1, 2, ... and who answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The address and port traced.
+    pub to: SocketAddr,
+    /// The highest TTL sent (the bound, or less when the trace ended or ran out of time).
+    pub probed_ttl: u8,
+    /// The probes that were answered, by TTL; a TTL missing here was silent.
+    pub hops: Vec<Hop>,
+    pub ended: TraceEnd,
+    /// The hop the trace ended at: the destination or the rejecting hop, or the last hop that
+    /// answered before silence. None when no hop answered.
+    pub at: Option<Hop>,
+    pub duration_ms: f64,
+    /// The one-line summary the table shows.
+    pub summary: String,
+}
+
+impl Trace {
+    /// The address the path stops after (silence) or at (a rejection): where to look for the
+    /// firewall or appliance. None when the destination answered or no hop did.
+    pub fn stopped_after(&self) -> Option<IpAddr> {
+        match self.ended {
+            TraceEnd::SilentAfterHop | TraceEnd::Rejected => self.at.as_ref().map(|h| h.address),
+            _ => None,
         }
     }
 }

@@ -133,6 +133,9 @@ pub struct Plan {
     pub network: Network,
     /// The digest of the catalog files loaded (None for `probe`'s one target).
     pub catalog_digest: Option<String>,
+    /// Path tracing after the run (`check --trace`, `probe trace`): which results, and the
+    /// highest TTL.
+    pub trace: Option<(runner::TraceScope, u8)>,
 }
 
 /// How probes run: limits, resolver, proxy and trust, strictness.
@@ -466,6 +469,7 @@ impl Plan {
             selection,
             network,
             catalog_digest: Some(digest),
+            trace: None,
         })
     }
 
@@ -492,6 +496,7 @@ impl Plan {
             selection: "the command line".into(),
             network,
             catalog_digest: None,
+            trace: None,
         })
     }
 
@@ -510,8 +515,16 @@ impl Plan {
     pub async fn execute(&self) -> Result<Report> {
         let started = SystemTime::now();
         let clock = Instant::now();
-        let finished = self.run_targets(self.targets.clone(), None).await?;
+        let mut finished = self.run_targets(self.targets.clone(), None).await?;
+        self.trace(&mut finished).await;
         Ok(self.report(finished, started, clock.elapsed()))
+    }
+
+    /// Traces the paths the plan's trace setting selects, within one more timeout.
+    pub async fn trace(&self, finished: &mut [runner::Finished]) {
+        if let Some((scope, max_ttl)) = self.trace {
+            runner::trace(finished, self.network.limits.timeout, max_ttl, scope).await;
+        }
     }
 
     /// Probes `targets` with a fresh resolver (no cache across runs), telling `observer`.

@@ -2,15 +2,17 @@
 //! overall deadline, so a run never hangs. DNS answers are shared through the run's cache.
 //! A probe that panics is an `internal_error` on its own target, never a timeout.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::catalog::Target;
-use crate::outcome::{ErrorKind, Outcome, ProbeError};
+use crate::catalog::{Check, Expect, Target};
+use crate::net::trace::Probe as TraceProbe;
+use crate::outcome::{ErrorKind, Outcome, ProbeError, Status};
 use crate::probe::{self, ProbeEnv};
 
 /// How a run is bounded.
@@ -220,6 +222,88 @@ fn timed_out(target: &Target, message: String) -> Outcome {
         Err(ProbeError::new(ErrorKind::Timeout, message)),
         Default::default(),
     )
+}
+
+/// Which results a run traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceScope {
+    /// `check --trace`: failures a trace can explain (`tcp_timeout`, UDP silence,
+    /// `tls_reset_after_hello`), direct paths only.
+    Failures,
+    /// `probe trace`: the target, whatever its result.
+    Every,
+}
+
+/// The most paths one run traces; the rest carry a warning. With at most
+/// `net::trace::WINDOW` sockets per trace, this bounds the run's extra sockets too.
+pub const MAX_TRACES: usize = 64;
+
+/// The path a result asks to have traced: its address, port and first packet.
+fn trace_path(f: &Finished, scope: TraceScope) -> Option<(SocketAddr, TraceProbe)> {
+    let (t, o) = (&f.target, &f.outcome);
+    let ev = &o.evidence;
+    if ev.via_proxy.is_some() || o.status == Status::Skip || t.expect == Expect::Blocked {
+        return None;
+    }
+    let probe = match &t.check {
+        Check::Dns => return None,
+        Check::Udp { payload, .. } => TraceProbe::Udp(payload.clone()),
+        _ => TraceProbe::Tcp,
+    };
+    let wanted = match scope {
+        TraceScope::Every => true,
+        TraceScope::Failures => match (&o.error, &probe) {
+            (Some(e), _) => TRACED_KINDS.contains(&e.kind),
+            // UDP silence: a pass the node could not confirm.
+            (None, TraceProbe::Udp(_)) => ev.unverified.is_some(),
+            (None, TraceProbe::Tcp) => false,
+        },
+    };
+    let ip = ev.peer.map(|p| p.ip()).or(ev.addresses.first().copied())?;
+    let port = t.port()?;
+    wanted.then(|| (SocketAddr::new(ip, port), probe))
+}
+
+/// The failures whose traces say where the packet stopped.
+const TRACED_KINDS: &[ErrorKind] = &[ErrorKind::TcpTimeout];
+
+/// Traces the paths of `finished` that `scope` selects: one trace per distinct address,
+/// protocol and port (shared by every result on it), at most `MAX_TRACES`, all at once, so
+/// the run takes at most `budget` more.
+pub async fn trace(finished: &mut [Finished], budget: Duration, max_ttl: u8, scope: TraceScope) {
+    let mut paths: BTreeMap<(SocketAddr, TraceProbe), Vec<usize>> = BTreeMap::new();
+    for (i, f) in finished.iter().enumerate() {
+        if let Some(path) = trace_path(f, scope) {
+            paths.entry(path).or_default().push(i);
+        }
+    }
+    let mut set = JoinSet::new();
+    for (n, ((to, probe), members)) in paths.into_iter().enumerate() {
+        if n >= MAX_TRACES {
+            for i in members {
+                finished[i].outcome.evidence.warnings.push(format!(
+                    "not traced: a run traces at most {MAX_TRACES} paths"
+                ));
+            }
+            continue;
+        }
+        set.spawn(async move { (members, crate::net::trace::trace(to, &probe, max_ttl, budget).await) });
+    }
+    // Each trace keeps to its budget; this is the net under it.
+    let deadline = tokio::time::Instant::now() + budget + Duration::from_millis(200);
+    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+        match joined {
+            Ok((members, traced)) => {
+                log::debug!("trace of {}: {}", traced.to, traced.summary);
+                let traced = Box::new(traced);
+                for i in members {
+                    finished[i].outcome.evidence.trace = Some(traced.clone());
+                }
+            }
+            Err(e) => log::error!("a trace failed inside vnetprobe: {e}"),
+        }
+    }
+    set.abort_all();
 }
 
 #[cfg(test)]

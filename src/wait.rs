@@ -35,6 +35,7 @@ pub async fn check(
         .run_targets(plan.targets.clone(), observer.clone())
         .await?;
     let Some(wait) = wait else {
+        plan.trace(&mut finished).await;
         return Ok(plan.report(finished, started, clock.elapsed()));
     };
     let deadline = clock + wait;
@@ -92,6 +93,7 @@ pub async fn check(
             finished[*i] = f;
         }
     }
+    plan.trace(&mut finished).await;
     let mut report = plan.report(finished, started, clock.elapsed());
     for (i, r) in report.results.iter_mut().enumerate() {
         if r.status != Status::Skip {

@@ -17,6 +17,12 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     let peers = crate::catalog::peer::targets(&args.peers)?;
     plan.targets
         .extend(peers.into_iter().map(std::sync::Arc::new));
+    if args.trace {
+        plan.trace = Some((
+            crate::runner::TraceScope::Failures,
+            crate::net::trace::DEFAULT_MAX_TTL,
+        ));
+    }
     let plan = plan.ensure_selected()?;
     if plan.targets.iter().any(|t| t.check.responder()) && plan.network.net.peer_key.is_none() {
         log::warn!("peer checks without --key-file: an echo proves the path but not who answered");

@@ -52,8 +52,28 @@ pub fn run(args: cli::ProbeArgs) -> Result<u8> {
             };
             adhoc::target(u.host, check, Expect::Reachable)
         }
+        ProbeWhat::Trace {
+            protocol, endpoint, ..
+        } => {
+            let (host, port) = crate::address::parse_endpoint(endpoint)?;
+            let check = match protocol {
+                cli::TraceProtocol::Tcp => Check::Tcp {
+                    port,
+                    responder: false,
+                },
+                cli::TraceProtocol::Udp => Check::Udp {
+                    port,
+                    payload: Vec::new(),
+                    responder: false,
+                },
+            };
+            adhoc::target(host, check, Expect::Reachable)
+        }
     };
-    let plan = Plan::ad_hoc(target, &args.net)?;
+    let mut plan = Plan::ad_hoc(target, &args.net)?;
+    if let ProbeWhat::Trace { max_ttl, .. } = args.what {
+        plan.trace = Some((crate::runner::TraceScope::Every, max_ttl));
+    }
     let report = one_shot_runtime()?.block_on(plan.execute())?;
     match args.output {
         Output::Table => emit(

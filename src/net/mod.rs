@@ -7,6 +7,7 @@ pub mod noproxy;
 pub mod proxy;
 pub mod proxy_files;
 pub mod tls;
+pub mod trace;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Direction;
 use crate::catalog::{Expect, Protocol};
-use crate::outcome::{ErrorKind, Phase, ResponderEvidence, Status, TlsEvidence};
+use crate::outcome::{ErrorKind, Phase, ResponderEvidence, Status, TlsEvidence, Trace};
 use crate::runner::Finished;
 
 /// The JSON contract's version.
@@ -133,6 +133,9 @@ pub struct ResultEntry {
     /// With `check --wait`: the attempts made and when the target became reachable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<WaitEntry>,
+    /// With `check --trace` (failing paths) and `probe trace`: the path trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Box<Trace>>,
 }
 
 /// How a target fared under `check --wait`.
@@ -203,6 +206,7 @@ impl ResultEntry {
             hint,
             why: t.why.clone(),
             wait: None,
+            trace: ev.trace,
         }
     }
 
