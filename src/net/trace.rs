@@ -304,7 +304,12 @@ async fn probe_ttl(to: SocketAddr, probe: &Probe, ttl: u8, wait: Duration) -> An
                 let mut buf = [MaybeUninit::<u8>::uninit(); REPLY_CAP];
                 match socket.recv(&mut buf) {
                     Ok(n) => {
-                        return Answer::Hop(reply(to, ttl, sent, &format!("UDP reply ({n} bytes)")));
+                        return Answer::Hop(reply(
+                            to,
+                            ttl,
+                            sent,
+                            &format!("UDP reply ({n} bytes)"),
+                        ));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // The ICMP's errno (EHOSTUNREACH, ECONNREFUSED) came first: the queue

@@ -134,14 +134,18 @@ fn path_label(p: &PeerPath) -> String {
 }
 
 impl PeerMatrix {
-    /// The paths of each (from, to) pair of node indices, built once.
-    fn index(&self) -> HashMap<(usize, usize), Vec<usize>> {
-        let at: HashMap<&str, usize> = self
-            .nodes
+    /// Each node's index by name.
+    fn node_at(&self) -> HashMap<&str, usize> {
+        self.nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.as_str(), i))
-            .collect();
+            .collect()
+    }
+
+    /// The paths of each (from, to) pair of node indices, built once.
+    fn index(&self) -> HashMap<(usize, usize), Vec<usize>> {
+        let at = self.node_at();
         let mut cells: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
         for (i, p) in self.paths.iter().enumerate() {
             if let (Some(&f), Some(&t)) = (at.get(p.from.as_str()), at.get(p.to.as_str())) {
@@ -271,12 +275,7 @@ impl PeerMatrix {
     /// destinations (a node nobody reaches) or the sources (a node that reaches nobody),
     /// whichever names fewer.
     fn summarise(&self, out: &mut String, names: &[String]) {
-        let at: HashMap<&str, usize> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
+        let at = self.node_at();
         let mut groups: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
         for p in self.paths.iter().filter(|p| p.status == Status::Fail) {
             let (Some(&f), Some(&t)) = (at.get(p.from.as_str()), at.get(p.to.as_str())) else {
