@@ -287,7 +287,12 @@ pub async fn trace(finished: &mut [Finished], budget: Duration, max_ttl: u8, sco
             }
             continue;
         }
-        set.spawn(async move { (members, crate::net::trace::trace(to, &probe, max_ttl, budget).await) });
+        set.spawn(async move {
+            (
+                members,
+                crate::net::trace::trace(to, &probe, max_ttl, budget).await,
+            )
+        });
     }
     // Each trace keeps to its budget; this is the net under it.
     let deadline = tokio::time::Instant::now() + budget + Duration::from_millis(200);

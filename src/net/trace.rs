@@ -153,9 +153,7 @@ fn build(
         // A port unreachable from the destination itself: the host was reached and says no
         // one listens (UDP), which is an answer from the destination, not a firewall's.
         Some(h)
-            if h.kind == HopKind::Unreachable
-                && h.address == to.ip()
-                && is_port_unreachable(h) =>
+            if h.kind == HopKind::Unreachable && h.address == to.ip() && is_port_unreachable(h) =>
         {
             (TraceEnd::Destination, Some(h.clone()))
         }
@@ -185,7 +183,13 @@ fn is_port_unreachable(h: &Hop) -> bool {
 }
 
 /// The table's one line: never more than the answers say.
-fn summary(ended: TraceEnd, at: Option<&Hop>, answered: usize, probed: u8, to: SocketAddr) -> String {
+fn summary(
+    ended: TraceEnd,
+    at: Option<&Hop>,
+    answered: usize,
+    probed: u8,
+    to: SocketAddr,
+) -> String {
     let hops = match answered {
         1 => "1 hop answered".to_string(),
         n => format!("{n} hops answered"),
@@ -299,11 +303,17 @@ async fn probe_ttl(to: SocketAddr, probe: &Probe, ttl: u8, wait: Duration) -> An
             Probe::Udp(_) => {
                 let mut buf = [MaybeUninit::<u8>::uninit(); REPLY_CAP];
                 match socket.recv(&mut buf) {
-                    Ok(n) => return Answer::Hop(reply(to, ttl, sent, &format!("UDP reply ({n} bytes)"))),
+                    Ok(n) => {
+                        return Answer::Hop(reply(to, ttl, sent, &format!("UDP reply ({n} bytes)")));
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // The ICMP's errno (EHOSTUNREACH, ECONNREFUSED) came first: the queue
                     // entry is read on the next turn.
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::EHOSTUNREACH | libc::ECONNREFUSED | libc::ENETUNREACH)) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EHOSTUNREACH | libc::ECONNREFUSED | libc::ENETUNREACH)
+                        ) => {}
                     Err(e) => return local_or_failed(e),
                 }
             }
@@ -445,7 +455,9 @@ fn recv_error(fd: libc::c_int) -> io::Result<Option<Report>> {
             if ours && c.cmsg_len as usize >= header + ee_size {
                 let ee_ptr = libc::CMSG_DATA(cmsg) as *const libc::sock_extended_err;
                 let ee = std::ptr::read_unaligned(ee_ptr);
-                if ee.ee_origin != libc::SO_EE_ORIGIN_ICMP && ee.ee_origin != libc::SO_EE_ORIGIN_ICMP6 {
+                if ee.ee_origin != libc::SO_EE_ORIGIN_ICMP
+                    && ee.ee_origin != libc::SO_EE_ORIGIN_ICMP6
+                {
                     return Ok(None);
                 }
                 let room = c.cmsg_len as usize - header - ee_size;
@@ -476,7 +488,9 @@ unsafe fn sockaddr_ip(p: *const u8, room: usize) -> Option<IpAddr> {
         match family as libc::c_int {
             libc::AF_INET if room >= size_of::<libc::sockaddr_in>() => {
                 let sin = std::ptr::read_unaligned(p as *const libc::sockaddr_in);
-                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))))
             }
             libc::AF_INET6 if room >= size_of::<libc::sockaddr_in6>() => {
                 let sin6 = std::ptr::read_unaligned(p as *const libc::sockaddr_in6);
@@ -511,39 +525,76 @@ mod tests {
     #[test]
     fn silence_after_a_hop_is_after_that_hop() {
         let t = built(vec![
-            (1, hop(1, "10.0.1.4", HopKind::TimeExceeded, Some(11), Some(0))),
+            (
+                1,
+                hop(1, "10.0.1.4", HopKind::TimeExceeded, Some(11), Some(0)),
+            ),
             (2, Answer::Silent),
             (3, Answer::Silent),
         ]);
         assert_eq!(t.ended, TraceEnd::SilentAfterHop);
         assert_eq!(t.stopped_after(), Some("10.0.1.4".parse().unwrap()));
-        assert!(t.summary.contains("silent after hop 1 10.0.1.4"), "{}", t.summary);
+        assert!(
+            t.summary.contains("silent after hop 1 10.0.1.4"),
+            "{}",
+            t.summary
+        );
         assert!(!t.summary.contains("hop 2"), "{}", t.summary);
     }
 
     #[test]
     fn a_terminal_answer_ends_the_path_and_later_ttls_are_dropped() {
         let t = built(vec![
-            (1, hop(1, "10.0.1.4", HopKind::TimeExceeded, Some(11), Some(0))),
-            (2, hop(2, "10.0.2.1", HopKind::Unreachable, Some(3), Some(13))),
-            (3, hop(3, "10.0.2.1", HopKind::Unreachable, Some(3), Some(13))),
+            (
+                1,
+                hop(1, "10.0.1.4", HopKind::TimeExceeded, Some(11), Some(0)),
+            ),
+            (
+                2,
+                hop(2, "10.0.2.1", HopKind::Unreachable, Some(3), Some(13)),
+            ),
+            (
+                3,
+                hop(3, "10.0.2.1", HopKind::Unreachable, Some(3), Some(13)),
+            ),
         ]);
         assert_eq!((t.ended, t.hops.len()), (TraceEnd::Rejected, 2));
-        let dest = built(vec![(1, hop(1, "198.51.100.10", HopKind::Reply, None, None))]);
-        assert_eq!((dest.ended, dest.stopped_after()), (TraceEnd::Destination, None));
-        let port = built(vec![(2, hop(2, "198.51.100.10", HopKind::Unreachable, Some(3), Some(3)))]);
-        assert_eq!(port.ended, TraceEnd::Destination, "the host itself said no one listens");
+        let dest = built(vec![(
+            1,
+            hop(1, "198.51.100.10", HopKind::Reply, None, None),
+        )]);
+        assert_eq!(
+            (dest.ended, dest.stopped_after()),
+            (TraceEnd::Destination, None)
+        );
+        let port = built(vec![(
+            2,
+            hop(2, "198.51.100.10", HopKind::Unreachable, Some(3), Some(3)),
+        )]);
+        assert_eq!(
+            port.ended,
+            TraceEnd::Destination,
+            "the host itself said no one listens"
+        );
     }
 
     #[test]
     fn nothing_answered_is_no_hop_or_the_local_filter() {
-        assert_eq!(built(vec![(1, Answer::Silent)]).ended, TraceEnd::NoHopAnswered);
-        assert_eq!(built(vec![(1, Answer::Local)]).ended, TraceEnd::LocalFirewall);
+        assert_eq!(
+            built(vec![(1, Answer::Silent)]).ended,
+            TraceEnd::NoHopAnswered
+        );
+        assert_eq!(
+            built(vec![(1, Answer::Local)]).ended,
+            TraceEnd::LocalFirewall
+        );
     }
 
     #[test]
     fn icmp_codes_have_their_meaning() {
-        assert!(icmp_meaning(false, 3, 13).starts_with("communication administratively prohibited"));
+        assert!(
+            icmp_meaning(false, 3, 13).starts_with("communication administratively prohibited")
+        );
         assert!(icmp_meaning(true, 1, 1).starts_with("communication administratively prohibited"));
         assert!(icmp_meaning(true, 3, 0).starts_with("time exceeded"));
         assert_eq!(icmp_meaning(false, 99, 7), "ICMP type 99 code 7");
