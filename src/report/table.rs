@@ -149,6 +149,9 @@ fn detail(r: &ResultEntry) -> String {
     for w in &r.warnings {
         add(format!("warning: {w}"));
     }
+    if let Some(t) = &r.trace {
+        add(format!("trace: {}", t.summary));
+    }
     if let Some(w) = &r.wait {
         match (w.reachable_after_ms, r.status) {
             (Some(ms), Status::Pass) if w.attempts > 1 => add(format!(
