@@ -47,7 +47,7 @@ measure() { # label, files...
     local runs=()
     for _ in 1 2 3; do
         /usr/bin/time -f '%e %M' -o "$dir/t" "$bin" merge "$@" > "$dir/out" || true
-        runs+=("$(cat "$dir/t")")
+        runs+=("$(tail -n1 "$dir/t")")
     done
     printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p | awk -v l="$label" '{printf "%-34s %6.2f s  %6.1f MB peak RSS (median of 3)\n", l, $1, $2/1024}'
 }

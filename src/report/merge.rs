@@ -502,7 +502,12 @@ fn render_groups(out: &mut String, m: &Merged, width: usize) {
             hang + 2,
             width,
         );
-        for a in &g.aligned {
+        // A value most of whose nodes do not fail so explains nothing.
+        for a in g
+            .aligned
+            .iter()
+            .filter(|a| a.nodes_with_value < 2 * g.nodes.len())
+        {
             let (_, label, look) = ALIGNED
                 .iter()
                 .find(|(f, _, _)| *f == a.fact)
