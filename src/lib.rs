@@ -12,7 +12,7 @@
 //! | layer | modules | what it is |
 //! |---|---|---|
 //! | 0 | `outcome`, `printable`, `input`, `address`, `settings`, `build_info`, `terminal` | the vocabulary: verdicts and error kinds, safe text, bounded file reads, hosts and URLs, settings (layered, with their origin and range) |
-//! | 1 | `logging` | the `log` facade's logger: one line per event, text, logfmt or JSON |
+//! | 1 | `logging`, `azure` | the `log` facade's logger: one line per event, text, logfmt or JSON; Azure's own view from exported files (service tags, NSG rules, routes) and a flow's verdict |
 //! | 2 | `net` | sockets with deadlines, proxies and NO_PROXY, TLS trust, the peer echo: explicit arguments in, results with a kind out |
 //! | 3 | `context` | the deployment's variables: flags, environment, config file, discovery |
 //! | 4 | `catalog`, `cli` | targets (load, expand, select) and the command line; a target's `Check` holds its protocol's settings only, and its `Host` is ready or unset with the variables it needs |
@@ -121,6 +121,7 @@
 
 pub mod address;
 pub mod app;
+pub mod azure;
 pub mod build_info;
 pub mod catalog;
 pub mod cli;
@@ -160,7 +161,7 @@ mod layering {
             "build_info",
             "terminal",
         ],
-        &["logging"],
+        &["logging", "azure"],
         &["net"],
         &["context"],
         &["catalog", "cli"],
