@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::prefix::PrefixSet;
@@ -96,27 +96,28 @@ pub struct Flow {
 }
 
 /// The rule that decided one NSG's part, or the rule that left it open.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub nsg: String,
     pub rule: String,
     pub priority: u32,
     /// `Allow`, `Deny` or `unknown`.
     pub access: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
 /// What the NSGs say about one flow: the deciding step (`access` as above) and every NSG's step
 /// in the order Azure evaluates them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub nsg: String,
     pub rule: String,
     pub priority: u32,
     pub access: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(default)]
     pub evaluated: Vec<Step>,
 }
 

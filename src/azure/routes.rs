@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::nsg::flat;
@@ -47,14 +47,14 @@ pub struct RouteTable {
 }
 
 /// The route an address takes, as the JSON shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteVerdict {
     /// The matching prefix as written (a tag route names its tag).
     pub prefix: String,
     pub next_hop_type: String,
     pub next_hop: Option<String>,
     pub source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
