@@ -115,6 +115,14 @@
 //! - `merge` reads protocols, expectations and error kinds as the closed vocabularies they are: a
 //!   report with a label this binary does not know is refused (exit 2, naming the file and line),
 //!   so merge with a binary at least as new as the newest node's.
+//! - Azure's own view (`check`/`probe`/`serve` `--service-tags FILE`, `--nsg FILE` (repeatable),
+//!   `--routes FILE`; config keys `service-tags`, `nsg = [...]`, `routes`): per result
+//!   `address_tags` (address -> service tags), `rules` (`nsg`, `rule`, `priority`, `access`
+//!   Allow|Deny|unknown, `reason`, `evaluated`), `route` (`prefix`, `next_hop_type`, `next_hop`,
+//!   `source`, `name`); context keys `service_tags_file`, `service_tags_change_number`,
+//!   `nsg_files`, `routes_file`. Error kinds `nsg_denied`, `route_not_internet`, and the cause
+//!   kind `forced_tunnel`. Inbound rows evaluated against the files: deny = fail, allow = pass
+//!   with `unverified`.
 //! - Output: text a peer chose (certificate names, reason phrases, proxy replies, DNS and IMDS
 //!   values) never reaches a terminal raw: tables and logs show control characters as `\x1b`,
 //!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).
