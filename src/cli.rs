@@ -282,6 +282,20 @@ pub struct NetArgs {
     /// [config: listen.key-file].
     #[arg(long, value_name = "FILE", global = true)]
     pub key_file: Option<PathBuf>,
+    /// Azure's service tags (the weekly ServiceTags_Public_*.json download, or `az network
+    /// list-service-tags --location REGION` output): every address gets the tags holding it
+    /// [config: service-tags].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub service_tags: Option<PathBuf>,
+    /// Exported NSG rules (`az network nic list-effective-nsg`, `az network nsg show`),
+    /// repeatable: each result names the rule that decides it; inbound rows are evaluated
+    /// [config: nsg = [...]].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub nsg: Vec<PathBuf>,
+    /// Exported routes (`az network nic show-effective-route-table`, `az network route-table
+    /// show`): each result names its route and next hop [config: routes].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub routes: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -256,6 +256,21 @@ fn text(kind: ErrorKind) -> (&'static str, &'static str, &'static str) {
             "The probe's task panicked (a bug); the runner records it on that target instead of letting it pass for a timeout.",
             "Nothing was proven about this path: run the probe again with --log-level debug and report the message.",
         ),
+        NsgDenied => (
+            "The exported NSG rules (--nsg) deny this flow; for an inbound row, the rules prove it fails.",
+            "The flow (protocol, port, the tag's or the address's prefixes, this node) is evaluated against the files as Azure does: rules by priority, first match wins; outbound through the NIC's NSG then the subnet's, inbound the reverse; an ASG or an unresolvable tag is unknown, never a match.",
+            ErrorKind::NsgDenied.remedy(),
+        ),
+        RouteNotInternet => (
+            "The exported routes (--routes) send AzureMachineLearning or BatchNodeManagement prefixes elsewhere than the Internet.",
+            "Every prefix of the two tags (from --service-tags) is looked up by longest-prefix match in the route file, tag routes expanded; the prefixes that go to an appliance, a gateway or nowhere are listed, aggregated.",
+            ErrorKind::RouteNotInternet.remedy(),
+        ),
+        ForcedTunnel => (
+            "A cause: the default route goes to a virtual appliance or gateway, and failing targets passed it.",
+            "The route file's 0.0.0.0/0 has next hop VirtualAppliance or VirtualNetworkGateway, and a failing target's address takes that route.",
+            ErrorKind::ForcedTunnel.remedy(),
+        ),
         // A kind added later without an entry fails `every_kind_has_an_entry`.
         #[allow(unreachable_patterns)]
         _ => ("", "", ""),

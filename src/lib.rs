@@ -12,7 +12,7 @@
 //! | layer | modules | what it is |
 //! |---|---|---|
 //! | 0 | `outcome`, `printable`, `input`, `address`, `settings`, `build_info`, `terminal` | the vocabulary: verdicts and error kinds, safe text, bounded file reads, hosts and URLs, settings (layered, with their origin and range) |
-//! | 1 | `logging` | the `log` facade's logger: one line per event, text, logfmt or JSON |
+//! | 1 | `logging`, `azure` | the `log` facade's logger: one line per event, text, logfmt or JSON; Azure's own view from exported files (service tags, NSG rules, routes) and a flow's verdict |
 //! | 2 | `net` | sockets with deadlines, proxies and NO_PROXY, TLS trust, the peer echo: explicit arguments in, results with a kind out |
 //! | 3 | `context` | the deployment's variables: flags, environment, config file, discovery |
 //! | 4 | `catalog`, `cli` | targets (load, expand, select) and the command line; a target's `Check` holds its protocol's settings only, and its `Host` is ready or unset with the variables it needs |
@@ -120,12 +120,21 @@
 //! - `merge` reads protocols, expectations and error kinds as the closed vocabularies they are: a
 //!   report with a label this binary does not know is refused (exit 2, naming the file and line),
 //!   so merge with a binary at least as new as the newest node's.
+//! - Azure's own view (`check`/`probe`/`serve` `--service-tags FILE`, `--nsg FILE` (repeatable),
+//!   `--routes FILE`; config keys `service-tags`, `nsg = [...]`, `routes`): per result
+//!   `address_tags` (address -> service tags), `rules` (`nsg`, `rule`, `priority`, `access`
+//!   Allow|Deny|unknown, `reason`, `evaluated`), `route` (`prefix`, `next_hop_type`, `next_hop`,
+//!   `source`, `name`); context keys `service_tags_file`, `service_tags_change_number`,
+//!   `nsg_files`, `routes_file`. Error kinds `nsg_denied`, `route_not_internet`, and the cause
+//!   kind `forced_tunnel`. Inbound rows evaluated against the files: deny = fail, allow = pass
+//!   with `unverified`.
 //! - Output: text a peer chose (certificate names, reason phrases, proxy replies, DNS and IMDS
 //!   values) never reaches a terminal raw: tables and logs show control characters as `\x1b`,
 //!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).
 
 pub mod address;
 pub mod app;
+pub mod azure;
 pub mod build_info;
 pub mod catalog;
 pub mod cli;
@@ -165,7 +174,7 @@ mod layering {
             "build_info",
             "terminal",
         ],
-        &["logging"],
+        &["logging", "azure"],
         &["net"],
         &["context"],
         &["catalog", "cli"],

@@ -100,6 +100,9 @@ labelled! {
         PeerNoEcho => "peer_no_echo",
         PeerNotAuthenticated => "peer_not_authenticated",
         Internal => "internal_error",
+        NsgDenied => "nsg_denied",
+        RouteNotInternet => "route_not_internet",
+        ForcedTunnel => "forced_tunnel",
     }
 }
 
@@ -155,6 +158,7 @@ impl ErrorKind {
             TcpRefused | TcpTimeout | NetUnreachable | LocalFirewall | UdpRejected => {
                 Layer::Connection
             }
+            NsgDenied | RouteNotInternet | ForcedTunnel => Layer::Connection,
             TlsUntrusted | TlsIntercepted => Layer::Trust,
             TlsHandshake | TlsNameMismatch | TlsExpired | HttpStatus | WsRejected => Layer::Answer,
             ProxyUnreachable | ProxyDenied | ProxyAuthRequired => Layer::Proxy,
@@ -286,6 +290,20 @@ impl ErrorKind {
                 "A reply came that the shared key does not vouch for: give the responder (vnetprobe listen) and \
                  this check the same --key-file; if they already share it, a device on the path (a transparent \
                  proxy, an NVA) answers in the peer's place."
+            }
+            NsgDenied => {
+                "The exported NSG rules (--nsg) deny this flow: the result names the rule, its priority and its \
+                 NSG; add an allow rule with a lower priority number, or remove the deny."
+            }
+            RouteNotInternet => {
+                "The exported routes (--routes) send Azure ML's management traffic (AzureMachineLearning, \
+                 BatchNodeManagement) to an appliance or nowhere: public-IP compute needs user-defined routes with \
+                 next hop Internet for these service tags, or the replies are dropped as asymmetric."
+            }
+            ForcedTunnel => {
+                "The default route 0.0.0.0/0 goes to a virtual appliance or gateway (forced tunnelling): every \
+                 outbound flow without a more specific route passes it; allow the paths there, or route the service \
+                 tags around it."
             }
             PeerNoEcho => {
                 "The port answered, but not with vnetprobe's echo: start `vnetprobe listen` on the peer for this \

@@ -145,6 +145,8 @@ pub struct Network {
     pub net: NetConfig,
     /// `--strict`: unconfirmed passes and required skips fail.
     pub strict: bool,
+    /// Azure's own view from `--service-tags`, `--nsg`, `--routes`.
+    pub azure: Option<Arc<crate::azure::AzureData>>,
 }
 
 /// The targets of a check: the catalog (embedded, the flags' or the config file's) expanded
@@ -214,6 +216,9 @@ struct NetSettings {
     allow_intercept: Setting<bool>,
     strict: Setting<bool>,
     key_file: Option<Setting<PathBuf>>,
+    service_tags: Option<Setting<PathBuf>>,
+    nsg: Option<Setting<Vec<PathBuf>>>,
+    routes: Option<Setting<PathBuf>>,
 }
 
 impl NetSettings {
@@ -289,6 +294,27 @@ impl NetSettings {
                     file.listen.as_ref().and_then(|l| l.key_file.as_ref()),
                 ))
                 .optional()?,
+            service_tags: Layers::new(existing)
+                .given(settings::flag(
+                    "--service-tags",
+                    net.and_then(|n| n.service_tags.clone()),
+                ))
+                .given(file.at("service-tags", file.service_tags.as_ref()))
+                .optional()?,
+            nsg: Layers::new(|files: Vec<PathBuf>| files.into_iter().map(existing).collect())
+                .given(settings::flag(
+                    "--nsg",
+                    net.map(|n| n.nsg.clone()).filter(|n| !n.is_empty()),
+                ))
+                .given(file.at("nsg", file.nsg.as_ref()))
+                .optional()?,
+            routes: Layers::new(existing)
+                .given(settings::flag(
+                    "--routes",
+                    net.and_then(|n| n.routes.clone()),
+                ))
+                .given(file.at("routes", file.routes.as_ref()))
+                .optional()?,
         })
     }
 
@@ -333,6 +359,17 @@ impl NetSettings {
             ),
             ("strict", self.strict.shown(bool::to_string)),
             ("key-file", path(&self.key_file)),
+            ("service-tags", path(&self.service_tags)),
+            (
+                "nsg",
+                Shown::of(self.nsg.as_ref(), |f| {
+                    f.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+            ),
+            ("routes", path(&self.routes)),
         ])
     }
 
@@ -368,6 +405,21 @@ impl NetSettings {
         }
         Ok(())
     }
+
+    /// Azure's own view (service tags, NSG rules, routes), read from the files named; an error
+    /// names the setting and the file.
+    fn azure(&self) -> Result<Option<Arc<crate::azure::AzureData>>> {
+        let (tags, nsg, routes) = (&self.service_tags, &self.nsg, &self.routes);
+        if tags.is_none() && nsg.is_none() && routes.is_none() {
+            return Ok(None);
+        }
+        let data = crate::azure::AzureData::load(
+            tags.as_ref().map(|s| s.value.as_path()),
+            nsg.as_ref().map(|s| s.value.as_slice()).unwrap_or_default(),
+            routes.as_ref().map(|s| s.value.as_path()),
+        )?;
+        Ok(Some(Arc::new(data)))
+    }
 }
 
 impl Network {
@@ -380,8 +432,10 @@ impl Network {
         node_root: Option<&Path>,
     ) -> Result<Network> {
         let (settings, mut netcfg) = Network::layered(net, file, node_root)?;
+        let mut azure = None;
         if net.is_some() {
             settings.load_files(&mut netcfg)?;
+            azure = settings.azure()?;
         }
         Ok(Network {
             limits: Limits {
@@ -391,6 +445,7 @@ impl Network {
             dns_server: settings.dns_server.map(|s| s.value),
             net: netcfg,
             strict: settings.strict.value,
+            azure,
         })
     }
 
@@ -419,6 +474,18 @@ impl Network {
         }
         Ok((settings, netcfg))
     }
+}
+
+/// The address this node sends from towards `to`: a connected UDP socket's own address (the
+/// kernel picks the route; no datagram is sent).
+fn local_address(to: std::net::IpAddr) -> Option<std::net::IpAddr> {
+    let any: std::net::IpAddr = match to {
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = std::net::UdpSocket::bind((any, 0)).ok()?;
+    socket.connect((to, 9)).ok()?;
+    Some(socket.local_addr().ok()?.ip())
 }
 
 /// A path setting's rule: the file must exist.
@@ -574,6 +641,16 @@ impl Plan {
             .map(|(k, v)| (k, v.source.as_str().into()))
             .collect();
         report.catalog_digest = self.catalog_digest.clone();
+        if let Some(azure) = &self.network.azure {
+            let known: Option<std::net::IpAddr> = self
+                .context
+                .get("private_ip")
+                .and_then(|ip| ip.parse().ok());
+            let node = |towards: Option<std::net::IpAddr>| {
+                known.or_else(|| towards.and_then(local_address))
+            };
+            crate::report::azure::annotate(&mut report, azure, &node, self.network.strict);
+        }
         report
     }
 }

@@ -32,6 +32,9 @@ pub struct ConfigFile {
     pub discover: Option<Spanned<bool>>,
     pub imds_endpoint: Option<Spanned<String>>,
     pub node_root: Option<Spanned<PathBuf>>,
+    pub service_tags: Option<Spanned<PathBuf>>,
+    pub nsg: Option<Spanned<Vec<PathBuf>>>,
+    pub routes: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
     pub serve: Option<ServeSection>,

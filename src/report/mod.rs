@@ -1,6 +1,7 @@
 //! A run's report, one serialisable shape that every renderer reads (table, JSON, Prometheus,
 //! JUnit, the HTML status page) and that `merge` reads back.
 
+pub mod azure;
 pub mod diagnosis;
 pub mod fix;
 pub mod html;
@@ -136,6 +137,15 @@ pub struct ResultEntry {
     /// With `check --trace` (failing paths) and `probe trace`: the path trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<Box<Trace>>,
+    /// With `--service-tags`: the service tags holding each resolved address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub address_tags: BTreeMap<String, Vec<String>>,
+    /// With `--nsg`: the rule that decides this flow (`access` Allow, Deny or unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<crate::azure::Verdict>,
+    /// With `--routes`: the route this flow's address takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::azure::RouteVerdict>,
 }
 
 /// How a target fared under `check --wait`.
@@ -207,6 +217,9 @@ impl ResultEntry {
             why: t.why.clone(),
             wait: None,
             trace: ev.trace,
+            address_tags: BTreeMap::new(),
+            rules: None,
+            route: None,
         }
     }
 
@@ -300,8 +313,31 @@ impl Report {
         if strict {
             results.iter_mut().for_each(ResultEntry::strict);
         }
+        Report {
+            version: VERSION,
+            node: crate::context::node_name(),
+            started_at: rfc3339(started),
+            duration_ms: took.as_millis() as u64,
+            context,
+            context_sources: BTreeMap::new(),
+            summary: summarise(&results),
+            causes: diagnosis::causes(&results),
+            results,
+            vnetprobe_version: Some(format!(
+                "{} {}",
+                crate::build_info::VERSION,
+                crate::build_info::COMMIT
+            )),
+            catalog_digest: None,
+        }
+    }
+}
+
+/// The counts of a run's results.
+fn summarise(results: &[ResultEntry]) -> Summary {
+    {
         let mut summary = Summary::default();
-        for r in &results {
+        for r in results {
             match r.status {
                 Status::Pass => {
                     summary.pass += 1;
@@ -319,25 +355,11 @@ impl Report {
                 }
             }
         }
-        Report {
-            version: VERSION,
-            node: crate::context::node_name(),
-            started_at: rfc3339(started),
-            duration_ms: took.as_millis() as u64,
-            context,
-            context_sources: BTreeMap::new(),
-            summary,
-            causes: diagnosis::causes(&results),
-            results,
-            vnetprobe_version: Some(format!(
-                "{} {}",
-                crate::build_info::VERSION,
-                crate::build_info::COMMIT
-            )),
-            catalog_digest: None,
-        }
+        summary
     }
+}
 
+impl Report {
     /// Whether any target was checked at all: a run in which every target was skipped proved
     /// nothing, whatever its exit code would say.
     pub fn checked_anything(&self) -> bool {

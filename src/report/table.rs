@@ -241,7 +241,52 @@ impl Columns {
             };
             labelled(out, colour, INDENT, label, &printable(hint), self.width);
         }
+        if let Some(azure) = azure_detail(r) {
+            labelled(
+                out,
+                colour,
+                INDENT,
+                "azure:",
+                &printable(&azure),
+                self.width,
+            );
+        }
     }
+}
+
+/// What the exported files say, for a failing target and an evaluated inbound row: the deciding
+/// NSG rule, the route, and the service tags of its addresses.
+fn azure_detail(r: &ResultEntry) -> Option<String> {
+    let inbound_checked =
+        r.direction == crate::catalog::Direction::Inbound && r.status != Status::Skip;
+    if r.status != Status::Fail && !inbound_checked {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if let Some(v) = &r.rules {
+        parts.push(format!(
+            "NSG {} rule {} ({}): {}",
+            v.nsg, v.rule, v.priority, v.access
+        ));
+    }
+    if let Some(route) = &r.route {
+        let hop = route
+            .next_hop
+            .as_deref()
+            .map(|h| format!(" {h}"))
+            .unwrap_or_default();
+        parts.push(format!(
+            "route {} -> {}{hop} ({})",
+            route.prefix, route.next_hop_type, route.source
+        ));
+    }
+    for (addr, tags) in r.address_tags.iter().take(2) {
+        parts.push(format!(
+            "{addr} in {}",
+            tags.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 /// Renders the report to fit `width` columns; `colour` adds ANSI colours.

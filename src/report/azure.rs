@@ -1,0 +1,343 @@
+//! Azure's own view beside the probes: every result gets the service tags of its addresses,
+//! the NSG rule that decides its flow and the route its address takes (from the files an admin
+//! exported); failures' hints name the rule or the hop; the inbound rows, which no node can
+//! observe, are evaluated against the exported rules (a deny fails, an allow passes unverified).
+//! The live probe stays the truth for outbound paths: the files never turn a probe's verdict.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::diagnosis::Cause;
+use super::{Report, ResultEntry};
+use crate::azure::{AzureData, Direction, Flow, PrefixSet, Remote};
+use crate::catalog::{Direction as Way, Protocol};
+use crate::outcome::{ErrorKind, Layer, Status};
+
+/// The tags whose prefixes public-IP compute must route to the Internet (the firewall article
+/// for AzureMachineLearning; BatchNodeManagement, without which deployments fail).
+const MANAGEMENT_TAGS: &[&str] = &["AzureMachineLearning", "BatchNodeManagement"];
+
+/// How many prefixes a message lists before it counts the rest.
+const LISTED: usize = 8;
+
+/// Adds the files' view to `report`; `node` is this node's address towards a destination.
+pub fn annotate(
+    report: &mut Report,
+    azure: &AzureData,
+    node: &dyn Fn(Option<IpAddr>) -> Option<IpAddr>,
+    strict: bool,
+) {
+    for (k, v) in azure.inputs() {
+        report.context.insert(k, v);
+    }
+    let mut tunnelled = Vec::new();
+    for r in &mut report.results {
+        if azure.tags.is_some() {
+            for a in &r.addresses {
+                if let Ok(ip) = a.parse::<IpAddr>() {
+                    let tags = azure.tags_of(ip);
+                    if !tags.is_empty() {
+                        r.address_tags.insert(a.clone(), tags);
+                    }
+                }
+            }
+        }
+        match r.direction {
+            Way::Outbound => {
+                if outbound(r, azure, node) {
+                    tunnelled.push(r.id.clone());
+                }
+            }
+            Way::Inbound => {
+                if inbound(r, azure, node(None)) && strict {
+                    r.strict();
+                }
+            }
+        }
+    }
+    report.summary = super::summarise(&report.results);
+    report.causes = super::diagnosis::causes(&report.results);
+    if let Some(t) = azure.routes.as_ref().and_then(|t| t.forced_tunnel())
+        && !tunnelled.is_empty()
+    {
+        tunnelled.dedup();
+        let hop = t
+            .next_hop
+            .clone()
+            .unwrap_or_else(|| t.next_hop_type.clone());
+        report.causes.insert(
+            0,
+            Cause {
+                kind: ErrorKind::ForcedTunnel,
+                message: format!(
+                    "The default route 0.0.0.0/0 goes to {} {hop} ({} route{}): these failures passed it.",
+                    t.next_hop_type,
+                    t.source,
+                    t.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
+                ),
+                fix: format!(
+                    "Look at {hop}'s rules and logs for these flows; for public-IP compute, add user-defined routes \
+                     with next hop Internet for AzureMachineLearning and BatchNodeManagement."
+                ),
+                targets: tunnelled,
+            },
+        );
+    }
+}
+
+fn ip_of(r: &ResultEntry) -> Option<IpAddr> {
+    r.peer
+        .as_deref()
+        .and_then(|p| p.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| r.addresses.iter().find_map(|a| a.parse().ok()))
+}
+
+fn rule_words(v: &crate::azure::Verdict) -> String {
+    format!("rule {} ({}) of NSG {}", v.rule, v.priority, v.nsg)
+}
+
+/// An outbound result; true when it failed through a forced tunnel.
+fn outbound(
+    r: &mut ResultEntry,
+    azure: &AzureData,
+    node: &dyn Fn(Option<IpAddr>) -> Option<IpAddr>,
+) -> bool {
+    let mut findings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    // The service tag the target declares, against the public addresses it resolved to.
+    if let (Some(tags), Some(tag)) = (&azure.tags, &r.service_tag)
+        && let Some(set) = tags.prefixes(tag)
+    {
+        let private = crate::azure::prefix::private();
+        for a in r.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok()) {
+            if private.contains(a) || set.contains(a) {
+                continue;
+            }
+            let family = tags.family_of(tag, a);
+            let inside = match family.first() {
+                Some(_) => format!("; it is in {}", family.join(", ")),
+                None => format!("; it is in no {} tag", tag.split('.').next().unwrap_or(tag)),
+            };
+            let text = format!(
+                "{a} is outside the {tag} service tag{inside}: a rule allowing {tag} does not allow it (the \
+                 service is in another region, or its private endpoint is missing)"
+            );
+            findings.push(text.clone());
+            warnings.push(format!("service tag: {text}"));
+        }
+    }
+    let (Some(ip), Some(port)) = (ip_of(r), r.port) else {
+        finish(r, findings, warnings);
+        return false;
+    };
+    let protocol = match r.protocol {
+        Protocol::Dns => {
+            finish(r, findings, warnings);
+            return false;
+        }
+        Protocol::Udp => "udp",
+        _ => "tcp",
+    };
+    r.rules = azure.rules(&Flow {
+        direction: Direction::Outbound,
+        protocol,
+        port,
+        remote: Remote::Ip(ip),
+        local: node(Some(ip)),
+    });
+    r.route = azure.route(ip);
+    let failed_on_path = r.status == Status::Fail
+        && r.error.as_ref().is_some_and(|e| {
+            matches!(e.kind.layer(), Layer::Connection | Layer::Local)
+                || e.kind == ErrorKind::TlsHandshake
+        });
+    if let Some(v) = &r.rules {
+        match (r.status, v.access.as_str()) {
+            (Status::Fail, "Allow") if failed_on_path => findings.push(format!(
+                "The NSG allows it ({}): look at the route's next hop or a firewall.",
+                rule_words(v)
+            )),
+            (Status::Fail, "Deny") => findings.push(format!("The NSG denies it: {}.", rule_words(v))),
+            (Status::Pass, "Deny") => warnings.push(format!(
+                "the exported NSG rules deny this flow ({}) yet it passed: the files are stale or the path is another",
+                rule_words(v)
+            )),
+            _ => {}
+        }
+    }
+    let mut tunnelled = false;
+    if let Some(route) = &r.route {
+        let hop = route.next_hop.clone().unwrap_or_default();
+        match (r.status, route.next_hop_type.as_str()) {
+            (Status::Fail, "None") => findings.push(format!(
+                "The route for {} has next hop None: a black hole (remove the route or give it a next hop).",
+                route.prefix
+            )),
+            (Status::Pass, "None") => warnings.push(format!(
+                "the exported route {} has next hop None yet the path works: the route file is stale",
+                route.prefix
+            )),
+            (Status::Fail, "VirtualAppliance" | "VirtualNetworkGateway") if failed_on_path => {
+                findings.push(format!(
+                    "The route ({}, {}) sends it to the {} {hop}: look there for the drop or the reset.",
+                    route.prefix, route.source, route.next_hop_type
+                ));
+                tunnelled = route.prefix == "0.0.0.0/0";
+            }
+            _ => {}
+        }
+    }
+    finish(r, findings, warnings);
+    tunnelled
+}
+
+fn finish(r: &mut ResultEntry, findings: Vec<String>, warnings: Vec<String>) {
+    if r.status == Status::Fail && !findings.is_empty() {
+        let hint = r.hint.take().unwrap_or_default();
+        r.hint = Some(format!("{} {hint}", findings.join(" ")).trim().to_string());
+    }
+    r.warnings.extend(warnings);
+}
+
+/// An inbound row against the exported rules; true when its verdict changed.
+fn inbound(r: &mut ResultEntry, azure: &AzureData, node: Option<IpAddr>) -> bool {
+    if r.status != Status::Skip {
+        return false;
+    }
+    if r.id.ends_with("-route") {
+        return return_route(r, azure);
+    }
+    let (Some(tag), Some(port)) = (r.service_tag.clone(), r.port) else {
+        return false;
+    };
+    if azure.nsgs.is_empty() {
+        return false;
+    }
+    let flow = Flow {
+        direction: Direction::Inbound,
+        protocol: if r.protocol == Protocol::Udp {
+            "udp"
+        } else {
+            "tcp"
+        },
+        port,
+        remote: Remote::Tag {
+            prefixes: azure.resolve(&tag),
+            name: tag.clone(),
+        },
+        local: node,
+    };
+    let Some(v) = azure.rules(&flow) else {
+        return false;
+    };
+    let what = format!(
+        "inbound {} {port} from {tag}",
+        flow.protocol.to_ascii_uppercase()
+    );
+    let verdict = match v.access.as_str() {
+        "Deny" => {
+            r.status = Status::Fail;
+            r.error = Some(super::ErrorEntry {
+                kind: ErrorKind::NsgDenied,
+                message: format!("the exported rules deny {what}: {}", rule_words(&v)),
+            });
+            r.hint = Some(format!(
+                "{} {}",
+                ErrorKind::NsgDenied.remedy(),
+                r.hint.take().unwrap_or_default()
+            ));
+            true
+        }
+        "Allow" => {
+            r.status = Status::Pass;
+            r.unverified = true;
+            r.note = Some(format!(
+                "unverified: allowed by the exported rules ({}); not observed",
+                rule_words(&v)
+            ));
+            true
+        }
+        _ => {
+            r.skip_reason = Some(format!(
+                "{}; the exported rules cannot decide: {} ({})",
+                r.skip_reason.as_deref().unwrap_or("inbound"),
+                rule_words(&v),
+                v.reason.as_deref().unwrap_or("unresolvable")
+            ));
+            false
+        }
+    };
+    if verdict {
+        r.skip_reason = None;
+    }
+    r.rules = Some(v);
+    verdict
+}
+
+/// The return route of public-IP compute: every AzureMachineLearning and BatchNodeManagement
+/// prefix must leave through the Internet.
+fn return_route(r: &mut ResultEntry, azure: &AzureData) -> bool {
+    let (Some(routes), Some(tags)) = (&azure.routes, &azure.tags) else {
+        return false;
+    };
+    let mut bad = PrefixSet::default();
+    let mut hops = Vec::new();
+    for tag in MANAGEMENT_TAGS {
+        let Some(set) = tags.prefixes(tag) else {
+            return false;
+        };
+        let (b, h) = routes.not_internet(set);
+        bad = bad.union(&b);
+        hops.extend(h);
+    }
+    if bad.is_empty() {
+        r.status = Status::Pass;
+        r.unverified = true;
+        r.note = Some(
+            "unverified: the exported routes send every AzureMachineLearning and BatchNodeManagement prefix to the \
+             Internet; not observed"
+                .into(),
+        );
+        r.skip_reason = None;
+        return true;
+    }
+    let cidrs = bad.cidrs();
+    let listed: Vec<&str> = cidrs.iter().take(LISTED).map(String::as_str).collect();
+    let more = cidrs.len().saturating_sub(LISTED);
+    let mut through: Vec<String> = hops
+        .iter()
+        .map(|h| {
+            format!(
+                "{} {}",
+                h.next_hop_type,
+                h.next_hop.as_deref().unwrap_or("")
+            )
+            .trim()
+            .to_string()
+        })
+        .collect();
+    through.dedup();
+    r.status = Status::Fail;
+    r.skip_reason = None;
+    r.error = Some(super::ErrorEntry {
+        kind: ErrorKind::RouteNotInternet,
+        message: format!(
+            "{} prefixes of AzureMachineLearning and BatchNodeManagement do not leave through the Internet \
+             (they go to {}): {}{}",
+            cidrs.len(),
+            through.join(", "),
+            listed.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+    });
+    r.hint = Some(format!(
+        "{} {}",
+        ErrorKind::RouteNotInternet.remedy(),
+        r.hint.take().unwrap_or_default()
+    ));
+    r.route = hops.into_iter().next();
+    true
+}
