@@ -3,6 +3,7 @@
 
 pub mod dial;
 pub mod echo;
+pub mod firewall;
 pub mod noproxy;
 pub mod proxy;
 pub mod proxy_files;

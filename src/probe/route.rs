@@ -366,7 +366,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
     alpn: &[&[u8]],
     env: &ProbeEnv,
     ev: &mut Evidence,
-) -> Result<TlsStream<S>, ProbeError> {
+) -> Result<TlsStream<tls::Counted<S>>, ProbeError> {
     let trust = tls::trust(&env.tls, &env.net).await?;
     let wait = super::remaining(env);
     let (result, seen) = tls::handshake(

@@ -127,6 +127,9 @@ pub struct ResultEntry {
     /// Peer checks: the `vnetprobe listen` responder whose echo confirmed the path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responder: Option<ResponderEvidence>,
+    /// An application-rule firewall's deny (HTTP 470 `Action: Deny`) seen for this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<crate::outcome::FirewallEvidence>,
     /// The fix, for a failed target; for an inbound row, the rule to verify from Azure's side.
     pub hint: Option<String>,
     #[serde(default)]
@@ -213,6 +216,7 @@ impl ResultEntry {
             http_status: ev.http_status,
             warnings: ev.warnings,
             responder: ev.responder,
+            firewall: ev.firewall,
             hint,
             why: t.why.clone(),
             wait: None,
