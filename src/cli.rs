@@ -296,6 +296,11 @@ pub struct NetArgs {
     /// show`): each result names its route and next hop [config: routes].
     #[arg(long, value_name = "FILE", global = true)]
     pub routes: Option<PathBuf>,
+    /// A port on which an application-rule firewall (Azure Firewall) may answer TCP itself,
+    /// beyond 80, 443 and 1433: a tcp target there passes on the connect alone only as
+    /// unverified (repeatable or comma-separated; config: app-rule-ports = [8443]).
+    #[arg(long = "app-rule-port", value_name = "PORT", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub app_rule_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, Args)]

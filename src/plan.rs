@@ -219,6 +219,7 @@ struct NetSettings {
     service_tags: Option<Setting<PathBuf>>,
     nsg: Option<Setting<Vec<PathBuf>>>,
     routes: Option<Setting<PathBuf>>,
+    app_rule_ports: Option<Setting<Vec<u16>>>,
 }
 
 impl NetSettings {
@@ -315,6 +316,17 @@ impl NetSettings {
                 ))
                 .given(file.at("routes", file.routes.as_ref()))
                 .optional()?,
+            app_rule_ports: Layers::new(|ports: Vec<u16>| match ports.iter().find(|p| **p == 0) {
+                Some(_) => Err("a port is 1 to 65535".to_string()),
+                None => Ok(ports),
+            })
+            .given(settings::flag(
+                "--app-rule-port",
+                net.map(|n| n.app_rule_ports.clone())
+                    .filter(|p| !p.is_empty()),
+            ))
+            .given(file.at("app-rule-ports", file.app_rule_ports.as_ref()))
+            .optional()?,
         })
     }
 
@@ -331,6 +343,11 @@ impl NetSettings {
             proxy_env_source: None,
             proxy_files: Default::default(),
             peer_key: None,
+            app_rule_ports: self
+                .app_rule_ports
+                .as_ref()
+                .map(|s| s.value.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -370,6 +387,12 @@ impl NetSettings {
                 }),
             ),
             ("routes", path(&self.routes)),
+            (
+                "app-rule-ports",
+                Shown::of(self.app_rule_ports.as_ref(), |p| {
+                    p.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+                }),
+            ),
         ])
     }
 

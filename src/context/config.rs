@@ -35,6 +35,7 @@ pub struct ConfigFile {
     pub service_tags: Option<Spanned<PathBuf>>,
     pub nsg: Option<Spanned<Vec<PathBuf>>>,
     pub routes: Option<Spanned<PathBuf>>,
+    pub app_rule_ports: Option<Spanned<Vec<u16>>>,
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
     pub serve: Option<ServeSection>,

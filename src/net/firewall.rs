@@ -13,7 +13,9 @@
 //! reset right after the ClientHello (see `net::tls`); `ask` confirms such a name with one
 //! HTTP request on port 80, where a 470 names the firewall for certain.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
@@ -131,7 +133,9 @@ fn field(text: &str, label: &str) -> Option<String> {
         let end = value
             .char_indices()
             .find(|&(j, c)| {
-                c == '\n' || c == '\r' || (c == '.' && value[j + 1..].starts_with([' ', '\n', '\r']))
+                c == '\n'
+                    || c == '\r'
+                    || (c == '.' && value[j + 1..].starts_with([' ', '\n', '\r']))
             })
             .map_or(value.len(), |(j, _)| j);
         let value = clean(value[..end].trim().trim_end_matches('.'));
@@ -152,6 +156,30 @@ fn clean(s: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// The confirmations of one run: one `ask` per FQDN, shared by the probes that saw it reset
+/// after the ClientHello (concurrent ones wait for the first), at most `MAX_NAMES` names.
+#[derive(Default)]
+pub struct Asked(Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Deny>>>>>);
+
+impl Asked {
+    /// The most names a run confirms: beyond, a reset stays unconfirmed.
+    pub const MAX_NAMES: usize = 256;
+
+    /// Azure Firewall's deny for `host` on port 80 of `addr`'s address, asked once per name.
+    pub async fn confirm(&self, addr: SocketAddr, host: &str, deadline: Instant) -> Option<Deny> {
+        let key = host.to_ascii_lowercase();
+        let cell = {
+            let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if names.len() >= Self::MAX_NAMES && !names.contains_key(&key) {
+                return None;
+            }
+            names.entry(key).or_default().clone()
+        };
+        let at = SocketAddr::new(addr.ip(), 80);
+        cell.get_or_init(|| ask(at, host, deadline)).await.clone()
+    }
 }
 
 /// Asks `http://host/` at `addr` (port 80) once, directly, before `deadline`: Azure Firewall's

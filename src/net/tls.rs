@@ -507,9 +507,11 @@ fn reset_after_hello(e: &std::io::Error, sni: Option<&str>) -> ProbeError {
     };
     let sent = match sni {
         Some(name) => format!("the ClientHello (SNI {name})"),
-        None => "the ClientHello (no SNI: an IP address cannot be one, and Azure Firewall denies a \
+        None => {
+            "the ClientHello (no SNI: an IP address cannot be one, and Azure Firewall denies a \
                  ClientHello without SNI)"
-            .to_string(),
+                .to_string()
+        }
     };
     ProbeError::new(
         ErrorKind::TlsResetAfterHello,

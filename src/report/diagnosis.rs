@@ -370,10 +370,11 @@ fn app_firewall(members: &[&ResultEntry]) -> (ErrorKind, String, String) {
         ),
     };
     // The kind of the cause: the confirmed one when any was confirmed.
-    let kind = if members
-        .iter()
-        .any(|r| r.error.as_ref().is_some_and(|e| e.kind == ErrorKind::FirewallDenied))
-    {
+    let kind = if members.iter().any(|r| {
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::FirewallDenied)
+    }) {
         ErrorKind::FirewallDenied
     } else {
         ErrorKind::TlsResetAfterHello

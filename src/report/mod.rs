@@ -244,8 +244,17 @@ impl ResultEntry {
                         .and_then(|n| n.rsplit_once("unverified: "))
                         .map_or("no evidence", |(_, why)| why)
                 ),
-                "Confirm the rule from Azure's side (Network Watcher IP flow verify or the effective \
-                 security rules of the node's NIC), or run without --strict to accept an unconfirmed pass.",
+                if self
+                    .note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("application rule answers TCP itself"))
+                {
+                    "Prove the path at the layer its traffic uses: a tls or http target for this host and \
+                     port (vnetprobe probe tls HOST:PORT); a TCP connect there may be the firewall's own answer."
+                } else {
+                    "Confirm the rule from Azure's side (Network Watcher IP flow verify or the effective \
+                     security rules of the node's NIC), or run without --strict to accept an unconfirmed pass."
+                },
             )
         } else if self.is_required_skip() {
             (
