@@ -643,7 +643,7 @@ fn healthy(lab: &Lab) -> Check {
         ("aml-tundra-udp", 5831),
         ("aml-instance-ws", 443),
         ("exfil-storage-http", 443),
-        ("batch-account-tcp", 443),
+        ("batch-account-tls", 443),
         ("entra-msgraph-tls", 443),
         ("acr-data-tls", 443),
     ] {
@@ -950,7 +950,7 @@ fn smb_blocked(lab: &Lab) -> Check {
         1,
         &[fails(Select::Id("storage-file-smb"), TIMED_OUT, &["445"])],
     ));
-    p.check(r.passes("storage-file-https", Some(443)).map(drop));
+    p.check(r.passes("storage-file-tls", Some(443)).map(drop));
     p.done()
 }
 
@@ -998,7 +998,7 @@ fn storage_service_endpoint(lab: &Lab) -> Check {
             ))
         })
     }));
-    p.check(r.passes("storage-blob-tcp", Some(443)).map(drop));
+    p.check(r.passes("storage-blob-tls", Some(443)).map(drop));
     p.check(r.passes("storage-file-smb", Some(445)).map(drop));
     let held = lab.check(
         &[],
@@ -1023,18 +1023,18 @@ fn batch_blocked(lab: &Lab) -> Check {
     p.check(r.fails_exactly(
         1,
         &[fails(
-            Select::IdPort("batch-account-tcp", 443),
+            Select::IdPort("batch-account-tls", 443),
             TIMED_OUT,
             &["BatchNodeManagement"],
         )],
     ));
     // Without the account the row is a required skip that says how to supply it, never a pass.
     let unknown = lab.check_without("batch_account", &[])?;
-    p.check(unknown.get("batch-account-tcp", Some(443)).and_then(|res| {
+    p.check(unknown.get("batch-account-tls", Some(443)).and_then(|res| {
         let reason = text(res, "skip_reason");
         ensure(
             text(res, "status") == "skip" && reason.contains("batch_account"),
-            || unknown.context(&format!("batch-account-tcp: {}", describe(res))),
+            || unknown.context(&format!("batch-account-tls: {}", describe(res))),
         )
     }));
     p.check(ensure(
