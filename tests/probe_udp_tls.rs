@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::pki::{Ca, Leaf, server_config, tls_server};
 use crate::support::{Netns, Scratch, command, error_kind, json, need, write};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vnetprobe::catalog::{Check, Expect, Protocol, Target, adhoc};
 use vnetprobe::net::NetConfig;
@@ -83,6 +83,9 @@ impl Pki {
 enum Misbehave {
     Garbage,
     Close,
+    /// Reads the ClientHello, then resets (SO_LINGER 0), as Azure Firewall does to an FQDN its
+    /// application rules deny.
+    ResetAfterHello,
     Silent,
 }
 
@@ -101,6 +104,12 @@ async fn bad_server(how: Misbehave) -> SocketAddr {
                 let _ = tcp.shutdown().await;
             }
             Misbehave::Close => drop(tcp),
+            Misbehave::ResetAfterHello => {
+                let mut hello = [0u8; 2048];
+                let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut hello)).await;
+                let _ = tcp.set_linger(Some(Duration::ZERO));
+                drop(tcp);
+            }
             // Holds the connection open, saying nothing, until the test's runtime ends.
             Misbehave::Silent => tokio::time::sleep(Duration::from_secs(30)).await,
         }
@@ -295,10 +304,16 @@ async fn tls_servers_that_do_not_speak_tls() {
             ErrorKind::TlsHandshake,
             "did not answer with TLS",
         ),
+        // Not one byte back: what an application-rule firewall does, told apart from the rest.
         (
             Misbehave::Close,
-            ErrorKind::TlsHandshake,
-            "closed the connection",
+            ErrorKind::TlsResetAfterHello,
+            "closed right after the ClientHello (no SNI",
+        ),
+        (
+            Misbehave::ResetAfterHello,
+            ErrorKind::TlsResetAfterHello,
+            "reset right after the ClientHello (no SNI",
         ),
         (
             Misbehave::Silent,

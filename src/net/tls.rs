@@ -505,20 +505,22 @@ fn reset_after_hello(e: &std::io::Error, sni: Option<&str>) -> ProbeError {
         std::io::ErrorKind::UnexpectedEof => "closed",
         _ => "reset",
     };
-    let sent = match sni {
-        Some(name) => format!("the ClientHello (SNI {name})"),
-        None => {
-            "the ClientHello (no SNI: an IP address cannot be one, and Azure Firewall denies a \
-                 ClientHello without SNI)"
-                .to_string()
-        }
+    let (sent, why) = match sni {
+        Some(name) => (
+            format!("the ClientHello (SNI {name})"),
+            "as an application-rule firewall (Azure Firewall) does to an FQDN no application rule allows",
+        ),
+        None => (
+            "the ClientHello (no SNI: an IP address cannot be one)".to_string(),
+            "as an application-rule firewall (Azure Firewall) does to a ClientHello without SNI; \
+             probe the host by its name",
+        ),
     };
     ProbeError::new(
         ErrorKind::TlsResetAfterHello,
         format!(
             "TCP connected, then the connection was {how} right after {sent}: no ServerHello, no \
-             alert. An application-rule firewall (Azure Firewall) does this to an FQDN no \
-             application rule allows"
+             alert, {why}"
         ),
     )
 }
