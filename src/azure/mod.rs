@@ -3,6 +3,7 @@
 //! effective routes, and the evaluation of one flow against them. Files in, verdicts out: no
 //! network, no Azure API call.
 
+pub mod features;
 pub mod nsg;
 pub mod prefix;
 pub mod routes;
