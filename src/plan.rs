@@ -673,6 +673,16 @@ impl Plan {
                 known.or_else(|| towards.and_then(local_address))
             };
             crate::report::azure::annotate(&mut report, azure, &node, self.network.strict);
+            if let Some(tags) = &azure.tags {
+                let named = report
+                    .results
+                    .iter()
+                    .filter_map(|r| r.service_tag.as_deref());
+                // The fix plan's routes name these two whatever failed (see report::fix).
+                let routed = ["AzureMachineLearning", "BatchNodeManagement"].into_iter();
+                report.tag_features =
+                    Some(crate::azure::features::from_file(tags, named.chain(routed)));
+            }
         }
         report
     }

@@ -8,7 +8,32 @@
 //! `ServiceTags_Public_20251106.json` (change number 375; a test checks it against that file);
 //! with `--service-tags FILE` the file's own `networkFeatures` decide instead.
 
+use std::collections::BTreeMap;
+
 use super::ServiceTags;
+
+/// The `networkFeatures` a service-tag file gives the tags a run names and their global
+/// parents, keyed by the lower-case name (a tag the file holds with null features maps to an
+/// empty list; one it does not hold is absent).
+pub type FileFeatures = BTreeMap<String, Vec<String>>;
+
+/// What `file` says of `tags` and of each one's global parent.
+pub fn from_file<'a>(file: &ServiceTags, tags: impl Iterator<Item = &'a str>) -> FileFeatures {
+    let mut out = FileFeatures::new();
+    for tag in tags {
+        let (family, _) = split(tag);
+        for name in [tag, family] {
+            if file.tag(name).is_some() {
+                let f = file
+                    .features(name)
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_default();
+                out.insert(name.to_ascii_lowercase(), f);
+            }
+        }
+    }
+    out
+}
 
 /// A place a service tag can be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,15 +108,9 @@ fn split(tag: &str) -> (&str, bool) {
 
 /// The features of `tag` from the file when it holds the tag, else from the built-in table;
 /// None when neither knows it.
-fn features(tag: &str, file: Option<&ServiceTags>) -> Option<Vec<String>> {
-    if let Some(file) = file
-        && file.tag(tag).is_some()
-    {
-        return Some(
-            file.features(tag)
-                .map(<[String]>::to_vec)
-                .unwrap_or_default(),
-        );
+fn features(tag: &str, file: Option<&FileFeatures>) -> Option<Vec<String>> {
+    if let Some(f) = file.and_then(|file| file.get(&tag.to_ascii_lowercase())) {
+        return Some(f.clone());
     }
     let (family, regional) = split(tag);
     BUILT_IN
@@ -106,7 +125,7 @@ fn features(tag: &str, file: Option<&ServiceTags>) -> Option<Vec<String>> {
 /// The tag to write for `use_` in place of `tag`, and why it differs when it does: a regional
 /// tag without the feature becomes its global parent when that has it. A tag nobody knows is
 /// kept as it is (the plan cannot judge it).
-pub fn usable(tag: &str, use_: Use, file: Option<&ServiceTags>) -> (String, Option<String>) {
+pub fn usable(tag: &str, use_: Use, file: Option<&FileFeatures>) -> (String, Option<String>) {
     let want = use_.feature();
     let Some(has) = features(tag, file) else {
         return (tag.to_string(), None);
@@ -115,7 +134,7 @@ pub fn usable(tag: &str, use_: Use, file: Option<&ServiceTags>) -> (String, Opti
         return (tag.to_string(), None);
     }
     let (family, regional) = split(tag);
-    let source = if file.is_some_and(|f| f.tag(tag).is_some()) {
+    let source = if file.is_some_and(|f| f.contains_key(&tag.to_ascii_lowercase())) {
         "the service-tag file"
     } else {
         "Azure's service-tag data"
@@ -221,13 +240,21 @@ mod tests {
             );
         }
         // With the file, the file decides.
-        assert_eq!(
-            usable("BatchNodeManagement.WestEurope", Use::Firewall, Some(&file)).0,
-            "BatchNodeManagement"
+        let known = from_file(
+            &file,
+            ["BatchNodeManagement.westeurope", "Storage.westeurope"].into_iter(),
         );
+        assert_eq!(known["batchnodemanagement.westeurope"], ["API", "NSG"]);
+        let (tag, why) = usable(
+            "BatchNodeManagement.westeurope",
+            Use::Firewall,
+            Some(&known),
+        );
+        assert_eq!(tag, "BatchNodeManagement");
+        assert!(why.unwrap().contains("in the service-tag file"));
         assert_eq!(
-            usable("Storage.WestEurope", Use::Firewall, Some(&file)).0,
-            "Storage.WestEurope"
+            usable("Storage.westeurope", Use::Firewall, Some(&known)).0,
+            "Storage.westeurope"
         );
     }
 }

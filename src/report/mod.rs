@@ -51,6 +51,10 @@ pub struct Report {
     /// The digest of the catalog files the run loaded (`Catalog::digest`), for `merge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_digest: Option<String>,
+    /// With `--service-tags`: the file's `networkFeatures` of the tags the run names, for the
+    /// fix plan's choice of tag per rule kind (not written out).
+    #[serde(skip)]
+    pub tag_features: Option<crate::azure::features::FileFeatures>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -342,6 +346,7 @@ impl Report {
                 crate::build_info::COMMIT
             )),
             catalog_digest: None,
+            tag_features: None,
         }
     }
 }
