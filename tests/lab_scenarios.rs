@@ -31,7 +31,7 @@ const PROFILES: &[&str] = &[
 /// NO_PROXY as the Azure ML docs advise: private-endpoint names never go to the proxy (the
 /// workspace's, and its key vault, registry and Data Lake endpoint).
 const NO_PROXY_PRIVATE: &str = ".api.azureml.ms,.instances.azureml.ms,.instances.azureml.net,\
-     .notebooks.azure.net,.vault.azure.net,.azurecr.io,.dfs.core.windows.net";
+     .instances.ml.azure.ms,.notebooks.azure.net,.vault.azure.net,.azurecr.io,.dfs.core.windows.net";
 /// The workspace private-endpoint names (hosts.tsv `zone=aml`).
 fn workspace_names() -> Vec<String> {
     vec![
@@ -720,7 +720,6 @@ fn instance_ports_blocked(lab: &Lab) -> Check {
             ),
         ],
     ));
-    p.check(r.passes("aml-instance-tcp", Some(443)).map(drop));
     p.check(r.passes("aml-instance-ws", Some(443)).map(drop));
     p.check(r.has_cause(
         "tcp_refused",
@@ -871,7 +870,23 @@ fn proxy_no_noproxy(lab: &Lab) -> Check {
                 &["proxy_denied"],
                 &["NO_PROXY"],
             ),
-            // The workspace's other private endpoints go to the proxy the same way.
+            // The instance's other spellings, and the workspace's other private endpoints, go to
+            // the proxy the same way.
+            fails(
+                Select::Id("pe-workspace-api-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+            fails(
+                Select::Id("aml-instance-net-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+            fails(
+                Select::Id("aml-instance-mlazure-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
             fails(
                 Select::Id("pe-notebooks-tls"),
                 &["proxy_denied"],

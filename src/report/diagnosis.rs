@@ -155,6 +155,7 @@ const PRIVATE_DOMAINS: &[&str] = &[
     "api.azureml.ms",
     "instances.azureml.ms",
     "instances.azureml.net",
+    "instances.ml.azure.ms",
     "notebooks.azure.net",
     "blob.core.windows.net",
     "file.core.windows.net",
