@@ -204,8 +204,11 @@ impl Lab {
             output,
             "--timeout",
             "2s",
-        ])
-        .args(["--dns-server", self.get("DNS_SERVER")]);
+        ]);
+        // The lab's DNS server, unless the caller names another (the firewall's DNS proxy).
+        if !extra.contains(&"--dns-server") {
+            cmd.args(["--dns-server", self.get("DNS_SERVER")]);
+        }
         for variable in self.get("VARIABLES").split_whitespace() {
             if without.is_some_and(|w| variable.starts_with(&format!("{w}="))) {
                 continue;
@@ -231,7 +234,17 @@ impl Lab {
     /// `check --output fix` must equal tests/lab/golden/SCENARIO.fix. VNETPROBE_BLESS=1 writes
     /// the golden file instead; a mismatch leaves the actual plan in target/lab-golden/.
     fn fix_plan_matches(&self, scenario: &str, profiles: &[&str], env: &[(&str, &str)]) -> Check {
-        let (mut cmd, shown) = self.command("fix", profiles, env, &[], None);
+        self.fix_plan_matches_with(scenario, profiles, env, &[])
+    }
+
+    fn fix_plan_matches_with(
+        &self,
+        scenario: &str,
+        profiles: &[&str],
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Check {
+        let (mut cmd, shown) = self.command("fix", profiles, env, extra, None);
         let r = run(&mut cmd, Duration::from_secs(30))?;
         let golden = lab_dir().join("golden").join(format!("{scenario}.fix"));
         if std::env::var("VNETPROBE_BLESS").as_deref() == Ok("1") {
@@ -909,6 +922,107 @@ fn proxy_no_noproxy(lab: &Lab) -> Check {
     p.done()
 }
 
+/// The application rules deny these FQDNs (tests/lab/lib.sh APPFW_DENY, and all HTTP).
+const APPFW_DENIED: [(&str, u16); 3] = [
+    ("sa1.queue.core.windows.net", 443),
+    ("ab1.westeurope.batch.azure.com", 443),
+    ("login.microsoftonline.com", 80),
+];
+
+/// A hub Azure Firewall: it completes every TCP handshake on 80/443 itself, resets a denied
+/// ClientHello, answers a denied HTTP request with 470, and is the compute's DNS server.
+fn azure_firewall(lab: &Lab) -> Check {
+    let dns: &[&str] = &["--dns-server", lab.get("FW_DNS_SERVER")];
+    let profiles = &[
+        "no-public-ip",
+        "internet",
+        "private-endpoint",
+        "packages",
+        "vscode",
+    ];
+    let r = lab.check(profiles, &[], dns)?;
+    let mut p = Problems::default();
+    let reset: &[&str] = &["tls_reset_after_hello"];
+    let app_rule: &[&str] = &["application rule", "NSG rule does not help", "Action: Deny"];
+    p.check(r.fails_exactly(
+        1,
+        &[
+            fails(Select::Id("storage-queue-tls"), reset, app_rule),
+            fails(Select::Id("batch-account-tls"), reset, app_rule),
+            fails(
+                Select::Id("entra-login-http"),
+                &["firewall_denied"],
+                &["application rule", "Http:80", "No rule matched"],
+            ),
+        ],
+    ));
+    // Each denial is confirmed as the firewall's by its own 470 on port 80.
+    for (host, port) in APPFW_DENIED {
+        let hit = r
+            .results()
+            .into_iter()
+            .find(|res| text(res, "host") == host && res["port"] == port);
+        p.check(
+            hit.ok_or_else(|| r.context(&format!("no result for {host}:{port}")))
+                .and_then(|res| {
+                    ensure(
+                        res["firewall"]["deny"] == "Action: Deny; Reason: No rule matched"
+                            && res["firewall"]["no_rule_matched"] == true,
+                        || r.context(&format!("{host}: no firewall evidence: {}", describe(res))),
+                    )
+                }),
+        );
+    }
+    // Allowed FQDNs on 443 pass by their TLS handshake through the same firewall.
+    for id in [
+        "storage-blob-tls",
+        "storage-table-tls",
+        "entra-login-tls",
+        "aml-api-tls",
+    ] {
+        p.check(r.passes(id, Some(443)).map(drop));
+    }
+    // One cause, before the per-target failures, naming the firewall once.
+    p.check(r.has_cause(
+        "firewall_denied",
+        3,
+        &[
+            "3 FQDNs denied by an application-rule firewall",
+            "Https:443",
+            "Http:80",
+        ],
+    ));
+    let causes = r.json["causes"].as_array().cloned().unwrap_or_default();
+    p.check(ensure(causes.len() == 1, || {
+        r.context(&format!(
+            "one cause expected: {}",
+            json_text(r.json.get("causes"))
+        ))
+    }));
+    // The plan: policy application rules for exactly the denied FQDNs.
+    p.check(lab.fix_plan_matches_with("azure-firewall", profiles, &[], dns));
+    p.done()
+}
+
+/// Public-IP compute behind the same firewall: the plan routes both service tags around it.
+fn forced_tunnel_public_ip(lab: &Lab) -> Check {
+    let dns: &[&str] = &["--dns-server", lab.get("FW_DNS_SERVER")];
+    let profiles = &["public-ip", "internet"];
+    let r = lab.check(profiles, &[], dns)?;
+    let mut p = Problems::default();
+    p.check(r.get("inbound-aml-route", Some(44224)).and_then(|res| {
+        let fix = text(res, "hint");
+        ensure(
+            fix.contains("--address-prefix AzureMachineLearning")
+                && fix.contains("--address-prefix BatchNodeManagement")
+                && fix.contains("Routes take only the global tags"),
+            || r.context(&format!("inbound-aml-route names both routes: {fix}")),
+        )
+    }));
+    p.check(lab.fix_plan_matches_with("forced-tunnel-public-ip", profiles, &[], dns));
+    p.done()
+}
+
 fn tls_intercept(lab: &Lab) -> Check {
     let ca = lab.get("INSPECTION_CA");
     let intercepted: &[&str] = &["tls_intercepted"];
@@ -1161,6 +1275,8 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("dns-not-linked", dns_not_linked),
     ("custom-dns-no-forward", custom_dns_no_forward),
     ("proxy-ok", proxy_ok),
+    ("azure-firewall", azure_firewall),
+    ("forced-tunnel-public-ip", forced_tunnel_public_ip),
     ("proxy-no-noproxy", proxy_no_noproxy),
     ("tls-intercept", tls_intercept),
     ("smb-blocked", smb_blocked),

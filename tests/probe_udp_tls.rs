@@ -107,7 +107,7 @@ async fn bad_server(how: Misbehave) -> SocketAddr {
             Misbehave::ResetAfterHello => {
                 let mut hello = [0u8; 2048];
                 let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut hello)).await;
-                let _ = tcp.set_linger(Some(Duration::ZERO));
+                let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
                 drop(tcp);
             }
             // Holds the connection open, saying nothing, until the test's runtime ends.

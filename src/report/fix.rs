@@ -406,9 +406,14 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "# Replace the <PLACEHOLDERS>; each command names the failing targets it fixes.\n\
-         # The node cannot tell an NSG drop from a firewall network-rule drop: apply the rule where the traffic is denied."
+        "# Replace the <PLACEHOLDERS>; each command names the failing targets it fixes."
     );
+    if !plan.network.is_empty() {
+        let _ = writeln!(
+            out,
+            "# The node cannot tell an NSG drop from a firewall network-rule drop: apply the rule where the traffic is denied."
+        );
+    }
     let sub = format!(
         "--subscription {} --resource-group {}",
         quote(&ctx.subscription),
