@@ -128,6 +128,31 @@
 //!   `nsg_files`, `routes_file`. Error kinds `nsg_denied`, `route_not_internet`, and the cause
 //!   kind `forced_tunnel`. Inbound rows evaluated against the files: deny = fail, allow = pass
 //!   with `unverified`.
+//! - Behind an application-layer firewall (Azure Firewall, which completes the TCP handshake
+//!   itself on 80, 443 and 1433): a `tcp` target on those ports, or on one named by
+//!   `--app-rule-port PORT` (repeatable, comma lists; config `app-rule-ports = [8443]`), passes on
+//!   the connect alone only as `unverified` (and one expected blocked passes as `unverified`
+//!   instead of failing: the connect was maybe the firewall's). Error kinds `firewall_denied` (an
+//!   HTTP answer with status 470 and `Action: Deny` in its body, read to at most 4 KiB) and
+//!   `tls_reset_after_hello` (TCP up, then closed or reset before the server sent one byte after
+//!   the ClientHello); both are `ErrorKind::layer` `AppRule`, whose hints name an application
+//!   rule (FQDN, `Https:443`/`Http:80`), never an NSG rule. A reset on a direct path to a name is
+//!   confirmed once per FQDN and run with `GET http://FQDN/` on port 80 of the same address; per
+//!   result `firewall` (`deny`: the firewall's words, cleaned and capped; `seen_on`: the request
+//!   that got the 470; `no_rule_matched`). Several FQDNs so denied are one cause ("N FQDNs denied
+//!   by an application-rule firewall"). The fix plan writes Firewall Policy rules
+//!   (`az network firewall policy rule-collection-group collection add-filter-collection`),
+//!   service tags only where Azure's `networkFeatures` allow them (`azure::features`; the file of
+//!   `--service-tags` decides when given), next-hop-Internet routes for `AzureMachineLearning` and
+//!   `BatchNodeManagement` for public-IP compute behind a firewall, every value single-quoted and
+//!   every other line a comment. Catalog key `required_with_private_endpoint = "SERVICE"`: the
+//!   target is required only where `private_endpoints` lists the service (the 8787/18881 rows).
+//!   Catalog ids renamed with their protocol (a TLS handshake now, not a TCP connect):
+//!   `storage-{blob,queue,table}-tcp` -> `storage-{blob,queue,table}-tls`, `storage-file-https`
+//!   -> `storage-file-tls`, `batch-account-tcp` -> `batch-account-tls`, `pe-workspace-api-tcp` ->
+//!   `pe-workspace-api-tls`, `aml-instance-{net,mlazure}-tcp` -> `aml-instance-{net,mlazure}-tls`;
+//!   `entra-login-http` is an HTTP GET on 80; `aml-instance-tcp` keeps 8787/18881 only and is not
+//!   required.
 //! - Output: text a peer chose (certificate names, reason phrases, proxy replies, DNS and IMDS
 //!   values) never reaches a terminal raw: tables and logs show control characters as `\x1b`,
 //!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).
