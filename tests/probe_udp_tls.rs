@@ -732,3 +732,53 @@ fn udp_through_this_hosts_own_firewall() {
     }
     drop(etc);
 }
+
+/// Azure Firewall refuses a ClientHello without SNI: the probe's ClientHello names the host
+/// through a CONNECT tunnel as well as directly.
+#[tokio::test]
+async fn the_client_hello_carries_sni_through_a_proxy_tunnel() {
+    let pki = Pki::new();
+    let leaf = pki.public.leaf(&["api.vnetprobe.test"], false);
+    let (server, mut hellos) = tls_server(server_config(&leaf, &[]), 1).await;
+    // A one-connection CONNECT proxy that tunnels whatever is asked to the TLS server.
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let asked = tokio::spawn(async move {
+        let (mut client, _) = proxy.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+            client.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .unwrap();
+        let mut upstream = TcpStream::connect(server).await.unwrap();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::copy_bidirectional(&mut client, &mut upstream),
+        )
+        .await;
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let mut net = pki.net(false);
+    net.proxy = Some(format!("http://{proxy_addr}"));
+    let t = adhoc::target(
+        "api.vnetprobe.test".into(),
+        Check::Tls {
+            port: server.port(),
+        },
+        Expect::Reachable,
+    );
+    let o = probe::run(&t, &env(net)).await;
+    assert_eq!(o.status, Status::Pass, "{:?}", o.error);
+    let hello = hellos.recv().await.unwrap();
+    assert_eq!(hello.sni.as_deref(), Some("api.vnetprobe.test"));
+    let head = asked.await.unwrap();
+    assert!(
+        head.starts_with(&format!("CONNECT api.vnetprobe.test:{} ", server.port())),
+        "{head}"
+    );
+}

@@ -14,6 +14,7 @@ mod check;
 mod cli;
 mod discovery;
 mod exporter;
+mod firewall;
 mod fuzz;
 mod hostile;
 mod lab_scenarios;
