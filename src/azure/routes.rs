@@ -173,7 +173,7 @@ impl RouteTable {
                     Err(_) => match tag(&p) {
                         Some(set) => {
                             t.entries
-                                .extend(set.ranges().iter().flat_map(|r| split(r)).map(
+                                .extend(set.ranges().iter().flat_map(split).map(
                                     |(range, len)| Entry {
                                         range,
                                         len,
