@@ -161,7 +161,10 @@ fn subnet_nsg_rules_by_priority_protocol_ports_and_tags() {
 
 #[test]
 fn an_asg_rule_that_would_decide_otherwise_is_unknown() {
-    let allow_asg = SUBNET_RULES.replace(r#""access": "Deny", "priority": 500"#, r#""access": "Allow", "priority": 500"#);
+    let allow_asg = SUBNET_RULES.replace(
+        r#""access": "Deny", "priority": 500"#,
+        r#""access": "Allow", "priority": 500"#,
+    );
     let d = data(&[subnet_nsg(&allow_asg)], None);
     let v = d.rules(&out("tcp", 8787, "20.61.0.9")).unwrap();
     assert_eq!(
@@ -350,4 +353,28 @@ fn a_route_table_of_its_own_leaves_the_rest_to_the_system() {
     )
     .unwrap_err();
     assert!(e.contains("routes[0]: nextHopType"), "{e}");
+}
+
+#[test]
+fn an_unknown_node_address_matches_all_of_ipv4_and_names_the_rule_it_cannot_decide() {
+    let d = data(&[EFFECTIVE.to_string()], None);
+    let mut flow = inbound(&d, 22, "AzureMachineLearning");
+    flow.local = None;
+    // 0.0.0.0/0 (the effective rules' `*`) holds the node whatever its address.
+    assert_eq!(said(d.rules(&flow)).1, "securityRules/DenySsh");
+    // A rule to the subnet's prefix cannot say without the node's address: it is named.
+    let subnet_only = SUBNET_RULES.replace(
+        r#""destinationPortRange": "44224", "sourceAddressPrefix": "AzureMachineLearning", "destinationAddressPrefix": "*""#,
+        r#""destinationPortRange": "44224", "sourceAddressPrefix": "AzureMachineLearning", "destinationAddressPrefix": "10.0.1.0/24""#,
+    );
+    assert_ne!(subnet_only, SUBNET_RULES);
+    let d = data(&[subnet_nsg(&subnet_only)], None);
+    let mut flow = inbound(&d, 44224, "AzureMachineLearning");
+    flow.local = None;
+    let v = d.rules(&flow).unwrap();
+    assert_eq!(
+        (v.rule.as_str(), v.access.as_str()),
+        ("AllowAMLInbound", "unknown")
+    );
+    assert!(v.reason.as_deref().unwrap().contains("private_ip"), "{v:?}");
 }
