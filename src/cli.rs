@@ -296,6 +296,11 @@ pub struct NetArgs {
     /// show`): each result names its route and next hop [config: routes].
     #[arg(long, value_name = "FILE", global = true)]
     pub routes: Option<PathBuf>,
+    /// The VNet's address space (repeatable, e.g. `10.0.0.0/16`): what the `VirtualNetwork` tag
+    /// of an `az network nsg show` file stands for; without it, the route file's `VnetLocal`
+    /// routes, else an effective NSG file's tagMap [config: vnet-prefix = [...]].
+    #[arg(long, value_name = "PREFIX", global = true)]
+    pub vnet_prefix: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -219,6 +219,7 @@ struct NetSettings {
     service_tags: Option<Setting<PathBuf>>,
     nsg: Option<Setting<Vec<PathBuf>>>,
     routes: Option<Setting<PathBuf>>,
+    vnet_prefix: Option<Setting<Vec<String>>>,
 }
 
 impl NetSettings {
@@ -315,6 +316,13 @@ impl NetSettings {
                 ))
                 .given(file.at("routes", file.routes.as_ref()))
                 .optional()?,
+            vnet_prefix: Layers::new(vnet_prefixes)
+                .given(settings::flag(
+                    "--vnet-prefix",
+                    net.map(|n| n.vnet_prefix.clone()).filter(|n| !n.is_empty()),
+                ))
+                .given(file.at("vnet-prefix", file.vnet_prefix.as_ref()))
+                .optional()?,
         })
     }
 
@@ -370,6 +378,10 @@ impl NetSettings {
                 }),
             ),
             ("routes", path(&self.routes)),
+            (
+                "vnet-prefix",
+                Shown::of(self.vnet_prefix.as_ref(), |p| p.join(",")),
+            ),
         ])
     }
 
@@ -413,10 +425,12 @@ impl NetSettings {
         if tags.is_none() && nsg.is_none() && routes.is_none() {
             return Ok(None);
         }
+        let vnet = self.vnet_prefix.as_ref().map(|s| s.value.as_slice());
         let data = crate::azure::AzureData::load(
             tags.as_ref().map(|s| s.value.as_path()),
             nsg.as_ref().map(|s| s.value.as_slice()).unwrap_or_default(),
             routes.as_ref().map(|s| s.value.as_path()),
+            vnet.unwrap_or_default(),
         )?;
         Ok(Some(Arc::new(data)))
     }
@@ -489,6 +503,20 @@ fn local_address(to: std::net::IpAddr) -> Option<std::net::IpAddr> {
 }
 
 /// A path setting's rule: the file must exist.
+/// `--vnet-prefix`: each a CIDR prefix (at most 1,000: a VNet has far fewer).
+fn vnet_prefixes(prefixes: Vec<String>) -> std::result::Result<Vec<String>, String> {
+    if prefixes.len() > 1000 {
+        return Err(format!(
+            "{} prefixes, more than the 1000 a VNet may be given",
+            prefixes.len()
+        ));
+    }
+    for p in &prefixes {
+        crate::azure::prefix::Range::parse(p)?;
+    }
+    Ok(prefixes)
+}
+
 fn existing(path: PathBuf) -> std::result::Result<PathBuf, String> {
     match path.exists() {
         true => Ok(path),

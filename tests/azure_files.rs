@@ -349,3 +349,77 @@ fn a_file_of_the_wrong_shape_is_a_usage_error_naming_it() {
         assert_usage_error(&args, &[&format!("{flag} {file}"), words]);
     }
 }
+
+/// A subnet NSG with the default rules only (`az network nsg show`): its `VirtualNetwork` tag
+/// is what `--vnet-prefix` says, else the route file's `VnetLocal` routes.
+fn defaults_only() -> String {
+    format!(
+        r#"{{"name": "plain-nsg", "properties": {{"securityRules": [], "defaultSecurityRules": {DEFAULTS},
+  "subnets": [{{"id": "/subscriptions/subid/resourceGroups/rg1/providers/Microsoft.Network/virtualNetworks/vnet/subnets/training"}}]}}}}"#
+    )
+}
+
+#[test]
+fn the_virtual_network_tag_comes_from_vnet_prefix_or_the_vnet_local_routes() {
+    let f = files();
+    let nsg = write(&f.dir, "plain-nsg.json", &defaults_only());
+    let nsg = nsg.to_string_lossy().to_string();
+    let rule_of = |extra: &[&str]| {
+        let mut args = vec!["--output", "json", "--nsg", nsg.as_str()];
+        args.extend_from_slice(extra);
+        let report = json(&f.check(&args));
+        let r = result(&report, "tcp-open");
+        (
+            r["rules"]["rule"].as_str().unwrap_or("").to_string(),
+            r["rules"]["access"].as_str().unwrap_or("").to_string(),
+            report["context"]["vnet_prefixes"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    let s = |rule: &str, access: &str, vnet: &str| (rule.into(), access.into(), vnet.into());
+    // Without the VNet's prefixes, AllowVnetOutBound may or may not hold 127.0.0.1, and would
+    // decide otherwise than DenyAllOutBound below it.
+    assert_eq!(rule_of(&[]), s("AllowVnetOutBound", "unknown", ""));
+    // Inside the VNet as given: the default rule allows it.
+    assert_eq!(
+        rule_of(&[
+            "--vnet-prefix",
+            "127.0.0.0/8",
+            "--vnet-prefix",
+            "10.0.0.0/16"
+        ]),
+        s("AllowVnetOutBound", "Allow", "10.0.0.0/16,127.0.0.0/8")
+    );
+    // Outside it: neither AllowVnetOutBound nor AllowInternetOutBound (127/8 is not the
+    // Internet): DenyAllOutBound.
+    assert_eq!(
+        rule_of(&["--vnet-prefix", "10.0.0.0/16"]),
+        s("DenyAllOutBound", "Deny", "10.0.0.0/16")
+    );
+    // From the route file's VnetLocal routes (10.0.0.0/16 in ROUTES).
+    assert_eq!(
+        rule_of(&["--routes", f.routes.as_str()]),
+        s("DenyAllOutBound", "Deny", "10.0.0.0/16")
+    );
+    // The setting wins over the route file, and the config key works as the flag does.
+    let config = write(&f.dir, "vnet.toml", "vnet-prefix = [\"127.0.0.0/8\"]\n");
+    let config = config.to_string_lossy().to_string();
+    assert_eq!(
+        rule_of(&["--routes", f.routes.as_str(), "--config", config.as_str()]),
+        s("AllowVnetOutBound", "Allow", "127.0.0.0/8")
+    );
+    assert_usage_error(
+        &[
+            "check",
+            "--catalog",
+            &f.catalog,
+            "--nsg",
+            &nsg,
+            "--vnet-prefix",
+            "10.0.0.0/99",
+        ],
+        &["--vnet-prefix", "10.0.0.0/99", "prefix length"],
+    );
+}

@@ -75,7 +75,7 @@ fn data(nsg_files: &[String], routes: Option<&str>) -> AzureData {
         std::fs::write(&p, r).unwrap();
         p
     });
-    let d = AzureData::load(Some(&tags), &files, rp.as_deref()).unwrap();
+    let d = AzureData::load(Some(&tags), &files, rp.as_deref(), &[]).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
     d
 }
