@@ -341,3 +341,77 @@ fn return_route(r: &mut ResultEntry, azure: &AzureData) -> bool {
     r.route = hops.into_iter().next();
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::ServiceTags;
+    use std::time::{Duration, SystemTime};
+
+    /// One storage target resolving to `address`, failing with `kind` or passing.
+    fn storage(kind: Option<ErrorKind>, address: &str) -> Report {
+        let mut report = Report::new(
+            Default::default(),
+            SystemTime::now(),
+            Duration::ZERO,
+            vec![super::super::tests::finished(kind, true)],
+            false,
+        );
+        let r = &mut report.results[0];
+        r.service_tag = Some("Storage.westeurope".into());
+        r.addresses = vec![address.into()];
+        report
+    }
+
+    fn tags() -> AzureData {
+        AzureData {
+            tags: Some(
+                ServiceTags::parse(crate::azure::service_tags::tests_fixture().as_bytes()).unwrap(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_address_outside_the_declared_tag_warns_and_a_failure_names_the_tag_it_is_in() {
+        let azure = tags();
+        let said = "20.60.17.1 is outside the Storage.westeurope service tag; it is in Storage.NorthEurope, Storage";
+        // A failure: the hint leads with the finding, the catalog's fix after it.
+        let mut failed = storage(Some(ErrorKind::TcpTimeout), "20.60.17.1");
+        annotate(&mut failed, &azure, &|_| None, false);
+        let r = &failed.results[0];
+        assert_eq!(r.status, Status::Fail);
+        let hint = r.hint.as_deref().unwrap();
+        assert!(hint.starts_with(said), "{hint}");
+        assert!(hint.ends_with("Allow outbound TCP 443."), "{hint}");
+        assert_eq!(
+            r.address_tags["20.60.17.1"],
+            ["Storage.NorthEurope", "Storage"]
+        );
+        // A pass stays a pass (the live probe is the truth; a rule with the global tag allows
+        // it): a warning only.
+        let mut passed = storage(None, "20.60.17.1");
+        annotate(&mut passed, &azure, &|_| None, false);
+        let r = &passed.results[0];
+        assert_eq!((r.status, r.hint.as_deref()), (Status::Pass, None));
+        assert!(
+            r.warnings.iter().any(|w| w.contains(said)),
+            "{:?}",
+            r.warnings
+        );
+        // Inside the tag, or private (a private endpoint): nothing to say.
+        for inside in ["20.60.1.1", "10.0.1.5"] {
+            let mut ok = storage(None, inside);
+            annotate(&mut ok, &azure, &|_| None, false);
+            assert!(ok.results[0].warnings.is_empty(), "{inside}");
+        }
+        // Outside every tag of the family.
+        let mut elsewhere = storage(None, "198.51.100.7");
+        annotate(&mut elsewhere, &azure, &|_| None, false);
+        assert!(
+            elsewhere.results[0].warnings[0].contains("it is in no Storage tag"),
+            "{:?}",
+            elsewhere.results[0].warnings
+        );
+    }
+}

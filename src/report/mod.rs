@@ -373,12 +373,12 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalog::{Check, Expect, Host, Target};
     use crate::outcome::{Outcome, ProbeError};
 
-    fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
+    pub(crate) fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
         let target = Target {
             id: "t".into(),
             name: "t".into(),
