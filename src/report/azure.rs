@@ -150,7 +150,23 @@ fn outbound(
             matches!(e.kind.layer(), Layer::Connection | Layer::Local)
                 || e.kind == ErrorKind::TlsHandshake
         });
-    if let Some(v) = &r.rules {
+    let blocked = r.expect == crate::catalog::Expect::Blocked;
+    if let Some(v) = r.rules.as_ref().filter(|_| blocked) {
+        // A negative check: a pass is the path blocked, a failure the path open.
+        match (r.status, v.access.as_str()) {
+            (Status::Fail, "Allow") => findings.push(format!(
+                "The NSG allows it ({}): only a deny rule above it, a firewall or a service endpoint policy closes \
+                 this path.",
+                rule_words(v)
+            )),
+            (Status::Fail, "Deny") => warnings.push(format!(
+                "the exported NSG rules deny this flow ({}) yet it was reachable: the files are stale or the path is \
+                 another",
+                rule_words(v)
+            )),
+            _ => {}
+        }
+    } else if let Some(v) = &r.rules {
         match (r.status, v.access.as_str()) {
             (Status::Fail, "Allow") if failed_on_path => findings.push(format!(
                 "The NSG allows it ({}): look at the route's next hop or a firewall.",
@@ -165,7 +181,8 @@ fn outbound(
         }
     }
     let mut tunnelled = false;
-    if let Some(route) = &r.route {
+    // A negative check wants the path closed: its route is no finding.
+    if let Some(route) = r.route.as_ref().filter(|_| !blocked) {
         let hop = route.next_hop.clone().unwrap_or_default();
         match (r.status, route.next_hop_type.as_str()) {
             (Status::Fail, "None") => findings.push(format!(
@@ -412,6 +429,45 @@ mod tests {
             elsewhere.results[0].warnings[0].contains("it is in no Storage tag"),
             "{:?}",
             elsewhere.results[0].warnings
+        );
+    }
+
+    #[test]
+    fn a_negative_check_reads_the_rules_the_other_way_round() {
+        let nsg = br#"{"name": "n", "securityRules": [
+          {"name": "DenyOther", "priority": 100, "direction": "Outbound", "access": "Deny", "protocol": "Tcp",
+           "destinationPortRange": "443", "sourceAddressPrefix": "*", "destinationAddressPrefix": "20.60.17.1"}],
+          "defaultSecurityRules": [
+          {"name": "AllowAll", "priority": 65000, "direction": "Outbound", "access": "Allow", "protocol": "*",
+           "destinationPortRange": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*"}]}"#;
+        let azure = AzureData {
+            nsgs: crate::azure::nsg::parse(nsg).unwrap(),
+            ..Default::default()
+        };
+        let run = |kind: Option<ErrorKind>, address: &str| {
+            let mut report = storage(kind, address);
+            report.results[0].expect = crate::catalog::Expect::Blocked;
+            report.results[0].service_tag = None;
+            annotate(&mut report, &azure, &|_| None, false);
+            report.results.remove(0)
+        };
+        // Blocked as the rules say: no warning that the files are stale.
+        let r = run(None, "20.60.17.1");
+        assert_eq!(r.rules.as_ref().unwrap().rule, "DenyOther");
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // Reachable where the rules allow it: the hint names the allowing rule.
+        let r = run(Some(ErrorKind::UnexpectedlyReachable), "20.60.1.1");
+        let hint = r.hint.unwrap();
+        assert!(
+            hint.starts_with("The NSG allows it (rule AllowAll (65000) of NSG n)"),
+            "{hint}"
+        );
+        // Reachable where the rules deny it: the files are stale.
+        let r = run(Some(ErrorKind::UnexpectedlyReachable), "20.60.17.1");
+        assert!(
+            r.warnings[0].contains("yet it was reachable"),
+            "{:?}",
+            r.warnings
         );
     }
 }
