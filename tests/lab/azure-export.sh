@@ -11,9 +11,10 @@
 #                             default rules (the forward chain's policy drop of everything not
 #                             from the compute subnet is DenyAllInBound)
 #   OUTDIR/routes.json        `az network nic show-effective-route-table` of the compute NIC: its
-#                             connected routes as VnetLocal, its default route as a user route to
-#                             the VirtualAppliance it names (the fw), Azure's own 0.0.0.0/0
-#                             Internet route shown Invalid under it
+#                             connected routes as VnetLocal, the routes over the peering's veth as
+#                             VnetPeering, its default route as a user route to the
+#                             VirtualAppliance it names (the fw), Azure's own 0.0.0.0/0 Internet
+#                             route shown Invalid under it
 # A rule the converter does not understand stops it (exit 1): the files never misstate the lab.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -36,6 +37,8 @@ routes = json.load(open(f"{out}/ip-route.json"))
 # nftables sets that are rule lists or lab addresses, not service tags.
 NOT_TAGS = {"PackageRepos", "OutsideServiceEndpointPolicy", "PrivateEndpoints", "DnsServers", "Proxy"}
 REGIONS = {"westeurope"}
+# The compute side of the peering's veth (tests/lab/peered-vnet.sh).
+PEERING_DEV = "vpl-cp"
 
 def fail(msg):
     sys.exit(f"vplab: error: azure-export: {msg}")
@@ -170,7 +173,11 @@ for r in routes:
     dst = "0.0.0.0/0" if r["dst"] == "default" else r["dst"]
     if "/" not in dst:
         dst += "/32"
-    if "gateway" in r:
+    if r.get("dev") == PEERING_DEV:
+        # The peered VNet's address space (and the lab's link to it): Azure's VNetPeering routes.
+        value.append({"source": "Default", "state": "Active", "addressPrefix": [dst], "nextHopIpAddress": [],
+                      "nextHopType": "VnetPeering", "name": None})
+    elif "gateway" in r:
         value.append({"source": "User", "state": "Active", "addressPrefix": [dst], "nextHopIpAddress": [r["gateway"]],
                       "nextHopType": "VirtualAppliance", "name": "to-hub-firewall"})
         if dst == "0.0.0.0/0":

@@ -30,6 +30,9 @@ LAB_VARIABLES="region=westeurope workspace_id=6f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a
 SCENARIOS=(healthy udp-reject udp-drop instance-ports-blocked dns-not-linked custom-dns-no-forward
            proxy-ok proxy-no-noproxy tls-intercept smb-blocked exfil-open storage-service-endpoint
            batch-blocked udp-silent-strict exfil-policy inbound-public-ip peered-vnet)
+# --- azure-files (issue 21) ---
+SCENARIOS+=(azure-files)
+# --- end azure-files ---
 
 say() { printf 'vplab: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }

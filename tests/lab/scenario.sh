@@ -33,6 +33,9 @@ case $SCENARIO in
     udp-silent-strict) UDP_5831=drop ;;           # udp-drop, judged with --strict
     inbound-public-ip) ;;                         # healthy; the public-ip profile's inbound rows
     peered-vnet) PEERING=down ;;                  # the peering to the workspace's VNet is disconnected
+    # --- azure-files (issue 21): the files tests/lab/azure-export.sh exports name each failure's rule ---
+    azure-files) SMB=drop UDP_5831=reject BATCH=drop ;;  # three NSG denies at once
+    # --- end azure-files ---
     *) die "unknown scenario '$SCENARIO' (one of: ${SCENARIOS[*]})" ;;
 esac
 
