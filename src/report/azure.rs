@@ -54,6 +54,9 @@ pub fn annotate(
             }
         }
     }
+    if let Some(tags) = &azure.tags {
+        report.tag_prefixes = super::fix_prefixes::failing_tags(&report.results, tags);
+    }
     report.summary = super::summarise(&report.results);
     report.causes = super::diagnosis::causes(&report.results);
     if let Some(t) = azure.routes.as_ref().and_then(|t| t.forced_tunnel())

@@ -441,5 +441,6 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "# {id}: {kind}: {hint}");
         }
     }
+    out.push_str(&super::fix_prefixes::section(report));
     out
 }

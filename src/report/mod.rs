@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod diagnosis;
 pub mod fix;
+pub mod fix_prefixes;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -51,6 +52,11 @@ pub struct Report {
     /// The digest of the catalog files the run loaded (`Catalog::digest`), for `merge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_digest: Option<String>,
+    /// With `--service-tags`: the aggregated prefixes (CIDR blocks) of each service tag a
+    /// failing target declares, spelt as in the file (empty: the file does not hold the tag).
+    /// For the fix plan's IP lists; not in the JSON.
+    #[serde(skip)]
+    pub tag_prefixes: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -329,6 +335,7 @@ impl Report {
                 crate::build_info::COMMIT
             )),
             catalog_digest: None,
+            tag_prefixes: BTreeMap::new(),
         }
     }
 }
