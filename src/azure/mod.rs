@@ -51,10 +51,12 @@ impl AzureData {
         routes: Option<&Path>,
         vnet: &[String],
     ) -> Result<AzureData, String> {
-        let mut d = AzureData::default();
         // The VNet's prefixes as given win over what the files suggest.
-        d.vnet = PrefixSet::parse(vnet.iter().map(String::as_str))
-            .map_err(|e| format!("--vnet-prefix: {e}"))?;
+        let mut d = AzureData {
+            vnet: PrefixSet::parse(vnet.iter().map(String::as_str))
+                .map_err(|e| format!("--vnet-prefix: {e}"))?,
+            ..Default::default()
+        };
         let given = !d.vnet.is_empty();
         if let Some(p) = tags {
             let bytes =
