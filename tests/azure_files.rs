@@ -9,43 +9,11 @@
 use crate::support::*;
 
 /// The download's shape (numeric change numbers, `regionId`, `platform`), with entries cut
-/// from ServiceTags_Public_20251106.json (prefixes shortened to a few documentation-sized ones).
-pub const TAGS: &str = r#"{
-  "changeNumber": 375,
-  "cloud": "Public",
-  "values": [
-    { "name": "Storage", "id": "Storage",
-      "properties": { "changeNumber": 54, "region": "", "regionId": 0, "platform": "Azure",
-        "systemService": "AzureStorage", "addressPrefixes": ["20.60.0.0/16", "2603:1000::/40"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW", "VSE"] } },
-    { "name": "Storage.WestEurope", "id": "Storage.WestEurope",
-      "properties": { "changeNumber": 39, "region": "westeurope", "regionId": 18, "platform": "Azure",
-        "systemService": "AzureStorage", "addressPrefixes": ["20.60.0.0/20"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW"] } },
-    { "name": "Storage.NorthEurope", "id": "Storage.NorthEurope",
-      "properties": { "changeNumber": 30, "region": "northeurope", "regionId": 17, "platform": "Azure",
-        "systemService": "AzureStorage", "addressPrefixes": ["20.60.16.0/20"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW"] } },
-    { "name": "AzureMachineLearning", "id": "AzureMachineLearning",
-      "properties": { "changeNumber": 53, "region": "", "regionId": 0, "platform": "Azure",
-        "systemService": "AzureMachineLearning", "addressPrefixes": ["20.61.0.0/24"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW"] } },
-    { "name": "BatchNodeManagement", "id": "BatchNodeManagement",
-      "properties": { "changeNumber": 41, "region": "", "regionId": 0, "platform": "Azure",
-        "systemService": "BatchNodeManagement", "addressPrefixes": ["20.62.0.0/24", "20.62.1.0/24"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW"] } }
-  ]
-}"#;
+/// from ServiceTags_Public_20251106.json (shared with the unit tests of src/azure).
+pub const TAGS: &str = include_str!("fixtures/azure/service-tags-download.json");
 
 /// The six default rules, as "Network Security Groups - Get" lists them.
-const DEFAULTS: &str = r#"[
-  {"name": "AllowVnetInBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "VirtualNetwork", "destinationAddressPrefix": "VirtualNetwork", "access": "Allow", "priority": 65000, "direction": "Inbound"}},
-  {"name": "AllowAzureLoadBalancerInBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "AzureLoadBalancer", "destinationAddressPrefix": "*", "access": "Allow", "priority": 65001, "direction": "Inbound"}},
-  {"name": "DenyAllInBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "access": "Deny", "priority": 65500, "direction": "Inbound"}},
-  {"name": "AllowVnetOutBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "VirtualNetwork", "destinationAddressPrefix": "VirtualNetwork", "access": "Allow", "priority": 65000, "direction": "Outbound"}},
-  {"name": "AllowInternetOutBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "Internet", "access": "Allow", "priority": 65001, "direction": "Outbound"}},
-  {"name": "DenyAllOutBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "access": "Deny", "priority": 65500, "direction": "Outbound"}}
-]"#;
+const DEFAULTS: &str = include_str!("fixtures/azure/default-security-rules.json");
 
 /// The subnet's NSG as `az network nsg show` (REST nesting under `properties`): the open port
 /// allowed, the closed one denied, inbound 44224 and 22 from AzureMachineLearning allowed.
