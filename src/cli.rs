@@ -301,6 +301,11 @@ pub struct NetArgs {
     /// unverified (repeatable or comma-separated; config: app-rule-ports = [8443]).
     #[arg(long = "app-rule-port", value_name = "PORT", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub app_rule_ports: Vec<u16>,
+    /// The VNet's address space (repeatable, e.g. `10.0.0.0/16`): what the `VirtualNetwork` tag
+    /// of an `az network nsg show` file stands for; without it, the route file's `VnetLocal`
+    /// routes, else an effective NSG file's tagMap [config: vnet-prefix = [...]].
+    #[arg(long, value_name = "PREFIX", global = true)]
+    pub vnet_prefix: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -125,9 +125,16 @@
 //!   `address_tags` (address -> service tags), `rules` (`nsg`, `rule`, `priority`, `access`
 //!   Allow|Deny|unknown, `reason`, `evaluated`), `route` (`prefix`, `next_hop_type`, `next_hop`,
 //!   `source`, `name`); context keys `service_tags_file`, `service_tags_change_number`,
-//!   `nsg_files`, `routes_file`. Error kinds `nsg_denied`, `route_not_internet`, and the cause
-//!   kind `forced_tunnel`. Inbound rows evaluated against the files: deny = fail, allow = pass
-//!   with `unverified`.
+//!   `nsg_files`, `routes_file`, `vnet_prefixes` (what `VirtualNetwork` stands for, with NSG
+//!   files). Error kinds `nsg_denied`, `route_not_internet`, and the cause kind `forced_tunnel`.
+//!   Inbound rows evaluated against the files: deny = fail, allow = pass with `unverified`.
+//!   `--vnet-prefix PREFIX` (repeatable; config `vnet-prefix = [...]`) gives the VNet's prefixes,
+//!   over the route file's `VnetLocal` routes and an effective file's `tagMap`. A target whose
+//!   public address is outside its declared `service_tag` gets a warning naming the tags holding
+//!   the address (the hint's lead when it fails; never a verdict of its own). With
+//!   `--service-tags`, `--output fix` ends with one shell variable per failing target's tag
+//!   (`PREFIXES_<tag>`, `.` and other non-alphanumerics as `_`) and `PREFIXES_ALL`, aggregated
+//!   CIDR blocks, under a `#` comment with the file's change number.
 //! - Behind an application-layer firewall (Azure Firewall, which completes the TCP handshake
 //!   itself on 80, 443 and 1433): a `tcp` target on those ports, or on one named by
 //!   `--app-rule-port PORT` (repeatable, comma lists; config `app-rule-ports = [8443]`), passes on

@@ -220,6 +220,7 @@ struct NetSettings {
     nsg: Option<Setting<Vec<PathBuf>>>,
     routes: Option<Setting<PathBuf>>,
     app_rule_ports: Option<Setting<Vec<u16>>>,
+    vnet_prefix: Option<Setting<Vec<String>>>,
 }
 
 impl NetSettings {
@@ -327,6 +328,13 @@ impl NetSettings {
             ))
             .given(file.at("app-rule-ports", file.app_rule_ports.as_ref()))
             .optional()?,
+            vnet_prefix: Layers::new(vnet_prefixes)
+                .given(settings::flag(
+                    "--vnet-prefix",
+                    net.map(|n| n.vnet_prefix.clone()).filter(|n| !n.is_empty()),
+                ))
+                .given(file.at("vnet-prefix", file.vnet_prefix.as_ref()))
+                .optional()?,
         })
     }
 
@@ -393,6 +401,10 @@ impl NetSettings {
                     p.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
                 }),
             ),
+            (
+                "vnet-prefix",
+                Shown::of(self.vnet_prefix.as_ref(), |p| p.join(",")),
+            ),
         ])
     }
 
@@ -436,10 +448,12 @@ impl NetSettings {
         if tags.is_none() && nsg.is_none() && routes.is_none() {
             return Ok(None);
         }
+        let vnet = self.vnet_prefix.as_ref().map(|s| s.value.as_slice());
         let data = crate::azure::AzureData::load(
             tags.as_ref().map(|s| s.value.as_path()),
             nsg.as_ref().map(|s| s.value.as_slice()).unwrap_or_default(),
             routes.as_ref().map(|s| s.value.as_path()),
+            vnet.unwrap_or_default(),
         )?;
         Ok(Some(Arc::new(data)))
     }
@@ -512,6 +526,20 @@ fn local_address(to: std::net::IpAddr) -> Option<std::net::IpAddr> {
 }
 
 /// A path setting's rule: the file must exist.
+/// `--vnet-prefix`: each a CIDR prefix (at most 1,000: a VNet has far fewer).
+fn vnet_prefixes(prefixes: Vec<String>) -> std::result::Result<Vec<String>, String> {
+    if prefixes.len() > 1000 {
+        return Err(format!(
+            "{} prefixes, more than the 1000 a VNet may be given",
+            prefixes.len()
+        ));
+    }
+    for p in &prefixes {
+        crate::azure::prefix::Range::parse(p)?;
+    }
+    Ok(prefixes)
+}
+
 fn existing(path: PathBuf) -> std::result::Result<PathBuf, String> {
     match path.exists() {
         true => Ok(path),

@@ -1264,6 +1264,113 @@ fn peered_vnet(lab: &Lab) -> Check {
     p.done()
 }
 
+// --- azure-files (issue 21) ---------------------------------------------------------------------
+
+/// The fw's address on the compute subnet (tests/lab/lib.sh FW_COMPUTE_IP): the lab's default
+/// route, the exported routes' VirtualAppliance.
+const LAB_FW: &str = "10.77.1.1";
+
+/// The lab's own rules and routes exported as `az` would (tests/lab/azure-export.sh): every
+/// failure's result names the fw rule that causes it, every pass a rule that allows it, and the
+/// inbound rows are judged from the same files.
+fn azure_files(lab: &Lab) -> Check {
+    let dir = state_dir().join("azure-export");
+    let dir_text = dir.display().to_string();
+    script("azure-export.sh", &[&dir_text], Duration::from_secs(30))?;
+    let file = |name: &str| dir.join(name).display().to_string();
+    let (tags, nsg, routes) = (
+        file("service-tags.json"),
+        file("nsg.json"),
+        file("routes.json"),
+    );
+    let files = [
+        "--service-tags",
+        tags.as_str(),
+        "--nsg",
+        nsg.as_str(),
+        "--routes",
+        routes.as_str(),
+    ];
+    let r = lab.check(PROFILES, &[], &files)?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(
+        1,
+        &[
+            fails(
+                Select::IdPort("aml-tundra-udp", 5831),
+                &["udp_rejected"],
+                &["The NSG denies it: rule DenyAzureMachineLearningUdp (300) of NSG vplab-compute-nsg."],
+            ),
+            fails(
+                Select::Id("storage-file-smb"),
+                TIMED_OUT,
+                &["The NSG denies it: rule DenySmbOutBound (120) of NSG vplab-compute-nsg."],
+            ),
+            fails(
+                Select::IdPort("batch-account-tcp", 443),
+                TIMED_OUT,
+                &["The NSG denies it: rule DenyBatchNodeManagement (320) of NSG vplab-compute-nsg."],
+            ),
+        ],
+    ));
+    // The files match the lab: every failure is a Deny, every probed pass an Allow, and each
+    // took the lab's default route to the fw.
+    for res in r.results() {
+        let (status, access) = (text(res, "status"), text(&res["rules"], "access"));
+        if status == "skip" || res.get("rules").is_none_or(Value::is_null) {
+            continue;
+        }
+        let want = match (status, text(res, "expect")) {
+            ("fail", "blocked") | ("pass", "reachable") => "Allow",
+            _ => "Deny",
+        };
+        p.check(ensure(access == want, || {
+            r.context(&format!(
+                "{}: the exported rules say {access} ({}), the lab {status}",
+                describe(res),
+                text(&res["rules"], "rule")
+            ))
+        }));
+        let hop = text(&res["route"], "next_hop");
+        p.check(ensure(hop == LAB_FW, || {
+            r.context(&format!("{}: route {}", label(res), res["route"]))
+        }));
+    }
+    p.check(r.has_cause("forced_tunnel", 2, &[LAB_FW]));
+    p.check(ensure(
+        r.json["context"]["service_tags_file"] == tags.as_str()
+            && r.json["context"]["vnet_prefixes"] == "10.77.1.0/24",
+        || r.context(&format!("context {}", r.json["context"])),
+    ));
+    // The inbound rows of public-IP compute: the lab lets nothing into the compute subnet
+    // (DenyAllInBound), and its default route takes AzureMachineLearning's replies to the fw.
+    let inbound = lab.check(&["public-ip"], &[], &files)?;
+    for (id, kind_wanted, says) in [
+        (
+            "inbound-aml-44224",
+            "nsg_denied",
+            "rule DenyAllInBound (65500)",
+        ),
+        (
+            "inbound-ssh-22",
+            "nsg_denied",
+            "rule DenyAllInBound (65500)",
+        ),
+        ("inbound-aml-route", "route_not_internet", LAB_FW),
+    ] {
+        p.check(inbound.get(id, None).and_then(|res| {
+            let message = text(&res["error"], "message");
+            ensure(
+                text(res, "status") == "fail" && kind(res) == kind_wanted && message.contains(says),
+                || inbound.context(&format!("{id}: {}", describe(res))),
+            )
+        }));
+    }
+    p.done()
+}
+
+// --- end azure-files ------------------------------------------------------------------------------
+
 /// A scenario's expectations, run after scenario.sh applied it.
 type Scenario = fn(&Lab) -> Check;
 
@@ -1287,6 +1394,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("udp-silent-strict", udp_silent_strict),
     ("inbound-public-ip", inbound_public_ip),
     ("peered-vnet", peered_vnet),
+    ("azure-files", azure_files), // issue 21
 ];
 
 #[test]

@@ -10,6 +10,7 @@
 
 mod support;
 
+mod azure_files;
 mod check;
 mod cli;
 mod discovery;

@@ -36,6 +36,7 @@ pub struct ConfigFile {
     pub nsg: Option<Spanned<Vec<PathBuf>>>,
     pub routes: Option<Spanned<PathBuf>>,
     pub app_rule_ports: Option<Spanned<Vec<u16>>>,
+    pub vnet_prefix: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
     pub serve: Option<ServeSection>,

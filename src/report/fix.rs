@@ -675,6 +675,7 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "{}", comment(&format!("{id}: {kind}: {hint}")));
         }
     }
+    out.push_str(&super::fix_prefixes::section(report));
     out
 }
 

@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod diagnosis;
 pub mod fix;
+pub mod fix_prefixes;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -55,6 +56,11 @@ pub struct Report {
     /// fix plan's choice of tag per rule kind (not written out).
     #[serde(skip)]
     pub tag_features: Option<crate::azure::features::FileFeatures>,
+    /// With `--service-tags`: the aggregated prefixes (CIDR blocks) of each service tag a
+    /// failing target declares, spelt as in the file (empty: the file does not hold the tag).
+    /// For the fix plan's IP lists; not in the JSON.
+    #[serde(skip)]
+    pub tag_prefixes: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -347,6 +353,7 @@ impl Report {
             )),
             catalog_digest: None,
             tag_features: None,
+            tag_prefixes: BTreeMap::new(),
         }
     }
 }
@@ -391,12 +398,12 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalog::{Check, Expect, Host, Target};
     use crate::outcome::{Outcome, ProbeError};
 
-    fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
+    pub(crate) fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
         let target = Target {
             id: "t".into(),
             name: "t".into(),

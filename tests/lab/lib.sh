@@ -38,6 +38,9 @@ APPFW_HTTP_PORT=15080
 APPFW_TLS_PORT=15443
 FW_DNS_IP=$FW_COMPUTE_IP
 APPFW_DENY='sa1.queue.core.windows.net *.westeurope.batch.azure.com'
+# --- azure-files (issue 21) ---
+SCENARIOS+=(azure-files)
+# --- end azure-files ---
 
 say() { printf 'vplab: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }

@@ -37,6 +37,9 @@ case $SCENARIO in
     # APPFW_DENY and all HTTP), network rules for the rest, the firewall as DNS proxy; storage is
     # reached by its service tag, through the firewall.
     azure-firewall|forced-tunnel-public-ip) APPFW=on STORAGE_MODE=service-endpoint ;;
+    # --- azure-files (issue 21): the files tests/lab/azure-export.sh exports name each failure's rule ---
+    azure-files) SMB=drop UDP_5831=reject BATCH=drop ;;  # three NSG denies at once
+    # --- end azure-files ---
     *) die "unknown scenario '$SCENARIO' (one of: ${SCENARIOS[*]})" ;;
 esac
 
