@@ -1307,7 +1307,7 @@ fn azure_files(lab: &Lab) -> Check {
                 &["The NSG denies it: rule DenySmbOutBound (120) of NSG vplab-compute-nsg."],
             ),
             fails(
-                Select::IdPort("batch-account-tcp", 443),
+                Select::IdPort("batch-account-tls", 443),
                 TIMED_OUT,
                 &["The NSG denies it: rule DenyBatchNodeManagement (320) of NSG vplab-compute-nsg."],
             ),

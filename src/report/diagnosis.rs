@@ -453,6 +453,59 @@ mod tests {
     }
 
     #[test]
+    fn an_application_layer_deny_gets_an_application_rule_never_an_nsg_rule() {
+        let mut t = tcp_target();
+        t.check = Check::Tls { port: 443 };
+        let reset = hint(
+            &t,
+            &ProbeError::new(ErrorKind::TlsResetAfterHello, "m"),
+            &Evidence::default(),
+        );
+        assert!(reset.contains("application rule allowing ci1.westeurope.instances.azureml.ms with protocol Https:443"), "{reset}");
+        assert!(
+            !reset.contains("PATH FIX") && !reset.contains("Rule needed"),
+            "{reset}"
+        );
+        let ev = Evidence {
+            firewall: Some(crate::outcome::FirewallEvidence {
+                deny: "Action: Deny; Reason: No rule matched".into(),
+                seen_on: "GET http://ci1.westeurope.instances.azureml.ms/".into(),
+                no_rule_matched: true,
+            }),
+            ..Default::default()
+        };
+        t.check = Check::Http {
+            port: 80,
+            web: crate::catalog::Web {
+                tls: false,
+                path: "/".into(),
+            },
+            method: Default::default(),
+            accept: crate::catalog::DEFAULT_ACCEPT.to_vec(),
+        };
+        let denied = hint(&t, &ProbeError::new(ErrorKind::FirewallDenied, "m"), &ev);
+        assert!(
+            denied.contains("protocol Http:80") && denied.contains("Reason: No rule matched"),
+            "{denied}"
+        );
+        // A silent drop on a network-rule port keeps the NSG-or-network-rule wording; an FQDN
+        // there (no tag) also says what an FQDN network rule needs.
+        let drop = hint_for(ErrorKind::TcpTimeout, Evidence::default());
+        assert!(
+            drop.contains("NSG outbound rule") && !drop.contains("DNS proxy"),
+            "{drop}"
+        );
+        let mut fqdn = tcp_target();
+        fqdn.service_tag = None;
+        let drop = hint(
+            &fqdn,
+            &ProbeError::new(ErrorKind::TcpTimeout, "m"),
+            &Evidence::default(),
+        );
+        assert!(drop.contains("firewall's DNS proxy"), "{drop}");
+    }
+
+    #[test]
     fn hints_follow_the_layer() {
         let with_status = |code| Evidence {
             http_status: Some(code),
