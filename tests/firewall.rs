@@ -193,3 +193,66 @@ fn a_connect_on_an_application_rule_port_is_unverified() {
     );
     drop(l);
 }
+
+/// A proxy URL's secret (a password, or a user alone: a token) is in no output, whatever the
+/// spelling: every format of `probe` and `check`'s plan, `context` and its settings, the logs.
+#[test]
+fn a_proxy_token_or_password_is_in_no_output() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    for spelling in [
+        format!("http://Tok3nSecret@127.0.0.1:{port}"),
+        format!("http://Tok3nSecret:@127.0.0.1:{port}"),
+        format!("Tok3nSecret@127.0.0.1:{port}"),
+        format!("http://user:Tok3nSecret@127.0.0.1:{port}"),
+    ] {
+        let mut runs: Vec<Vec<&str>> = ["table", "json", "junit", "fix", "prometheus"]
+            .iter()
+            .map(|o| {
+                vec![
+                    "probe",
+                    "--timeout",
+                    "1s",
+                    "--log-level",
+                    "debug",
+                    "tls",
+                    "example.test:443",
+                    "--output",
+                    o,
+                ]
+            })
+            .collect();
+        runs.push(vec!["context", "--no-discover"]);
+        runs.push(vec![
+            "context",
+            "--no-discover",
+            "--settings",
+            "--output",
+            "json",
+        ]);
+        for args in runs {
+            let out = crate::support::command(&args)
+                .env("HTTPS_PROXY", &spelling)
+                .env("https_proxy", &spelling)
+                .output()
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!all.contains("Tok3nSecret"), "{spelling} {args:?}:\n{all}");
+            // Where the proxy is shown at all, it is shown masked.
+            if ["table", "json", "--no-discover", "--settings"]
+                .iter()
+                .any(|a| args.contains(a))
+            {
+                assert!(
+                    all.contains("***@127.0.0.1"),
+                    "{spelling} {args:?} shows the proxy masked:\n{all}"
+                );
+            }
+        }
+    }
+}
