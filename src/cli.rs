@@ -369,8 +369,9 @@ pub struct ServeArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub net: NetArgs,
-    /// Address to listen on, IP:PORT [default: 127.0.0.1:9834; config: serve.listen].
-    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    /// Address to listen on, IP:PORT [default: 127.0.0.1:9834; config: serve.listen]; also
+    /// spelt --web.listen-address, as exporter-toolkit's exporters do.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen, visible_alias = "web.listen-address")]
     pub listen: Option<std::net::SocketAddr>,
     /// Time between the starts of two runs [default: 60s; config: serve.interval].
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]

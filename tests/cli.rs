@@ -23,6 +23,13 @@ fn bad_flags_and_values_exit_2_naming_the_flag() {
     assert_usage_error(&["check", "--concurrency", "0"], &["--concurrency"]);
     assert_usage_error(&["check", "--cloud", "mars"], &["--cloud"]);
     assert_usage_error(&["check", "--dns-server", "dns.local"], &["--dns-server"]);
+    // exporter-toolkit's spellings are serve's flags under another name: checked alike.
+    assert_usage_error(&["serve", "--web.listen-address", "nowhere"], &["--listen"]);
+    assert_usage_error(
+        &["serve", "--web.config.file", "/nonexistent.yml"],
+        &["/nonexistent.yml"],
+    );
+    assert_usage_error(&["check", "--app-rule-port", "0"], &["--app-rule-port"]);
     assert_usage_error(&["check", "--output", "xml"], &["--output"]);
     assert_usage_error(&["check", "--ca-file", "/nonexistent.pem"], &["--ca-file"]);
     assert_usage_error(&["probe", "tcp", "example.org"], &["HOST:PORT"]);

@@ -279,6 +279,40 @@ pub fn mask(raw: &str) -> String {
         .unwrap_or_else(|_| "(unparsable proxy URL)".into())
 }
 
+/// The authentication schemes of a proxy's `Proxy-Authenticate` headers (the first word of
+/// each, at most 8), cleaned of control characters.
+pub fn auth_schemes<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    values
+        .filter_map(|v| {
+            let v = String::from_utf8_lossy(v);
+            let scheme: String = v
+                .split([' ', ','])
+                .next()?
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(20)
+                .collect();
+            (!scheme.is_empty()).then_some(scheme)
+        })
+        .take(8)
+        .collect()
+}
+
+/// What a 407 means for the node's clients when the proxy offers no Basic: curl can answer
+/// NTLM and Negotiate (`--proxy-ntlm`, `--proxy-negotiate`), pip and conda (Python requests)
+/// speak Basic only. None when Basic is offered or nothing is said.
+pub fn auth_advice(schemes: &[String]) -> Option<String> {
+    if schemes.is_empty() || schemes.iter().any(|s| s.eq_ignore_ascii_case("basic")) {
+        return None;
+    }
+    Some(format!(
+        "the proxy asks for {} (Proxy-Authenticate), not Basic: curl can answer it \
+         (--proxy-ntlm / --proxy-negotiate), pip and conda cannot (they speak Basic only); point \
+         HTTPS_PROXY at a local relay such as cntlm or px, or ask for a proxy exception for these hosts",
+        schemes.join(" or ")
+    ))
+}
+
 /// How a probe reaches its target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

@@ -91,6 +91,8 @@ struct Head {
     squid_error: Option<String>,
     /// The body of a 470 answer (Azure Firewall's deny), at most `firewall::MAX_ANSWER` bytes.
     deny_body: Vec<u8>,
+    /// The schemes of a proxy's `Proxy-Authenticate` headers.
+    auth: Vec<String>,
 }
 
 /// Sends the request and waits for the response head; Phase::FirstByte is that wait.
@@ -131,6 +133,13 @@ where
             .get("x-squid-error")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let auth = crate::net::proxy::auth_schemes(
+            response
+                .headers()
+                .get_all("proxy-authenticate")
+                .iter()
+                .map(|v| v.as_bytes()),
+        );
         let mut deny_body = Vec::new();
         if status.as_u16() == firewall::DENY_STATUS {
             // The firewall's sentence, read while the connection is driven; whatever has not
@@ -161,6 +170,7 @@ where
                 status,
                 squid_error,
                 deny_body,
+                auth,
             },
         ))
     })
@@ -235,7 +245,9 @@ fn judge(
             return Err(ProbeError::new(
                 ErrorKind::ProxyAuthRequired,
                 format!(
-                    "proxy {proxy} answered {status} for {url}: check the credentials in the proxy URL"
+                    "proxy {proxy} answered {status} for {url}: {}",
+                    crate::net::proxy::auth_advice(&head.auth)
+                        .unwrap_or_else(|| "check the credentials in the proxy URL".to_string())
                 ),
             ));
         }

@@ -280,6 +280,7 @@ pub async fn connect(
         code,
         reason,
         squid,
+        auth,
     } = answer;
     match code {
         200..=299 if head.len() > end => Err(ProbeError::new(
@@ -289,10 +290,14 @@ pub async fn connect(
         200..=299 => Ok(()),
         // A 401 to CONNECT can only come from the proxy (tinyproxy answers wrong credentials so).
         401 | 407 => {
-            let what = if proxy.has_credentials() {
-                "the proxy refused the credentials in the proxy URL"
-            } else {
-                "put credentials in the proxy URL: http://USER:PASSWORD@host:port"
+            let what = match proxy::auth_advice(&auth) {
+                Some(advice) => advice,
+                None if proxy.has_credentials() => {
+                    "the proxy refused the credentials in the proxy URL".to_string()
+                }
+                None => {
+                    "put credentials in the proxy URL: http://USER:PASSWORD@host:port".to_string()
+                }
             };
             Err(ProbeError::new(
                 ErrorKind::ProxyAuthRequired,
@@ -322,6 +327,8 @@ struct Head {
     code: u16,
     reason: String,
     squid: Option<String>,
+    /// The schemes of its `Proxy-Authenticate` headers.
+    auth: Vec<String>,
 }
 
 /// Parses an answer head with httparse: `Ok(None)` while it is incomplete, `Err` when it is
@@ -350,11 +357,19 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ()> {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("x-squid-error"))
         .map(|h| clean(&String::from_utf8_lossy(h.value)));
+    let auth = proxy::auth_schemes(
+        response
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("proxy-authenticate"))
+            .map(|h| h.value),
+    );
     Ok(Some(Head {
         end,
         code,
         reason: clean(response.reason.unwrap_or_default()),
         squid,
+        auth,
     }))
 }
 
@@ -474,6 +489,18 @@ mod tests {
             (b"HTTP/1.1 503 Service Unavailable\r\n\r\n", Some(ErrorKind::ProxyDenied), "could not reach"),
             (
                 b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+                Some(ErrorKind::ProxyAuthRequired),
+                "refused the credentials",
+            ),
+            // NTLM or Negotiate only: curl can, pip and conda cannot.
+            (
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: NTLM\r\nProxy-Authenticate: Negotiate\r\n\r\n",
+                Some(ErrorKind::ProxyAuthRequired),
+                "asks for NTLM or Negotiate (Proxy-Authenticate), not Basic: curl can answer it",
+            ),
+            // Basic offered too: the credentials are the question.
+            (
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\nProxy-Authenticate: Basic realm=\"corp\"\r\n\r\n",
                 Some(ErrorKind::ProxyAuthRequired),
                 "refused the credentials",
             ),

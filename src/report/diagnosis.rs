@@ -39,7 +39,7 @@ pub fn hint(t: &Target, e: &ProbeError, ev: &Evidence) -> String {
             format!("{remedy} {} {}", rule(t), t.fix)
         }
         Layer::Answer => answered(e.kind, ev),
-        Layer::Proxy => proxied(t, e.kind, ev),
+        Layer::Proxy => proxied(t, e, ev),
         Layer::AppRule => app_rule(t, e.kind, ev),
         Layer::Verdict | Layer::Local => format!("{remedy} {}", t.fix),
     }
@@ -124,7 +124,8 @@ fn answered(kind: ErrorKind, ev: &Evidence) -> String {
 
 /// The proxy's failure: name the proxy (credentials masked) and the NO_PROXY entry that would
 /// route the host directly.
-fn proxied(t: &Target, kind: ErrorKind, ev: &Evidence) -> String {
+fn proxied(t: &Target, e: &ProbeError, ev: &Evidence) -> String {
+    let kind = e.kind;
     let proxy = match &ev.via_proxy {
         Some(p) => format!("The proxy {p}"),
         None => "The proxy".to_string(),
@@ -137,6 +138,12 @@ fn proxied(t: &Target, kind: ErrorKind, ev: &Evidence) -> String {
             host = t.host,
             entry = no_proxy_entry(t.host.shown()),
             fix = t.fix
+        ),
+        ErrorKind::ProxyAuthRequired if e.message.contains("they speak Basic only") => format!(
+            "{proxy} asks for Windows authentication (NTLM or Negotiate), which curl can answer and pip \
+             and conda cannot: run a local relay such as cntlm or px that authenticates for them and \
+             point HTTPS_PROXY at it, or ask for a proxy exception for {}.",
+            t.host
         ),
         ErrorKind::ProxyAuthRequired => format!(
             "{proxy} asks for credentials (407): put them in the proxy URL \

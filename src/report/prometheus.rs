@@ -109,25 +109,25 @@ pub fn register(report: &Report, registry: &Registry) {
     let phase = gauge_vec(
         registry,
         "vnetprobe_probe_phase_seconds",
-        "Time spent in each phase of the target's probe (dns, connect, proxy_connect, tls, upgrade, first_byte, wait).",
+        "Time spent in each phase of the target's probe in the last run (dns, connect, proxy_connect, tls, upgrade, first_byte, wait).",
         &with("phase"),
     );
     let error = gauge_vec(
         registry,
         "vnetprobe_probe_error_info",
-        "1 for a failing target, labelled with the kind of its error (a fixed vocabulary).",
+        "1 for a target failing in the last run, labelled with the kind of its error (a fixed vocabulary).",
         &with("kind"),
     );
     let dns_private = gauge_vec(
         registry,
         "vnetprobe_dns_private",
-        "For DNS targets that got an answer: 1 if every address is private, 0 if any is public.",
+        "For DNS targets that got an answer in the last run: 1 if every address is private, 0 if any is public.",
         &["target", "host"],
     );
     let expiry = gauge_vec(
         registry,
         "vnetprobe_tls_cert_expiry_timestamp_seconds",
-        "Earliest not-after date in the certificate chain the target presented, as a Unix timestamp.",
+        "Earliest not-after date in the certificate chain the target presented in the last run, as a Unix timestamp.",
         &["target", "host", "port"],
     );
     for r in &report.results {
@@ -319,6 +319,13 @@ mod tests {
             .filter(|l| !l.starts_with('#'))
             .map(|l| l.split(['{', ' ']).next().unwrap())
             .collect();
+        // Every value is from the latest run, never measured at the scrape: the HELP says so.
+        for help in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            let name = help.split(' ').nth(2).unwrap();
+            if name != "vnetprobe_build_info" {
+                assert!(help.contains("last run"), "{help}");
+            }
+        }
         for f in families {
             assert!(text.contains(&format!("# HELP {f} ")), "no HELP for {f}");
             assert!(
