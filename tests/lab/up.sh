@@ -17,7 +17,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 scenario=${1:-healthy}
 [ "$(id -u)" = 0 ] || die "up.sh needs root (network namespaces)"
-printf '%s\n' "${SCENARIOS[@]}" | grep -qxF -- "$scenario" ||
+# Not `printf | grep -q`: grep -q leaving early is a SIGPIPE for printf, and pipefail fails it.
+[[ " ${SCENARIOS[*]} " == *" $scenario "* ]] ||
     die "unknown scenario '$scenario' (one of: ${SCENARIOS[*]})"
 missing=()
 for tool in ip ss nft dnsmasq squid openssl python3 setsid; do
