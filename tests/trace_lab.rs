@@ -144,6 +144,42 @@ impl Routed {
         });
         report["results"][0]["trace"].clone()
     }
+
+    /// `vnetprobe check --trace --output json` in the compute namespace on a catalog of one
+    /// TCP target per port to `dest`.
+    fn check_traced(&self, dest: &str, ports: &[u16]) -> Value {
+        let scratch = crate::support::Scratch::new("trace-lab");
+        let catalog: String = ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "[[target]]\nid = \"path-{p}\"\nname = \"path {p}\"\nprotocol = \"tcp\"\n\
+                     host = \"{dest}\"\nports = [{p}]\nprofiles = [\"internet\"]\nwhy = \"lab\"\n\
+                     fix = \"lab\"\n\n"
+                )
+            })
+            .collect();
+        let file = scratch.write("catalog.toml", &catalog);
+        let mut cmd = Command::new("ip");
+        clean_env(cmd.args(["netns", "exec", &self.ns("c"), bin()]).args([
+            "check",
+            "--catalog",
+            file.to_str().unwrap(),
+            "--trace",
+            "--timeout",
+            "2s",
+            "--output",
+            "json",
+        ]));
+        let out = output_within(&mut cmd, Duration::from_secs(30));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
 }
 
 impl Drop for Routed {
@@ -241,6 +277,35 @@ fn traces_through_routers(f: &Family) {
         );
         assert_eq!(s, want, "{t}");
     }
+
+    // `check --trace` on two paths through that firewall: each traced, and one cause.
+    let report = path.check_traced(f.dest, &[TCP_OPEN, TCP_OPEN + 1]);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{report}");
+    for r in results {
+        assert_eq!(r["error"]["kind"], "tcp_timeout", "{r}");
+        assert_eq!(ended(&r["trace"]), "silent_after_hop", "{r}");
+        assert_eq!(r["trace"]["at"]["address"], f.hop1, "{r}");
+        let hint = r["hint"].as_str().unwrap();
+        assert!(
+            hint.contains(&format!("silent after hop 1 {}", f.hop1)),
+            "{hint}"
+        );
+    }
+    let want = format!(
+        "2 paths go silent after {}, the last hop that answered: TCP {TCP_OPEN}, TCP {}",
+        f.hop1,
+        TCP_OPEN + 1
+    );
+    assert!(
+        report["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["message"] == want.as_str() && c["targets"].as_array().unwrap().len() == 2),
+        "want the cause {want:?}: {}",
+        report["causes"]
+    );
 
     // A firewall that rejects what it forwards: the TTL it would forward with 0 is answered
     // time exceeded first, then the next TTL is rejected administratively by the same address.
