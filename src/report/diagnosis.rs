@@ -340,7 +340,12 @@ fn tell(key: &Key, members: &[&ResultEntry], endpoints: &[String], targets: Vec<
             )
         }
         Key::PathStop(hop, ended, kind) => {
-            let ports = ports(members).join(", ");
+            let ports = ports(members);
+            // A firewall dropping everything stops every path at it: name a few.
+            let ports = match ports.len() {
+                0..=8 => ports.join(", "),
+                n => format!("{}, and {} more", ports[..6].join(", "), n - 6),
+            };
             let named = route_to(members, *hop);
             match ended {
                 TraceEnd::Rejected => (
