@@ -4,7 +4,8 @@
 //! in the compute namespace, unprivileged in what it asks of the kernel (an ordinary socket and
 //! IP_RECVERR), and its JSON must say where the trail ended and which hop addresses answered.
 //!
-//! Needs root, `ip netns` and nft: ignored without the `root-tests` feature.
+//! Needs root (to build the namespaces; the traces themselves also run as nobody with no
+//! capability), `ip netns`, nft and setpriv: ignored without the `root-tests` feature.
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -121,9 +122,42 @@ impl Routed {
     /// `vnetprobe probe trace PROTOCOL DEST:PORT --output json` in the compute namespace: the
     /// result's trace.
     fn trace(&self, protocol: &str, dest: &str, port: u16) -> Value {
+        self.trace_by(None, protocol, dest, port)
+    }
+
+    /// The same, as the hardened unit runs it: user nobody, no capability in any set (bounding
+    /// included), no_new_privs; the binary copied where nobody can run it.
+    fn trace_unprivileged(&self, protocol: &str, dest: &str, port: u16) -> Value {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = crate::support::Scratch::new("trace-nobody");
+        let copy = scratch.0.join("vnetprobe");
+        std::fs::copy(bin(), &copy).unwrap();
+        for (path, mode) in [(&scratch.0, 0o755), (&copy, 0o755)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        self.trace_by(Some(&copy), protocol, dest, port)
+    }
+
+    fn trace_by(&self, nobody: Option<&Path>, protocol: &str, dest: &str, port: u16) -> Value {
         let to = SocketAddr::new(dest.parse::<IpAddr>().unwrap(), port).to_string();
         let mut cmd = Command::new("ip");
-        clean_env(cmd.args(["netns", "exec", &self.ns("c"), bin()]).args([
+        cmd.args(["netns", "exec", &self.ns("c")]);
+        match nobody {
+            Some(binary) => cmd
+                .args([
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--bounding-set=-all",
+                    "--no-new-privs",
+                    "--",
+                ])
+                .arg(binary),
+            None => cmd.arg(bin()),
+        };
+        clean_env(cmd.args([
             "probe",
             "trace",
             protocol,
@@ -243,6 +277,16 @@ fn traces_through_routers(f: &Family) {
         assert_eq!(t["at"]["address"], f.dest, "{t}");
         let said = t["at"]["meaning"].as_str().unwrap();
         assert!(said.starts_with(meaning), "{protocol}/{port}: {said}");
+    }
+
+    // Without root, without any capability: the same answers (the unit's sandbox allows no
+    // capability, and tracing needs none).
+    if need("setpriv", "path tracing as an unprivileged user") {
+        for (protocol, port) in [("tcp", TCP_OPEN), ("udp", UDP_ECHO)] {
+            let t = path.trace_unprivileged(protocol, f.dest, port);
+            assert_eq!(ended(&t), "destination", "as nobody, {protocol}: {t}");
+            assert_eq!(hops(&t)[..2], routers, "as nobody, {protocol}: {t}");
+        }
     }
 
     // This host's own firewall drops on output: TCP sees silence at every TTL; a UDP send is
