@@ -4,7 +4,8 @@
 # hops on that drops them (scenario fw-drop: hop 1 answers, then silence, the slowest trace, as
 # every TTL waits its share of the budget), --timeout 1s. Prints wall time and CPU time (user +
 # sys) of `check` and of `check --trace`, median of 3, and the difference; then the same with
-# the drop before the first hop (first-hop-drop: no TTL answered). Needs root, ip netns, nft.
+# the drop before the first hop (first-hop-drop: no TTL answered), and fw-drop again with hop 1
+# at Linux's default ICMP rate limit (what the traces lose). Needs root, ip netns, nft.
 #   usage: benches/trace_bench.sh [path/to/vnetprobe]   (default: a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,8 +42,15 @@ run() {
 
 echo "vnetprobe: $("$BIN" --version | head -1)"
 echo "$TARGETS TCP targets, --timeout 1s, routers of tests/lab/routers.sh"
-for scenario in fw-drop first-hop-drop; do
-    bash tests/lab/routers.sh scenario "$PREFIX" "$scenario"
+# The last round puts hop 1 back to Linux's default ICMP rate limit (1000 ms per destination,
+# after a small burst): 50 paths' TTL 1 probes reach it at once, and most go unanswered.
+for scenario in fw-drop first-hop-drop fw-drop-ratelimited; do
+    if [ "$scenario" = fw-drop-ratelimited ]; then
+        ip netns exec "$PREFIX-r1" sysctl -qw net.ipv4.icmp_ratelimit=1000
+        bash tests/lab/routers.sh scenario "$PREFIX" fw-drop
+    else
+        bash tests/lab/routers.sh scenario "$PREFIX" "$scenario"
+    fi
     read -r wall cpu < <(run plain)
     read -r twall tcpu < <(run traced --trace)
     python3 - "$WORK/plain.json" "$WORK/traced.json" "$scenario" "$wall" "$cpu" "$twall" "$tcpu" <<'PY'
@@ -55,7 +63,10 @@ for r in plain["results"]:
     kinds[k] = kinds.get(k, 0) + 1
 ended = {}
 for r in traced["results"]:
-    e = (r.get("trace") or {}).get("ended", "not traced")
+    t = r.get("trace") or {}
+    e = t.get("ended", "not traced")
+    if t.get("at"):
+        e += " " + t["at"]["address"]
     ended[e] = ended.get(e, 0) + 1
 print(f"\n{scenario}: outcomes {kinds}; traces {ended}")
 print(f"  check           wall {wall:5.2f} s   cpu {cpu:5.2f} s   (median of 3)")
