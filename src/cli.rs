@@ -74,12 +74,14 @@ const CHECK_EXAMPLES: &str = "\
 Examples:
   vnetprobe check --region westeurope --set instance=ci1
   vnetprobe check --wait 5m --quiet        # provisioning: wait for the network
+  vnetprobe check --trace                  # failing paths: which hop answered last
   vnetprobe check --profile packages --output json > report.json";
 
 const PROBE_EXAMPLES: &str = "\
 Examples:
   vnetprobe probe dns sa1.blob.core.windows.net --expect private
   vnetprobe probe tcp westeurope.api.azureml.ms:443
+  vnetprobe probe trace tcp 10.0.2.4:443   # which hop drops it (no root needed)
   vnetprobe probe http https://pypi.org/simple/ --proxy http://proxy:3128";
 
 const SERVE_EXAMPLES: &str = "\
@@ -324,9 +326,9 @@ pub struct CheckArgs {
     /// is the table).
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    /// Trace the path of each failing direct target (tcp_timeout, UDP silence, a TLS reset
-    /// after the ClientHello): which hop answered last, which rejected; one trace per address,
-    /// protocol and port, all within one more --timeout. Off by default: it sends up to 16
+    /// Trace the path of each failing direct target (tcp_timeout, and UDP silence): which hop
+    /// answered last, which rejected; one trace per address, protocol and port (at most 64),
+    /// all within one more --timeout. Off by default, --strict included: it sends up to 16
     /// low-TTL packets per failing path, which firewalls may log as a traceroute.
     #[arg(long)]
     pub trace: bool,

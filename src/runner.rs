@@ -227,8 +227,8 @@ fn timed_out(target: &Target, message: String) -> Outcome {
 /// Which results a run traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceScope {
-    /// `check --trace`: failures a trace can explain (`tcp_timeout`, UDP silence,
-    /// `tls_reset_after_hello`), direct paths only.
+    /// `check --trace`: failures a trace can explain (`tcp_timeout`, UDP silence), direct
+    /// paths only.
     Failures,
     /// `probe trace`: the target, whatever its result.
     Every,
