@@ -68,7 +68,8 @@ for r in traced["results"]:
     if t.get("at"):
         e += " " + t["at"]["address"]
     ended[e] = ended.get(e, 0) + 1
-print(f"\n{scenario}: outcomes {kinds}; traces {ended}")
+flagged = sum(any("rate limit" in w for w in r.get("warnings", [])) for r in traced["results"])
+print(f"\n{scenario}: outcomes {kinds}; traces {ended}; {flagged} flagged as maybe rate-limited")
 print(f"  check           wall {wall:5.2f} s   cpu {cpu:5.2f} s   (median of 3)")
 print(f"  check --trace   wall {twall:5.2f} s   cpu {tcpu:5.2f} s")
 print(f"  extra           wall {twall - wall:+5.2f} s   cpu {tcpu - cpu:+5.2f} s   (bound: one --timeout, 1 s, of wall)")
