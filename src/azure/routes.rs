@@ -171,17 +171,14 @@ impl RouteTable {
                         route,
                     }),
                     Err(_) => match tag(&p) {
-                        Some(set) => {
-                            t.entries
-                                .extend(set.ranges().iter().flat_map(|r| split(r)).map(
-                                    |(range, len)| Entry {
-                                        range,
-                                        len,
-                                        from_tag: true,
-                                        route,
-                                    },
-                                ))
-                        }
+                        Some(set) => t.entries.extend(set.ranges().iter().flat_map(split).map(
+                            |(range, len)| Entry {
+                                range,
+                                len,
+                                from_tag: true,
+                                route,
+                            },
+                        )),
                         None => t.unexpanded.push(p.clone()),
                     },
                 }

@@ -161,7 +161,10 @@ fn subnet_nsg_rules_by_priority_protocol_ports_and_tags() {
 
 #[test]
 fn an_asg_rule_that_would_decide_otherwise_is_unknown() {
-    let allow_asg = SUBNET_RULES.replace(r#""destinationPortRange": "8787", "sourceAddressPrefix": "*", "destinationApplicationSecurityGroups""#, r#""destinationPortRange": "8787", "sourceAddressPrefix": "*", "destinationApplicationSecurityGroups""#).replace(r#""access": "Deny", "priority": 500"#, r#""access": "Allow", "priority": 500"#);
+    let allow_asg = SUBNET_RULES.replace(
+        r#""access": "Deny", "priority": 500"#,
+        r#""access": "Allow", "priority": 500"#,
+    );
     let d = data(&[subnet_nsg(&allow_asg)], None);
     let v = d.rules(&out("tcp", 8787, "20.61.0.9")).unwrap();
     assert_eq!(
