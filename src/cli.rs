@@ -74,14 +74,12 @@ const CHECK_EXAMPLES: &str = "\
 Examples:
   vnetprobe check --region westeurope --set instance=ci1
   vnetprobe check --wait 5m --quiet        # provisioning: wait for the network
-  vnetprobe check --trace                  # failing paths: which hop answered last
-  vnetprobe check --profile packages --output json > report.json";
+  vnetprobe check --trace --output json > report.json  # failing paths traced";
 
 const PROBE_EXAMPLES: &str = "\
 Examples:
   vnetprobe probe dns sa1.blob.core.windows.net --expect private
-  vnetprobe probe tcp westeurope.api.azureml.ms:443
-  vnetprobe probe trace tcp 10.0.2.4:443   # which hop drops it (no root needed)
+  vnetprobe probe trace tcp westeurope.api.azureml.ms:443  # which hop drops it
   vnetprobe probe http https://pypi.org/simple/ --proxy http://proxy:3128";
 
 const SERVE_EXAMPLES: &str = "\
