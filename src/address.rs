@@ -107,9 +107,10 @@ pub fn masked(raw: &str) -> String {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..end].rsplit_once('@') {
         Some((userinfo, host)) => {
+            // A user without a password is a token: masked whole.
             let user = match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:***"),
-                None => "***".to_string(),
+                Some((user, password)) if !password.is_empty() => format!("{user}:***"),
+                _ => "***".to_string(),
             };
             format!("{scheme}{user}@{host}{}", &rest[end..])
         }

@@ -296,6 +296,16 @@ pub struct NetArgs {
     /// show`): each result names its route and next hop [config: routes].
     #[arg(long, value_name = "FILE", global = true)]
     pub routes: Option<PathBuf>,
+    /// A port on which an application-rule firewall (Azure Firewall) may answer TCP itself,
+    /// beyond 80, 443 and 1433: a tcp target there passes on the connect alone only as
+    /// unverified (repeatable or comma-separated; config: app-rule-ports = [8443]).
+    #[arg(long = "app-rule-port", value_name = "PORT", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub app_rule_ports: Vec<u16>,
+    /// The VNet's address space (repeatable, e.g. `10.0.0.0/16`): what the `VirtualNetwork` tag
+    /// of an `az network nsg show` file stands for; without it, the route file's `VnetLocal`
+    /// routes, else an effective NSG file's tagMap [config: vnet-prefix = [...]].
+    #[arg(long, value_name = "PREFIX", global = true)]
+    pub vnet_prefix: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -324,9 +334,9 @@ pub struct CheckArgs {
     /// is the table).
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    /// Trace the path of each failing direct target (tcp_timeout, and UDP silence): which hop
-    /// answered last, which rejected; one trace per address, protocol and port (at most 64),
-    /// all within one more --timeout. Off by default, --strict included: it sends up to 16
+    /// Trace the path of each failing direct target (tcp_timeout, tls_reset_after_hello, UDP
+    /// silence): which hop answered last, which rejected; one trace per address, protocol and
+    /// port (at most 64), all within one more --timeout. Off by default, --strict included: it sends up to 16
     /// low-TTL packets per failing path, which firewalls may log as a traceroute.
     #[arg(long)]
     pub trace: bool,

@@ -171,6 +171,16 @@ fn text(kind: ErrorKind) -> (&'static str, &'static str, &'static str) {
             "The TCP connection opened but the TLS exchange broke off (a reset, a closed connection or a protocol alert), as a firewall that filters by SNI does.",
             "Allow the host name (SNI) in the firewall's application rules or TLS policy, and check that the endpoint speaks TLS on that port.",
         ),
+        TlsResetAfterHello => (
+            "TCP connected, then the connection ended right after the TLS ClientHello: no ServerHello, no alert.",
+            "The TLS probe counts the bytes the server sent: none before the reset or close. Azure Firewall completes the TCP handshake itself on 80, 443 and 1433, reads the SNI, and ends the flow this way when no application rule allows the FQDN. vnetprobe then asks http://FQDN/ once: Azure Firewall's 470 there names it for certain.",
+            "Add an application rule for the FQDN with protocol Https=443 to the firewall policy (vnetprobe check --output fix writes it); an NSG rule does not help.",
+        ),
+        FirewallDenied => (
+            "Azure Firewall denied the HTTP request: status 470 with \"Action: Deny\".",
+            "The HTTP answer's status is 470 and its text/plain body holds \"Action: Deny\"; the reason, and the policy, rule collection and rule of an explicit deny rule, are quoted from the body.",
+            "Add an application rule for the FQDN (Http=80, Https=443) to the firewall policy; for a threat-intelligence deny, review the firewall's threat-intelligence allow list.",
+        ),
         TlsUntrusted => (
             "The certificate chain is trusted neither by the public web PKI nor by this host's store.",
             "The chain fails verification against the public roots and against the system store plus --ca-file.",

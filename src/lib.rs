@@ -126,9 +126,41 @@
 //!   `address_tags` (address -> service tags), `rules` (`nsg`, `rule`, `priority`, `access`
 //!   Allow|Deny|unknown, `reason`, `evaluated`), `route` (`prefix`, `next_hop_type`, `next_hop`,
 //!   `source`, `name`); context keys `service_tags_file`, `service_tags_change_number`,
-//!   `nsg_files`, `routes_file`. Error kinds `nsg_denied`, `route_not_internet`, and the cause
-//!   kind `forced_tunnel`. Inbound rows evaluated against the files: deny = fail, allow = pass
-//!   with `unverified`.
+//!   `nsg_files`, `routes_file`, `vnet_prefixes` (what `VirtualNetwork` stands for, with NSG
+//!   files). Error kinds `nsg_denied`, `route_not_internet`, and the cause kind `forced_tunnel`.
+//!   Inbound rows evaluated against the files: deny = fail, allow = pass with `unverified`.
+//!   `--vnet-prefix PREFIX` (repeatable; config `vnet-prefix = [...]`) gives the VNet's prefixes,
+//!   over the route file's `VnetLocal` routes and an effective file's `tagMap`. A target whose
+//!   public address is outside its declared `service_tag` gets a warning naming the tags holding
+//!   the address (the hint's lead when it fails; never a verdict of its own). With
+//!   `--service-tags`, `--output fix` ends with one shell variable per failing target's tag
+//!   (`PREFIXES_<tag>`, `.` and other non-alphanumerics as `_`) and `PREFIXES_ALL`, aggregated
+//!   CIDR blocks, under a `#` comment with the file's change number.
+//! - Behind an application-layer firewall (Azure Firewall, which completes the TCP handshake
+//!   itself on 80, 443 and 1433): a `tcp` target on those ports, or on one named by
+//!   `--app-rule-port PORT` (repeatable, comma lists; config `app-rule-ports = [8443]`), passes on
+//!   the connect alone only as `unverified` (and one expected blocked passes as `unverified`
+//!   instead of failing: the connect was maybe the firewall's). Error kinds `firewall_denied` (an
+//!   HTTP answer with status 470 and `Action: Deny` in its body, read to at most 4 KiB) and
+//!   `tls_reset_after_hello` (TCP up, then closed or reset before the server sent one byte after
+//!   the ClientHello); both are `ErrorKind::layer` `AppRule`, whose hints name an application
+//!   rule (FQDN, `Https:443`/`Http:80`), never an NSG rule. A reset on a direct path to a name is
+//!   confirmed once per FQDN and run with `GET http://FQDN/` on port 80 of the same address; per
+//!   result `firewall` (`deny`: the firewall's words, cleaned and capped; `seen_on`: the request
+//!   that got the 470; `no_rule_matched`). Several FQDNs so denied are one cause ("N FQDNs denied
+//!   by an application-rule firewall"). The fix plan writes Firewall Policy rules
+//!   (`az network firewall policy rule-collection-group collection add-filter-collection`),
+//!   service tags only where Azure's `networkFeatures` allow them (`azure::features`; the file of
+//!   `--service-tags` decides when given), next-hop-Internet routes for `AzureMachineLearning` and
+//!   `BatchNodeManagement` for public-IP compute behind a firewall, every value single-quoted and
+//!   every other line a comment. Catalog key `required_with_private_endpoint = "SERVICE"`: the
+//!   target is required only where `private_endpoints` lists the service (the 8787/18881 rows).
+//!   Catalog ids renamed with their protocol (a TLS handshake now, not a TCP connect):
+//!   `storage-{blob,queue,table}-tcp` -> `storage-{blob,queue,table}-tls`, `storage-file-https`
+//!   -> `storage-file-tls`, `batch-account-tcp` -> `batch-account-tls`, `pe-workspace-api-tcp` ->
+//!   `pe-workspace-api-tls`, `aml-instance-{net,mlazure}-tcp` -> `aml-instance-{net,mlazure}-tls`;
+//!   `entra-login-http` is an HTTP GET on 80; `aml-instance-tcp` keeps 8787/18881 only and is not
+//!   required.
 //! - Path tracing (`probe trace tcp|udp HOST:PORT [--max-ttl N]`, `check --trace`): per result
 //!   `trace` (`protocol` `tcp`|`udp`, `to` address:port, `probed_ttl` the highest TTL sent,
 //!   `hops` the answered probes, each `ttl`, `address`, `rtt_ms`, `kind`
@@ -137,7 +169,7 @@
 //!   `ended` is `destination` (the address itself answered: SYN-ACK, reset, UDP reply, or its
 //!   port unreachable), `rejected` (ICMP unreachable from a hop), `silent_after_hop` (hops
 //!   answered up to `at`, then none), `no_hop_answered`, `local_firewall` (this host refused to
-//!   send: EPERM). `check --trace` traces failing direct `tcp_timeout` targets and UDP targets
+//!   send: EPERM). `check --trace` traces failing direct `tcp_timeout` and `tls_reset_after_hello` targets and UDP targets
 //!   passed unverified (silence), one trace per address, protocol and port, at most 64 (the
 //!   rest get a warning), within one more `--timeout`; a traced `tcp_timeout`'s hint then says
 //!   where the trail ended, and failing paths whose traces stop after (or are rejected by) one hop share a `causes`

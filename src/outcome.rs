@@ -103,6 +103,8 @@ labelled! {
         NsgDenied => "nsg_denied",
         RouteNotInternet => "route_not_internet",
         ForcedTunnel => "forced_tunnel",
+        FirewallDenied => "firewall_denied",
+        TlsResetAfterHello => "tls_reset_after_hello",
     }
 }
 
@@ -122,6 +124,8 @@ impl ErrorKind {
                 | UdpRejected
                 | ProxyDenied
                 | TlsHandshake
+                | TlsResetAfterHello
+                | FirewallDenied
                 | Timeout
         )
     }
@@ -141,6 +145,10 @@ pub enum Layer {
     Answer,
     /// The proxy in the route.
     Proxy,
+    /// An application-layer firewall (Azure Firewall's application rules) decided by the TLS
+    /// SNI or the HTTP Host header: the fix is an application rule for the FQDN, never an NSG
+    /// rule.
+    AppRule,
     /// A judgement on a path that worked or was not tried (blocked paths that answered,
     /// `--strict` verdicts).
     Verdict,
@@ -162,6 +170,7 @@ impl ErrorKind {
             TlsUntrusted | TlsIntercepted => Layer::Trust,
             TlsHandshake | TlsNameMismatch | TlsExpired | HttpStatus | WsRejected => Layer::Answer,
             ProxyUnreachable | ProxyDenied | ProxyAuthRequired => Layer::Proxy,
+            FirewallDenied | TlsResetAfterHello => Layer::AppRule,
             UnexpectedlyReachable | Unverified | NotChecked | PeerNoEcho | PeerNotAuthenticated => {
                 Layer::Verdict
             }
@@ -305,6 +314,18 @@ impl ErrorKind {
                  outbound flow without a more specific route passes it; allow the paths there, or route the service \
                  tags around it."
             }
+            FirewallDenied => {
+                "An application-rule firewall (Azure Firewall) answered the HTTP request itself with status 470 \
+                 and \"Action: Deny\": no application rule allows this FQDN on this protocol and port. Add one (the \
+                 FQDN, Http=80 or Https=443) to the firewall policy's application rule collection; an NSG rule \
+                 does not help."
+            }
+            TlsResetAfterHello => {
+                "TCP connected, then the connection was reset or closed right after the TLS ClientHello, with no \
+                 ServerHello and no alert: what an application-rule firewall (Azure Firewall) does to an FQDN no \
+                 application rule allows. Add an application rule for the FQDN (Https=443) to the firewall policy; \
+                 the TCP handshake was the firewall's own, so an NSG rule does not help."
+            }
             PeerNoEcho => {
                 "The port answered, but not with vnetprobe's echo: start `vnetprobe listen` on the peer for this \
                  port (another service holds it, or a device on the path accepts connections in the peer's place)."
@@ -396,6 +417,22 @@ pub struct Evidence {
     pub responder: Option<ResponderEvidence>,
     /// The path trace of a failing target (`check --trace`, `probe trace`).
     pub trace: Option<Box<Trace>>,
+    /// An application-rule firewall's deny, as it answered (HTTP 470 on the probe itself, or on
+    /// the one HTTP request that confirms a reset after the ClientHello).
+    pub firewall: Option<FirewallEvidence>,
+}
+
+/// What named an application-rule firewall (Azure Firewall) as the cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallEvidence {
+    /// The deny as the firewall worded it (cleaned, capped), e.g.
+    /// "Action: Deny; Reason: No rule matched".
+    pub deny: String,
+    /// The request that got the 470, e.g. "GET http://sa1.queue.core.windows.net/".
+    pub seen_on: String,
+    /// True when the firewall's default rule denied (no application rule matched), false for
+    /// an explicit deny rule or threat intelligence.
+    pub no_rule_matched: bool,
 }
 
 /// What a peer's echo proved: who answered, and whether the shared key vouches for it.

@@ -219,6 +219,8 @@ struct NetSettings {
     service_tags: Option<Setting<PathBuf>>,
     nsg: Option<Setting<Vec<PathBuf>>>,
     routes: Option<Setting<PathBuf>>,
+    app_rule_ports: Option<Setting<Vec<u16>>>,
+    vnet_prefix: Option<Setting<Vec<String>>>,
 }
 
 impl NetSettings {
@@ -315,6 +317,24 @@ impl NetSettings {
                 ))
                 .given(file.at("routes", file.routes.as_ref()))
                 .optional()?,
+            app_rule_ports: Layers::new(|ports: Vec<u16>| match ports.iter().find(|p| **p == 0) {
+                Some(_) => Err("a port is 1 to 65535".to_string()),
+                None => Ok(ports),
+            })
+            .given(settings::flag(
+                "--app-rule-port",
+                net.map(|n| n.app_rule_ports.clone())
+                    .filter(|p| !p.is_empty()),
+            ))
+            .given(file.at("app-rule-ports", file.app_rule_ports.as_ref()))
+            .optional()?,
+            vnet_prefix: Layers::new(vnet_prefixes)
+                .given(settings::flag(
+                    "--vnet-prefix",
+                    net.map(|n| n.vnet_prefix.clone()).filter(|n| !n.is_empty()),
+                ))
+                .given(file.at("vnet-prefix", file.vnet_prefix.as_ref()))
+                .optional()?,
         })
     }
 
@@ -331,6 +351,11 @@ impl NetSettings {
             proxy_env_source: None,
             proxy_files: Default::default(),
             peer_key: None,
+            app_rule_ports: self
+                .app_rule_ports
+                .as_ref()
+                .map(|s| s.value.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -370,6 +395,16 @@ impl NetSettings {
                 }),
             ),
             ("routes", path(&self.routes)),
+            (
+                "app-rule-ports",
+                Shown::of(self.app_rule_ports.as_ref(), |p| {
+                    p.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+                }),
+            ),
+            (
+                "vnet-prefix",
+                Shown::of(self.vnet_prefix.as_ref(), |p| p.join(",")),
+            ),
         ])
     }
 
@@ -413,10 +448,12 @@ impl NetSettings {
         if tags.is_none() && nsg.is_none() && routes.is_none() {
             return Ok(None);
         }
+        let vnet = self.vnet_prefix.as_ref().map(|s| s.value.as_slice());
         let data = crate::azure::AzureData::load(
             tags.as_ref().map(|s| s.value.as_path()),
             nsg.as_ref().map(|s| s.value.as_slice()).unwrap_or_default(),
             routes.as_ref().map(|s| s.value.as_path()),
+            vnet.unwrap_or_default(),
         )?;
         Ok(Some(Arc::new(data)))
     }
@@ -489,6 +526,20 @@ fn local_address(to: std::net::IpAddr) -> Option<std::net::IpAddr> {
 }
 
 /// A path setting's rule: the file must exist.
+/// `--vnet-prefix`: each a CIDR prefix (at most 1,000: a VNet has far fewer).
+fn vnet_prefixes(prefixes: Vec<String>) -> std::result::Result<Vec<String>, String> {
+    if prefixes.len() > 1000 {
+        return Err(format!(
+            "{} prefixes, more than the 1000 a VNet may be given",
+            prefixes.len()
+        ));
+    }
+    for p in &prefixes {
+        crate::azure::prefix::Range::parse(p)?;
+    }
+    Ok(prefixes)
+}
+
 fn existing(path: PathBuf) -> std::result::Result<PathBuf, String> {
     match path.exists() {
         true => Ok(path),
@@ -650,6 +701,16 @@ impl Plan {
                 known.or_else(|| towards.and_then(local_address))
             };
             crate::report::azure::annotate(&mut report, azure, &node, self.network.strict);
+            if let Some(tags) = &azure.tags {
+                let named = report
+                    .results
+                    .iter()
+                    .filter_map(|r| r.service_tag.as_deref());
+                // The fix plan's routes name these two whatever failed (see report::fix).
+                let routed = ["AzureMachineLearning", "BatchNodeManagement"].into_iter();
+                report.tag_features =
+                    Some(crate::azure::features::from_file(tags, named.chain(routed)));
+            }
         }
         report
     }

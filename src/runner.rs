@@ -227,8 +227,8 @@ fn timed_out(target: &Target, message: String) -> Outcome {
 /// Which results a run traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceScope {
-    /// `check --trace`: failures a trace can explain (`tcp_timeout`, UDP silence), direct
-    /// paths only.
+    /// `check --trace`: failures a trace can explain (`tcp_timeout`, `tls_reset_after_hello`,
+    /// UDP silence), direct paths only.
     Failures,
     /// `probe trace`: the target, whatever its result.
     Every,
@@ -265,7 +265,7 @@ fn trace_path(f: &Finished, scope: TraceScope) -> Option<(SocketAddr, TraceProbe
 }
 
 /// The failures whose traces say where the packet stopped.
-const TRACED_KINDS: &[ErrorKind] = &[ErrorKind::TcpTimeout];
+const TRACED_KINDS: &[ErrorKind] = &[ErrorKind::TcpTimeout, ErrorKind::TlsResetAfterHello];
 
 /// Traces the paths of `finished` that `scope` selects: one trace per distinct address,
 /// protocol and port (shared by every result on it), at most `MAX_TRACES`, all at once, so

@@ -31,7 +31,7 @@ const PROFILES: &[&str] = &[
 /// NO_PROXY as the Azure ML docs advise: private-endpoint names never go to the proxy (the
 /// workspace's, and its key vault, registry and Data Lake endpoint).
 const NO_PROXY_PRIVATE: &str = ".api.azureml.ms,.instances.azureml.ms,.instances.azureml.net,\
-     .notebooks.azure.net,.vault.azure.net,.azurecr.io,.dfs.core.windows.net";
+     .instances.ml.azure.ms,.notebooks.azure.net,.vault.azure.net,.azurecr.io,.dfs.core.windows.net";
 /// The workspace private-endpoint names (hosts.tsv `zone=aml`).
 fn workspace_names() -> Vec<String> {
     vec![
@@ -204,8 +204,11 @@ impl Lab {
             output,
             "--timeout",
             "2s",
-        ])
-        .args(["--dns-server", self.get("DNS_SERVER")]);
+        ]);
+        // The lab's DNS server, unless the caller names another (the firewall's DNS proxy).
+        if !extra.contains(&"--dns-server") {
+            cmd.args(["--dns-server", self.get("DNS_SERVER")]);
+        }
         for variable in self.get("VARIABLES").split_whitespace() {
             if without.is_some_and(|w| variable.starts_with(&format!("{w}="))) {
                 continue;
@@ -231,7 +234,17 @@ impl Lab {
     /// `check --output fix` must equal tests/lab/golden/SCENARIO.fix. VNETPROBE_BLESS=1 writes
     /// the golden file instead; a mismatch leaves the actual plan in target/lab-golden/.
     fn fix_plan_matches(&self, scenario: &str, profiles: &[&str], env: &[(&str, &str)]) -> Check {
-        let (mut cmd, shown) = self.command("fix", profiles, env, &[], None);
+        self.fix_plan_matches_with(scenario, profiles, env, &[])
+    }
+
+    fn fix_plan_matches_with(
+        &self,
+        scenario: &str,
+        profiles: &[&str],
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Check {
+        let (mut cmd, shown) = self.command("fix", profiles, env, extra, None);
         let r = run(&mut cmd, Duration::from_secs(30))?;
         let golden = lab_dir().join("golden").join(format!("{scenario}.fix"));
         if std::env::var("VNETPROBE_BLESS").as_deref() == Ok("1") {
@@ -643,7 +656,7 @@ fn healthy(lab: &Lab) -> Check {
         ("aml-tundra-udp", 5831),
         ("aml-instance-ws", 443),
         ("exfil-storage-http", 443),
-        ("batch-account-tcp", 443),
+        ("batch-account-tls", 443),
         ("entra-msgraph-tls", 443),
         ("acr-data-tls", 443),
     ] {
@@ -720,7 +733,6 @@ fn instance_ports_blocked(lab: &Lab) -> Check {
             ),
         ],
     ));
-    p.check(r.passes("aml-instance-tcp", Some(443)).map(drop));
     p.check(r.passes("aml-instance-ws", Some(443)).map(drop));
     p.check(r.has_cause(
         "tcp_refused",
@@ -871,7 +883,23 @@ fn proxy_no_noproxy(lab: &Lab) -> Check {
                 &["proxy_denied"],
                 &["NO_PROXY"],
             ),
-            // The workspace's other private endpoints go to the proxy the same way.
+            // The instance's other spellings, and the workspace's other private endpoints, go to
+            // the proxy the same way.
+            fails(
+                Select::Id("pe-workspace-api-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+            fails(
+                Select::Id("aml-instance-net-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
+            fails(
+                Select::Id("aml-instance-mlazure-tls"),
+                &["proxy_denied"],
+                &["NO_PROXY"],
+            ),
             fails(
                 Select::Id("pe-notebooks-tls"),
                 &["proxy_denied"],
@@ -891,6 +919,107 @@ fn proxy_no_noproxy(lab: &Lab) -> Check {
             ),
         ],
     ));
+    p.done()
+}
+
+/// The application rules deny these FQDNs (tests/lab/lib.sh APPFW_DENY, and all HTTP).
+const APPFW_DENIED: [(&str, u16); 3] = [
+    ("sa1.queue.core.windows.net", 443),
+    ("ab1.westeurope.batch.azure.com", 443),
+    ("login.microsoftonline.com", 80),
+];
+
+/// A hub Azure Firewall: it completes every TCP handshake on 80/443 itself, resets a denied
+/// ClientHello, answers a denied HTTP request with 470, and is the compute's DNS server.
+fn azure_firewall(lab: &Lab) -> Check {
+    let dns: &[&str] = &["--dns-server", lab.get("FW_DNS_SERVER")];
+    let profiles = &[
+        "no-public-ip",
+        "internet",
+        "private-endpoint",
+        "packages",
+        "vscode",
+    ];
+    let r = lab.check(profiles, &[], dns)?;
+    let mut p = Problems::default();
+    let reset: &[&str] = &["tls_reset_after_hello"];
+    let app_rule: &[&str] = &["application rule", "NSG rule does not help", "Action: Deny"];
+    p.check(r.fails_exactly(
+        1,
+        &[
+            fails(Select::Id("storage-queue-tls"), reset, app_rule),
+            fails(Select::Id("batch-account-tls"), reset, app_rule),
+            fails(
+                Select::Id("entra-login-http"),
+                &["firewall_denied"],
+                &["application rule", "Http:80", "No rule matched"],
+            ),
+        ],
+    ));
+    // Each denial is confirmed as the firewall's by its own 470 on port 80.
+    for (host, port) in APPFW_DENIED {
+        let hit = r
+            .results()
+            .into_iter()
+            .find(|res| text(res, "host") == host && res["port"] == port);
+        p.check(
+            hit.ok_or_else(|| r.context(&format!("no result for {host}:{port}")))
+                .and_then(|res| {
+                    ensure(
+                        res["firewall"]["deny"] == "Action: Deny; Reason: No rule matched"
+                            && res["firewall"]["no_rule_matched"] == true,
+                        || r.context(&format!("{host}: no firewall evidence: {}", describe(res))),
+                    )
+                }),
+        );
+    }
+    // Allowed FQDNs on 443 pass by their TLS handshake through the same firewall.
+    for id in [
+        "storage-blob-tls",
+        "storage-table-tls",
+        "entra-login-tls",
+        "aml-api-tls",
+    ] {
+        p.check(r.passes(id, Some(443)).map(drop));
+    }
+    // One cause, before the per-target failures, naming the firewall once.
+    p.check(r.has_cause(
+        "firewall_denied",
+        3,
+        &[
+            "3 FQDNs denied by an application-rule firewall",
+            "Https:443",
+            "Http:80",
+        ],
+    ));
+    let causes = r.json["causes"].as_array().cloned().unwrap_or_default();
+    p.check(ensure(causes.len() == 1, || {
+        r.context(&format!(
+            "one cause expected: {}",
+            json_text(r.json.get("causes"))
+        ))
+    }));
+    // The plan: policy application rules for exactly the denied FQDNs.
+    p.check(lab.fix_plan_matches_with("azure-firewall", profiles, &[], dns));
+    p.done()
+}
+
+/// Public-IP compute behind the same firewall: the plan routes both service tags around it.
+fn forced_tunnel_public_ip(lab: &Lab) -> Check {
+    let dns: &[&str] = &["--dns-server", lab.get("FW_DNS_SERVER")];
+    let profiles = &["public-ip", "internet"];
+    let r = lab.check(profiles, &[], dns)?;
+    let mut p = Problems::default();
+    p.check(r.get("inbound-aml-route", Some(44224)).and_then(|res| {
+        let fix = text(res, "hint");
+        ensure(
+            fix.contains("--address-prefix AzureMachineLearning")
+                && fix.contains("--address-prefix BatchNodeManagement")
+                && fix.contains("Routes take only the global tags"),
+            || r.context(&format!("inbound-aml-route names both routes: {fix}")),
+        )
+    }));
+    p.check(lab.fix_plan_matches_with("forced-tunnel-public-ip", profiles, &[], dns));
     p.done()
 }
 
@@ -953,7 +1082,7 @@ fn smb_blocked(lab: &Lab) -> Check {
         1,
         &[fails(Select::Id("storage-file-smb"), TIMED_OUT, &["445"])],
     ));
-    p.check(r.passes("storage-file-https", Some(443)).and_then(|res| {
+    p.check(r.passes("storage-file-tls", Some(443)).and_then(|res| {
         ensure(res.get("trace").is_none_or(Value::is_null), || {
             r.context(&format!("a passing target was traced: {}", res["trace"]))
         })
@@ -1035,7 +1164,7 @@ fn storage_service_endpoint(lab: &Lab) -> Check {
             ))
         })
     }));
-    p.check(r.passes("storage-blob-tcp", Some(443)).map(drop));
+    p.check(r.passes("storage-blob-tls", Some(443)).map(drop));
     p.check(r.passes("storage-file-smb", Some(445)).map(drop));
     let held = lab.check(
         &[],
@@ -1060,18 +1189,18 @@ fn batch_blocked(lab: &Lab) -> Check {
     p.check(r.fails_exactly(
         1,
         &[fails(
-            Select::IdPort("batch-account-tcp", 443),
+            Select::IdPort("batch-account-tls", 443),
             TIMED_OUT,
             &["BatchNodeManagement"],
         )],
     ));
     // Without the account the row is a required skip that says how to supply it, never a pass.
     let unknown = lab.check_without("batch_account", &[])?;
-    p.check(unknown.get("batch-account-tcp", Some(443)).and_then(|res| {
+    p.check(unknown.get("batch-account-tls", Some(443)).and_then(|res| {
         let reason = text(res, "skip_reason");
         ensure(
             text(res, "status") == "skip" && reason.contains("batch_account"),
-            || unknown.context(&format!("batch-account-tcp: {}", describe(res))),
+            || unknown.context(&format!("batch-account-tls: {}", describe(res))),
         )
     }));
     p.check(ensure(
@@ -1172,6 +1301,113 @@ fn peered_vnet(lab: &Lab) -> Check {
     p.done()
 }
 
+// --- azure-files (issue 21) ---------------------------------------------------------------------
+
+/// The fw's address on the compute subnet (tests/lab/lib.sh FW_COMPUTE_IP): the lab's default
+/// route, the exported routes' VirtualAppliance.
+const LAB_FW: &str = "10.77.1.1";
+
+/// The lab's own rules and routes exported as `az` would (tests/lab/azure-export.sh): every
+/// failure's result names the fw rule that causes it, every pass a rule that allows it, and the
+/// inbound rows are judged from the same files.
+fn azure_files(lab: &Lab) -> Check {
+    let dir = state_dir().join("azure-export");
+    let dir_text = dir.display().to_string();
+    script("azure-export.sh", &[&dir_text], Duration::from_secs(30))?;
+    let file = |name: &str| dir.join(name).display().to_string();
+    let (tags, nsg, routes) = (
+        file("service-tags.json"),
+        file("nsg.json"),
+        file("routes.json"),
+    );
+    let files = [
+        "--service-tags",
+        tags.as_str(),
+        "--nsg",
+        nsg.as_str(),
+        "--routes",
+        routes.as_str(),
+    ];
+    let r = lab.check(PROFILES, &[], &files)?;
+    let mut p = Problems::default();
+    p.check(r.fails_exactly(
+        1,
+        &[
+            fails(
+                Select::IdPort("aml-tundra-udp", 5831),
+                &["udp_rejected"],
+                &["The NSG denies it: rule DenyAzureMachineLearningUdp (300) of NSG vplab-compute-nsg."],
+            ),
+            fails(
+                Select::Id("storage-file-smb"),
+                TIMED_OUT,
+                &["The NSG denies it: rule DenySmbOutBound (120) of NSG vplab-compute-nsg."],
+            ),
+            fails(
+                Select::IdPort("batch-account-tls", 443),
+                TIMED_OUT,
+                &["The NSG denies it: rule DenyBatchNodeManagement (320) of NSG vplab-compute-nsg."],
+            ),
+        ],
+    ));
+    // The files match the lab: every failure is a Deny, every probed pass an Allow, and each
+    // took the lab's default route to the fw.
+    for res in r.results() {
+        let (status, access) = (text(res, "status"), text(&res["rules"], "access"));
+        if status == "skip" || res.get("rules").is_none_or(Value::is_null) {
+            continue;
+        }
+        let want = match (status, text(res, "expect")) {
+            ("fail", "blocked") | ("pass", "reachable") => "Allow",
+            _ => "Deny",
+        };
+        p.check(ensure(access == want, || {
+            r.context(&format!(
+                "{}: the exported rules say {access} ({}), the lab {status}",
+                describe(res),
+                text(&res["rules"], "rule")
+            ))
+        }));
+        let hop = text(&res["route"], "next_hop");
+        p.check(ensure(hop == LAB_FW, || {
+            r.context(&format!("{}: route {}", label(res), res["route"]))
+        }));
+    }
+    p.check(r.has_cause("forced_tunnel", 2, &[LAB_FW]));
+    p.check(ensure(
+        r.json["context"]["service_tags_file"] == tags.as_str()
+            && r.json["context"]["vnet_prefixes"] == "10.77.1.0/24",
+        || r.context(&format!("context {}", r.json["context"])),
+    ));
+    // The inbound rows of public-IP compute: the lab lets nothing into the compute subnet
+    // (DenyAllInBound), and its default route takes AzureMachineLearning's replies to the fw.
+    let inbound = lab.check(&["public-ip"], &[], &files)?;
+    for (id, kind_wanted, says) in [
+        (
+            "inbound-aml-44224",
+            "nsg_denied",
+            "rule DenyAllInBound (65500)",
+        ),
+        (
+            "inbound-ssh-22",
+            "nsg_denied",
+            "rule DenyAllInBound (65500)",
+        ),
+        ("inbound-aml-route", "route_not_internet", LAB_FW),
+    ] {
+        p.check(inbound.get(id, None).and_then(|res| {
+            let message = text(&res["error"], "message");
+            ensure(
+                text(res, "status") == "fail" && kind(res) == kind_wanted && message.contains(says),
+                || inbound.context(&format!("{id}: {}", describe(res))),
+            )
+        }));
+    }
+    p.done()
+}
+
+// --- end azure-files ------------------------------------------------------------------------------
+
 /// A scenario's expectations, run after scenario.sh applied it.
 type Scenario = fn(&Lab) -> Check;
 
@@ -1183,6 +1419,8 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("dns-not-linked", dns_not_linked),
     ("custom-dns-no-forward", custom_dns_no_forward),
     ("proxy-ok", proxy_ok),
+    ("azure-firewall", azure_firewall),
+    ("forced-tunnel-public-ip", forced_tunnel_public_ip),
     ("proxy-no-noproxy", proxy_no_noproxy),
     ("tls-intercept", tls_intercept),
     ("smb-blocked", smb_blocked),
@@ -1193,6 +1431,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("udp-silent-strict", udp_silent_strict),
     ("inbound-public-ip", inbound_public_ip),
     ("peered-vnet", peered_vnet),
+    ("azure-files", azure_files), // issue 21
 ];
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::pki::{Ca, Leaf, server_config, tls_server};
 use crate::support::{Netns, Scratch, command, error_kind, json, need, write};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vnetprobe::catalog::{Check, Expect, Protocol, Target, adhoc};
 use vnetprobe::net::NetConfig;
@@ -83,6 +83,9 @@ impl Pki {
 enum Misbehave {
     Garbage,
     Close,
+    /// Reads the ClientHello, then resets (SO_LINGER 0), as Azure Firewall does to an FQDN its
+    /// application rules deny.
+    ResetAfterHello,
     Silent,
 }
 
@@ -101,6 +104,12 @@ async fn bad_server(how: Misbehave) -> SocketAddr {
                 let _ = tcp.shutdown().await;
             }
             Misbehave::Close => drop(tcp),
+            Misbehave::ResetAfterHello => {
+                let mut hello = [0u8; 2048];
+                let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut hello)).await;
+                let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+                drop(tcp);
+            }
             // Holds the connection open, saying nothing, until the test's runtime ends.
             Misbehave::Silent => tokio::time::sleep(Duration::from_secs(30)).await,
         }
@@ -295,10 +304,16 @@ async fn tls_servers_that_do_not_speak_tls() {
             ErrorKind::TlsHandshake,
             "did not answer with TLS",
         ),
+        // Not one byte back: what an application-rule firewall does, told apart from the rest.
         (
             Misbehave::Close,
-            ErrorKind::TlsHandshake,
-            "closed the connection",
+            ErrorKind::TlsResetAfterHello,
+            "closed right after the ClientHello (no SNI",
+        ),
+        (
+            Misbehave::ResetAfterHello,
+            ErrorKind::TlsResetAfterHello,
+            "reset right after the ClientHello (no SNI",
         ),
         (
             Misbehave::Silent,
@@ -716,4 +731,54 @@ fn udp_through_this_hosts_own_firewall() {
         }
     }
     drop(etc);
+}
+
+/// Azure Firewall refuses a ClientHello without SNI: the probe's ClientHello names the host
+/// through a CONNECT tunnel as well as directly.
+#[tokio::test]
+async fn the_client_hello_carries_sni_through_a_proxy_tunnel() {
+    let pki = Pki::new();
+    let leaf = pki.public.leaf(&["api.vnetprobe.test"], false);
+    let (server, mut hellos) = tls_server(server_config(&leaf, &[]), 1).await;
+    // A one-connection CONNECT proxy that tunnels whatever is asked to the TLS server.
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let asked = tokio::spawn(async move {
+        let (mut client, _) = proxy.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+            client.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .unwrap();
+        let mut upstream = TcpStream::connect(server).await.unwrap();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::copy_bidirectional(&mut client, &mut upstream),
+        )
+        .await;
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let mut net = pki.net(false);
+    net.proxy = Some(format!("http://{proxy_addr}"));
+    let t = adhoc::target(
+        "api.vnetprobe.test".into(),
+        Check::Tls {
+            port: server.port(),
+        },
+        Expect::Reachable,
+    );
+    let o = probe::run(&t, &env(net)).await;
+    assert_eq!(o.status, Status::Pass, "{:?}", o.error);
+    let hello = hellos.recv().await.unwrap();
+    assert_eq!(hello.sni.as_deref(), Some("api.vnetprobe.test"));
+    let head = asked.await.unwrap();
+    assert!(
+        head.starts_with(&format!("CONNECT api.vnetprobe.test:{} ", server.port())),
+        "{head}"
+    );
 }

@@ -10,10 +10,12 @@
 
 mod support;
 
+mod azure_files;
 mod check;
 mod cli;
 mod discovery;
 mod exporter;
+mod firewall;
 mod fuzz;
 mod hostile;
 mod lab_scenarios;

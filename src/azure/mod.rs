@@ -3,6 +3,7 @@
 //! effective routes, and the evaluation of one flow against them. Files in, verdicts out: no
 //! network, no Azure API call.
 
+pub mod features;
 pub mod nsg;
 pub mod prefix;
 pub mod routes;
@@ -34,7 +35,8 @@ pub struct AzureData {
     pub nsg_files: Vec<PathBuf>,
     pub routes: Option<RouteTable>,
     pub routes_file: Option<PathBuf>,
-    /// The VNet's address space: the routes' `VnetLocal` prefixes, else an NSG's tagMap.
+    /// The VNet's address space: `--vnet-prefix`, else the routes' `VnetLocal` prefixes, else an
+    /// NSG's tagMap.
     pub vnet: PrefixSet,
 }
 
@@ -48,8 +50,15 @@ impl AzureData {
         tags: Option<&Path>,
         nsgs: &[PathBuf],
         routes: Option<&Path>,
+        vnet: &[String],
     ) -> Result<AzureData, String> {
-        let mut d = AzureData::default();
+        // The VNet's prefixes as given win over what the files suggest.
+        let mut d = AzureData {
+            vnet: PrefixSet::parse(vnet.iter().map(String::as_str))
+                .map_err(|e| format!("--vnet-prefix: {e}"))?,
+            ..Default::default()
+        };
+        let given = !d.vnet.is_empty();
         if let Some(p) = tags {
             let bytes =
                 read(p, TAGS_CAP).map_err(|e| format!("--service-tags {}: {e}", p.display()))?;
@@ -63,7 +72,9 @@ impl AzureData {
             let bytes = read(p, RULES_CAP).map_err(|e| format!("--routes {}: {e}", p.display()))?;
             let t = RouteTable::parse(&bytes, &|tag| d.tag_prefixes(tag))
                 .map_err(|e| format!("--routes {}: {e}", p.display()))?;
-            d.vnet = t.vnet_prefixes();
+            if !given {
+                d.vnet = t.vnet_prefixes();
+            }
             d.routes = Some(t);
             d.routes_file = Some(p.to_path_buf());
         }
@@ -147,6 +158,9 @@ impl AzureData {
         }
         if let Some(f) = &self.routes_file {
             out.push(("routes_file".into(), f.display().to_string()));
+        }
+        if !self.vnet.is_empty() && !self.nsgs.is_empty() {
+            out.push(("vnet_prefixes".into(), self.vnet.cidrs().join(",")));
         }
         out
     }

@@ -456,6 +456,9 @@ fn side_holds(s: &Side, node: bool, flow: &Flow, resolve: Resolve) -> (Match, Op
     let found = match (node, &flow.remote) {
         (true, _) => match flow.local {
             Some(ip) => set.contains(ip).then_some(Match::Yes),
+            // All of IPv4 (how effective rules spell `*`) holds the node whatever its address:
+            // a NIC's primary IP configuration is IPv4.
+            None if set.covers(&all_v4()) => Some(Match::Yes),
             None => {
                 return (
                     Match::Unknown,
@@ -488,6 +491,10 @@ fn side_holds(s: &Side, node: bool, flow: &Flow, resolve: Resolve) -> (Match, Op
         (None, Some(why)) => (Match::Unknown, Some(why)),
         (None, None) => (Match::No, None),
     }
+}
+
+fn all_v4() -> PrefixSet {
+    PrefixSet::parse(["0.0.0.0/0"]).expect("0.0.0.0/0 parses")
 }
 
 fn matches(r: &Rule, flow: &Flow, resolve: Resolve) -> (Match, Option<String>) {
@@ -564,6 +571,10 @@ fn decide(nsg: &Nsg, flow: &Flow, resolve: Resolve) -> Step {
             (Match::Unknown, why) => open.push((r, why.unwrap_or_else(|| "not resolvable".into()))),
             (Match::No, _) => {}
         }
+    }
+    // Rules that may match and none that does: the first of them is where to look.
+    if let Some((u, why)) = open.first() {
+        return step(u, "unknown", Some(why.clone()));
     }
     Step {
         nsg: nsg.name.clone(),

@@ -247,33 +247,9 @@ mod tests {
     use super::*;
 
     /// The download's shape (numeric change numbers, `regionId`, `platform`), cut from
-    /// ServiceTags_Public_20251106.json's own entries.
-    pub const DOWNLOAD: &str = r#"{
-  "changeNumber": 375,
-  "cloud": "Public",
-  "values": [
-    { "name": "Storage", "id": "Storage",
-      "properties": { "changeNumber": 54, "region": "", "regionId": 0, "platform": "Azure",
-        "systemService": "AzureStorage", "addressPrefixes": ["20.38.96.0/19", "20.60.0.0/16", "2603:1000::/40"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW", "VSE"] } },
-    { "name": "Storage.WestEurope", "id": "Storage.WestEurope",
-      "properties": { "changeNumber": 39, "region": "westeurope", "regionId": 18, "platform": "Azure",
-        "systemService": "AzureStorage", "addressPrefixes": ["20.60.0.0/20"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW"] } },
-    { "name": "Storage.NorthEurope", "id": "Storage.NorthEurope",
-      "properties": { "changeNumber": 30, "region": "northeurope", "regionId": 17, "platform": "Azure",
-        "systemService": "AzureStorage", "addressPrefixes": ["20.60.16.0/20"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW"] } },
-    { "name": "AzureMachineLearning", "id": "AzureMachineLearning",
-      "properties": { "changeNumber": 53, "region": "", "regionId": 0, "platform": "Azure",
-        "systemService": "AzureMachineLearning", "addressPrefixes": ["20.61.0.0/24"],
-        "networkFeatures": ["API", "NSG", "UDR", "FW"] } },
-    { "name": "AzureMachineLearning.WestEurope", "id": "AzureMachineLearning.WestEurope",
-      "properties": { "changeNumber": 2, "region": "westeurope", "regionId": 18, "platform": "Azure",
-        "systemService": "AzureMachineLearning", "addressPrefixes": ["20.61.0.0/24"],
-        "networkFeatures": null } }
-  ]
-}"#;
+    /// ServiceTags_Public_20251106.json's own entries (shared with tests/azure_files.rs).
+    pub const DOWNLOAD: &str =
+        include_str!("../../tests/fixtures/azure/service-tags-download.json");
 
     /// `az network list-service-tags` (string change numbers, no regionId), as in the REST
     /// API's Service Tags - List example.

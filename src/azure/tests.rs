@@ -8,14 +8,9 @@
 use super::*;
 use nsg::Direction::{Inbound, Outbound};
 
-const DEFAULTS: &str = r#"[
-  {"name": "AllowVnetInBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "VirtualNetwork", "destinationAddressPrefix": "VirtualNetwork", "access": "Allow", "priority": 65000, "direction": "Inbound"}},
-  {"name": "AllowAzureLoadBalancerInBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "AzureLoadBalancer", "destinationAddressPrefix": "*", "access": "Allow", "priority": 65001, "direction": "Inbound"}},
-  {"name": "DenyAllInBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "access": "Deny", "priority": 65500, "direction": "Inbound"}},
-  {"name": "AllowVnetOutBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "VirtualNetwork", "destinationAddressPrefix": "VirtualNetwork", "access": "Allow", "priority": 65000, "direction": "Outbound"}},
-  {"name": "AllowInternetOutBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "Internet", "access": "Allow", "priority": 65001, "direction": "Outbound"}},
-  {"name": "DenyAllOutBound", "properties": {"protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "access": "Deny", "priority": 65500, "direction": "Outbound"}}
-]"#;
+/// The six default rules as "Network Security Groups - Get" lists them (shared with
+/// tests/azure_files.rs).
+const DEFAULTS: &str = include_str!("../../tests/fixtures/azure/default-security-rules.json");
 
 /// A subnet NSG as "Network Security Groups - Get" returns it (REST nesting).
 fn subnet_nsg(rules: &str) -> String {
@@ -75,7 +70,7 @@ fn data(nsg_files: &[String], routes: Option<&str>) -> AzureData {
         std::fs::write(&p, r).unwrap();
         p
     });
-    let d = AzureData::load(Some(&tags), &files, rp.as_deref()).unwrap();
+    let d = AzureData::load(Some(&tags), &files, rp.as_deref(), &[]).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
     d
 }
@@ -353,4 +348,28 @@ fn a_route_table_of_its_own_leaves_the_rest_to_the_system() {
     )
     .unwrap_err();
     assert!(e.contains("routes[0]: nextHopType"), "{e}");
+}
+
+#[test]
+fn an_unknown_node_address_matches_all_of_ipv4_and_names_the_rule_it_cannot_decide() {
+    let d = data(&[EFFECTIVE.to_string()], None);
+    let mut flow = inbound(&d, 22, "AzureMachineLearning");
+    flow.local = None;
+    // 0.0.0.0/0 (the effective rules' `*`) holds the node whatever its address.
+    assert_eq!(said(d.rules(&flow)).1, "securityRules/DenySsh");
+    // A rule to the subnet's prefix cannot say without the node's address: it is named.
+    let subnet_only = SUBNET_RULES.replace(
+        r#""destinationPortRange": "44224", "sourceAddressPrefix": "AzureMachineLearning", "destinationAddressPrefix": "*""#,
+        r#""destinationPortRange": "44224", "sourceAddressPrefix": "AzureMachineLearning", "destinationAddressPrefix": "10.0.1.0/24""#,
+    );
+    assert_ne!(subnet_only, SUBNET_RULES);
+    let d = data(&[subnet_nsg(&subnet_only)], None);
+    let mut flow = inbound(&d, 44224, "AzureMachineLearning");
+    flow.local = None;
+    let v = d.rules(&flow).unwrap();
+    assert_eq!(
+        (v.rule.as_str(), v.access.as_str()),
+        ("AllowAMLInbound", "unknown")
+    );
+    assert!(v.reason.as_deref().unwrap().contains("private_ip"), "{v:?}");
 }

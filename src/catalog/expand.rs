@@ -53,7 +53,10 @@ impl Catalog {
                         .service_tag
                         .as_ref()
                         .map(|(raw, tpl)| tpl.expand(&vars).unwrap_or_else(|_| raw.clone())),
-                    required: t.required.contains(&cloud),
+                    required: t.required.contains(&cloud)
+                        && t.required_with_private_endpoint
+                            .as_ref()
+                            .is_none_or(|s| private_endpoints.contains(s)),
                     expect: match &t.private_endpoint {
                         Some(service) if !private_endpoints.contains(service) => Expect::Reachable,
                         _ => t.expect,

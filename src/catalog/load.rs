@@ -49,6 +49,9 @@ struct RawTarget {
     required: Option<Spanned<toml::Value>>,
     #[serde(default)]
     private_endpoint: Option<Spanned<String>>,
+    /// The path is required only where `private_endpoints` lists this service.
+    #[serde(default)]
+    required_with_private_endpoint: Option<Spanned<String>>,
     #[serde(default)]
     direction: Option<Direction>,
     #[serde(default)]
@@ -342,9 +345,23 @@ impl Catalog {
             None => Cloud::ALL.to_vec(),
             Some(r) => parse_required(r.get_ref()).map_err(|m| err(r.span(), "required", m))?,
         };
+        let known_service = |p: &Spanned<String>, field: &str| {
+            let service = p.get_ref();
+            if crate::context::values::PRIVATE_ENDPOINT_SERVICES.contains(&service.as_str()) {
+                Ok(service.clone())
+            } else {
+                Err(err(
+                    p.span(),
+                    field,
+                    format!(
+                        "unknown service {service:?} (one of {})",
+                        crate::context::values::PRIVATE_ENDPOINT_SERVICES.join(", ")
+                    ),
+                ))
+            }
+        };
         let private_endpoint = match &raw.private_endpoint {
             Some(p) => {
-                let service = p.get_ref();
                 if raw.protocol != Protocol::Dns || expect != Expect::Private {
                     return Err(err(
                         p.span(),
@@ -352,18 +369,12 @@ impl Catalog {
                         "applies to dns targets with expect = \"private\" only".into(),
                     ));
                 }
-                if !crate::context::values::PRIVATE_ENDPOINT_SERVICES.contains(&service.as_str()) {
-                    return Err(err(
-                        p.span(),
-                        "private_endpoint",
-                        format!(
-                            "unknown service {service:?} (one of {})",
-                            crate::context::values::PRIVATE_ENDPOINT_SERVICES.join(", ")
-                        ),
-                    ));
-                }
-                Some(service.clone())
+                Some(known_service(p, "private_endpoint")?)
             }
+            None => None,
+        };
+        let required_with_private_endpoint = match &raw.required_with_private_endpoint {
+            Some(p) => Some(known_service(p, "required_with_private_endpoint")?),
             None => None,
         };
         let direction = raw.direction.unwrap_or_default();
@@ -407,6 +418,7 @@ impl Catalog {
             required,
             expect,
             private_endpoint,
+            required_with_private_endpoint,
             direction,
             client: raw.client.unwrap_or_default(),
             clouds: raw.clouds.unwrap_or_else(|| Cloud::ALL.to_vec()),

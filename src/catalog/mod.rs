@@ -241,6 +241,8 @@ struct TargetSpec {
     /// For private-endpoint names: the service (`blob`, `workspace`, ...) whose listing in
     /// `private_endpoints` makes `expect = "private"` apply; otherwise any answer is reported.
     private_endpoint: Option<String>,
+    /// Required only where `private_endpoints` lists this service (and the cloud requires it).
+    required_with_private_endpoint: Option<String>,
     direction: Direction,
     client: crate::net::proxy::Client,
     clouds: Vec<Cloud>,

@@ -176,6 +176,11 @@ fn bad_catalogs_name_file_line_and_field() {
         ),
         (base("required = [\"mars\"]\n"), 10, "mars"),
         (
+            base("required_with_private_endpoint = \"wokrspace\"\n"),
+            10,
+            "required_with_private_endpoint",
+        ),
+        (
             base("direction = \"inbound\"\n").replace("\"tcp\"", "\"tls\""),
             2,
             "direction",
@@ -358,6 +363,7 @@ host = "{instance}.{region}.instances.{aml_domain}"
 ports = [8787]
 profiles = ["no-public-ip"]
 required = ["public"]
+required_with_private_endpoint = "workspace"
 why = "w"
 fix = "f"
 
@@ -405,6 +411,25 @@ fn required_in_some_clouds_only() {
     let rstudio = find(&gov, "rstudio");
     assert!(!rstudio.required);
     assert_eq!(rstudio.host.ready(), Some("ci1.x1.instances.azureml.us"));
+}
+
+#[test]
+fn required_only_with_the_private_endpoint_it_names() {
+    let c = load(DEPLOYMENT_CHOICES).unwrap();
+    let with = |pe: &str| {
+        let vars = [
+            ("region", "x1"),
+            ("instance", "ci1"),
+            ("private_endpoints", pe),
+        ];
+        find(&c.expand(&ctx(&vars, None), &[], None), "rstudio").required
+    };
+    assert!(with("workspace,blob"));
+    assert!(!with("blob"));
+    assert!(!with("none"));
+    // The default list holds the workspace.
+    let vars = [("region", "x1"), ("instance", "ci1")];
+    assert!(find(&c.expand(&ctx(&vars, None), &[], None), "rstudio").required);
 }
 
 #[test]

@@ -35,6 +35,8 @@ pub struct ConfigFile {
     pub service_tags: Option<Spanned<PathBuf>>,
     pub nsg: Option<Spanned<Vec<PathBuf>>>,
     pub routes: Option<Spanned<PathBuf>>,
+    pub app_rule_ports: Option<Spanned<Vec<u16>>>,
+    pub vnet_prefix: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
     pub serve: Option<ServeSection>,

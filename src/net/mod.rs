@@ -3,6 +3,7 @@
 
 pub mod dial;
 pub mod echo;
+pub mod firewall;
 pub mod noproxy;
 pub mod proxy;
 pub mod proxy_files;
@@ -36,6 +37,22 @@ pub struct NetConfig {
     pub proxy_files: proxy_files::ProxyFiles,
     /// The key shared with `vnetprobe listen` responders (`--key-file`), for peer checks.
     pub peer_key: Option<echo::Key>,
+    /// Ports beyond 80, 443 and 1433 on which an application-rule firewall answers TCP itself
+    /// (`--app-rule-port`, config `app-rule-ports`).
+    pub app_rule_ports: Vec<u16>,
+}
+
+/// The ports on which Azure Firewall completes the TCP handshake itself before its application
+/// rules read the Host header or SNI (Azure Firewall FAQ, "Why can a TCP ping ... succeed"):
+/// HTTP, HTTPS and MSSQL. An application rule naming another port adds that port.
+pub const APP_RULE_PORTS: [u16; 3] = [80, 443, 1433];
+
+impl NetConfig {
+    /// Whether a firewall's application rule may answer a TCP handshake on `port` itself, so a
+    /// connect there proves nothing about the path beyond it.
+    pub fn app_rule_port(&self, port: u16) -> bool {
+        APP_RULE_PORTS.contains(&port) || self.app_rule_ports.contains(&port)
+    }
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -54,6 +71,7 @@ impl std::fmt::Debug for NetConfig {
             .field("proxy_env", &env)
             .field("proxy_env_source", &self.proxy_env_source)
             .field("peer_key", &self.peer_key.as_ref().map(|_| "<redacted>"))
+            .field("app_rule_ports", &self.app_rule_ports)
             .finish()
     }
 }

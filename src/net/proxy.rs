@@ -126,7 +126,8 @@ struct Credentials {
     password: String,
 }
 
-/// An HTTP proxy. `Display` and `Debug` show `http://user:***@host:port`: the password never.
+/// An HTTP proxy. `Display` and `Debug` show `http://user:***@host:port` (`http://***@host:port`
+/// for a user without a password, a token): the password, or the token, never.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProxyUrl {
     pub host: String,
@@ -137,8 +138,11 @@ pub struct ProxyUrl {
 impl fmt::Display for ProxyUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("http://")?;
-        if let Some(c) = &self.credentials {
-            write!(f, "{}:***@", c.user)?;
+        // A user alone (a token: `http://TOKEN@proxy`) is the secret itself: masked whole.
+        match &self.credentials {
+            Some(c) if c.password.is_empty() => f.write_str("***@")?,
+            Some(c) => write!(f, "{}:***@", crate::printable::printable(&c.user))?,
+            None => {}
         }
         write!(f, "{}", crate::address::authority(&self.host, self.port))
     }

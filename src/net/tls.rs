@@ -3,7 +3,10 @@
 //! the handshake that turns "trusted only locally" into the interception finding.
 
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::client::WebPkiServerVerifier;
@@ -14,7 +17,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -436,6 +439,103 @@ fn chain_error(
     }
 }
 
+/// A stream that counts the bytes the peer sent: a handshake that broke off before the first
+/// byte of the server's answer is told apart from one that broke off later.
+pub struct Counted<S> {
+    inner: S,
+    received: Arc<AtomicUsize>,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S) -> (Counted<S>, Arc<AtomicUsize>) {
+        let received = Arc::new(AtomicUsize::new(0));
+        let counted = Counted {
+            inner,
+            received: received.clone(),
+        };
+        (counted, received)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.received.fetch_add(n, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The connection ended (closed or reset) before the server sent a single byte after our
+/// ClientHello: no ServerHello, no alert. Azure Firewall's application rules end a flow to an
+/// FQDN they do not allow this way (after completing the TCP handshake themselves); the
+/// firewall FAQ documents no other client-side signal. `sni` is the name the ClientHello
+/// carried, or None for an IP literal (RFC 6066 allows no address as SNI, and Azure Firewall
+/// denies a ClientHello without SNI).
+fn reset_after_hello(e: &std::io::Error, sni: Option<&str>) -> ProbeError {
+    let how = match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "closed",
+        _ => "reset",
+    };
+    let (sent, why) = match sni {
+        Some(name) => (
+            format!("the ClientHello (SNI {name})"),
+            "as an application-rule firewall (Azure Firewall) does to an FQDN no application rule allows",
+        ),
+        None => (
+            "the ClientHello (no SNI: an IP address cannot be one)".to_string(),
+            "as an application-rule firewall (Azure Firewall) does to a ClientHello without SNI; \
+             probe the host by its name",
+        ),
+    };
+    ProbeError::new(
+        ErrorKind::TlsResetAfterHello,
+        format!(
+            "TCP connected, then the connection was {how} right after {sent}: no ServerHello, no \
+             alert, {why}"
+        ),
+    )
+}
+
+fn is_hang_up(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as Io;
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_none()
+        && matches!(
+            e.kind(),
+            Io::UnexpectedEof | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe
+        )
+}
+
 /// A handshake failure that is not about the chain: alerts, garbage, a peer that hung up.
 fn handshake_error(e: &std::io::Error) -> ProbeError {
     use std::io::ErrorKind as Io;
@@ -455,7 +555,7 @@ fn handshake_error(e: &std::io::Error) -> ProbeError {
         None => match e.kind() {
             Io::UnexpectedEof | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => {
                 format!(
-                    "the peer closed the connection during the handshake ({e}): a firewall filtering by SNI?"
+                    "the peer closed the connection during the handshake, after its first answer ({e})"
                 )
             }
             _ => format!("handshake failed: {e}"),
@@ -506,7 +606,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
     trust: Arc<Trust>,
     wait: Duration,
     allow_intercept: bool,
-) -> (Result<TlsStream<S>, ProbeError>, Handshake) {
+) -> (Result<TlsStream<Counted<S>>, ProbeError>, Handshake) {
     let mut out = Handshake::default();
     let bare = crate::address::bare(server_name);
     let name = match ServerName::try_from(bare.to_string()) {
@@ -535,12 +635,20 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
 
+    // An IP literal is a ServerName rustls sends no SNI for (RFC 6066); every other name is
+    // sent as SNI (`enable_sni` is on by default), through a tunnel too.
+    let sni = match &name {
+        ServerName::DnsName(d) => Some(d.as_ref().to_string()),
+        _ => None,
+    };
+    let (stream, received) = Counted::new(stream);
     let start = Instant::now();
     let result = tokio::time::timeout(
         wait,
         TlsConnector::from(Arc::new(config)).connect(name, stream),
     )
     .await;
+    let answered = received.load(Ordering::Relaxed) > 0;
     out.took = start.elapsed();
     let seen = std::mem::take(&mut *recorder.seen.lock().unwrap_or_else(|p| p.into_inner()));
     let version = match &result {
@@ -557,15 +665,21 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 Some(Verdict::Rejected { error, local }) => {
                     chain_error(error, *local, &seen, bare, &trust)
                 }
+                None if !answered && is_hang_up(&e) => reset_after_hello(&e, sni.as_deref()),
                 _ => handshake_error(&e),
             };
             return (Err(e), out);
         }
         Err(_) => {
+            let what = if answered {
+                "the server's first answer came, then the handshake did not finish"
+            } else {
+                "no ServerHello came"
+            };
             let e = ProbeError::new(
                 ErrorKind::Timeout,
                 format!(
-                    "connected, but no TLS handshake within {} ms (a firewall holding the connection?)",
+                    "connected, but no TLS handshake within {} ms: {what} (a firewall holding the connection?)",
                     wait.as_millis()
                 ),
             );

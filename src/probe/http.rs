@@ -1,10 +1,11 @@
 //! The HTTP probe: one GET or HEAD over TCP, TLS, a proxy (absolute form) or a CONNECT tunnel
 //! (then TLS), with hyper's HTTP/1.1 client. The status is held to the target's accept list;
-//! the body is never read.
+//! the body is read only for Azure Firewall's status 470 (at most 4 KiB, before the deadline),
+//! whose text names the deny (see `net::firewall`).
 
 use std::time::Instant as Clock;
 
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper::{Request, StatusCode};
@@ -17,7 +18,8 @@ use super::route;
 use super::{ErrorKind, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::catalog::{Method, StatusMatch, Web};
 use crate::net::proxy::{ProxyUrl, Scheme};
-use crate::net::{USER_AGENT, dial};
+use crate::net::{USER_AGENT, dial, firewall};
+use crate::outcome::FirewallEvidence;
 
 /// Cap on the bytes hyper buffers while reading a response head.
 const MAX_HEAD: usize = 64 * 1024;
@@ -87,6 +89,8 @@ fn host_header(dest: Dest, web: &Web) -> String {
 struct Head {
     status: StatusCode,
     squid_error: Option<String>,
+    /// The body of a 470 answer (Azure Firewall's deny), at most `firewall::MAX_ANSWER` bytes.
+    deny_body: Vec<u8>,
 }
 
 /// Sends the request and waits for the response head; Phase::FirstByte is that wait.
@@ -106,33 +110,77 @@ where
             .handshake(TokioIo::new(stream))
             .await?;
         let mut conn = std::pin::pin!(conn);
+        let mut conn_done = false;
         let mut response = std::pin::pin!(sender.send_request(request));
-        tokio::select! {
+        let response = tokio::select! {
             biased;
             r = &mut response => r,
             // The connection can end right after it delivered the response: collect it.
-            done = &mut conn => match done {
-                Ok(()) => response.await,
-                Err(e) => Err(e),
-            },
+            done = &mut conn => {
+                conn_done = true;
+                match done {
+                    Ok(()) => response.await,
+                    Err(e) => Err(e),
+                }
+            }
+        }?;
+        let first_byte = start.elapsed();
+        let status = response.status();
+        let squid_error = response
+            .headers()
+            .get("x-squid-error")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut deny_body = Vec::new();
+        if status.as_u16() == firewall::DENY_STATUS {
+            // The firewall's sentence, read while the connection is driven; whatever has not
+            // come by the deadline is left (the head alone still counts).
+            let mut body = response.into_body();
+            let _ = timeout_at(deadline, async {
+                while deny_body.len() < firewall::MAX_ANSWER {
+                    tokio::select! {
+                        biased;
+                        frame = body.frame() => match frame {
+                            Some(Ok(frame)) => {
+                                if let Some(data) = frame.data_ref() {
+                                    let room = firewall::MAX_ANSWER - deny_body.len();
+                                    deny_body.extend_from_slice(&data[..data.len().min(room)]);
+                                }
+                            }
+                            _ => break,
+                        },
+                        _ = &mut conn, if !conn_done => conn_done = true,
+                    }
+                }
+            })
+            .await;
         }
+        Ok::<_, hyper::Error>((
+            first_byte,
+            Head {
+                status,
+                squid_error,
+                deny_body,
+            },
+        ))
     })
     .await;
-    ev.phase(Phase::FirstByte, start.elapsed());
     match result {
-        Err(_) => Err(ProbeError::new(
-            ErrorKind::Timeout,
-            "no HTTP response head before the deadline",
-        )),
-        Ok(Err(e)) => Err(hyper_error(&e)),
-        Ok(Ok(response)) => Ok(Head {
-            status: response.status(),
-            squid_error: response
-                .headers()
-                .get("x-squid-error")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-        }),
+        Err(_) => {
+            ev.phase(Phase::FirstByte, start.elapsed());
+            Err(ProbeError::new(
+                ErrorKind::Timeout,
+                "no HTTP response head before the deadline",
+            ))
+        }
+        Ok(Err(e)) => {
+            ev.phase(Phase::FirstByte, start.elapsed());
+            Err(hyper_error(&e))
+        }
+        Ok(Ok((first_byte, head))) => {
+            ev.phase(Phase::FirstByte, first_byte);
+            Ok(head)
+        }
     }
 }
 
@@ -166,6 +214,22 @@ fn judge(
     )
     .trim_end()
     .to_string();
+    // Azure Firewall's own answer, through a proxy or not: its application rules deny the FQDN.
+    if let Some(deny) = firewall::parse_deny(code, &head.deny_body) {
+        let seen_on = format!("{} {url}", ask.method);
+        let said = deny.describe();
+        ev.firewall = Some(FirewallEvidence {
+            deny: said.clone(),
+            seen_on: seen_on.clone(),
+            no_rule_matched: deny.by_default(),
+        });
+        return Err(ProbeError::new(
+            ErrorKind::FirewallDenied,
+            format!(
+                "{seen_on} answered {code} from an application-rule firewall (Azure Firewall): {said}"
+            ),
+        ));
+    }
     if let Some(proxy) = proxy {
         if code == 407 {
             return Err(ProbeError::new(

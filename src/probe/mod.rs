@@ -42,6 +42,8 @@ pub struct ProbeEnv {
     pub net: NetConfig,
     /// The TLS trust, loaded on the first handshake of the run (see `net::tls`).
     pub(crate) tls: crate::net::tls::TrustCell,
+    /// The run's confirmations of a reset after the ClientHello (one HTTP request per FQDN).
+    pub(crate) firewall: crate::net::firewall::Asked,
 }
 
 impl ProbeEnv {
@@ -51,6 +53,7 @@ impl ProbeEnv {
             timeout,
             net,
             tls: Default::default(),
+            firewall: Default::default(),
         }
     }
 }
@@ -171,6 +174,22 @@ pub async fn run(target: &Target, env: &ProbeEnv) -> Outcome {
 /// Applies the target's expectation to what the probe saw.
 pub fn judge(target: &Target, result: Result<(), ProbeError>, evidence: Evidence) -> Outcome {
     let (status, error) = match (target.expect, result) {
+        // A connect the firewall may have answered itself proves neither reach nor block.
+        (Expect::Blocked, Ok(()))
+            if matches!(target.check, Check::Tcp { .. }) && evidence.unverified.is_some() =>
+        {
+            let mut evidence = evidence;
+            let why = evidence.unverified.take().unwrap_or_default();
+            evidence.unverified = Some(format!(
+                "connected, but {why}: it may still be blocked beyond the firewall"
+            ));
+            return Outcome {
+                status: Status::Pass,
+                error: None,
+                skip_reason: None,
+                evidence: Box::new(evidence),
+            };
+        }
         (Expect::Blocked, Ok(())) => {
             let what = evidence
                 .peer

@@ -366,7 +366,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
     alpn: &[&[u8]],
     env: &ProbeEnv,
     ev: &mut Evidence,
-) -> Result<TlsStream<S>, ProbeError> {
+) -> Result<TlsStream<tls::Counted<S>>, ProbeError> {
     let trust = tls::trust(&env.tls, &env.net).await?;
     let wait = super::remaining(env);
     let (result, seen) = tls::handshake(
@@ -386,7 +386,46 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin + Send>(
         ev.tls = seen.tls;
     }
     ev.warnings.extend(seen.warning);
-    result
+    match result {
+        Err(mut e) if e.kind == ErrorKind::TlsResetAfterHello => {
+            confirm_firewall(&mut e, server_name, env, ev).await;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// A reset after the ClientHello on a direct path to a name: one HTTP request to the same name
+/// and address on port 80 (once per FQDN in a run, within the probe's deadline). Azure
+/// Firewall answers it with its 470 deny when its application rules do not allow the name,
+/// which names the firewall for certain; any other answer, or none, leaves the reset as seen.
+async fn confirm_firewall(
+    e: &mut ProbeError,
+    server_name: &str,
+    env: &ProbeEnv,
+    ev: &mut Evidence,
+) {
+    let host = crate::address::bare(server_name);
+    let (Some(peer), None) = (ev.peer, &ev.via_proxy) else {
+        return;
+    };
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return;
+    }
+    let Some(deny) = env.firewall.confirm(peer, host, super::deadline(env)).await else {
+        return;
+    };
+    let said = deny.describe();
+    let seen_on = format!("GET http://{host}/");
+    e.message = format!(
+        "{}; {seen_on} (port 80, same address) answered 470 from Azure Firewall: {said}",
+        e.message
+    );
+    ev.firewall = Some(crate::outcome::FirewallEvidence {
+        deny: said,
+        seen_on,
+        no_rule_matched: deny.by_default(),
+    });
 }
 
 #[cfg(test)]

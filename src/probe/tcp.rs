@@ -7,7 +7,23 @@ use super::{Dest, Evidence, Phase, ProbeEnv, ProbeError};
 use crate::net::dial;
 
 pub async fn probe(dest: Dest<'_>, env: &ProbeEnv, ev: &mut Evidence) -> Result<(), ProbeError> {
-    connect(dest, env, ev).await.map(drop)
+    connect(dest, env, ev).await?;
+    if env.net.app_rule_port(dest.port) {
+        ev.unverified = Some(app_rule_note(dest.port));
+    }
+    Ok(())
+}
+
+/// Why a connect on an application-rule port proves nothing: the firewall answers it.
+pub fn app_rule_note(port: u16) -> String {
+    let layer = match port {
+        80 => "HTTP",
+        443 => "TLS",
+        _ => "TLS or HTTP",
+    };
+    format!(
+        "a firewall's application rule answers TCP itself on port {port}; only {layer} proves this path"
+    )
 }
 
 /// A direct TCP connection to `dest`, with its DNS and connect phases recorded.

@@ -54,6 +54,9 @@ pub fn annotate(
             }
         }
     }
+    if let Some(tags) = &azure.tags {
+        report.tag_prefixes = super::fix_prefixes::failing_tags(&report.results, tags);
+    }
     report.summary = super::summarise(&report.results);
     report.causes = super::diagnosis::causes(&report.results);
     if let Some(t) = azure.routes.as_ref().and_then(|t| t.forced_tunnel())
@@ -150,7 +153,23 @@ fn outbound(
             matches!(e.kind.layer(), Layer::Connection | Layer::Local)
                 || e.kind == ErrorKind::TlsHandshake
         });
-    if let Some(v) = &r.rules {
+    let blocked = r.expect == crate::catalog::Expect::Blocked;
+    if let Some(v) = r.rules.as_ref().filter(|_| blocked) {
+        // A negative check: a pass is the path blocked, a failure the path open.
+        match (r.status, v.access.as_str()) {
+            (Status::Fail, "Allow") => findings.push(format!(
+                "The NSG allows it ({}): only a deny rule above it, a firewall or a service endpoint policy closes \
+                 this path.",
+                rule_words(v)
+            )),
+            (Status::Fail, "Deny") => warnings.push(format!(
+                "the exported NSG rules deny this flow ({}) yet it was reachable: the files are stale or the path is \
+                 another",
+                rule_words(v)
+            )),
+            _ => {}
+        }
+    } else if let Some(v) = &r.rules {
         match (r.status, v.access.as_str()) {
             (Status::Fail, "Allow") if failed_on_path => findings.push(format!(
                 "The NSG allows it ({}): look at the route's next hop or a firewall.",
@@ -165,7 +184,8 @@ fn outbound(
         }
     }
     let mut tunnelled = false;
-    if let Some(route) = &r.route {
+    // A negative check wants the path closed: its route is no finding.
+    if let Some(route) = r.route.as_ref().filter(|_| !blocked) {
         let hop = route.next_hop.clone().unwrap_or_default();
         match (r.status, route.next_hop_type.as_str()) {
             (Status::Fail, "None") => findings.push(format!(
@@ -340,4 +360,117 @@ fn return_route(r: &mut ResultEntry, azure: &AzureData) -> bool {
     ));
     r.route = hops.into_iter().next();
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::ServiceTags;
+    use std::time::{Duration, SystemTime};
+
+    /// One storage target resolving to `address`, failing with `kind` or passing.
+    fn storage(kind: Option<ErrorKind>, address: &str) -> Report {
+        let mut report = Report::new(
+            Default::default(),
+            SystemTime::now(),
+            Duration::ZERO,
+            vec![super::super::tests::finished(kind, true)],
+            false,
+        );
+        let r = &mut report.results[0];
+        r.service_tag = Some("Storage.westeurope".into());
+        r.addresses = vec![address.into()];
+        report
+    }
+
+    fn tags() -> AzureData {
+        AzureData {
+            tags: Some(
+                ServiceTags::parse(crate::azure::service_tags::tests_fixture().as_bytes()).unwrap(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_address_outside_the_declared_tag_warns_and_a_failure_names_the_tag_it_is_in() {
+        let azure = tags();
+        let said = "20.60.17.1 is outside the Storage.westeurope service tag; it is in Storage.NorthEurope, Storage";
+        // A failure: the hint leads with the finding, the catalog's fix after it.
+        let mut failed = storage(Some(ErrorKind::TcpTimeout), "20.60.17.1");
+        annotate(&mut failed, &azure, &|_| None, false);
+        let r = &failed.results[0];
+        assert_eq!(r.status, Status::Fail);
+        let hint = r.hint.as_deref().unwrap();
+        assert!(hint.starts_with(said), "{hint}");
+        assert!(hint.ends_with("Allow outbound TCP 443."), "{hint}");
+        assert_eq!(
+            r.address_tags["20.60.17.1"],
+            ["Storage.NorthEurope", "Storage"]
+        );
+        // A pass stays a pass (the live probe is the truth; a rule with the global tag allows
+        // it): a warning only.
+        let mut passed = storage(None, "20.60.17.1");
+        annotate(&mut passed, &azure, &|_| None, false);
+        let r = &passed.results[0];
+        assert_eq!((r.status, r.hint.as_deref()), (Status::Pass, None));
+        assert!(
+            r.warnings.iter().any(|w| w.contains(said)),
+            "{:?}",
+            r.warnings
+        );
+        // Inside the tag, or private (a private endpoint): nothing to say.
+        for inside in ["20.60.1.1", "10.0.1.5"] {
+            let mut ok = storage(None, inside);
+            annotate(&mut ok, &azure, &|_| None, false);
+            assert!(ok.results[0].warnings.is_empty(), "{inside}");
+        }
+        // Outside every tag of the family.
+        let mut elsewhere = storage(None, "198.51.100.7");
+        annotate(&mut elsewhere, &azure, &|_| None, false);
+        assert!(
+            elsewhere.results[0].warnings[0].contains("it is in no Storage tag"),
+            "{:?}",
+            elsewhere.results[0].warnings
+        );
+    }
+
+    #[test]
+    fn a_negative_check_reads_the_rules_the_other_way_round() {
+        let nsg = br#"{"name": "n", "securityRules": [
+          {"name": "DenyOther", "priority": 100, "direction": "Outbound", "access": "Deny", "protocol": "Tcp",
+           "destinationPortRange": "443", "sourceAddressPrefix": "*", "destinationAddressPrefix": "20.60.17.1"}],
+          "defaultSecurityRules": [
+          {"name": "AllowAll", "priority": 65000, "direction": "Outbound", "access": "Allow", "protocol": "*",
+           "destinationPortRange": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*"}]}"#;
+        let azure = AzureData {
+            nsgs: crate::azure::nsg::parse(nsg).unwrap(),
+            ..Default::default()
+        };
+        let run = |kind: Option<ErrorKind>, address: &str| {
+            let mut report = storage(kind, address);
+            report.results[0].expect = crate::catalog::Expect::Blocked;
+            report.results[0].service_tag = None;
+            annotate(&mut report, &azure, &|_| None, false);
+            report.results.remove(0)
+        };
+        // Blocked as the rules say: no warning that the files are stale.
+        let r = run(None, "20.60.17.1");
+        assert_eq!(r.rules.as_ref().unwrap().rule, "DenyOther");
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // Reachable where the rules allow it: the hint names the allowing rule.
+        let r = run(Some(ErrorKind::UnexpectedlyReachable), "20.60.1.1");
+        let hint = r.hint.unwrap();
+        assert!(
+            hint.starts_with("The NSG allows it (rule AllowAll (65000) of NSG n)"),
+            "{hint}"
+        );
+        // Reachable where the rules deny it: the files are stale.
+        let r = run(Some(ErrorKind::UnexpectedlyReachable), "20.60.17.1");
+        assert!(
+            r.warnings[0].contains("yet it was reachable"),
+            "{:?}",
+            r.warnings
+        );
+    }
 }

@@ -81,6 +81,7 @@ fn layer_hint(t: &Target, e: &ProbeError, ev: &Evidence) -> String {
         }
         Layer::Answer => answered(e.kind, ev),
         Layer::Proxy => proxied(t, e.kind, ev),
+        Layer::AppRule => app_rule(t, e.kind, ev),
         Layer::Verdict | Layer::Local => format!("{remedy} {}", t.fix),
     }
 }
@@ -96,9 +97,49 @@ fn rule(t: &Target) -> String {
         Some(tag) => format!("the {tag} service tag"),
         None => t.host.to_string(),
     };
+    // An FQDN in a network rule (any port but an application rule's) is resolved by the
+    // firewall itself: Azure Firewall needs its DNS proxy for that, and the node must resolve
+    // through it, or the two see different addresses ("Azure Firewall DNS settings").
+    let dns_proxy = match (&t.service_tag, t.port()) {
+        (None, Some(p)) if !matches!(p, 80 | 443) && t.protocol() != Protocol::Dns => {
+            " If the firewall's rule is a network rule naming the FQDN, it needs the firewall's DNS proxy \
+             enabled and this VNet's DNS server set to the firewall, so both resolve the name alike."
+        }
+        _ => "",
+    };
     format!(
-        "Rule needed: outbound {proto}{port} to {dest} (NSG outbound rule, and firewall rule if one is in the path)."
+        "Rule needed: outbound {proto}{port} to {dest} (NSG outbound rule, and firewall rule if one is in the path).{dns_proxy}"
     )
+}
+
+/// An application-rule firewall decided by SNI or Host: the fix is an application rule for the
+/// FQDN on the target's protocol and port, never an NSG rule (the firewall completed the TCP
+/// handshake itself, so the network layer is open).
+fn app_rule(t: &Target, kind: ErrorKind, ev: &Evidence) -> String {
+    let said = ev
+        .firewall
+        .as_ref()
+        .map(|f| format!(" The firewall answered {} with: {}.", f.seen_on, f.deny))
+        .unwrap_or_default();
+    format!(
+        "An application-rule firewall (Azure Firewall) on the path denies {host}: add an application rule \
+         allowing {host} with protocol {proto} to the firewall policy (vnetprobe check --output fix writes \
+         it). An NSG rule does not help: the firewall completed the TCP handshake itself.{said}",
+        host = t.host,
+        proto = app_protocol(kind, ev.tls.is_some(), t.port().unwrap_or(443)),
+    )
+}
+
+/// Azure Firewall's application-rule protocol (`Http:80`, `Https:443`, `Mssql:1433`) for an
+/// application-layer deny on `port`: a reset after the ClientHello is a TLS flow; a 470 is a
+/// plain HTTP one unless a TLS handshake came first (a TLS-inspecting firewall).
+pub fn app_protocol(kind: ErrorKind, tls_seen: bool, port: u16) -> String {
+    let name = match kind {
+        ErrorKind::FirewallDenied if !tls_seen => "Http",
+        _ if port == 1433 => "Mssql",
+        _ => "Https",
+    };
+    format!("{name}:{port}")
 }
 
 /// The genuine service answered: the network works; say what the answer usually means.
@@ -155,6 +196,7 @@ const PRIVATE_DOMAINS: &[&str] = &[
     "api.azureml.ms",
     "instances.azureml.ms",
     "instances.azureml.net",
+    "instances.ml.azure.ms",
     "notebooks.azure.net",
     "blob.core.windows.net",
     "file.core.windows.net",
@@ -202,6 +244,8 @@ enum Key {
     ServiceTag(String, ErrorKind),
     /// Every chain ending at one inspecting or untrusted issuer.
     Issuer(String, ErrorKind),
+    /// Every FQDN an application-rule firewall denied (a 470, or a reset after the ClientHello).
+    AppFirewall,
     /// Every direct path whose trace went silent after, or was rejected by, one hop: where
     /// the trail ends says more than the service tag does.
     PathStop(IpAddr, TraceEnd, ErrorKind),
@@ -222,6 +266,9 @@ fn key(r: &ResultEntry) -> Option<Key> {
     let kind = e.kind;
     match kind.layer() {
         Layer::Dns => Some(Key::Resolver(r.resolver.clone()?, kind)),
+        // Before the proxy: a 470 or a reset after the ClientHello through a tunnel is still the
+        // firewall's (a proxy refuses a tunnel with its own status, not this way).
+        Layer::AppRule => Some(Key::AppFirewall),
         Layer::Proxy => Some(Key::Proxy(r.via_proxy.clone()?, kind)),
         Layer::Trust => {
             let issuer = r.tls.as_ref()?.chain.last()?.issuer.clone();
@@ -271,7 +318,17 @@ pub fn causes(results: &[ResultEntry]) -> Vec<Cause> {
                 e.dedup();
                 e
             };
-            (endpoints.len() >= 2).then(|| tell(&key, &members, &endpoints, targets))
+            let distinct = match key {
+                // One firewall, several FQDNs: the hosts count, not the ports.
+                Key::AppFirewall => {
+                    let mut hosts: Vec<&str> = members.iter().map(|r| r.host.as_str()).collect();
+                    hosts.sort();
+                    hosts.dedup();
+                    hosts.len()
+                }
+                _ => endpoints.len(),
+            };
+            (distinct >= 2).then(|| tell(&key, &members, &endpoints, targets))
         })
         .collect();
     out.sort_by(|a, b| {
@@ -374,6 +431,7 @@ fn tell(key: &Key, members: &[&ResultEntry], endpoints: &[String], targets: Vec<
             format!("{n} TLS endpoints present chains issued by '{issuer}' ({kind})"),
             kind.remedy().to_string(),
         ),
+        Key::AppFirewall => app_firewall(members),
     };
     Cause {
         kind,
@@ -381,6 +439,52 @@ fn tell(key: &Key, members: &[&ResultEntry], endpoints: &[String], targets: Vec<
         fix,
         targets,
     }
+}
+
+/// One application-rule firewall denying several FQDNs: named once, with the rules to add.
+fn app_firewall(members: &[&ResultEntry]) -> (ErrorKind, String, String) {
+    let mut rules: Vec<String> = members
+        .iter()
+        .filter_map(|r| {
+            let kind = r.error.as_ref()?.kind;
+            let proto = app_protocol(kind, r.tls.is_some(), r.port.unwrap_or(443));
+            Some(format!("{} ({proto})", r.host))
+        })
+        .collect();
+    rules.sort();
+    rules.dedup();
+    let mut hosts: Vec<&str> = members.iter().map(|r| r.host.as_str()).collect();
+    hosts.sort();
+    hosts.dedup();
+    let confirmed = members.iter().filter(|r| r.firewall.is_some()).count();
+    let seen = match confirmed {
+        0 => String::new(),
+        n => format!(
+            "; Azure Firewall's own 470 \"Action: Deny\" answer confirms it for {n} of them"
+        ),
+    };
+    // The kind of the cause: the confirmed one when any was confirmed.
+    let kind = if members.iter().any(|r| {
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::FirewallDenied)
+    }) {
+        ErrorKind::FirewallDenied
+    } else {
+        ErrorKind::TlsResetAfterHello
+    };
+    (
+        kind,
+        format!(
+            "{} FQDNs denied by an application-rule firewall: no application rule allows them{seen}",
+            hosts.len()
+        ),
+        format!(
+            "Add application rules to the firewall policy for {} (vnetprobe check --output fix writes \
+             them); NSG rules do not help, the firewall completes the TCP handshake itself.",
+            rules.join(", ")
+        ),
+    )
 }
 
 /// "TCP 443", "UDP 5831": the distinct protocol and port of each member, sorted.
@@ -477,6 +581,59 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_application_layer_deny_gets_an_application_rule_never_an_nsg_rule() {
+        let mut t = tcp_target();
+        t.check = Check::Tls { port: 443 };
+        let reset = hint(
+            &t,
+            &ProbeError::new(ErrorKind::TlsResetAfterHello, "m"),
+            &Evidence::default(),
+        );
+        assert!(reset.contains("application rule allowing ci1.westeurope.instances.azureml.ms with protocol Https:443"), "{reset}");
+        assert!(
+            !reset.contains("PATH FIX") && !reset.contains("Rule needed"),
+            "{reset}"
+        );
+        let ev = Evidence {
+            firewall: Some(crate::outcome::FirewallEvidence {
+                deny: "Action: Deny; Reason: No rule matched".into(),
+                seen_on: "GET http://ci1.westeurope.instances.azureml.ms/".into(),
+                no_rule_matched: true,
+            }),
+            ..Default::default()
+        };
+        t.check = Check::Http {
+            port: 80,
+            web: crate::catalog::Web {
+                tls: false,
+                path: "/".into(),
+            },
+            method: Default::default(),
+            accept: crate::catalog::DEFAULT_ACCEPT.to_vec(),
+        };
+        let denied = hint(&t, &ProbeError::new(ErrorKind::FirewallDenied, "m"), &ev);
+        assert!(
+            denied.contains("protocol Http:80") && denied.contains("Reason: No rule matched"),
+            "{denied}"
+        );
+        // A silent drop on a network-rule port keeps the NSG-or-network-rule wording; an FQDN
+        // there (no tag) also says what an FQDN network rule needs.
+        let drop = hint_for(ErrorKind::TcpTimeout, Evidence::default());
+        assert!(
+            drop.contains("NSG outbound rule") && !drop.contains("DNS proxy"),
+            "{drop}"
+        );
+        let mut fqdn = tcp_target();
+        fqdn.service_tag = None;
+        let drop = hint(
+            &fqdn,
+            &ProbeError::new(ErrorKind::TcpTimeout, "m"),
+            &Evidence::default(),
+        );
+        assert!(drop.contains("firewall's DNS proxy"), "{drop}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod diagnosis;
 pub mod fix;
+pub mod fix_prefixes;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -51,6 +52,15 @@ pub struct Report {
     /// The digest of the catalog files the run loaded (`Catalog::digest`), for `merge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_digest: Option<String>,
+    /// With `--service-tags`: the file's `networkFeatures` of the tags the run names, for the
+    /// fix plan's choice of tag per rule kind (not written out).
+    #[serde(skip)]
+    pub tag_features: Option<crate::azure::features::FileFeatures>,
+    /// With `--service-tags`: the aggregated prefixes (CIDR blocks) of each service tag a
+    /// failing target declares, spelt as in the file (empty: the file does not hold the tag).
+    /// For the fix plan's IP lists; not in the JSON.
+    #[serde(skip)]
+    pub tag_prefixes: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -127,6 +137,9 @@ pub struct ResultEntry {
     /// Peer checks: the `vnetprobe listen` responder whose echo confirmed the path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responder: Option<ResponderEvidence>,
+    /// An application-rule firewall's deny (HTTP 470 `Action: Deny`) seen for this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<crate::outcome::FirewallEvidence>,
     /// The fix, for a failed target; for an inbound row, the rule to verify from Azure's side.
     pub hint: Option<String>,
     #[serde(default)]
@@ -213,6 +226,7 @@ impl ResultEntry {
             http_status: ev.http_status,
             warnings: ev.warnings,
             responder: ev.responder,
+            firewall: ev.firewall,
             hint,
             why: t.why.clone(),
             wait: None,
@@ -240,8 +254,17 @@ impl ResultEntry {
                         .and_then(|n| n.rsplit_once("unverified: "))
                         .map_or("no evidence", |(_, why)| why)
                 ),
-                "Confirm the rule from Azure's side (Network Watcher IP flow verify or the effective \
-                 security rules of the node's NIC), or run without --strict to accept an unconfirmed pass.",
+                if self
+                    .note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("application rule answers TCP itself"))
+                {
+                    "Prove the path at the layer its traffic uses: a tls or http target for this host and \
+                     port (vnetprobe probe tls HOST:PORT); a TCP connect there may be the firewall's own answer."
+                } else {
+                    "Confirm the rule from Azure's side (Network Watcher IP flow verify or the effective \
+                     security rules of the node's NIC), or run without --strict to accept an unconfirmed pass."
+                },
             )
         } else if self.is_required_skip() {
             (
@@ -329,6 +352,8 @@ impl Report {
                 crate::build_info::COMMIT
             )),
             catalog_digest: None,
+            tag_features: None,
+            tag_prefixes: BTreeMap::new(),
         }
     }
 }
@@ -373,12 +398,12 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalog::{Check, Expect, Host, Target};
     use crate::outcome::{Outcome, ProbeError};
 
-    fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
+    pub(crate) fn finished(kind: Option<ErrorKind>, required: bool) -> Finished {
         let target = Target {
             id: "t".into(),
             name: "t".into(),

@@ -15,7 +15,7 @@ if [ "$SCENARIO" = --list ]; then printf '%s\n' "${SCENARIOS[@]}"; exit 0; fi
 # VPLAB_UDP_SERVER=closed closes UDP 5831 on the server (the kernel answers port unreachable).
 UDP_5831=accept INSTANCE_PORTS=open SMB=open PACKAGES=direct EXFIL=closed BATCH=open DENY=${VPLAB_DENY:-drop}
 DNS_MODE=linked STORAGE_MODE=private-endpoint UDP_SERVER=${VPLAB_UDP_SERVER:-echo} INTERCEPT_TAG=
-HTTP_STATUS= PEERING=up
+HTTP_STATUS= PEERING=up APPFW=off
 case $SCENARIO in
     healthy) ;;
     udp-reject) UDP_5831=reject ;;                # firewall answers ICMP port unreachable
@@ -33,6 +33,13 @@ case $SCENARIO in
     udp-silent-strict) UDP_5831=drop ;;           # udp-drop, judged with --strict
     inbound-public-ip) ;;                         # healthy; the public-ip profile's inbound rows
     peered-vnet) PEERING=down ;;                  # the peering to the workspace's VNet is disconnected
+    # A hub Azure Firewall: application rules for 80/443 by SNI / Host (appfw.py; it denies
+    # APPFW_DENY and all HTTP), network rules for the rest, the firewall as DNS proxy; storage is
+    # reached by its service tag, through the firewall.
+    azure-firewall|forced-tunnel-public-ip) APPFW=on STORAGE_MODE=service-endpoint ;;
+    # --- azure-files (issue 21): the files tests/lab/azure-export.sh exports name each failure's rule ---
+    azure-files) SMB=drop UDP_5831=reject BATCH=drop ;;  # three NSG denies at once
+    # --- end azure-files ---
     *) die "unknown scenario '$SCENARIO' (one of: ${SCENARIOS[*]})" ;;
 esac
 
@@ -42,6 +49,19 @@ in_ns "$NS_FW" nft -f "$STATE/nsg.nft" || die "nft rejected $STATE/nsg.nft"
 if command -v conntrack >/dev/null; then in_ns "$NS_FW" conntrack -F >/dev/null 2>&1 || true; fi
 
 peering_apply "$PEERING"
+
+# The firewall's application rules and DNS proxy run only in the firewall scenarios.
+stop_bg appfw
+stop_bg fwdns
+if [ "$APPFW" = on ]; then
+    gen_appfw_allow >"$STATE/appfw.allow"
+    start_bg appfw "$NS_FW" python3 "$LAB_DIR/appfw.py" --allow "$STATE/appfw.allow" \
+        --http-port "$APPFW_HTTP_PORT" --tls-port "$APPFW_TLS_PORT"
+    start_bg fwdns "$NS_FW" dnsmasq -k --listen-address="$FW_DNS_IP" --bind-interfaces --no-resolv \
+        --no-hosts --cache-size=0 --pid-file= --user=root --group=root --server="$DNS_IP"
+    wait_for "appfw on $APPFW_TLS_PORT" in_ns "$NS_FW" bash -c "ss -Hltn 'sport = :$APPFW_TLS_PORT' | grep -q ."
+    wait_for "the firewall's DNS proxy on $FW_DNS_IP" in_ns "$NS_FW" bash -c "ss -Hlun src $FW_DNS_IP:53 | grep -q ."
+fi
 
 # DNS: restart dnsmasq only when its zones change.
 gen_dnsmasq >"$STATE/dns/dnsmasq.conf.new"

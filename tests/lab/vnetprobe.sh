@@ -14,8 +14,10 @@ args=()
 case $sub in
     check|catalog|context) for v in $LAB_VARIABLES; do args+=(--set "$v"); done ;;
 esac
+# The lab's DNS server unless the arguments name one (azure-firewall: --dns-server 10.77.1.1,
+# the firewall's DNS proxy).
 case $sub in
-    check|probe) args+=(--dns-server "$DNS_IP") ;;
+    check|probe) [[ " $* " == *" --dns-server "* ]] || args+=(--dns-server "$DNS_IP") ;;
 esac
 exec ip netns exec "$NS_COMPUTE" env VNETPROBE_PUBLIC_ROOTS="$STATE/pki/public-ca.pem" \
     "$bin" "$sub" "${args[@]}" "$@"

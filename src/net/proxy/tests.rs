@@ -52,6 +52,23 @@ fn credentials_are_decoded_and_masked() {
         (p.host.as_str(), p.to_string().as_str()),
         ("proxy", "http://u:***@proxy:3128")
     );
+    // A user without a password is a token: the secret itself, masked whole, in every spelling.
+    for raw in [
+        "http://Tok3nSecret@proxy:3128",
+        "http://Tok3nSecret:@proxy:3128",
+        "Tok3nSecret@proxy:3128",
+    ] {
+        let p = ProxyUrl::parse(raw).unwrap();
+        assert_eq!(p.to_string(), "http://***@proxy:3128", "{raw}");
+        assert_eq!(mask(raw), "http://***@proxy:3128", "{raw}");
+        assert!(
+            !crate::address::masked(raw).contains("Tok3nSecret"),
+            "{raw}"
+        );
+    }
+    // A user name's control characters never reach a terminal.
+    let p = ProxyUrl::parse("http://u%1b%5b2J:pw@proxy:1").unwrap();
+    assert!(!p.to_string().contains('\x1b'), "{p}");
     assert!(
         ProxyUrl::parse("http://u@proxy:1")
             .unwrap()
