@@ -74,12 +74,12 @@ const CHECK_EXAMPLES: &str = "\
 Examples:
   vnetprobe check --region westeurope --set instance=ci1
   vnetprobe check --wait 5m --quiet        # provisioning: wait for the network
-  vnetprobe check --profile packages --output json > report.json";
+  vnetprobe check --trace --output json > report.json  # failing paths traced";
 
 const PROBE_EXAMPLES: &str = "\
 Examples:
   vnetprobe probe dns sa1.blob.core.windows.net --expect private
-  vnetprobe probe tcp westeurope.api.azureml.ms:443
+  vnetprobe probe trace tcp westeurope.api.azureml.ms:443  # which hop drops it
   vnetprobe probe http https://pypi.org/simple/ --proxy http://proxy:3128";
 
 const SERVE_EXAMPLES: &str = "\
@@ -334,9 +334,9 @@ pub struct CheckArgs {
     /// is the table).
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    /// Trace the path of each failing direct target (tcp_timeout, UDP silence, a TLS reset
-    /// after the ClientHello): which hop answered last, which rejected; one trace per address,
-    /// protocol and port, all within one more --timeout. Off by default: it sends up to 16
+    /// Trace the path of each failing direct target (tcp_timeout, tls_reset_after_hello, UDP
+    /// silence): which hop answered last, which rejected; one trace per address, protocol and
+    /// port (at most 64), all within one more --timeout. Off by default, --strict included: it sends up to 16
     /// low-TTL packets per failing path, which firewalls may log as a traceroute.
     #[arg(long)]
     pub trace: bool,

@@ -148,7 +148,7 @@ fn text(kind: ErrorKind) -> (&'static str, &'static str, &'static str) {
         ),
         TcpTimeout => (
             "The TCP connection got no answer: the SYN was dropped somewhere.",
-            "connect() did not complete within --timeout and no rejection came back: the silent drop of an NSG deny rule, a firewall or a missing route.",
+            "connect() did not complete within --timeout and no rejection came back: the silent drop of an NSG deny rule, a firewall or a missing route. `check --trace` (or `probe trace tcp`) then says which hop answered last.",
             "Allow the port outbound to the target's service tag (NSG outbound rule, Azure Firewall rule) and check the route table (a UDR sending 0.0.0.0/0 to an appliance that drops it).",
         ),
         NetUnreachable => (

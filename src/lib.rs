@@ -40,7 +40,8 @@
 //!   A selection of zero targets exits 2 naming the selection; a `check` in which every target
 //!   was skipped prints its report and exits 2 ("nothing was checked").
 //! - Diagnosis: a top-level `causes` array (`kind`, `message`, `fix`, `targets`) for failures that
-//!   share one resolver, proxy, service tag or inspecting CA (never a single failure); per result
+//!   share one resolver, proxy, service tag, inspecting CA or traced last hop (never a single
+//!   failure); per result
 //!   `resolver` (the DNS server asked); hints follow the failing layer (`ErrorKind::layer`), and
 //!   DNS hints never name a network rule. `check --output fix` renders the fix plan (az commands,
 //!   firewall rules, zone links, forwarders, NO_PROXY).
@@ -160,6 +161,19 @@
 //!   `pe-workspace-api-tls`, `aml-instance-{net,mlazure}-tcp` -> `aml-instance-{net,mlazure}-tls`;
 //!   `entra-login-http` is an HTTP GET on 80; `aml-instance-tcp` keeps 8787/18881 only and is not
 //!   required.
+//! - Path tracing (`probe trace tcp|udp HOST:PORT [--max-ttl N]`, `check --trace`): per result
+//!   `trace` (`protocol` `tcp`|`udp`, `to` address:port, `probed_ttl` the highest TTL sent,
+//!   `hops` the answered probes, each `ttl`, `address`, `rtt_ms`, `kind`
+//!   `time_exceeded`|`unreachable`|`reply`, `icmp_type`, `icmp_code`, `meaning`; `ended`, `at`
+//!   the hop it ended at (null when none answered), `duration_ms`, `summary` the table's line).
+//!   `ended` is `destination` (the address itself answered: SYN-ACK, reset, UDP reply, or its
+//!   port unreachable), `rejected` (ICMP unreachable from a hop), `silent_after_hop` (hops
+//!   answered up to `at`, then none), `no_hop_answered`, `local_firewall` (this host refused to
+//!   send: EPERM). `check --trace` traces failing direct `tcp_timeout` and `tls_reset_after_hello` targets and UDP targets
+//!   passed unverified (silence), one trace per address, protocol and port, at most 64 (the
+//!   rest get a warning), within one more `--timeout`; a traced `tcp_timeout`'s hint then says
+//!   where the trail ended, and failing paths whose traces stop after (or are rejected by) one hop share a `causes`
+//!   entry naming it (and the `--routes` route whose next hop it is).
 //! - Output: text a peer chose (certificate names, reason phrases, proxy replies, DNS and IMDS
 //!   values) never reaches a terminal raw: tables and logs show control characters as `\x1b`,
 //!   JSON as `\u001b`, JUnit as `&#x1b;` (`printable`).

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::catalog::{Check, Expect, Target};
 use crate::net::trace::Probe as TraceProbe;
-use crate::outcome::{ErrorKind, Outcome, ProbeError, Status};
+use crate::outcome::{ErrorKind, HopKind, Outcome, ProbeError, Status, Trace, TraceEnd};
 use crate::probe::{self, ProbeEnv};
 
 /// How a run is bounded.
@@ -227,8 +227,8 @@ fn timed_out(target: &Target, message: String) -> Outcome {
 /// Which results a run traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraceScope {
-    /// `check --trace`: failures a trace can explain (`tcp_timeout`, UDP silence,
-    /// `tls_reset_after_hello`), direct paths only.
+    /// `check --trace`: failures a trace can explain (`tcp_timeout`, `tls_reset_after_hello`,
+    /// UDP silence), direct paths only.
     Failures,
     /// `probe trace`: the target, whatever its result.
     Every,
@@ -265,7 +265,7 @@ fn trace_path(f: &Finished, scope: TraceScope) -> Option<(SocketAddr, TraceProbe
 }
 
 /// The failures whose traces say where the packet stopped.
-const TRACED_KINDS: &[ErrorKind] = &[ErrorKind::TcpTimeout];
+const TRACED_KINDS: &[ErrorKind] = &[ErrorKind::TcpTimeout, ErrorKind::TlsResetAfterHello];
 
 /// Traces the paths of `finished` that `scope` selects: one trace per distinct address,
 /// protocol and port (shared by every result on it), at most `MAX_TRACES`, all at once, so
@@ -296,19 +296,42 @@ pub async fn trace(finished: &mut [Finished], budget: Duration, max_ttl: u8, sco
     }
     // Each trace keeps to its budget; this is the net under it.
     let deadline = tokio::time::Instant::now() + budget + Duration::from_millis(200);
+    let mut traced_paths = Vec::new();
     while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
         match joined {
-            Ok((members, traced)) => {
-                log::debug!("trace of {}: {}", traced.to, traced.summary);
-                let traced = Box::new(traced);
-                for i in members {
-                    finished[i].outcome.evidence.trace = Some(traced.clone());
-                }
-            }
+            Ok(done) => traced_paths.push(done),
             Err(e) => log::error!("a trace failed inside vnetprobe: {e}"),
         }
     }
     set.abort_all();
+    for (members, traced) in traced_paths.iter() {
+        log::debug!("trace of {}: {}", traced.to, traced.summary);
+        let warning = rate_limited(traced, traced_paths.iter().map(|(_, t)| t));
+        let traced = Box::new(traced.clone());
+        for &i in members {
+            let ev = &mut finished[i].outcome.evidence;
+            ev.trace = Some(traced.clone());
+            ev.warnings.extend(warning.clone());
+        }
+    }
+}
+
+/// A trace that no TTL answered, in a run where hop 1 answered another path's trace of the same
+/// family: that router may have let the answer go to its ICMP rate limit (Linux: 1 s per
+/// destination after a small burst), so the silence proves less than it seems.
+fn rate_limited<'a>(t: &Trace, all: impl Iterator<Item = &'a Trace>) -> Option<String> {
+    if t.ended != TraceEnd::NoHopAnswered {
+        return None;
+    }
+    let first = all
+        .filter(|o| o.to.is_ipv4() == t.to.is_ipv4())
+        .flat_map(|o| o.hops.iter())
+        .find(|h| h.ttl == 1 && h.kind == HopKind::TimeExceeded)?;
+    Some(format!(
+        "trace: no TTL was answered, though hop 1 {} answered another path's trace in this run; \
+         its ICMP rate limit may have silenced it here",
+        first.address
+    ))
 }
 
 #[cfg(test)]
@@ -324,6 +347,50 @@ mod tests {
             responder: false,
         };
         Arc::new(adhoc::target(host.into(), check, expect))
+    }
+
+    fn traced(to: &str, hop1: Option<&str>) -> Trace {
+        let hops: Vec<crate::outcome::Hop> = hop1
+            .map(|a| crate::outcome::Hop {
+                ttl: 1,
+                address: a.parse().unwrap(),
+                rtt_ms: 0.3,
+                kind: HopKind::TimeExceeded,
+                icmp_type: Some(11),
+                icmp_code: Some(0),
+                meaning: "time exceeded".into(),
+            })
+            .into_iter()
+            .collect();
+        Trace {
+            protocol: "tcp".into(),
+            to: to.parse().unwrap(),
+            probed_ttl: 16,
+            ended: match hops.is_empty() {
+                true => TraceEnd::NoHopAnswered,
+                false => TraceEnd::SilentAfterHop,
+            },
+            at: hops.first().cloned(),
+            hops,
+            duration_ms: 1000.0,
+            summary: "s".into(),
+        }
+    }
+
+    #[test]
+    fn silence_beside_a_hop_that_answered_another_trace_is_flagged() {
+        let seen = traced("10.0.2.4:443", Some("10.0.1.4"));
+        let dark = traced("10.0.2.5:443", None);
+        let dark6 = traced("[fd00::5]:443", None);
+        let all = [seen.clone(), dark.clone(), dark6.clone()];
+        let w = rate_limited(&dark, all.iter()).expect("a warning");
+        assert!(
+            w.contains("hop 1 10.0.1.4 answered another path's trace"),
+            "{w}"
+        );
+        assert_eq!(rate_limited(&seen, all.iter()), None, "it was answered");
+        assert_eq!(rate_limited(&dark6, all.iter()), None, "another family");
+        assert_eq!(rate_limited(&dark, [dark.clone()].iter()), None, "alone");
     }
 
     #[tokio::test]

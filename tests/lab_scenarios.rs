@@ -1071,15 +1071,52 @@ fn tls_intercept(lab: &Lab) -> Check {
     p.done()
 }
 
+/// With `--trace` the dropped SMB path is traced: the firewall namespace answers TTL 1 as a
+/// router (time exceeded from its compute-side address) and drops what it would forward, so
+/// the trail goes silent after hop 1. A passing target is not traced.
 fn smb_blocked(lab: &Lab) -> Check {
-    let r = lab.check(PROFILES, &[], &[])?;
+    let r = lab.check(PROFILES, &[], &["--trace"])?;
     let mut p = Problems::default();
     p.check(lab.fix_plan_matches("smb-blocked", PROFILES, &[]));
     p.check(r.fails_exactly(
         1,
         &[fails(Select::Id("storage-file-smb"), TIMED_OUT, &["445"])],
     ));
-    p.check(r.passes("storage-file-tls", Some(443)).map(drop));
+    p.check(r.passes("storage-file-tls", Some(443)).and_then(|res| {
+        ensure(res.get("trace").is_none_or(Value::is_null), || {
+            r.context(&format!("a passing target was traced: {}", res["trace"]))
+        })
+    }));
+    p.check(r.get("storage-file-smb", Some(445)).and_then(|res| {
+        let t = &res["trace"];
+        // tests/lab/lib.sh FW_COMPUTE_IP: the firewall's address on the compute subnet.
+        let fw = "10.77.1.1";
+        let hops: Vec<(u64, &str, &str)> = t["hops"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                (
+                    h["ttl"].as_u64().unwrap_or(0),
+                    h["address"].as_str().unwrap_or(""),
+                    h["kind"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        let ok = t["protocol"] == "tcp"
+            && t["to"].as_str().is_some_and(|to| to.ends_with(":445"))
+            && t["ended"] == "silent_after_hop"
+            && t["at"]["address"] == fw
+            && hops == [(1, fw, "time_exceeded")]
+            && t["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("silent after hop 1 10.77.1.1"));
+        ensure(ok, || {
+            r.context(&format!(
+                "storage-file-smb: want silent after hop 1 {fw}, trace {t}"
+            ))
+        })
+    }));
     p.done()
 }
 

@@ -28,6 +28,7 @@ mod proxy_routes;
 mod reports;
 mod serve;
 mod serve_attack;
+mod trace_lab;
 
 /// With `autotests = false` a new tests/NAME.rs builds nothing until it is declared here: each
 /// file of tests/ but this one must be a module above.

@@ -162,7 +162,7 @@ fn build(
         None if local => (TraceEnd::LocalFirewall, None),
         None => (TraceEnd::NoHopAnswered, None),
     };
-    let summary = summary(ended, at.as_ref(), hops.len(), probed, to);
+    let summary = summary(ended, at.as_ref(), &hops, probed, to);
     Trace {
         protocol: protocol.to_string(),
         to,
@@ -186,11 +186,11 @@ fn is_port_unreachable(h: &Hop) -> bool {
 fn summary(
     ended: TraceEnd,
     at: Option<&Hop>,
-    answered: usize,
+    answered: &[Hop],
     probed: u8,
     to: SocketAddr,
 ) -> String {
-    let hops = match answered {
+    let hops = match answered.len() {
         1 => "1 hop answered".to_string(),
         n => format!("{n} hops answered"),
     };
@@ -199,10 +199,21 @@ fn summary(
             "{hops}, reached the destination {} at hop {} ({})",
             h.address, h.ttl, h.meaning
         ),
-        (TraceEnd::Rejected, Some(h)) => format!(
-            "{hops}, rejected by hop {} {}: {}",
-            h.ttl, h.address, h.meaning
-        ),
+        // A router that filters what it forwards answers time exceeded for the TTL that runs
+        // out there, and rejects the next TTL: name it by the hop it answered as first.
+        (TraceEnd::Rejected, Some(h)) => match answered
+            .iter()
+            .find(|e| e.address == h.address && e.ttl < h.ttl)
+        {
+            Some(first) => format!(
+                "{hops}, rejected by hop {} {} (the TTL {} probe): {}",
+                first.ttl, h.address, h.ttl, h.meaning
+            ),
+            None => format!(
+                "{hops}, rejected by hop {} {}: {}",
+                h.ttl, h.address, h.meaning
+            ),
+        },
         (TraceEnd::SilentAfterHop, Some(h)) => format!(
             "{hops}, silent after hop {} {} (TTL {}-{probed} unanswered)",
             h.ttl,
@@ -580,6 +591,31 @@ mod tests {
             port.ended,
             TraceEnd::Destination,
             "the host itself said no one listens"
+        );
+    }
+
+    #[test]
+    fn a_rejecting_router_is_named_by_the_hop_it_first_answered_as() {
+        let t = built(vec![
+            (
+                1,
+                hop(1, "10.0.1.4", HopKind::TimeExceeded, Some(11), Some(0)),
+            ),
+            (
+                2,
+                hop(2, "10.0.2.1", HopKind::TimeExceeded, Some(11), Some(0)),
+            ),
+            (
+                3,
+                hop(3, "10.0.2.1", HopKind::Unreachable, Some(3), Some(13)),
+            ),
+        ]);
+        assert_eq!(t.ended, TraceEnd::Rejected);
+        assert!(
+            t.summary
+                .starts_with("3 hops answered, rejected by hop 2 10.0.2.1 (the TTL 3 probe): "),
+            "{}",
+            t.summary
         );
     }
 

@@ -3,16 +3,57 @@
 //! once, as a cause, before the per-target list.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 use super::ResultEntry;
 use crate::catalog::{Protocol, Target};
-use crate::outcome::{ErrorKind, Evidence, Layer, ProbeError, Status};
+use crate::outcome::{ErrorKind, Evidence, Layer, ProbeError, Status, Trace, TraceEnd};
 
 /// The hint for one failure: the kind's remedy, made specific with the evidence, then the
-/// catalog's fix for the path where the path is still in question.
+/// catalog's fix for the path where the path is still in question; with a path trace, what it
+/// says about where the packets stopped.
 pub fn hint(t: &Target, e: &ProbeError, ev: &Evidence) -> String {
+    let base = layer_hint(t, e, ev);
+    match ev.trace.as_deref() {
+        Some(trace) => format!("{base} {}", traced(trace)),
+        None => base,
+    }
+}
+
+/// What a path trace adds to a failure's hint: where to look, never more than it showed.
+fn traced(t: &Trace) -> String {
+    match (t.ended, t.at.as_ref()) {
+        (TraceEnd::SilentAfterHop, Some(h)) => format!(
+            "The path trace went silent after hop {} {}: what drops the packets is at or after that \
+             hop (a firewall or network virtual appliance, or a rule further on), not before it.",
+            h.ttl, h.address
+        ),
+        (TraceEnd::Rejected, Some(h)) => format!(
+            "The path trace was rejected by {} ({}): a firewall there rejects the path; allow it in \
+             that firewall's rules.",
+            h.address, h.meaning
+        ),
+        (TraceEnd::Destination, Some(h)) => format!(
+            "The path trace reached the destination {} ({}): the path answered when traced, so \
+             the drop is intermittent or above TCP.",
+            h.address, h.meaning
+        ),
+        (TraceEnd::LocalFirewall, _) => {
+            "The path trace's packets were refused by this host's own firewall before they left."
+                .to_string()
+        }
+        _ => format!(
+            "No TTL of the path trace (1-{}) was answered: the packets stop before any hop that \
+             answers: the subnet's NSG, this host's firewall, or devices that answer no TTL \
+             (Azure's own network answers none).",
+            t.probed_ttl
+        ),
+    }
+}
+
+fn layer_hint(t: &Target, e: &ProbeError, ev: &Evidence) -> String {
     let remedy = e.kind.remedy();
     match e.kind.layer() {
         // A name that does not resolve says nothing about the path: resolver and zone fixes
@@ -212,6 +253,19 @@ enum Key {
     Issuer(String, ErrorKind),
     /// Every FQDN an application-rule firewall denied (a 470, or a reset after the ClientHello).
     AppFirewall,
+    /// Every direct path whose trace went silent after, or was rejected by, one hop: where
+    /// the trail ends says more than the service tag does.
+    PathStop(IpAddr, TraceEnd, ErrorKind),
+}
+
+/// Where a failing direct path's trace stopped, as a key.
+fn stop_key(r: &ResultEntry) -> Option<Key> {
+    let t = r.trace.as_deref().filter(|_| r.via_proxy.is_none())?;
+    Some(Key::PathStop(
+        t.stopped_after()?,
+        t.ended,
+        r.error.as_ref()?.kind,
+    ))
 }
 
 fn key(r: &ResultEntry) -> Option<Key> {
@@ -236,9 +290,23 @@ fn key(r: &ResultEntry) -> Option<Key> {
 /// The causes that two or more failing targets share, largest first. A single failure is not a
 /// common cause: it keeps its own hint.
 pub fn causes(results: &[ResultEntry]) -> Vec<Cause> {
+    let failed = || results.iter().filter(|r| r.status == Status::Fail);
+    // A hop that two or more paths stop at is their cause; a path alone at its hop keeps its
+    // other grouping (the service tag).
+    let mut stops: BTreeMap<Key, Vec<String>> = BTreeMap::new();
+    for r in failed() {
+        if let Some(k) = stop_key(r) {
+            stops.entry(k).or_default().push(r.endpoint());
+        }
+    }
+    for endpoints in stops.values_mut() {
+        endpoints.sort();
+        endpoints.dedup();
+    }
     let mut groups: BTreeMap<Key, Vec<&ResultEntry>> = BTreeMap::new();
-    for r in results.iter().filter(|r| r.status == Status::Fail) {
-        if let Some(k) = key(r) {
+    for r in failed() {
+        let shared = stop_key(r).filter(|k| stops.get(k).is_some_and(|e| e.len() >= 2));
+        if let Some(k) = shared.or_else(|| key(r)) {
             groups.entry(k).or_default().push(r);
         }
     }
@@ -315,12 +383,7 @@ fn tell(key: &Key, members: &[&ResultEntry], endpoints: &[String], targets: Vec<
             },
         ),
         Key::ServiceTag(tag, kind) => {
-            let mut ports: Vec<String> = members
-                .iter()
-                .filter_map(|r| r.port.map(|p| format!("{} {p}", proto(r))))
-                .collect();
-            ports.sort();
-            ports.dedup();
+            let ports = ports(members);
             let how = match kind {
                 ErrorKind::TcpTimeout => "time out (a silent drop)",
                 ErrorKind::TcpRefused | ErrorKind::UdpRejected => "are rejected",
@@ -339,6 +402,36 @@ fn tell(key: &Key, members: &[&ResultEntry], endpoints: &[String], targets: Vec<
                     ports.join(", ")
                 ),
             )
+        }
+        Key::PathStop(hop, ended, kind) => {
+            let ports = ports(members);
+            // A firewall dropping everything stops every path at it: name a few.
+            let ports = match ports.len() {
+                0..=8 => ports.join(", "),
+                n => format!("{}, and {} more", ports[..6].join(", "), n - 6),
+            };
+            let named = route_to(members, *hop);
+            match ended {
+                TraceEnd::Rejected => (
+                    *kind,
+                    format!("{n} paths are rejected by {hop}{named}: {ports}"),
+                    format!(
+                        "{hop} answers them all with ICMP unreachable: a firewall that rejects. Allow {ports} to \
+                         their destinations in its rules, or route them past it if they should not go through it."
+                    ),
+                ),
+                _ => (
+                    *kind,
+                    format!(
+                        "{n} paths go silent after {hop}{named}, the last hop that answered: {ports}"
+                    ),
+                    format!(
+                        "What drops them is at or after {hop}: a firewall or network virtual appliance there (the \
+                         next hop of a forced-tunnel route), or a rule further on. Allow {ports} to their \
+                         destinations there."
+                    ),
+                ),
+            }
         }
         Key::Issuer(issuer, kind) => (
             *kind,
@@ -399,6 +492,44 @@ fn app_firewall(members: &[&ResultEntry]) -> (ErrorKind, String, String) {
             rules.join(", ")
         ),
     )
+}
+
+/// "TCP 443", "UDP 5831": the distinct protocol and port of each member, sorted.
+fn ports(members: &[&ResultEntry]) -> Vec<String> {
+    let mut ports: Vec<String> = members
+        .iter()
+        .filter_map(|r| r.port.map(|p| format!("{} {p}", proto(r))))
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
+/// " (the next hop of route 0.0.0.0/0 'to-firewall', VirtualAppliance)" when a member's
+/// route (`--routes`) points at `hop`: the route file names the device.
+fn route_to(members: &[&ResultEntry], hop: IpAddr) -> String {
+    members
+        .iter()
+        .filter_map(|r| r.route.as_ref())
+        .find(|route| {
+            route
+                .next_hop
+                .as_deref()
+                .and_then(|h| h.parse::<IpAddr>().ok())
+                == Some(hop)
+        })
+        .map(|route| {
+            let name = route
+                .name
+                .as_deref()
+                .map(|n| format!(" '{n}'"))
+                .unwrap_or_default();
+            format!(
+                " (the next hop of route {}{name}, {})",
+                route.prefix, route.next_hop_type
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn proto(r: &ResultEntry) -> &'static str {
@@ -608,6 +739,141 @@ mod tests {
             duration: std::time::Duration::ZERO,
         };
         ResultEntry::from_finished(finished)
+    }
+
+    /// A trace of `to` that ended `ended` at `at` (a hop address), one hop answered.
+    fn traced_to(to: &str, ended: TraceEnd, at: &str) -> Evidence {
+        use crate::outcome::{Hop, HopKind};
+        let hop = Hop {
+            ttl: 1,
+            address: at.parse().unwrap(),
+            rtt_ms: 0.4,
+            kind: match ended {
+                TraceEnd::Rejected => HopKind::Unreachable,
+                _ => HopKind::TimeExceeded,
+            },
+            icmp_type: Some(11),
+            icmp_code: Some(0),
+            meaning: "time exceeded (ICMP type 11 code 0)".into(),
+        };
+        Evidence {
+            trace: Some(Box::new(Trace {
+                protocol: "tcp".into(),
+                to: to.parse().unwrap(),
+                probed_ttl: 16,
+                hops: vec![hop.clone()],
+                ended,
+                at: Some(hop),
+                duration_ms: 2000.0,
+                summary: "s".into(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn paths_whose_traces_stop_after_one_hop_are_one_cause() {
+        let silent = |to| traced_to(to, TraceEnd::SilentAfterHop, "10.77.1.1");
+        let mut results = vec![
+            failed(
+                "a",
+                "a.example",
+                ErrorKind::TcpTimeout,
+                silent("10.0.2.4:8787"),
+            ),
+            failed(
+                "b",
+                "b.example",
+                ErrorKind::TcpTimeout,
+                silent("10.0.2.5:8787"),
+            ),
+            failed(
+                "c",
+                "c.example",
+                ErrorKind::TcpTimeout,
+                silent("10.0.2.6:8787"),
+            ),
+            // A path alone at its last hop, and a trace that says nothing about where: they keep
+            // their grouping by the service tag.
+            failed(
+                "d",
+                "d.example",
+                ErrorKind::TcpTimeout,
+                traced_to("10.0.2.7:8787", TraceEnd::SilentAfterHop, "10.9.0.1"),
+            ),
+            failed(
+                "e",
+                "e.example",
+                ErrorKind::TcpTimeout,
+                traced_to("10.0.2.8:8787", TraceEnd::NoHopAnswered, "10.9.0.1"),
+            ),
+        ];
+        results[1].route = Some(crate::azure::RouteVerdict {
+            prefix: "0.0.0.0/0".into(),
+            next_hop_type: "VirtualAppliance".into(),
+            next_hop: Some("10.77.1.1".into()),
+            source: "User".into(),
+            name: Some("to-firewall".into()),
+        });
+        let causes = causes(&results);
+        let stop = causes
+            .iter()
+            .find(|c| c.message.contains("silent after"))
+            .unwrap_or_else(|| panic!("{causes:#?}"));
+        assert_eq!(stop.targets, ["a", "b", "c"]);
+        assert_eq!(stop.kind, ErrorKind::TcpTimeout);
+        assert_eq!(
+            stop.message,
+            "3 paths go silent after 10.77.1.1 (the next hop of route 0.0.0.0/0 'to-firewall', \
+             VirtualAppliance), the last hop that answered: TCP 8787"
+        );
+        assert!(stop.fix.contains("at or after 10.77.1.1"), "{}", stop.fix);
+        // The two others share the service tag, and stay grouped by it.
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.targets == ["d", "e"] && c.message.contains("service tag")),
+            "{causes:#?}"
+        );
+        let rejected = |to| traced_to(to, TraceEnd::Rejected, "10.0.9.9");
+        let results = vec![
+            failed(
+                "r",
+                "r.example",
+                ErrorKind::NetUnreachable,
+                rejected("10.0.3.4:8787"),
+            ),
+            failed(
+                "s",
+                "s.example",
+                ErrorKind::NetUnreachable,
+                rejected("10.0.3.5:8787"),
+            ),
+        ];
+        let causes = super::causes(&results);
+        assert_eq!(causes.len(), 1, "{causes:#?}");
+        assert_eq!(
+            causes[0].message,
+            "2 paths are rejected by 10.0.9.9: TCP 8787"
+        );
+    }
+
+    #[test]
+    fn a_trace_says_in_the_hint_where_the_packets_stopped() {
+        let h = |ended, at| hint_for(ErrorKind::TcpTimeout, traced_to("10.0.2.4:8787", ended, at));
+        let silent = h(TraceEnd::SilentAfterHop, "10.0.1.4");
+        assert!(
+            silent.contains("silent after hop 1 10.0.1.4: what drops the packets is at or after"),
+            "{silent}"
+        );
+        assert!(silent.contains("PATH FIX"), "{silent}");
+        let none = h(TraceEnd::NoHopAnswered, "10.0.1.4");
+        assert!(none.contains("No TTL of the path trace (1-16)"), "{none}");
+        assert!(!none.contains("10.0.1.4"), "no hop answered: {none}");
+        assert!(
+            !hint_for(ErrorKind::TcpTimeout, Evidence::default()).contains("trace"),
+            "no trace, no trace sentence"
+        );
     }
 
     #[test]
