@@ -327,16 +327,21 @@ fn tag_map(v: Option<&Value>) -> Result<Vec<(String, PrefixSet)>, String> {
     Ok(out)
 }
 
-/// Reads one file's NSGs.
-pub fn parse(bytes: &[u8]) -> Result<Vec<Nsg>, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+/// A file's JSON, or why it is not JSON (line, column, and a message cut to 200 characters).
+pub(super) fn json(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(bytes).map_err(|e| {
         format!(
             "not JSON (line {} column {}): {}",
             e.line(),
             e.column(),
             e.to_string().chars().take(200).collect::<String>()
         )
-    })?;
+    })
+}
+
+/// Reads one file's NSGs.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Nsg>, String> {
+    let v = json(bytes)?;
     let top = flat(&v);
     // `az network nic list-effective-nsg`: {"value": [...]}, or the bare list.
     let list = match (&v, top.get("value")) {

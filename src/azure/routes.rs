@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::nsg::flat;
+use super::nsg::{flat, json};
 use super::prefix::{PrefixSet, Range};
 
 pub const MAX_ROUTES: usize = 20_000;
@@ -95,14 +95,7 @@ impl RouteTable {
         bytes: &[u8],
         tag: &dyn Fn(&str) -> Option<PrefixSet>,
     ) -> Result<RouteTable, String> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-            format!(
-                "not JSON (line {} column {}): {}",
-                e.line(),
-                e.column(),
-                e.to_string().chars().take(200).collect::<String>()
-            )
-        })?;
+        let v = json(bytes)?;
         let top = flat(&v);
         let (list, user_only) = match (&v, top.get("value"), top.get("routes")) {
             (Value::Array(a), _, _) => (a.clone(), false),
